@@ -1,0 +1,1 @@
+"""Sources: fetch and yield raw records only (see base.py for the protocol)."""

@@ -1,0 +1,121 @@
+"""The source protocol: a source fetches and yields raw records, nothing else.
+
+A source never maps, schedules or talks to the broker. One run of a source is a :class:`Fetch`:
+iterate it for :class:`RawRecord` values, then read ``fetch.complete`` to learn whether every record
+of the source was yielded (only then may a sync treat entities it did not see as gone)::
+
+    fetch = source.fetch()
+    async for record in fetch:
+        ...                                  # map, quarantine, batch
+    if fetch.complete:
+        ...                                  # safe to reconcile deletions
+
+Errors while iterating follow ``adapter.errors``: ``SourceUnavailableError`` (retry later) and
+``SourceFormatError`` for a whole payload that cannot be read. A single bad record is *not* an error
+here: the source yields it (with ``problem`` set when the source already knows what is wrong) and the
+mapper quarantines it, so one bad feature never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record exactly as the source delivered it, with where it came from.
+
+    ``payload`` is the record in ``lang`` (the primary language, or None for language-less sources).
+    ``translations`` holds the same record fetched in other languages, keyed by language code
+    (e.g. ``{"en": {...}}``); it is empty for untranslated sources or when no partner was found.
+    ``key`` locates the record inside its fetch for logs and quarantine (e.g. ``"features1[3] id=12"``);
+    it is not an entity id. ``origin`` is the URL or path the payload was read from.
+    """
+
+    source: str
+    key: str
+    payload: Mapping[str, Any]
+    fetched_at: datetime
+    lang: str | None = None
+    translations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    origin: str | None = None
+    problem: str | None = None
+
+    def in_lang(self, lang: str) -> Mapping[str, Any] | None:
+        """The payload in ``lang``: the primary one, a translation, or None."""
+        if lang == self.lang:
+            return self.payload
+        return self.translations.get(lang)
+
+
+RecordProducer = Callable[["Fetch"], AsyncIterator[RawRecord]]
+
+
+class Fetch:
+    """One run of a source: an async iterable of records that knows afterwards whether it was complete.
+
+    A source builds it from an async generator function taking the Fetch itself, so the generator can
+    call :meth:`mark_incomplete` (e.g. a page limit was hit, a language variant failed). The run is
+    ``complete`` only if the generator finished without an exception and nobody marked it incomplete.
+    A Fetch can be iterated once.
+    """
+
+    def __init__(self, source: str, produce: RecordProducer) -> None:
+        self.source = source
+        self._produce = produce
+        self._started = False
+        self.started_at: datetime | None = None
+        self.finished_at: datetime | None = None
+        self.record_count = 0
+        self.complete = False
+        self.incomplete_reasons: list[str] = []
+        self.error: BaseException | None = None
+
+    def mark_incomplete(self, reason: str) -> None:
+        """Record that this run did not see every record of the source, and why."""
+        self.incomplete_reasons.append(reason)
+
+    def __aiter__(self) -> AsyncIterator[RawRecord]:
+        if self._started:
+            raise RuntimeError(f"fetch of {self.source} was already iterated")
+        self._started = True
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[RawRecord]:
+        self.started_at = utcnow()
+        exhausted = False
+        try:
+            async for record in self._produce(self):
+                self.record_count += 1
+                yield record
+            exhausted = True
+        except GeneratorExit:
+            # The consumer stopped early (break, cancellation): the run saw only part of the source.
+            self.mark_incomplete("consumer stopped before the end")
+            raise
+        except BaseException as exc:
+            self.error = exc
+            self.mark_incomplete(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.finished_at = utcnow()
+            self.complete = exhausted and not self.incomplete_reasons
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Anything that fetches raw records: Smart Burgas feeds, GIS layers, GTFS feeds."""
+
+    name: str
+
+    def fetch(self) -> Fetch:
+        """Start one run; iterating the returned Fetch performs the I/O."""
+        ...
