@@ -1,0 +1,1 @@
+"""NGSI-LD wire format: serialisation, @context, entity ids and the broker client."""

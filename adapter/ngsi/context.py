@@ -1,0 +1,82 @@
+"""@context for emitted entities, in two modes that expand every term to the same IRI.
+
+``official``: the Smart Data Models subject context URL, an inline object for our extension
+terms, then the ETSI core context v1.8 (what Orion-LD with internet access uses).
+``generated``: one context document per subject generated from the models' attribute IRIs,
+served by this project (and preloaded into the embedded broker), then the core context.
+The core context comes last in both, so its terms (location, description, ...) win, as they do
+in Orion-LD.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from data_models import Entity
+
+CORE_CONTEXT_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+SDM_CONTEXT_URL = "https://raw.githubusercontent.com/smart-data-models/{subject}/master/context.jsonld"
+DEFAULT_CONTEXT_BASE_URL = "http://127.0.0.1:8080/contexts/"
+
+
+class ContextMode(StrEnum):
+    """Which @context entities are sent with."""
+
+    OFFICIAL = "official"
+    GENERATED = "generated"
+
+
+def official_context(model: type[Entity]) -> list[Any]:
+    """``[SDM subject URL, {extension terms}?, core URL]`` for a model."""
+    ctx: list[Any] = [SDM_CONTEXT_URL.format(subject=model.subject)]
+    extensions = {s.wire: s.iri for s in model.attributes if s.ngsi.extension}
+    if model.type_iri.startswith("https://burgas-ngsi-ld.github.io/"):
+        extensions[model.entity_type] = model.type_iri
+    if extensions:
+        ctx.append(dict(sorted(extensions.items())))
+    ctx.append(CORE_CONTEXT_URL)
+    return ctx
+
+
+def generated_context_url(subject: str, base_url: str = DEFAULT_CONTEXT_BASE_URL) -> str:
+    """Where the generated context of a subject is served."""
+    return f"{base_url.rstrip('/')}/{subject}.jsonld"
+
+
+def generated_context(model: type[Entity], base_url: str = DEFAULT_CONTEXT_BASE_URL) -> list[str]:
+    """``[generated subject context URL, core URL]`` for a model."""
+    return [generated_context_url(model.subject, base_url), CORE_CONTEXT_URL]
+
+
+def context_for(model: type[Entity], mode: ContextMode,
+                base_url: str = DEFAULT_CONTEXT_BASE_URL) -> list[Any]:
+    """The @context entities of this model are sent with."""
+    if mode is ContextMode.OFFICIAL:
+        return official_context(model)
+    return generated_context(model, base_url)
+
+
+@lru_cache(maxsize=64)
+def _subject_terms(subject: str) -> tuple[tuple[str, str], ...]:
+    terms: dict[str, str] = {}
+    for model in Entity.registry.values():
+        if model.subject != subject:
+            continue
+        terms[model.entity_type] = model.type_iri
+        for spec in model.attributes:
+            known = terms.setdefault(spec.wire, spec.iri)
+            if known != spec.iri:
+                raise ValueError(f"term {spec.wire!r} of {subject} maps to both {known} and {spec.iri}")
+    return tuple(sorted(terms.items()))
+
+
+def generated_context_document(subject: str) -> dict[str, Any]:
+    """The generated @context document of a subject: every type and attribute term to its IRI."""
+    return {"@context": dict(_subject_terms(subject))}
+
+
+def subjects() -> list[str]:
+    """Every subject that has at least one model."""
+    return sorted({m.subject for m in Entity.registry.values()})

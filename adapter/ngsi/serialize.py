@@ -1,0 +1,262 @@
+"""The one place where models become NGSI-LD and NGSI-LD becomes models.
+
+Three forms (NGSI-LD v1.8, clause 4.5): normalized, concise and keyValues ("simplified"). The
+plan for each model class is computed once from its field metadata; serialising an entity is
+then a single pass over its fields, which keeps it fast enough to stream large layers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Iterable, Iterator
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from data_models import AttrKind, AttrMeta, AttrSpec, Entity, model_for
+
+
+class Form(StrEnum):
+    """NGSI-LD representation forms."""
+
+    NORMALIZED = "normalized"
+    CONCISE = "concise"
+    KEY_VALUES = "keyValues"
+
+
+_PROPERTY, _GEO, _REL, _LANG = (AttrKind.PROPERTY, AttrKind.GEOPROPERTY,
+                                AttrKind.RELATIONSHIP, AttrKind.LANGUAGEPROPERTY)
+_SCALARS = (str, int, float, bool)
+_GEOMETRY_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
+                             "MultiPolygon"})
+
+
+def format_datetime(value: datetime) -> str:
+    """UTC ISO 8601 with a Z, as Orion-LD writes it (milliseconds only when present)."""
+    text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _plain(value: Any) -> Any:
+    """A field value as JSON-ready data (datetimes as strings, sub-models as dicts)."""
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    if cls is datetime:
+        return format_datetime(value)
+    if isinstance(value, BaseModel):
+        if "coordinates" in cls.model_fields:  # GeoJSON geometry
+            return {"type": value.type, "coordinates": value.coordinates}
+        return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _observed_at(entity: Entity, spec: AttrSpec, meta: AttrMeta | None) -> datetime | None:
+    if meta is not None and meta.observed_at is not None:
+        return meta.observed_at
+    if spec.ngsi.observed and entity.observed_at_field:
+        return getattr(entity, entity.observed_at_field)
+    return None
+
+
+def _attribute(entity: Entity, spec: AttrSpec, value: Any, form: Form) -> Any:
+    meta = entity.attr_meta.get(spec.field) if entity.attr_meta else None
+    kind = spec.ngsi.kind
+    if form is Form.KEY_VALUES:
+        if kind is _LANG:
+            return {"languageMap": value}
+        return _plain(value)
+    extra: dict[str, Any] = {}
+    unit = meta.unit_code if meta is not None and meta.unit_code else spec.ngsi.unit
+    if unit is not None:
+        extra["unitCode"] = unit
+    observed = _observed_at(entity, spec, meta)
+    if observed is not None:
+        extra["observedAt"] = format_datetime(observed)
+    if meta is not None and meta.dataset_id is not None:
+        extra["datasetId"] = meta.dataset_id
+    if kind is _PROPERTY:
+        plain = _plain(value)
+        if form is Form.CONCISE and not extra and not isinstance(plain, dict):
+            return plain
+        body = {"type": "Property", "value": plain} if form is Form.NORMALIZED else {"value": plain}
+    elif kind is _GEO:
+        plain = _plain(value)
+        if form is Form.CONCISE and not extra:
+            return plain
+        body = {"type": "GeoProperty", "value": plain} if form is Form.NORMALIZED else {"value": plain}
+    elif kind is _REL:
+        obj = list(value) if isinstance(value, (list, tuple)) else value
+        body = {"type": "Relationship", "object": obj} if form is Form.NORMALIZED else {"object": obj}
+    else:
+        body = ({"type": "LanguageProperty", "languageMap": value} if form is Form.NORMALIZED
+                else {"languageMap": value})
+    body.update(extra)
+    return body
+
+
+def to_dict(entity: Entity, form: Form = Form.NORMALIZED, context: Any = None) -> dict[str, Any]:
+    """An entity as an NGSI-LD dict in the given form, with ``@context`` when one is given."""
+    out: dict[str, Any] = {"id": entity.id, "type": entity.entity_type}
+    values = entity.__dict__
+    for spec in entity.attributes:
+        value = values[spec.field]
+        if value is None:
+            continue
+        out[spec.wire] = _attribute(entity, spec, value, form)
+    if context is not None:
+        out["@context"] = context
+    return out
+
+
+def to_normalized(entity: Entity, context: Any = None) -> dict[str, Any]:
+    """The NGSI-LD normalized form."""
+    return to_dict(entity, Form.NORMALIZED, context)
+
+
+def to_concise(entity: Entity, context: Any = None) -> dict[str, Any]:
+    """The NGSI-LD concise form."""
+    return to_dict(entity, Form.CONCISE, context)
+
+
+def to_key_values(entity: Entity, context: Any = None) -> dict[str, Any]:
+    """The NGSI-LD keyValues (simplified) form."""
+    return to_dict(entity, Form.KEY_VALUES, context)
+
+
+def dumps(entity: Entity, form: Form = Form.NORMALIZED, context: Any = None) -> bytes:
+    """An entity as NGSI-LD JSON bytes (compact, UTF-8, keys in model order)."""
+    return orjson.dumps(to_dict(entity, form, context))
+
+
+def dumps_many(entities: Iterable[Entity], form: Form = Form.NORMALIZED,
+               context: Any = None) -> Iterator[bytes]:
+    """Stream entities as JSON bytes, one at a time (never holds them all)."""
+    for entity in entities:
+        yield orjson.dumps(to_dict(entity, form, context))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing: what comes back from a broker, in any of the three forms.
+
+_SYSTEM = frozenset({"id", "type", "@context", "createdAt", "modifiedAt", "deletedAt", "scope"})
+_ATTR_SYSTEM = frozenset({"createdAt", "modifiedAt", "type"})
+
+
+def _parse_datetime(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _unwrap(spec: AttrSpec, raw: Any, form: Form | None) -> tuple[Any, dict[str, Any]]:
+    """(value, metadata) of one attribute in any form."""
+    kind = spec.ngsi.kind
+    if not isinstance(raw, dict) or form is Form.KEY_VALUES:
+        if kind is _LANG and isinstance(raw, dict) and "languageMap" in raw:
+            return raw["languageMap"], {}
+        return raw, {}
+    meta = {k: raw[k] for k in ("observedAt", "unitCode", "datasetId") if k in raw}
+    if kind is _REL:
+        if "object" in raw:
+            return raw["object"], meta
+    elif kind is _LANG:
+        if "languageMap" in raw:
+            return raw["languageMap"], meta
+        return raw, {}
+    elif kind is _GEO:
+        if "value" in raw:
+            return raw["value"], meta
+        return raw, {}  # bare GeoJSON (concise)
+    elif "value" in raw:
+        return raw["value"], meta
+    if raw.get("type") in ("Property", "GeoProperty", "Relationship", "LanguageProperty"):
+        raise ValueError(f"attribute {spec.wire!r} is a {raw['type']}, expected a {kind.value}")
+    return raw, {}  # a compound value in concise form
+
+
+def from_dict(data: dict[str, Any], model: type[Entity] | None = None,
+              form: Form | None = None) -> Entity:
+    """Parse an NGSI-LD entity (normalized, concise or keyValues) back into its model.
+
+    Attribute names may be compact terms or expanded IRIs. Metadata equal to the model's defaults
+    (the declared unit, the entity's observation time) is not stored per attribute, so that
+    model -> any form -> model is lossless.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("an NGSI-LD entity must be a JSON object")
+    entity_type = data.get("type")
+    if isinstance(entity_type, list) and len(entity_type) == 1:
+        entity_type = entity_type[0]
+    if model is None:
+        if not isinstance(entity_type, str):
+            raise ValueError("entity has no 'type'")
+        model = model_for(entity_type)
+    elif entity_type not in (model.entity_type, model.type_iri):
+        raise ValueError(f"entity type {entity_type!r} is not {model.entity_type}")
+    by_iri = {s.iri: s for s in model.attributes}
+    values: dict[str, Any] = {"id": data.get("id")}
+    metas: dict[str, dict[str, Any]] = {}
+    unknown = []
+    for key, raw in data.items():
+        if key in _SYSTEM:
+            continue
+        spec = model.attributes_by_wire.get(key) or by_iri.get(key)
+        if spec is None:
+            unknown.append(key)
+            continue
+        value, meta = _unwrap(spec, raw, form)
+        values[spec.field] = value
+        if meta:
+            metas[spec.field] = meta
+    if unknown:
+        raise ValueError(f"{model.entity_type} has no attribute(s) {', '.join(sorted(unknown))}")
+    obs_field = model.observed_at_field
+    default_obs = values.get(obs_field) if obs_field else None
+    default_obs = _parse_datetime(default_obs) if isinstance(default_obs, str) else default_obs
+    attr_meta: dict[str, AttrMeta] = {}
+    for field, meta in metas.items():
+        spec = next(s for s in model.attributes if s.field == field)
+        kept: dict[str, Any] = {}
+        unit = meta.get("unitCode")
+        if unit is not None and unit != spec.ngsi.unit:
+            kept["unit_code"] = unit
+        observed = meta.get("observedAt")
+        if observed is not None:
+            parsed = _parse_datetime(observed) if isinstance(observed, str) else observed
+            if not (spec.ngsi.observed and parsed is not None and default_obs is not None
+                    and parsed == default_obs):
+                kept["observed_at"] = observed
+        if "datasetId" in meta:
+            kept["dataset_id"] = meta["datasetId"]
+        if kept:
+            attr_meta[field] = AttrMeta(**kept)
+    if attr_meta:
+        values["attr_meta"] = attr_meta
+    return model.model_validate(values)
+
+
+def from_normalized(data: dict[str, Any], model: type[Entity] | None = None) -> Entity:
+    """Parse the normalized form."""
+    return from_dict(data, model, Form.NORMALIZED)
+
+
+def from_concise(data: dict[str, Any], model: type[Entity] | None = None) -> Entity:
+    """Parse the concise form."""
+    return from_dict(data, model, Form.CONCISE)
+
+
+def from_key_values(data: dict[str, Any], model: type[Entity] | None = None) -> Entity:
+    """Parse the keyValues (simplified) form."""
+    return from_dict(data, model, Form.KEY_VALUES)
+
+
+__all__ = ["Form", "ValidationError", "dumps", "dumps_many", "format_datetime", "from_concise",
+           "from_dict", "from_key_values", "from_normalized", "to_concise", "to_dict",
+           "to_key_values", "to_normalized"]
