@@ -51,7 +51,7 @@ def _check_language_map(value: dict[str, str]) -> dict[str, str]:
 LanguageMap = Annotated[dict[str, Annotated[str, Strict()]], AfterValidator(_check_language_map)]
 
 
-def _check_position(pos: tuple[float, ...]) -> tuple[float, ...]:
+def _check_position(pos: list[float]) -> list[float]:
     if len(pos) not in (2, 3):
         raise ValueError(f"a position has 2 or 3 numbers, got {len(pos)}")
     lon, lat = pos[0], pos[1]
@@ -62,13 +62,13 @@ def _check_position(pos: tuple[float, ...]) -> tuple[float, ...]:
     return pos
 
 
-Position = Annotated[tuple[Number, ...], AfterValidator(_check_position)]
+Position = Annotated[list[Number], AfterValidator(_check_position)]
 
 
-def _check_ring(ring: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+def _check_ring(ring: list[list[float]]) -> list[list[float]]:
     if len(ring) < 4:
         raise ValueError("a linear ring needs at least 4 positions")
-    if tuple(ring[0]) != tuple(ring[-1]):
+    if ring[0] != ring[-1]:
         raise ValueError("a linear ring must be closed (first position == last position)")
     return ring
 

@@ -47,7 +47,7 @@ def _plain(value: Any) -> Any:
         return format_datetime(value)
     if isinstance(value, BaseModel):
         if "coordinates" in cls.model_fields:  # GeoJSON geometry
-            return {"type": value.type, "coordinates": value.coordinates}
+            return {"type": value.type, "coordinates": _plain(value.coordinates)}
         return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
@@ -56,59 +56,83 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _observed_at(entity: Entity, spec: AttrSpec, meta: AttrMeta | None) -> datetime | None:
-    if meta is not None and meta.observed_at is not None:
-        return meta.observed_at
-    if spec.ngsi.observed and entity.observed_at_field:
-        return getattr(entity, entity.observed_at_field)
-    return None
+_K_PROP, _K_GEO, _K_REL, _K_LANG = 0, 1, 2, 3
+_KIND_CODE = {_PROPERTY: _K_PROP, _GEO: _K_GEO, _REL: _K_REL, _LANG: _K_LANG}
+_plans: dict[type, tuple[tuple[str, str, int, str | None, bool], ...]] = {}
 
 
-def _attribute(entity: Entity, spec: AttrSpec, value: Any, form: Form) -> Any:
-    meta = entity.attr_meta.get(spec.field) if entity.attr_meta else None
-    kind = spec.ngsi.kind
-    if form is Form.KEY_VALUES:
-        if kind is _LANG:
-            return {"languageMap": value}
-        return _plain(value)
-    extra: dict[str, Any] = {}
-    unit = meta.unit_code if meta is not None and meta.unit_code else spec.ngsi.unit
-    if unit is not None:
-        extra["unitCode"] = unit
-    observed = _observed_at(entity, spec, meta)
-    if observed is not None:
-        extra["observedAt"] = format_datetime(observed)
-    if meta is not None and meta.dataset_id is not None:
-        extra["datasetId"] = meta.dataset_id
-    if kind is _PROPERTY:
-        plain = _plain(value)
-        if form is Form.CONCISE and not extra and not isinstance(plain, dict):
-            return plain
-        body = {"type": "Property", "value": plain} if form is Form.NORMALIZED else {"value": plain}
-    elif kind is _GEO:
-        plain = _plain(value)
-        if form is Form.CONCISE and not extra:
-            return plain
-        body = {"type": "GeoProperty", "value": plain} if form is Form.NORMALIZED else {"value": plain}
-    elif kind is _REL:
-        obj = list(value) if isinstance(value, (list, tuple)) else value
-        body = {"type": "Relationship", "object": obj} if form is Form.NORMALIZED else {"object": obj}
-    else:
-        body = ({"type": "LanguageProperty", "languageMap": value} if form is Form.NORMALIZED
-                else {"languageMap": value})
-    body.update(extra)
-    return body
+def _plan(model: type[Entity]) -> tuple[tuple[str, str, int, str | None, bool], ...]:
+    """(field, wire name, kind, unit, observed) per attribute, computed once per model."""
+    plan = _plans.get(model)
+    if plan is None:
+        plan = tuple((s.field, s.wire, _KIND_CODE[s.ngsi.kind], s.ngsi.unit, s.ngsi.observed)
+                     for s in model.attributes)
+        _plans[model] = plan
+    return plan
 
 
 def to_dict(entity: Entity, form: Form = Form.NORMALIZED, context: Any = None) -> dict[str, Any]:
-    """An entity as an NGSI-LD dict in the given form, with ``@context`` when one is given."""
-    out: dict[str, Any] = {"id": entity.id, "type": entity.entity_type}
+    """An entity as an NGSI-LD dict in the given form, with ``@context`` when one is given.
+
+    Written as one flat loop over a precomputed plan: this is the hot path of every sync.
+    """
     values = entity.__dict__
-    for spec in entity.attributes:
-        value = values[spec.field]
+    out: dict[str, Any] = {"id": values["id"], "type": entity.entity_type}
+    obs_field = entity.observed_at_field
+    obs = values[obs_field] if obs_field else None
+    obs_text = format_datetime(obs) if obs is not None else None
+    metas = values["attr_meta"]
+    key_values = form is Form.KEY_VALUES
+    normalized = form is Form.NORMALIZED
+    for field, wire, kind, unit, observed in _plan(type(entity)):
+        value = values[field]
         if value is None:
             continue
-        out[spec.wire] = _attribute(entity, spec, value, form)
+        if value is obs:
+            plain: Any = obs_text
+        else:
+            cls = type(value)
+            plain = value if (cls is float or cls is str or cls is int or cls is bool) else _plain(value)
+        if key_values:
+            out[wire] = {"languageMap": plain} if kind == _K_LANG else plain
+            continue
+        meta = metas.get(field) if metas else None
+        if meta is None:
+            observed_at = obs_text if observed else None
+            dataset_id = None
+        else:
+            unit = meta.unit_code or unit
+            observed_at = (format_datetime(meta.observed_at) if meta.observed_at is not None
+                           else obs_text if observed else None)
+            dataset_id = meta.dataset_id
+        if kind == _K_PROP:
+            if normalized:
+                body = {"type": "Property", "value": plain}
+            elif unit is None and observed_at is None and dataset_id is None and type(plain) is not dict:
+                out[wire] = plain
+                continue
+            else:
+                body = {"value": plain}
+        elif kind == _K_GEO:
+            if normalized:
+                body = {"type": "GeoProperty", "value": plain}
+            elif observed_at is None and dataset_id is None:
+                out[wire] = plain
+                continue
+            else:
+                body = {"value": plain}
+        elif kind == _K_REL:
+            body = ({"type": "Relationship", "object": plain} if normalized else {"object": plain})
+        else:
+            body = ({"type": "LanguageProperty", "languageMap": plain} if normalized
+                    else {"languageMap": plain})
+        if unit is not None and kind == _K_PROP:
+            body["unitCode"] = unit
+        if observed_at is not None:
+            body["observedAt"] = observed_at
+        if dataset_id is not None:
+            body["datasetId"] = dataset_id
+        out[wire] = body
     if context is not None:
         out["@context"] = context
     return out
