@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -17,7 +17,14 @@ class PostalAddress(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel,
                               frozen=True)
 
+    # IRIs of the keys inside the compound value (JSON-LD expands them too), as the subject
+    # contexts define them; the generated @context carries them.
+    term_iris: ClassVar[dict[str, str]] = {
+        k: SDM + k for k in ("addressCountry", "addressLocality", "addressRegion", "district",
+                             "postalCode", "postOfficeBoxNumber", "streetAddress", "streetNr")}
+
     address_country: Text | None = None
+    post_office_box_number: Text | None = None
     address_locality: Text | None = None
     address_region: Text | None = None
     district: Text | None = None

@@ -39,15 +39,23 @@ class AirQualityObserved(SmartDataModel):
     co: Annotated[NonNegative | None, Property(ENVIRONMENT + "co", unit="GP", observed=True)] = None
     co2: Annotated[NonNegative | None, Property(ENVIRONMENT + "co2", unit="GQ", observed=True)] = None
     sh2: Annotated[NonNegative | None, Property(ENVIRONMENT + "sh2", unit="GP", observed=True)] = None
-    pm1: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm1", unit="GQ", observed=True)] = None
+    pm1: Annotated[Number | None, Property(ENVIRONMENT + "pm1", unit="GQ", observed=True)] = None
     pm10: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm10", unit="GQ", observed=True)] = None
     pm25: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm25", unit="GQ", observed=True)] = None
     pm4: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm4", unit="GQ", observed=True)] = None
     c6h6: Annotated[NonNegative | None, Property(ENVIRONMENT + "c6h6", unit="GQ", observed=True)] = None
     styrene: Annotated[NonNegative | None, Property(BURGAS + "styrene", unit="GQ", observed=True)] = None
-    tsp: Annotated[NonNegative | None, Property(ENVIRONMENT + "tsp", unit="GQ", observed=True)] = None
-    tpc: Annotated[NonNegative | None, Property(ENVIRONMENT + "tpc", observed=True)] = None
+    tsp: Annotated[NonNegativeInt | None, Property(ENVIRONMENT + "tsp", unit="GQ", observed=True)] = None
+    tpc: Annotated[NonNegativeInt | None, Property(ENVIRONMENT + "tpc", observed=True)] = None
     temperature: Annotated[Number | None, Property(ENVIRONMENT + "temperature", unit="CEL", observed=True)] = None
     relative_humidity: Annotated[Ratio | None, Property(ENVIRONMENT + "relativeHumidity", unit="P1", observed=True)] = None
+    pressure: Annotated[NonNegative | None, Property(ENVIRONMENT + "pressure", observed=True)] = None
+    precipitation: Annotated[NonNegative | None, Property(ENVIRONMENT + "precipitation", observed=True)] = None
+    wind_direction: Annotated[Number | None, Property(ENVIRONMENT + "windDirection", unit="DD", observed=True)] = None
+    wind_speed: Annotated[NonNegative | None, Property(ENVIRONMENT + "windSpeed", unit="MTS", observed=True)] = None
+    volatile_organic_compounds_total: Annotated[NonNegative | None, Property(ENVIRONMENT + "volatileOrganicCompoundsTotal", unit="GQ", observed=True)] = None
+    co_level: Annotated[Text | None, Property(ENVIRONMENT + "coLevel", observed=True)] = None
+    charge: Annotated[NonNegative | None, Property(ENVIRONMENT + "charge")] = None
     ref_device: Annotated[Uri | None, Relationship(ENVIRONMENT + "refDevice")] = None
     ref_point_of_interest: Annotated[Uri | None, Relationship(ENVIRONMENT + "refPointOfInterest")] = None
+    ref_weather_observed: Annotated[Uri | None, Relationship(ENVIRONMENT + "refWeatherObserved")] = None

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
+
+from pydantic import BaseModel
 
 from data_models import Entity
 
@@ -58,17 +60,35 @@ def context_for(model: type[Entity], mode: ContextMode,
     return generated_context(model, base_url)
 
 
+def _compound_terms(annotation: Any) -> dict[str, str]:
+    """Terms used inside compound values (sub-models that declare ``term_iris``)."""
+    found: dict[str, str] = {}
+    stack = [annotation]
+    while stack:
+        tp = stack.pop()
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            found.update(getattr(tp, "term_iris", {}))
+        stack.extend(get_args(tp))
+    return found
+
+
 @lru_cache(maxsize=64)
 def _subject_terms(subject: str) -> tuple[tuple[str, str], ...]:
     terms: dict[str, str] = {}
+
+    def add(term: str, iri: str) -> None:
+        known = terms.setdefault(term, iri)
+        if known != iri:
+            raise ValueError(f"term {term!r} of {subject} maps to both {known} and {iri}")
+
     for model in Entity.registry.values():
         if model.subject != subject:
             continue
-        terms[model.entity_type] = model.type_iri
+        add(model.entity_type, model.type_iri)
         for spec in model.attributes:
-            known = terms.setdefault(spec.wire, spec.iri)
-            if known != spec.iri:
-                raise ValueError(f"term {spec.wire!r} of {subject} maps to both {known} and {spec.iri}")
+            add(spec.wire, spec.iri)
+            for term, iri in _compound_terms(model.model_fields[spec.field].annotation).items():
+                add(term, iri)
     return tuple(sorted(terms.items()))
 
 
