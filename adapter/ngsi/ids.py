@@ -22,7 +22,7 @@ _SPACES = re.compile(r"\s+")
 # "Цвeтни" (Latin e) and "Цветни" give the same key.
 _HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "y": "у",
                              "A": "А", "B": "В", "E": "Е", "K": "К", "M": "М", "H": "Н", "O": "О",
-                             "P": "Р", "C": "С", "T": "Т", "X": "Х", "I": "І"})
+                             "P": "Р", "C": "С", "T": "Т", "X": "Х", "I": "І", "i": "і"})
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 
 
@@ -47,16 +47,10 @@ def normalise_name(name: str) -> str:
     text = text.translate({ord(c): " " for c in "\"'„“”«»‚‘’`"})
     text = _SPACES.sub(" ", text).strip().casefold()
     if _CYRILLIC.search(text):
-        text = "".join(
-            ch.translate(_HOMOGLYPHS) if ch.isascii() and _neighbour_is_cyrillic(text, i) else ch
-            for i, ch in enumerate(text))
+        # Fold only inside words that are Cyrillic anyway ("I-ви"), never in Latin words ("HDPE").
+        text = " ".join(word.translate(_HOMOGLYPHS) if _CYRILLIC.search(word) else word
+                        for word in text.split(" "))
     return text
-
-
-def _neighbour_is_cyrillic(text: str, i: int) -> bool:
-    before = text[i - 1] if i > 0 else ""
-    after = text[i + 1] if i + 1 < len(text) else ""
-    return bool(_CYRILLIC.match(before) or _CYRILLIC.match(after))
 
 
 # Bulgarian Streamlined System (the official transliteration, 2009 Transliteration Act).
