@@ -296,12 +296,15 @@ def _signed_area(ring: list[tuple[float, float]]) -> float:
 
 
 def _esri_polygons(rings: list[list[tuple[float, float]]]) -> list[list]:
-    """Esri rings: clockwise = outer ring, counter-clockwise = hole of the outer ring holding it."""
-    shells = [r for r in rings if _signed_area(r) <= 0]
-    holes = [r for r in rings if _signed_area(r) > 0]
+    """Esri rings: clockwise = outer ring, counter-clockwise = hole of the outer ring holding it.
+
+    Rings come out rewound to RFC 7946 (outer counter-clockwise, holes clockwise).
+    """
+    shells = [r[::-1] for r in rings if _signed_area(r) <= 0]
+    holes = [r[::-1] for r in rings if _signed_area(r) > 0]
     if not shells:
         # Wrongly wound data (all counter-clockwise): treat every ring as its own polygon.
-        return [[r] for r in holes]
+        return [[h[::-1]] for h in holes]
     polygons: list[list] = [[s] for s in shells]
     areas = [abs(_signed_area(s)) for s in shells]
     shapes = [Polygon(s) for s in shells]
