@@ -1,0 +1,272 @@
+"""The durable outbox: pending broker operations, delivered in order, removed only once confirmed.
+
+Delivery takes the oldest rows and cuts them into phases so that an entity appears at most once
+per phase; phases go out one after the other (ops on one entity keep their order), the ops inside
+a phase go out batched and concurrently. After each phase one transaction removes the confirmed
+rows and advances `sent_*` in the entity state. A crash (SIGKILL) before that commit only means
+the phase is sent again: upserts and deletes are idempotent, so nothing is lost or duplicated.
+
+Failures: transient -> the row stays (attempts + 1) and later ops of that entity wait;
+rejected -> the row moves to quarantine; fatal (config/auth) -> rows stay and the error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from adapter.errors import AdapterError, FatalError, RecordError, TransientError
+from adapter.ngsi.batching import OutgoingEntity
+from adapter.ngsi.client import AttributeDelete
+from adapter.sync.quarantine import Quarantine
+from adapter.sync.state import StateStore, utcnow
+
+if TYPE_CHECKING:
+    from adapter.ngsi.client import BrokerClient
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = ("seq, tenant, source, op, entity_id, entity_type, attr, body, context, content_hash, attrs, "
+            "attempts")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxOp:
+    """One pending operation."""
+
+    seq: int
+    tenant: str
+    source: str
+    op: str
+    entity_id: str
+    entity_type: str
+    attr: str | None
+    body: bytes | None
+    context: Any
+    content_hash: str | None
+    attrs: list[str] | None
+    attempts: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Ops with the same key must reach the broker in order."""
+        return (self.tenant, self.entity_id)
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery pass did."""
+
+    upserted: int = 0
+    deleted: int = 0
+    attrs_deleted: int = 0
+    rejected: int = 0
+    deferred: int = 0  # transient failures left in the outbox
+    remaining: int = 0
+    duration: float = 0.0
+    last_error: str | None = None
+    errors: list[AdapterError] = field(default_factory=list, repr=False)
+
+    @property
+    def delivered(self) -> int:
+        """Operations the broker confirmed."""
+        return self.upserted + self.deleted + self.attrs_deleted
+
+
+class Outbox:
+    """Pending operations of the state file, delivered through a BrokerClient."""
+
+    def __init__(self, store: StateStore, *, window: int = 5000) -> None:
+        self.store = store
+        self.quarantine = Quarantine(store)
+        self.window = window
+        self._delivering = asyncio.Lock()
+
+    def pending(self, *, tenant: str | None = None, source: str | None = None) -> int:
+        """How many operations wait for delivery."""
+        where, args = _filter(tenant, source)
+        return self.store.conn.execute(f"SELECT COUNT(*) FROM outbox{where}", args).fetchone()[0]
+
+    def ops(self, *, tenant: str | None = None, source: str | None = None,
+            after: int = 0, limit: int = 1000) -> list[OutboxOp]:
+        """Pending operations in delivery order."""
+        where, args = _filter(tenant, source)
+        where = (where + " AND" if where else " WHERE") + " seq > ?"
+        rows = self.store.conn.execute(f"SELECT {_COLUMNS} FROM outbox{where} ORDER BY seq LIMIT ?",
+                                       (*args, after, limit)).fetchall()
+        return [_op(row) for row in rows]
+
+    async def deliver(self, client: BrokerClient, *, tenant: str | None = None,
+                      source: str | None = None) -> DeliveryReport:
+        """Deliver pending operations in order; raises the FatalError that stopped delivery, if any."""
+        async with self._delivering:  # one deliverer per outbox: in-order delivery depends on it
+            started = time.monotonic()
+            report = DeliveryReport()
+            blocked: set[tuple[str, str]] = set()
+            after = 0
+            fatal: FatalError | None = None
+            while fatal is None:
+                ops = self.ops(tenant=tenant, source=source, after=after, limit=self.window)
+                if not ops:
+                    break
+                after = ops[-1].seq
+                stop = False
+                for phase in _phases(ops):
+                    phase = [op for op in phase if op.key not in blocked]  # keep per-entity order
+                    if not phase:
+                        continue
+                    deferred = report.deferred
+                    confirmed, fatal = await self._deliver_phase(client, phase, report, blocked)
+                    if fatal is not None or (confirmed == 0 and report.deferred > deferred):
+                        # Nothing got through: the broker is down; the next pass retries.
+                        stop = True
+                        break
+                if stop:
+                    break
+            report.remaining = self.pending(tenant=tenant, source=source)
+            report.duration = time.monotonic() - started
+            if report.delivered or report.rejected or report.deferred:
+                logger.info("outbox: %d upserted, %d deleted, %d attributes deleted, %d rejected, "
+                            "%d deferred, %d remaining", report.upserted, report.deleted,
+                            report.attrs_deleted, report.rejected, report.deferred, report.remaining)
+            if fatal is not None:
+                raise fatal
+            return report
+
+    async def _deliver_phase(self, client: BrokerClient, phase: list[OutboxOp], report: DeliveryReport,
+                             blocked: set[tuple[str, str]]) -> tuple[int, FatalError | None]:
+        """Send one phase (an entity at most once) in batch-sized chunks, committing each chunk's answer.
+
+        Chunks go out concurrently (the client bounds requests in flight); each is committed as soon
+        as it is answered, so a crash re-sends at most the chunks in flight.
+        """
+        groups: dict[tuple[str, str], list[OutboxOp]] = defaultdict(list)
+        for op in phase:
+            groups[(op.tenant, op.op)].append(op)
+        size = max(1, client.batch_max_entities)
+
+        async def send(tenant: str, kind: str, ops: list[OutboxOp]) -> tuple[int, FatalError | None]:
+            tenant_client = client.with_tenant(tenant or None)
+            if kind == "upsert":
+                result = await tenant_client.upsert(
+                    OutgoingEntity(op.entity_id, op.entity_type, op.body or b"{}", op.context) for op in ops)
+            elif kind == "delete":
+                result = await tenant_client.delete(op.entity_id for op in ops)
+            else:
+                result = await tenant_client.delete_attrs(
+                    AttributeDelete(op.entity_id, op.attr or "", op.context) for op in ops)
+            outcome = {op.seq: result.failed.get((op.entity_id, op.attr) if kind == "delete_attr"
+                                                 else op.entity_id) for op in ops}
+            fatal = self._commit(ops, outcome, report, blocked, client.upsert_mode)
+            return sum(1 for error in outcome.values() if error is None), fatal
+
+        answers = await asyncio.gather(*(send(tenant, kind, ops[i:i + size])
+                                         for (tenant, kind), ops in groups.items()
+                                         for i in range(0, len(ops), size)))
+        fatal = next((f for _, f in answers if f is not None), None)
+        return sum(n for n, _ in answers), fatal
+
+    def _commit(self, phase: list[OutboxOp], outcome: dict[int, AdapterError | None],
+                report: DeliveryReport, blocked: set[tuple[str, str]], upsert_mode: str) -> FatalError | None:
+        """Record one phase's answers in one transaction; returns the fatal error, if any."""
+        now = utcnow()
+        fatal: FatalError | None = None
+        with self.store.transaction() as db:
+            for op in phase:
+                error = outcome.get(op.seq)
+                where = (op.tenant, op.source, op.entity_id)
+                if error is None:
+                    db.execute("DELETE FROM outbox WHERE seq=?", (op.seq,))
+                    _advance(db, op, where, now, upsert_mode)
+                    if op.op == "upsert":
+                        report.upserted += 1
+                    elif op.op == "delete":
+                        report.deleted += 1
+                    else:
+                        report.attrs_deleted += 1
+                    continue
+                report.errors.append(error)
+                report.last_error = str(error)
+                if isinstance(error, RecordError):
+                    db.execute("DELETE FROM outbox WHERE seq=?", (op.seq,))
+                    self.quarantine.add(tenant=op.tenant, source=op.source, kind=op.op, locator=op.entity_id,
+                                        error=error, payload=op.body, context=op.context,
+                                        entity_type=op.entity_type, attr=op.attr or "",
+                                        content_hash=op.content_hash, attrs=op.attrs, db=db)
+                    report.rejected += 1
+                    logger.warning("quarantined %s of %s: %s", op.op, op.entity_id, error.reason)
+                    continue
+                db.execute("UPDATE outbox SET attempts=attempts+1, last_error=? WHERE seq=?",
+                           (str(error)[:2000], op.seq))
+                blocked.add(op.key)
+                if isinstance(error, FatalError):
+                    fatal = fatal or error
+                else:
+                    if not isinstance(error, TransientError):
+                        logger.warning("unexpected error class %s for %s", type(error).__name__, op.entity_id)
+                    report.deferred += 1
+        return fatal
+
+
+def _advance(db: Any, op: OutboxOp, where: tuple[str, str, str], now: str, upsert_mode: str) -> None:
+    """Advance the confirmed (`sent_*`) state for an op the broker confirmed."""
+    if op.op == "upsert":
+        row = db.execute("SELECT sent_attrs FROM entity_state WHERE tenant=? AND source=? AND entity_id=?",
+                         where).fetchone()
+        attrs = set(op.attrs or ())
+        if upsert_mode == "update" and row is not None and row[0]:
+            attrs |= set(orjson.loads(row[0]))  # update mode keeps attributes not sent
+        db.execute("UPDATE entity_state SET sent_hash=?, sent_attrs=?, confirmed_at=? "
+                   "WHERE tenant=? AND source=? AND entity_id=?",
+                   (op.content_hash, orjson.dumps(sorted(attrs)).decode(), now, *where))
+        # A later successful upsert supersedes an earlier rejection of the same entity.
+        db.execute("DELETE FROM quarantine WHERE tenant=? AND source=? AND locator=? AND kind='upsert'", where)
+    elif op.op == "delete":
+        db.execute("DELETE FROM entity_state WHERE tenant=? AND source=? AND entity_id=? AND want_hash IS NULL",
+                   where)
+        db.execute("UPDATE entity_state SET sent_hash=NULL, sent_attrs=NULL, confirmed_at=? "
+                   "WHERE tenant=? AND source=? AND entity_id=?", (now, *where))
+    else:
+        row = db.execute("SELECT sent_attrs FROM entity_state WHERE tenant=? AND source=? AND entity_id=?",
+                         where).fetchone()
+        if row is not None and row[0]:
+            attrs = [a for a in orjson.loads(row[0]) if a != op.attr]
+            db.execute("UPDATE entity_state SET sent_attrs=?, confirmed_at=? "
+                       "WHERE tenant=? AND source=? AND entity_id=?", (orjson.dumps(attrs).decode(), now, *where))
+
+
+def _phases(ops: list[OutboxOp]) -> list[list[OutboxOp]]:
+    """Cut ops (in seq order) into phases where each entity appears at most once, order kept."""
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    phases: list[list[OutboxOp]] = []
+    for op in ops:
+        n = seen[op.key]
+        seen[op.key] = n + 1
+        if n == len(phases):
+            phases.append([])
+        phases[n].append(op)
+    return phases
+
+
+def _filter(tenant: str | None, source: str | None) -> tuple[str, list[str]]:
+    clauses, args = [], []
+    if tenant is not None:
+        clauses.append("tenant=?")
+        args.append(tenant)
+    if source is not None:
+        clauses.append("source=?")
+        args.append(source)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _op(row: tuple) -> OutboxOp:
+    seq, tenant, source, op, entity_id, entity_type, attr, body, context, digest, attrs, attempts = row
+    return OutboxOp(seq, tenant, source, op, entity_id, entity_type, attr, body,
+                    orjson.loads(context) if context else None, digest,
+                    orjson.loads(attrs) if attrs else None, attempts)

@@ -1,0 +1,242 @@
+"""Sync state in one SQLite file: what each source last sent per entity, and the diff of a snapshot.
+
+Per (tenant, source, entity id) two versions are kept:
+- `want_*`: the content last enqueued (what the broker will hold once the outbox is delivered);
+  snapshots are diffed against it, so pending work is never enqueued twice;
+- `sent_*`: the content the broker confirmed; it advances only when the broker answers, in the
+  same transaction that removes the outbox row (see adapter/sync/outbox.py).
+`want_hash` NULL means a delete is pending. One adapter process owns a state file at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from adapter.ngsi.batching import OutgoingEntity
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entity_state (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, entity_id TEXT NOT NULL, entity_type TEXT NOT NULL,
+    want_hash TEXT, want_attrs TEXT, sent_hash TEXT, sent_attrs TEXT,
+    last_seen_run TEXT, last_seen_at TEXT, confirmed_at TEXT,
+    PRIMARY KEY (tenant, source, entity_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL, source TEXT NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('upsert', 'delete', 'delete_attr')),
+    entity_id TEXT NOT NULL, entity_type TEXT NOT NULL, attr TEXT,
+    body BLOB, context TEXT, content_hash TEXT, attrs TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, enqueued_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_entity ON outbox (tenant, source, entity_id);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL, source TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('record', 'upsert', 'delete', 'delete_attr')),
+    locator TEXT NOT NULL, entity_type TEXT, attr TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL, error_class TEXT NOT NULL, status INTEGER,
+    payload BLOB, context TEXT, content_hash TEXT, attrs TEXT,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, retry_count INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (tenant, source, kind, locator, attr)
+);
+"""
+
+
+def utcnow() -> str:
+    """Now in UTC, ISO 8601 with Z."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def content_hash(entity: OutgoingEntity) -> str:
+    """A stable hash of an entity's content and @context."""
+    body = entity.body if isinstance(entity.body, (bytes, bytearray)) else orjson.dumps(
+        entity.body, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.blake2b(bytes(body), digest_size=16)
+    digest.update(b"\x00" + orjson.dumps(entity.context, option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()
+
+
+def _attrs(text: str | None) -> frozenset[str]:
+    return frozenset(orjson.loads(text)) if text else frozenset()
+
+
+def _attrs_json(attrs: Iterable[str]) -> str:
+    return orjson.dumps(sorted(attrs)).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class EntityState:
+    """What the state holds for one entity of one source."""
+
+    tenant: str
+    source: str
+    entity_id: str
+    entity_type: str
+    want_hash: str | None
+    want_attrs: frozenset[str]
+    sent_hash: str | None
+    sent_attrs: frozenset[str]
+    last_seen_run: str | None
+    last_seen_at: str | None
+
+
+@dataclass
+class SyncPlan:
+    """The diff of one snapshot against the state: what to send, delete and leave alone."""
+
+    tenant: str
+    source: str
+    run_id: str
+    upserts: list[tuple[OutgoingEntity, str, frozenset[str]]] = field(default_factory=list)
+    attr_deletes: list[tuple[str, str, str, Any]] = field(default_factory=list)  # id, type, attr, context
+    deletes: list[tuple[str, str]] = field(default_factory=list)  # id, type
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing needs to go to the broker."""
+        return not (self.upserts or self.attr_deletes or self.deletes)
+
+
+class StateStore:
+    """The SQLite state file (WAL): entity state, outbox and quarantine tables."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE) in `transaction()`.
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives any process crash (SIGKILL); only power loss can drop the
+        # last commits, which the outbox then re-sends (upserts and deletes are idempotent).
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn.executescript(SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        """Close the database."""
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything inside commits together or not at all."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def get(self, tenant: str, source: str, entity_id: str) -> EntityState | None:
+        """The state of one entity."""
+        row = self.conn.execute(
+            "SELECT * FROM entity_state WHERE tenant=? AND source=? AND entity_id=?",
+            (tenant, source, entity_id)).fetchone()
+        return _state(row) if row else None
+
+    def entities(self, tenant: str, source: str) -> list[EntityState]:
+        """Every entity of a source."""
+        rows = self.conn.execute("SELECT * FROM entity_state WHERE tenant=? AND source=? ORDER BY entity_id",
+                                 (tenant, source)).fetchall()
+        return [_state(r) for r in rows]
+
+    def plan(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *, run_id: str,
+             complete: bool, delete_missing: bool = True,
+             upsert_mode: Literal["update", "replace"] = "update") -> SyncPlan:
+        """Diff a freshly mapped snapshot against the state (reads only).
+
+        Entities absent from the snapshot are deleted only when the fetch was `complete` and
+        `delete_missing` is set: a partial fetch never deletes anything.
+        """
+        known = {row[0]: row for row in self.conn.execute(
+            "SELECT entity_id, want_hash, want_attrs, sent_attrs FROM entity_state "
+            "WHERE tenant=? AND source=?", (tenant, source))}
+        plan = SyncPlan(tenant, source, run_id)
+        latest: dict[str, OutgoingEntity] = {}
+        for entity in snapshot:
+            latest[entity.id] = entity  # a repeated id: the last record wins
+        for entity in latest.values():
+            digest = content_hash(entity)
+            row = known.get(entity.id)
+            if row is not None and row[1] == digest:
+                plan.unchanged.append(entity.id)
+                continue
+            attrs = entity.attribute_names()
+            plan.upserts.append((entity, digest, attrs))
+            if row is not None and upsert_mode == "update":
+                # Union with what the broker confirmed: an attribute of a still-pending or
+                # superseded upsert may already be there. Deleting a missing one is harmless (404).
+                for attr in sorted((_attrs(row[2]) | _attrs(row[3])) - attrs):
+                    plan.attr_deletes.append((entity.id, entity.type, attr, entity.context))
+        if complete and delete_missing:
+            types = dict(self.conn.execute(
+                "SELECT entity_id, entity_type FROM entity_state WHERE tenant=? AND source=? "
+                "AND want_hash IS NOT NULL", (tenant, source)))
+            plan.deletes = [(i, types[i]) for i in types if i not in latest]
+        return plan
+
+    def apply(self, plan: SyncPlan) -> None:
+        """Enqueue a plan in the outbox and record it as wanted, in one transaction."""
+        now = utcnow()
+        t, s = plan.tenant, plan.source
+        with self.transaction() as db:
+            # Pending work for a re-planned entity is replaced, not repeated.
+            touched = [(t, s, e.id) for e, _, _ in plan.upserts] + [(t, s, i) for i, _ in plan.deletes]
+            db.executemany("DELETE FROM outbox WHERE tenant=? AND source=? AND entity_id=?", touched)
+            db.executemany(
+                "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, body, context, "
+                "content_hash, attrs, enqueued_at) VALUES (?, ?, 'upsert', ?, ?, ?, ?, ?, ?, ?)",
+                [(t, s, e.id, e.type, e.encode(with_context=False), orjson.dumps(e.context).decode(),
+                  digest, _attrs_json(attrs), now) for e, digest, attrs in plan.upserts])
+            db.executemany(
+                "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, attr, context, enqueued_at) "
+                "VALUES (?, ?, 'delete_attr', ?, ?, ?, ?, ?)",
+                [(t, s, i, typ, attr, orjson.dumps(ctx).decode(), now)
+                 for i, typ, attr, ctx in plan.attr_deletes])
+            db.executemany(
+                "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, enqueued_at) "
+                "VALUES (?, ?, 'delete', ?, ?, ?)", [(t, s, i, typ, now) for i, typ in plan.deletes])
+            db.executemany(
+                "INSERT INTO entity_state (tenant, source, entity_id, entity_type, want_hash, want_attrs, "
+                "last_seen_run, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (tenant, source, entity_id) DO UPDATE SET entity_type=excluded.entity_type, "
+                "want_hash=excluded.want_hash, want_attrs=excluded.want_attrs, "
+                "last_seen_run=excluded.last_seen_run, last_seen_at=excluded.last_seen_at",
+                [(t, s, e.id, e.type, digest, _attrs_json(attrs), plan.run_id, now)
+                 for e, digest, attrs in plan.upserts])
+            db.executemany(
+                "UPDATE entity_state SET last_seen_run=?, last_seen_at=? "
+                "WHERE tenant=? AND source=? AND entity_id=?",
+                [(plan.run_id, now, t, s, i) for i in plan.unchanged])
+            db.executemany(
+                "UPDATE entity_state SET want_hash=NULL, want_attrs=NULL "
+                "WHERE tenant=? AND source=? AND entity_id=?", [(t, s, i) for i, _ in plan.deletes])
+
+    def sync_snapshot(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *,
+                      run_id: str, complete: bool, delete_missing: bool = True,
+                      upsert_mode: Literal["update", "replace"] = "update") -> SyncPlan:
+        """Plan and enqueue a snapshot; returns the plan (for the run report)."""
+        plan = self.plan(tenant, source, snapshot, run_id=run_id, complete=complete,
+                         delete_missing=delete_missing, upsert_mode=upsert_mode)
+        self.apply(plan)
+        return plan
+
+
+def _state(row: tuple) -> EntityState:
+    tenant, source, entity_id, entity_type, want_hash, want_attrs, sent_hash, sent_attrs, run, seen, _ = row
+    return EntityState(tenant, source, entity_id, entity_type, want_hash, _attrs(want_attrs), sent_hash,
+                       _attrs(sent_attrs), run, seen)

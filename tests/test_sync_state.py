@@ -1,0 +1,203 @@
+"""Sync state, outbox and quarantine on real SQLite files, delivered to an in-memory broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from adapter.errors import ConfigError
+from adapter.ngsi.batching import OutgoingEntity
+from adapter.ngsi.client import BrokerClient, RetryPolicy
+from adapter.sync.outbox import Outbox
+from adapter.sync.quarantine import Quarantine
+from adapter.sync.state import StateStore
+from tests.fakebroker import FakeBroker
+
+CTX = ["https://example.org/ctx.jsonld", "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]
+
+
+def ent(n: int, **attrs) -> OutgoingEntity:
+    body = {"id": f"urn:ngsi-ld:T:{n}", "type": "T"}
+    body.update({k: {"type": "Property", "value": v} for k, v in (attrs or {"name": f"e{n}"}).items()})
+    return OutgoingEntity(body["id"], "T", body, CTX)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = StateStore(tmp_path / "state.sqlite3")
+    yield s
+    s.close()
+
+
+def deliver(store: StateStore, broker: FakeBroker, **client_kwargs):
+    async def main():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(broker.handler)) as http:
+            client = BrokerClient("http://b", http=http, retry=RetryPolicy(attempts=2, initial_wait=0, max_wait=0),
+                                  **client_kwargs)
+            return await Outbox(store).deliver(client)
+    return asyncio.run(main())
+
+
+def sync(store, broker, snapshot, *, tenant="", source="s", complete=True, run="r", **kwargs):
+    plan = store.sync_snapshot(tenant, source, snapshot, run_id=run, complete=complete, **kwargs)
+    return plan, deliver(store, broker, upsert_mode=kwargs.get("upsert_mode", "update"))
+
+
+def test_first_sync_delivers_everything_and_advances_state(store):
+    broker = FakeBroker()
+    plan, report = sync(store, broker, [ent(n) for n in range(5)])
+    assert len(plan.upserts) == 5 and report.upserted == 5 and report.remaining == 0
+    assert len(broker.entities()) == 5
+    states = store.entities("", "s")
+    assert all(s.sent_hash == s.want_hash and s.sent_attrs == {"name"} for s in states)
+    assert {s.last_seen_run for s in states} == {"r"}
+
+
+def test_no_change_resync_sends_nothing(store):
+    broker = FakeBroker()
+    sync(store, broker, [ent(n) for n in range(5)])
+    before = broker.requests
+    plan, report = sync(store, broker, [ent(n) for n in range(5)], run="r2")
+    assert plan.empty and len(plan.unchanged) == 5 and report.delivered == 0
+    assert broker.requests == before
+    assert {s.last_seen_run for s in store.entities("", "s")} == {"r2"}
+
+
+def test_changed_entity_and_removed_attribute(store):
+    broker = FakeBroker()
+    sync(store, broker, [ent(1, a=1, b=2), ent(2, a=1)])
+    plan, report = sync(store, broker, [ent(1, a=5), ent(2, a=1)])
+    assert [e.id for e, _, _ in plan.upserts] == ["urn:ngsi-ld:T:1"]
+    assert [(i, attr) for i, _, attr, _ in plan.attr_deletes] == [("urn:ngsi-ld:T:1", "b")]
+    assert report.upserted == 1 and report.attrs_deleted == 1
+    assert broker.entities()["urn:ngsi-ld:T:1"] == {"id": "urn:ngsi-ld:T:1", "type": "T",
+                                                     "a": {"type": "Property", "value": 5}}
+    assert store.get("", "s", "urn:ngsi-ld:T:1").sent_attrs == {"a"}
+
+
+def test_replace_mode_needs_no_attribute_deletes(store):
+    broker = FakeBroker()
+    sync(store, broker, [ent(1, a=1, b=2)], upsert_mode="replace")
+    plan, _ = sync(store, broker, [ent(1, a=1)], upsert_mode="replace")
+    assert plan.attr_deletes == [] and "b" not in broker.entities()["urn:ngsi-ld:T:1"]
+
+
+def test_removed_entities_deleted_only_after_complete_fetch(store):
+    broker = FakeBroker()
+    sync(store, broker, [ent(n) for n in range(3)])
+    plan, _ = sync(store, broker, [ent(0)], complete=False)
+    assert plan.deletes == [] and len(broker.entities()) == 3
+    plan, _ = sync(store, broker, [ent(0)], delete_missing=False)
+    assert plan.deletes == [] and len(broker.entities()) == 3
+    plan, report = sync(store, broker, [ent(0)])
+    assert sorted(i for i, _ in plan.deletes) == ["urn:ngsi-ld:T:1", "urn:ngsi-ld:T:2"]
+    assert report.deleted == 2 and list(broker.entities()) == ["urn:ngsi-ld:T:0"]
+    assert [s.entity_id for s in store.entities("", "s")] == ["urn:ngsi-ld:T:0"]
+
+
+def test_broker_down_keeps_outbox_and_resync_does_not_duplicate(store):
+    broker = FakeBroker()
+    broker.down = True
+    _, report = sync(store, broker, [ent(n) for n in range(4)])
+    assert report.delivered == 0 and report.deferred == 4 and report.remaining == 4
+    assert all(s.sent_hash is None for s in store.entities("", "s"))
+    plan, report = sync(store, broker, [ent(n) for n in range(4)], run="r2")
+    assert plan.empty and report.remaining == 4  # pending work is not enqueued again
+    assert {op.attempts for op in Outbox(store).ops()} == {2}
+    broker.down = False
+    report = deliver(store, broker)
+    assert report.upserted == 4 and report.remaining == 0 and len(broker.entities()) == 4
+    assert all(v == 1 for v in broker.writes.values())
+
+
+def test_pending_upsert_superseded_by_delete(store):
+    broker = FakeBroker()
+    broker.down = True
+    sync(store, broker, [ent(1), ent(2)])
+    sync(store, broker, [ent(2, name="new")], run="r2")
+    ops = [(op.op, op.entity_id) for op in Outbox(store).ops()]
+    assert ops == [("upsert", "urn:ngsi-ld:T:2"), ("delete", "urn:ngsi-ld:T:1")] or \
+        sorted(ops) == [("delete", "urn:ngsi-ld:T:1"), ("upsert", "urn:ngsi-ld:T:2")]
+    broker.down = False
+    report = deliver(store, broker)
+    assert report.remaining == 0 and list(broker.entities()) == ["urn:ngsi-ld:T:2"]
+    assert broker.entities()["urn:ngsi-ld:T:2"]["name"]["value"] == "new"
+
+
+def test_rejected_entity_is_quarantined_and_retryable(store):
+    broker = FakeBroker()
+    broker.reject = {"urn:ngsi-ld:T:1"}
+    _, report = sync(store, broker, [ent(0), ent(1)])
+    assert report.upserted == 1 and report.rejected == 1 and report.remaining == 0
+    quarantine = Quarantine(store)
+    [entry] = quarantine.list()
+    assert entry.kind == "upsert" and entry.locator == "urn:ngsi-ld:T:1" and entry.status == 400
+    assert entry.error_class == "EntityRejectedError" and "Invalid Entity" in entry.reason
+    plan, _ = sync(store, broker, [ent(0), ent(1)], run="r2")
+    assert plan.empty  # the same content is not retried by itself
+    broker.reject = set()
+    assert quarantine.retry([entry.id]) == []
+    report = deliver(store, broker)
+    assert report.upserted == 1 and quarantine.list() == [] and len(broker.entities()) == 2
+    state = store.get("", "s", "urn:ngsi-ld:T:1")
+    assert state.sent_hash == state.want_hash
+
+
+def test_fatal_broker_answer_stops_delivery_and_keeps_rows(store):
+    def handler(request):
+        return httpx.Response(400, json={"type": "https://uri.etsi.org/ngsi-ld/errors/BadRequestData",
+                                         "title": "Tenants not supported", "detail": "t"})
+    store.sync_snapshot("", "s", [ent(1)], run_id="r", complete=True)
+
+    async def main():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            return await Outbox(store).deliver(BrokerClient("http://b", http=http))
+    with pytest.raises(ConfigError, match="Tenants not supported"):
+        asyncio.run(main())
+    assert Outbox(store).pending() == 1
+
+
+def test_two_tenants_are_kept_apart(store):
+    broker = FakeBroker()
+    store.sync_snapshot("t1", "s", [ent(1)], run_id="r", complete=True)
+    store.sync_snapshot("t2", "s", [ent(2), ent(3)], run_id="r", complete=True)
+    report = deliver(store, broker)
+    assert report.upserted == 3
+    assert list(broker.entities("t1")) == ["urn:ngsi-ld:T:1"] and len(broker.entities("t2")) == 2
+
+
+def test_ops_on_one_entity_keep_their_order_across_phases(store):
+    broker = FakeBroker()
+    broker.down = True
+    sync(store, broker, [ent(1, a=1, b=1)])
+    broker.down = False
+    # Pending upsert {a,b}; then a snapshot without b: the old upsert is replaced, b is deleted after.
+    plan, report = sync(store, broker, [ent(1, a=2)], run="r2")
+    assert report.remaining == 0
+    assert broker.entities()["urn:ngsi-ld:T:1"] == {"id": "urn:ngsi-ld:T:1", "type": "T",
+                                                     "a": {"type": "Property", "value": 2}}
+
+
+def test_record_quarantine_list_retry_remove(store):
+    q = Quarantine(store)
+    q.add(tenant="", source="gis", kind="record", locator="layer/7#12", error="bad geometry",
+          payload=b'{"x": 1}')
+    q.add(tenant="", source="gis", kind="record", locator="layer/7#12", error="still bad")
+    [entry] = q.list(source="gis")
+    assert entry.reason == "still bad" and entry.first_seen <= entry.last_seen
+    [again] = q.retry([entry.id])
+    assert again.locator == "layer/7#12" and q.list()[0].retry_count == 1
+    assert q.remove([entry.id]) == 1 and q.list() == []
+
+
+def test_state_survives_reopening(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    first = StateStore(path)
+    first.sync_snapshot("", "s", [ent(1)], run_id="r", complete=True)
+    first.close()
+    second = StateStore(path)
+    assert Outbox(second).pending() == 1
+    assert second.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    second.close()
