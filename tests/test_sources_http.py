@@ -104,8 +104,11 @@ def test_html_error_page_is_a_format_error_with_a_snippet() -> None:
     assert "https://feeds.example/air" in str(info.value)
 
 
-def test_truncated_json_is_reported_as_truncated() -> None:
-    f, _ = fetcher(Recorder(httpx.Response(200, content=b'{"type": "FeatureCollection", "featu')))
+@pytest.mark.parametrize("body", [
+    b'{"type": "FeatureCollection", "featu', b'{"features1": [{"name": "\xd0\x91\xd1',  # cut inside a letter
+])
+def test_truncated_json_is_reported_as_truncated(body: bytes) -> None:
+    f, _ = fetcher(Recorder(httpx.Response(200, content=body)))
     with pytest.raises(SourceFormatError, match="truncated JSON"):
         get_json(f)
 

@@ -123,13 +123,22 @@ def decode_json(payload: Payload, *, source: str) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if exc.pos >= len(body.rstrip()) - 1 and "unexpected end" in str(exc):
+        if "unexpected end of data" in exc.msg or ("UTF-8" in exc.msg and _cut_in_a_character(body)):
             reason = f"truncated JSON after {len(body)} bytes"
-        elif "UTF-8" in str(exc):
+        elif "UTF-8" in exc.msg:
             reason = "body is not valid UTF-8"
         else:
             reason = f"invalid JSON at byte {exc.pos}: {exc.msg}; starts {_snippet(stripped)!r}"
         raise _format_error(source, payload, reason) from None
+
+
+def _cut_in_a_character(body: bytes) -> bool:
+    """True when only an incomplete UTF-8 sequence at the very end keeps ``body`` from decoding."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data"
+    return False
 
 
 def _snippet(body: bytes) -> str:
