@@ -1,0 +1,192 @@
+"""Discovery and context routes: /types, /attributes, /jsonldContexts, /ex/v1/version, /ex/v1/tenants."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from adapter.embedded_broker.contexts import CORE_URL, Context, ContextRecord
+from adapter.embedded_broker.entities import SYSTEM
+from adapter.embedded_broker.errors import NgsiError, bad_request, not_found
+from adapter.embedded_broker.protocol import begin, empty, entity_headers, json_response
+from adapter.embedded_broker.state import BrokerState, broker_of
+from adapter.embedded_broker.store import SqlFilter, Store
+
+router = APIRouter()
+PREFIX = "/ngsi-ld/v1"
+_KINDS = ("Hosted", "Cached", "ImplicitlyCreated")
+
+
+def _attribute_stats(store: Store, tenant: str, types: list[str] | None = None
+                     ) -> tuple[dict[str, int], dict[str, dict[str, set[str]]]]:
+    """Entity count per type and, per attribute IRI, its attribute types and entity types."""
+    counts: dict[str, int] = defaultdict(int)
+    attrs: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"kinds": set(), "types": set(),
+                                                                 "count": set()})
+    for stored in store.scan(SqlFilter(tenant, types)):
+        doc = stored.doc
+        for entity_type in doc["type"]:
+            counts[entity_type] += 1
+        for iri, attr in doc.items():
+            if iri in ("id", "type") or iri in SYSTEM:
+                continue
+            info = attrs[iri]
+            info["kinds"].add(attr.get("type", "Property"))
+            info["types"].update(doc["type"])
+            info["count"].add(doc["id"])
+    return counts, attrs
+
+
+async def _meta_begin(request: Request, allowed: tuple[str, ...] = ()) -> tuple[BrokerState, Any, Context]:
+    broker = broker_of(request)
+    incoming = await begin(request, broker.store, broker.settings.max_payload, ("details", *allowed))
+    ctx = await broker.contexts.from_link(request.headers.get("link"))
+    return broker, incoming, ctx
+
+
+@router.get(PREFIX + "/types")
+async def list_types(request: Request) -> Response:
+    """GET /types (EntityTypeList, or EntityType objects with details=true)."""
+    broker, incoming, ctx = await _meta_begin(request)
+    if incoming.params.get("details") == "true":
+        counts, attrs = await broker.run(_attribute_stats, broker.store, incoming.tenant)
+        body: Any = [{"id": t, "type": "EntityType", "typeName": ctx.compact(t),
+                      "attributeNames": sorted(ctx.compact(a) for a, i in attrs.items() if t in i["types"])}
+                     for t in sorted(counts)]
+    else:
+        counts = dict(await broker.run(broker.store.type_counts, incoming.tenant))
+        body = {"id": f"urn:ngsi-ld:EntityTypeList:{uuid.uuid4()}", "type": "EntityTypeList",
+                "typeList": sorted(ctx.compact(t) for t in counts)}
+    return json_response(body, headers=entity_headers(ctx, incoming.media))
+
+
+@router.get(PREFIX + "/types/{type_name:path}")
+async def get_type(request: Request, type_name: str) -> Response:
+    """GET /types/{type} (EntityTypeInfo)."""
+    broker, incoming, ctx = await _meta_begin(request)
+    iri = ctx.expand(type_name)
+    counts, attrs = await broker.run(_attribute_stats, broker.store, incoming.tenant, [iri])
+    if not counts.get(iri):
+        raise not_found("Entity type not found", type_name)
+    body = {"id": iri, "type": "EntityTypeInfo", "typeName": ctx.compact(iri), "entityCount": counts[iri],
+            "attributeDetails": [{"id": a, "type": "Attribute", "attributeName": ctx.compact(a),
+                                  "attributeTypes": sorted(i["kinds"])} for a, i in sorted(attrs.items())]}
+    return json_response(body, headers=entity_headers(ctx, incoming.media))
+
+
+def _attribute_body(iri: str, info: dict[str, set[str]], ctx: Context) -> dict[str, Any]:
+    return {"id": iri, "type": "Attribute", "attributeName": ctx.compact(iri),
+            "attributeCount": len(info["count"]), "attributeTypes": sorted(info["kinds"]),
+            "typeNames": sorted(ctx.compact(t) for t in info["types"])}
+
+
+@router.get(PREFIX + "/attributes")
+async def list_attributes(request: Request) -> Response:
+    """GET /attributes (AttributeList, or Attribute objects with details=true)."""
+    broker, incoming, ctx = await _meta_begin(request)
+    _, attrs = await broker.run(_attribute_stats, broker.store, incoming.tenant)
+    if incoming.params.get("details") == "true":
+        body: Any = [_attribute_body(a, i, ctx) for a, i in sorted(attrs.items())]
+    else:
+        body = {"id": f"urn:ngsi-ld:AttributeList:{uuid.uuid4()}", "type": "AttributeList",
+                "attributeList": sorted(ctx.compact(a) for a in attrs)}
+    return json_response(body, headers=entity_headers(ctx, incoming.media))
+
+
+@router.get(PREFIX + "/attributes/{attr_name:path}")
+async def get_attribute(request: Request, attr_name: str) -> Response:
+    """GET /attributes/{attr}."""
+    broker, incoming, ctx = await _meta_begin(request)
+    iri = ctx.expand(attr_name)
+    _, attrs = await broker.run(_attribute_stats, broker.store, incoming.tenant)
+    if iri not in attrs:
+        raise not_found("Attribute not found", attr_name)
+    return json_response(_attribute_body(iri, attrs[iri], ctx), headers=entity_headers(ctx, incoming.media))
+
+
+# -- /jsonldContexts ------------------------------------------------------------------------------
+@router.get(PREFIX + "/jsonldContexts")
+async def list_contexts(request: Request) -> Response:
+    """GET /jsonldContexts: URLs (core first), or details."""
+    broker = broker_of(request)
+    incoming = await begin(request, broker.store, broker.settings.max_payload, ("details", "kind"))
+    kind = incoming.params.get("kind")
+    if kind is not None and kind not in _KINDS:
+        raise bad_request("Invalid value for URI parameter /kind/", kind)
+    records = [broker.contexts.core_record(), *broker.contexts.records()]
+    if kind is not None:
+        records = [r for r in records if r.kind == kind and r.url != CORE_URL]
+    if incoming.params.get("details") == "true":
+        return json_response([r.details() for r in records])
+    return json_response([r.url for r in records])
+
+
+@router.post(PREFIX + "/jsonldContexts")
+async def create_context(request: Request) -> Response:
+    """POST /jsonldContexts: host a context; 201 with its absolute URL in Location."""
+    broker = broker_of(request)
+    incoming = await begin(request, broker.store, broker.settings.max_payload, (), body=True)
+    assert incoming.payload is not None
+    value = incoming.payload.data
+    if isinstance(value, dict) and "@context" in value:
+        value = value["@context"]
+    if not isinstance(value, (dict, list)) or not value:
+        raise bad_request("Invalid @context", "a hosted context must be a non-empty JSON object or array")
+    await broker.contexts.from_value(value)  # rejects what could not be used later
+    record = await broker.run(broker.contexts.host, value, str(request.base_url))
+    return empty(201, {"Location": record.url})
+
+
+def _record(broker: BrokerState, ident: str) -> ContextRecord:
+    if ident in (CORE_URL, "core"):
+        return broker.contexts.core_record()
+    record = broker.contexts.by_id(ident)
+    if record is None:
+        raise not_found("Context Not Found", ident)
+    return record
+
+
+@router.get(PREFIX + "/jsonldContexts/{ident:path}")
+async def get_context(request: Request, ident: str) -> Response:
+    """GET /jsonldContexts/{id}: hosted (and core) contexts are served, cached ones are not."""
+    broker = broker_of(request)
+    await begin(request, broker.store, broker.settings.max_payload, ("details",))
+    record = _record(broker, ident)
+    if record.kind == "Cached" and record.url != CORE_URL:
+        raise NgsiError(422, "OperationNotSupported", "Not serving cached JSON-LD @context", record.url)
+    return json_response({"@context": record.value}, media="application/ld+json")
+
+
+@router.delete(PREFIX + "/jsonldContexts/{ident:path}")
+async def delete_context(request: Request, ident: str) -> Response:
+    """DELETE /jsonldContexts/{id} (`reload=true` downloads a cached context again)."""
+    broker = broker_of(request)
+    incoming = await begin(request, broker.store, broker.settings.max_payload, ("reload",))
+    record = _record(broker, ident)
+    reload = incoming.params.get("reload") == "true"
+    if record.url == CORE_URL:
+        if not reload:
+            raise bad_request("Invalid request", "the core context cannot be deleted")
+        return empty()
+    if reload and record.kind == "Cached":
+        await broker.contexts.reload(record)
+    else:
+        await broker.run(broker.contexts.forget, record)
+    return empty()
+
+
+# -- Orion-LD extensions -------------------------------------------------------------------------
+@router.get("/ngsi-ld/ex/v1/version")
+async def version(request: Request) -> Response:
+    """Version information (Orion-LD's /ngsi-ld/ex/v1/version)."""
+    return json_response({"Orion-LD version": "burgas-embedded-1.0", "branch": "embedded",
+                          "core @context": CORE_URL})
+
+
+@router.get("/ngsi-ld/ex/v1/tenants")
+async def tenants(request: Request) -> Response:
+    """The tenants created so far."""
+    return json_response(broker_of(request).store.tenants())

@@ -1,0 +1,148 @@
+"""The embedded broker's FastAPI application.
+
+Hook points for other modules of this package:
+- `request.app.state.broker` is the `BrokerState` (settings, `store`, `contexts`, `run()` for
+  blocking work, `changed()`); routers use `protocol.begin()` for the common request checks and raise
+  `errors.NgsiError` for ProblemDetails answers.
+- After every committed entity write the routes call `BrokerState.changed(tenant, changes)` with
+  `operations.Change(before, after)` in stored form (expanded names; before=None on create,
+  after=None on delete). It schedules `BrokerState.on_change(tenant, changes)` as a background
+  task, so a slow subscriber never delays the write's answer.
+- `subscriptions.router` (when the module is present) is mounted as is, and its
+  `SubscriptionManager(broker_state)` is started with the app and set as `on_change`.
+- Rendering for notifications: `render.render_entity(doc, ctx, fmt, sys_attrs=..., attrs=...)` with a
+  `Context` from `broker.contexts.from_value(subscription_context)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapter.embedded_broker import api_batch, api_entities, api_meta
+from adapter.embedded_broker.contexts import ContextResolver
+from adapter.embedded_broker.errors import NgsiError, bad_request, not_found
+from adapter.embedded_broker.settings import BrokerSettings
+from adapter.embedded_broker.state import BrokerState
+from adapter.embedded_broker.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def _problem(err: NgsiError) -> Response:
+    # On error the Content-Type is application/json and there is no Link header (Orion-LD).
+    return Response(err.body(), status_code=err.status, media_type="application/json",
+                    headers=err.headers)
+
+
+async def _ngsi_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NgsiError)
+    return _problem(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _problem(not_found("Service Not Found", request.url.path))
+    if exc.status_code == 405:
+        allowed = sorted({m for route in request.app.routes if isinstance(route, APIRoute)
+                          and route.path_regex.match(request.url.path) for m in route.methods})
+        return _problem(NgsiError(405, "OperationNotSupported", "Method not allowed",
+                                  f"{request.method} is not supported on {request.url.path}",
+                                  headers={"Allow": ",".join(allowed)}))
+    return _problem(NgsiError(exc.status_code, "InvalidRequest", "HTTP error", str(exc.detail)))
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    return _problem(bad_request("Invalid request", str(exc)))
+
+
+class Outermost:
+    """Echo the request's tenant as `NGSILD-Tenant` (Orion-LD does); unexpected errors become 500s."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tenant = None
+        for name, value in scope["headers"]:
+            if name in (b"ngsild-tenant", b"fiware-service") and value:
+                tenant = value.lower()
+                break
+        started = False
+
+        async def echo(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if tenant is not None:
+                    message["headers"] = [*message.get("headers", []), (b"ngsild-tenant", tenant)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, echo)
+        except Exception as exc:  # the one place that turns a bug into a ProblemDetails 500
+            logger.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await _problem(NgsiError(500, "InternalError", "Internal Error",
+                                     type(exc).__name__))(scope, receive, echo)
+
+
+def _subscriptions_module() -> Any:
+    try:
+        return importlib.import_module("adapter.embedded_broker.subscriptions")
+    except ModuleNotFoundError as exc:
+        if exc.name != "adapter.embedded_broker.subscriptions":
+            raise
+        return None
+
+
+def create_app(settings: BrokerSettings | None = None) -> FastAPI:
+    """The broker as an ASGI app; storage opens now, subscriptions start with the app's lifespan."""
+    settings = settings or BrokerSettings()
+    store = Store(settings.db_path)
+    broker = BrokerState(settings, store, ContextResolver(settings, store))
+    subscriptions = _subscriptions_module()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        manager = None
+        if subscriptions is not None:
+            manager = subscriptions.SubscriptionManager(broker)
+            await manager.start()
+            broker.on_change = manager.entities_changed
+        try:
+            yield
+        finally:
+            await broker.drain()
+            if manager is not None:
+                await manager.stop()
+            await broker.contexts.aclose()
+            store.close()
+
+    app = FastAPI(title="Burgas embedded NGSI-LD broker", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None)
+    app.state.broker = broker
+    app.add_exception_handler(NgsiError, _ngsi_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(api_entities.router)
+    app.include_router(api_batch.router)
+    app.include_router(api_meta.router)
+    if subscriptions is not None:
+        app.include_router(subscriptions.router)
+    app.add_middleware(Outermost)
+    return app

@@ -1,0 +1,265 @@
+"""Incoming entities and attributes: validation (Orion-LD's error texts) and the stored form.
+
+Stored form: `{"id", "type": [expanded IRIs], "createdAt", "modifiedAt", <attribute IRI>: attribute}`,
+every attribute normalized (`{"type": "Property", "value": ...}`), with `createdAt`/`modifiedAt`,
+sub-attributes keyed by IRI, and the NGSI-LD member names (`value`, `object`, `observedAt`,
+`unitCode`, `datasetId`, ...) kept as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from adapter.embedded_broker.contexts import Context
+from adapter.embedded_broker.errors import bad_request
+
+ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty",
+                             "JsonProperty", "VocabProperty", "ListProperty", "ListRelationship"})
+GEOMETRY_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
+                            "MultiPolygon"})
+# Members of an attribute that are NGSI-LD keywords, not sub-attributes.
+MEMBERS = frozenset({"type", "value", "object", "observedAt", "unitCode", "datasetId", "createdAt",
+                     "modifiedAt", "languageMap", "json", "vocab", "valueList", "objectList",
+                     "objectType", "instanceId", "lang"})
+SYSTEM = ("createdAt", "modifiedAt")
+LOCATION = "https://uri.etsi.org/ngsi-ld/location"
+_ENTITY_SKIP = frozenset({"id", "type", "@context", "createdAt", "modifiedAt", "scope"})
+_INFERRED = (("value", "Property"), ("object", "Relationship"), ("languageMap", "LanguageProperty"),
+             ("json", "JsonProperty"), ("vocab", "VocabProperty"), ("valueList", "ListProperty"),
+             ("objectList", "ListRelationship"))
+_MANDATORY = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
+              "LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab",
+              "ListProperty": "valueList", "ListRelationship": "objectList"}
+_BAD_NAME = re.compile(r"[\s<>\"'=;()\\]")
+_BAD_URI = re.compile(r"[\s<>\"{}|\\^`]")
+_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2,
+          "MultiPolygon": 3}
+_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$")
+
+BBox = tuple[float, float, float, float]
+
+
+def now_iso() -> str:
+    """The current UTC time as NGSI-LD writes it (milliseconds, `Z`)."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def check_uri(value: Any, field: str) -> str:
+    """An id that must be a URI, with Orion-LD's error titles."""
+    if not isinstance(value, str) or not value:
+        raise bad_request("Invalid URI", field)
+    if ":" not in value:
+        raise bad_request("Invalid URI - no colon found", field)
+    if _BAD_URI.search(value):
+        raise bad_request("Invalid URI - invalid character", field)
+    return value
+
+
+@dataclass(slots=True)
+class EntityInput:
+    """A validated incoming entity fragment: id, expanded types (None if absent), attributes."""
+
+    id: str
+    types: list[str] | None
+    attrs: dict[str, dict[str, Any]]
+
+
+def parse_entity(raw: Any, ctx: Context, *, need_type: bool = True) -> EntityInput:
+    """Validate an entity payload and expand it with `ctx`."""
+    if not isinstance(raw, dict):
+        raise bad_request("Invalid Entity", "must be a JSON Object")
+    if not raw:
+        raise bad_request("Empty Entity", "the entity has no members")
+    if "id" not in raw and "@id" not in raw:
+        raise bad_request("Entity id is missing", "The 'id' field is mandatory")
+    entity_id = check_uri(raw.get("id", raw.get("@id")), "id")
+    types = parse_types(raw.get("type", raw.get("@type")), ctx, need_type)
+    return EntityInput(entity_id, types, parse_attributes(raw, ctx))
+
+
+def parse_types(raw: Any, ctx: Context, need_type: bool = True) -> list[str] | None:
+    """Expanded entity types of a payload's `type` member."""
+    if raw is None:
+        if need_type:
+            raise bad_request("Entity type is missing", "The 'type' field is mandatory")
+        return None
+    names = raw if isinstance(raw, list) else [raw]
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise bad_request("Invalid Entity Type", "the entity type must be a non-empty string or array of strings")
+    for name in names:
+        if _BAD_NAME.search(name):
+            raise bad_request("Invalid Entity Type", f"invalid character in entity type: {name}")
+    return list(dict.fromkeys(ctx.expand(n) for n in names))
+
+
+def parse_attributes(raw: dict[str, Any], ctx: Context) -> dict[str, dict[str, Any]]:
+    """The attributes of an entity or attribute payload, expanded and normalized."""
+    attrs: dict[str, dict[str, Any]] = {}
+    for name, value in raw.items():
+        if name in _ENTITY_SKIP:
+            continue
+        iri = expand_attr_name(name, ctx)
+        attrs[iri] = parse_attribute(value, iri, ctx)
+    return attrs
+
+
+def expand_attr_name(name: str, ctx: Context) -> str:
+    """Expanded attribute name, rejecting names Orion-LD rejects."""
+    if not name or _BAD_NAME.search(name):
+        raise bad_request("Invalid attribute name", f"invalid character in {name!r}")
+    return ctx.expand(name)
+
+
+def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
+    """One attribute in normalized form (normalized, concise and simplified inputs are accepted)."""
+    if value is None:
+        raise bad_request("The use of NULL value is not recommended for JSON-LD "
+                          "(the whole attribute gets ignored)", iri)
+    if not isinstance(value, dict):
+        if isinstance(value, list) and any(isinstance(v, dict) and ("datasetId" in v or v.get("type") in
+                                                                    ATTRIBUTE_TYPES) for v in value):
+            raise bad_request("Invalid attribute", f"{iri}: attribute must be a JSON object "
+                              "(multi-attributes are not supported)")
+        return {"type": "Property", "value": value}
+    kind = value.get("type")
+    if kind in GEOMETRY_TYPES and "value" not in value:
+        geometry_bbox(value)
+        return {"type": "GeoProperty", "value": value}
+    if kind is None:
+        kind = next((k for member, k in _INFERRED if member in value), None)
+        if kind is None:
+            return {"type": "Property", "value": value}
+    elif kind not in ATTRIBUTE_TYPES:
+        raise bad_request("Invalid value for attribute /type/", f"{iri}: {kind}")
+    if kind == "Property" and "object" in value:
+        raise bad_request("Forbidden field for a Property: object", iri)
+    if kind == "Relationship" and "value" in value:
+        raise bad_request("Forbidden field for a Relationship: value", iri)
+    mandatory = _MANDATORY[kind]
+    if mandatory not in value:
+        raise bad_request(f"Invalid {kind}", f"{iri}: mandatory field '{mandatory}' is missing")
+    main = value[mandatory]
+    if main is None:
+        raise bad_request("The use of NULL value is not recommended for JSON-LD "
+                          "(the whole attribute gets ignored)", iri)
+    if kind == "Property" and isinstance(main, dict) and main.get("type") in GEOMETRY_TYPES \
+            and iri == LOCATION:
+        kind = "GeoProperty"
+    if kind == "GeoProperty":
+        geometry_bbox(main)
+    elif kind == "Relationship":
+        for target in main if isinstance(main, list) else [main]:
+            check_uri(target, f"{iri}: object")
+    out: dict[str, Any] = {"type": kind, mandatory: main}
+    for member, sub in value.items():
+        if member in ("type", mandatory, "createdAt", "modifiedAt", "instanceId"):
+            continue
+        if member == "observedAt":
+            if not isinstance(sub, str) or not _DATETIME.match(sub):
+                raise bad_request("Invalid DateTime", f"{iri}: observedAt must be an ISO8601 string")
+            out[member] = sub
+        elif member == "unitCode":
+            if not isinstance(sub, str):
+                raise bad_request("Invalid unitCode", f"{iri}: unitCode must be a string")
+            out[member] = sub
+        elif member == "datasetId":
+            out[member] = check_uri(sub, f"{iri}: datasetId")
+        elif member in MEMBERS:
+            out[member] = sub
+        else:
+            sub_iri = expand_attr_name(member, ctx)
+            out[sub_iri] = parse_attribute(sub, sub_iri, ctx)
+    return out
+
+
+def geometry_bbox(geometry: Any) -> BBox:
+    """Bounding box of a GeoProperty value, validating it as Orion-LD does."""
+    if not isinstance(geometry, dict):
+        raise bad_request("Invalid GeoJSON", "the value of a GeoProperty must be a JSON object")
+    for member in geometry:
+        if member not in ("type", "coordinates"):
+            raise bad_request("Unexpected Field in value of GeoProperty", member)
+    kind = geometry.get("type")
+    if kind not in GEOMETRY_TYPES:
+        raise bad_request("Invalid GeoJSON", f"invalid geometry type: {kind}")
+    if "coordinates" not in geometry:
+        raise bad_request("Invalid GeoJSON", "coordinates missing")
+    box = [float("inf"), float("inf"), float("-inf"), float("-inf")]
+    _walk(geometry["coordinates"], _DEPTH[kind], box, kind)
+    return box[0], box[1], box[2], box[3]
+
+
+def _walk(coords: Any, depth: int, box: list[float], kind: str) -> None:
+    if depth == 0:
+        if not isinstance(coords, list) or len(coords) not in (2, 3) or not all(
+                isinstance(c, (int, float)) and not isinstance(c, bool) for c in coords):
+            raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
+        x, y = coords[0], coords[1]
+        box[0], box[1] = min(box[0], x), min(box[1], y)
+        box[2], box[3] = max(box[2], x), max(box[3], y)
+        return
+    if not isinstance(coords, list) or not coords:
+        raise bad_request("Invalid GeoJSON", f"{kind}: coordinates must be a non-empty array")
+    minimum = 2 if (kind == "LineString" and depth == 1) or (kind == "MultiLineString" and depth == 1) \
+        else 4 if kind in ("Polygon", "MultiPolygon") and depth == 1 else 1
+    if len(coords) < minimum:
+        raise bad_request("Invalid GeoJSON", f"{kind}: too few positions")
+    for item in coords:
+        _walk(item, depth - 1, box, kind)
+
+
+def location_bbox(doc: dict[str, Any]) -> BBox | None:
+    """The R-tree box of an entity: the bounding box of its `location` GeoProperty."""
+    attr = doc.get(LOCATION)
+    if not attr or attr.get("type") != "GeoProperty":
+        return None
+    return geometry_bbox(attr["value"])
+
+
+# -- building stored documents -----------------------------------------------------------------
+def stamp(attr: dict[str, Any], now: str, created: str | None = None) -> dict[str, Any]:
+    """An attribute with its system timestamps (and its sub-attributes')."""
+    out = {}
+    for key, sub in attr.items():
+        if key in SYSTEM:
+            continue
+        out[key] = stamp(sub, now) if key not in MEMBERS and isinstance(sub, dict) else sub
+    out["createdAt"] = created or now
+    out["modifiedAt"] = now
+    return out
+
+
+def new_document(entity: EntityInput, now: str, created: str | None = None) -> dict[str, Any]:
+    """The stored form of a created (or replaced, keeping `created`) entity."""
+    assert entity.types is not None
+    doc: dict[str, Any] = {"id": entity.id, "type": entity.types, "createdAt": created or now,
+                           "modifiedAt": now}
+    for iri, attr in entity.attrs.items():
+        doc[iri] = stamp(attr, now)
+    return doc
+
+
+def merge_attributes(doc: dict[str, Any], attrs: dict[str, dict[str, Any]], now: str, *,
+                     overwrite: bool = True, only_existing: bool = False
+                     ) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
+    """`doc` with `attrs` appended/overwritten; returns (new doc, updated IRIs, (IRI, reason) skipped)."""
+    out = dict(doc)
+    updated: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for iri, attr in attrs.items():
+        old = doc.get(iri)
+        if old is None and only_existing:
+            skipped.append((iri, f"attribute doesn't exist: {iri}"))
+            continue
+        if old is not None and not overwrite:
+            skipped.append((iri, "attribute already exists: overwrite is not allowed"))
+            continue
+        out[iri] = stamp(attr, now, old.get("createdAt") if old else None)
+        updated.append(iri)
+    if updated:
+        out["modifiedAt"] = now
+    return out, updated, skipped

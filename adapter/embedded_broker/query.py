@@ -1,0 +1,289 @@
+"""Entity queries (GET /entities, POST /entityOperations/query): parameters, SQL plan, Python filters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapter.embedded_broker import geo as geolang
+from adapter.embedded_broker import q as qlang
+from adapter.embedded_broker.contexts import Context
+from adapter.embedded_broker.entities import LOCATION, check_uri
+from adapter.embedded_broker.errors import bad_request
+from adapter.embedded_broker.store import SqlFilter, Store
+
+FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
+           "concise": "concise"}
+_OPTIONS = {*FORMATS, "sysAttrs", "count", "noOverwrite", "update", "replace", "append"}
+
+
+@dataclass(slots=True)
+class OutputOptions:
+    """How entities are rendered: format, sysAttrs, count."""
+
+    fmt: str = "normalized"
+    sys_attrs: bool = False
+    count: bool = False
+    flags: frozenset[str] = frozenset()
+
+
+def parse_options(params: dict[str, str]) -> OutputOptions:
+    """`options` and `format` with Orion-LD's coherence rules."""
+    raw = [o.strip() for o in params.get("options", "").split(",") if o.strip()]
+    for option in raw:
+        if option not in _OPTIONS:
+            raise bad_request("Invalid value for URI param /options/", option)
+    formats = [FORMATS[o] for o in raw if o in FORMATS]
+    sys_attrs = "sysAttrs" in raw
+    if "format" in params:
+        if params["format"] not in FORMATS:
+            raise bad_request("Invalid value for URI param /format/", params["format"])
+        formats = [FORMATS[params["format"]]]  # format= wins over options
+    if len(set(formats)) > 1 or (sys_attrs and formats and formats[0] == "keyValues"):
+        raise bad_request("Incoherent value for /options/ URI param",
+                          "at most one of keyValues, concise, normalized; keyValues excludes sysAttrs")
+    count = "count" in raw or params.get("count") == "true"
+    return OutputOptions(formats[0] if formats else "normalized", sys_attrs, count, frozenset(raw))
+
+
+@dataclass(slots=True)
+class EntityQuery:
+    """A parsed entity query on one tenant."""
+
+    tenant: str
+    ids: list[str] | None = None
+    id_pattern: str | None = None
+    types: list[str] | None = None
+    attrs: list[str] | None = None
+    q: Any = None
+    geo: Any = None
+    geoproperty: str = LOCATION
+    limit: int = 20
+    offset: int = 0
+    count: bool = False
+    local: bool = False
+    expand: Any = field(default=None, repr=False)
+
+    @property
+    def too_broad(self) -> bool:
+        """Orion-LD's "Too broad query" condition."""
+        return not (self.ids or self.id_pattern or self.types or self.attrs or self.q is not None
+                    or self.geo is not None or self.local)
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()] or None
+
+
+def parse_limits(params: dict[str, str], default_limit: int, max_limit: int,
+                 count: bool) -> tuple[int, int]:
+    """`limit` and `offset` with Orion-LD's error texts."""
+    limit, offset = default_limit, 0
+    if "limit" in params:
+        try:
+            limit = int(params["limit"])
+        except ValueError:
+            raise bad_request("Bad value for URI parameter /limit/", params["limit"]) from None
+        if limit < 0:
+            raise bad_request("Bad value for URI parameter /limit/", params["limit"])
+        if limit > max_limit:
+            raise bad_request("Invalid value for URI parameter /limit/",
+                              f"must be an integer value <= {max_limit}")
+        if limit == 0 and not count:
+            raise bad_request("Invalid value for URI parameter /limit/",
+                              "limit=0 is only allowed together with count=true")
+    if "offset" in params:
+        try:
+            offset = int(params["offset"])
+        except ValueError:
+            raise bad_request("Bad value for URI parameter /offset/", params["offset"]) from None
+        if offset < 0:
+            raise bad_request("Bad value for URI parameter /offset/", params["offset"])
+    return limit, offset
+
+
+def parse_q(text: str) -> Any:
+    """A parsed q filter (400 on syntax errors)."""
+    try:
+        return qlang.parse_q(text)
+    except qlang.QSyntaxError as exc:
+        raise bad_request("Invalid Q-Filter", str(exc) or text) from exc
+
+
+def parse_geo(georel: str | None, geometry: str | None, coordinates: Any,
+              geoproperty: str | None) -> Any:
+    """A geo-query, or None when no geo parameter is given."""
+    if georel is None and geometry is None and coordinates is None:
+        return None
+    if georel is None or geometry is None or coordinates is None:
+        raise bad_request("Incomplete geometry", "geometry, georel and coordinates are all needed")
+    try:
+        return geolang.parse_geoquery(georel, geometry, coordinates, geoproperty or "location")
+    except geolang.GeoQueryError as exc:
+        raise bad_request(exc.title, exc.detail) from exc
+
+
+def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: bool,
+                      default_limit: int, max_limit: int) -> EntityQuery:
+    """An EntityQuery from GET /entities parameters."""
+    ids = _split(params.get("id"))
+    for ident in ids or ():
+        check_uri(ident, "id")
+    types = _split(params.get("type"))
+    attrs = _split(params.get("attrs"))
+    limit, offset = parse_limits(params, default_limit, max_limit, count)
+    query = EntityQuery(
+        tenant=tenant, ids=ids, id_pattern=_pattern(params.get("idPattern")),
+        types=[ctx.expand(t) for t in types] if types else None,
+        attrs=[ctx.expand(a) for a in attrs] if attrs else None,
+        q=parse_q(params["q"]) if "q" in params else None,
+        geo=parse_geo(params.get("georel"), params.get("geometry"), params.get("coordinates"),
+                      params.get("geoproperty")),
+        geoproperty=ctx.expand(params.get("geoproperty", "location")),
+        limit=limit, offset=offset, count=count, local=params.get("local") == "true",
+        expand=ctx.expand)
+    return query
+
+
+def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str], count: bool,
+                    default_limit: int, max_limit: int) -> EntityQuery:
+    """An EntityQuery from a POST /entityOperations/query payload."""
+    if not isinstance(body, dict):
+        raise bad_request("Invalid Payload Body", "the query must be a JSON object")
+    if body.get("type", "Query") != "Query":
+        raise bad_request("Invalid Payload Body", "the type of a query must be 'Query'")
+    ids: list[str] = []
+    types: list[str] = []
+    patterns: list[str] = []
+    for selector in body.get("entities") or []:
+        if not isinstance(selector, dict):
+            raise bad_request("Invalid Payload Body", "entities must be an array of objects")
+        if "id" in selector:
+            ids.append(check_uri(selector["id"], "id"))
+        if "idPattern" in selector:
+            patterns.append(selector["idPattern"])
+        if "type" in selector:
+            raw = selector["type"]
+            types.extend(ctx.expand(t.strip()) for t in (raw if isinstance(raw, list) else str(raw).split(",")))
+    attrs = body.get("attrs")
+    if isinstance(attrs, str):
+        attrs = _split(attrs)
+    geo_q = body.get("geoQ") or {}
+    limit, offset = parse_limits(params, default_limit, max_limit, count)
+    q_text = body.get("q")
+    return EntityQuery(
+        tenant=tenant, ids=ids or None, id_pattern=_pattern("|".join(f"(?:{p})" for p in patterns) or None),
+        types=types or None, attrs=[ctx.expand(a) for a in attrs] if attrs else None,
+        q=parse_q(q_text) if isinstance(q_text, str) and q_text else None,
+        geo=parse_geo(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"),
+                      geo_q.get("geoproperty")) if geo_q else None,
+        geoproperty=ctx.expand(geo_q.get("geoproperty", "location")) if geo_q else LOCATION,
+        limit=limit, offset=offset, count=count, local=bool(body.get("local")), expand=ctx.expand)
+
+
+def _pattern(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise bad_request("Invalid idPattern", f"{text}: {exc}") from exc
+    return text
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """A page of stored entities (creation order) and the total when counted."""
+
+    docs: list[dict[str, Any]]
+    total: int | None
+
+
+def run_query(store: Store, query: EntityQuery) -> QueryResult:
+    """Execute a query: everything SQL can do in SQL, the rest (q, exact geo) in Python."""
+    where: list[str] = []
+    params: list[Any] = []
+    if query.ids:
+        where.append(f"e.id IN ({','.join('?' * len(query.ids))})")
+        params += query.ids
+    if query.id_pattern:
+        where.append("regexp(?, e.id)")
+        params.append(query.id_pattern)
+    if query.attrs:
+        where.append("(" + " OR ".join("json_type(e.doc, ?) IS NOT NULL" for _ in query.attrs) + ")")
+        params += [f'$."{a}"' for a in query.attrs]
+    python_q = None
+    if query.q is not None:
+        translated = qlang.to_sql(query.q, query.expand, doc_column="e.doc")
+        if translated is None:
+            python_q = query.q
+        else:
+            where.append(f"({translated[0]})")
+            params += translated[1]
+    on_location = query.geo is not None and query.geoproperty == LOCATION
+    flt = SqlFilter(query.tenant, query.types, bbox=query.geo.bbox() if on_location else None,
+                    where=tuple(where), params=tuple(params), geo_join=on_location)
+    if python_q is None and query.geo is None:
+        total = store.count(flt) if query.count else None
+        docs = [s.doc for s in store.scan(flt, query.limit, query.offset)] if query.limit else []
+        return QueryResult(docs, total)
+    if on_location and python_q is None:
+        return _located(store, flt, query)
+    return _filtered(store, flt, query, python_q)
+
+
+def _located(store: Store, flt: SqlFilter, query: EntityQuery) -> QueryResult:
+    """Geo-query on `location`: points are tested from the R-tree's exact columns in one vectorized call."""
+    rows = store.scan_points(flt)
+    points = [(seq, x, y) for seq, x, y in rows if x is not None]
+    others = [seq for seq, x, _ in rows if x is None]
+    verdicts = query.geo.matches_many([{"type": "Point", "coordinates": [x, y]} for _, x, y in points])
+    matched = [seq for (seq, _, _), ok in zip(points, verdicts, strict=True) if ok]
+    for stored in store.by_seqs(others):
+        if query.geo.matches(stored.doc[LOCATION]["value"]):
+            matched.append(stored.seq)
+    matched.sort()
+    page = matched[query.offset:query.offset + query.limit]
+    return QueryResult([s.doc for s in store.by_seqs(page)], len(matched) if query.count else None)
+
+
+def _filtered(store: Store, flt: SqlFilter, query: EntityQuery, python_q: Any) -> QueryResult:
+    """Filters SQL cannot express, evaluated on each candidate in creation order."""
+    page: list[dict[str, Any]] = []
+    matched = 0
+    for doc in _candidates(store, flt, query, python_q):
+        if query.offset <= matched < query.offset + query.limit:
+            page.append(doc)
+        matched += 1
+        if not query.count and matched >= query.offset + query.limit:
+            break
+    return QueryResult(page, matched if query.count else None)
+
+
+def _candidates(store: Store, flt: SqlFilter, query: EntityQuery, python_q: Any) -> Iterator[dict[str, Any]]:
+    chunk: list[dict[str, Any]] = []
+    for stored in store.scan(flt):
+        if python_q is None or python_q.matches(stored.doc, query.expand):
+            if query.geo is None:
+                yield stored.doc
+                continue
+            chunk.append(stored.doc)
+            if len(chunk) >= 256:
+                yield from _geo_matching(chunk, query)
+                chunk = []
+    if chunk:
+        yield from _geo_matching(chunk, query)
+
+
+def _geo_matching(docs: list[dict[str, Any]], query: EntityQuery) -> Iterator[dict[str, Any]]:
+    located = []
+    for doc in docs:
+        attr = doc.get(query.geoproperty)
+        if isinstance(attr, dict) and attr.get("type") == "GeoProperty":
+            located.append((doc, attr["value"]))
+    verdicts = query.geo.matches_many([g for _, g in located])
+    yield from (doc for (doc, _), ok in zip(located, verdicts, strict=True) if ok)

@@ -1,0 +1,85 @@
+"""Stored entities to the wire: compaction by the request's context and the output formats."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Literal
+
+from adapter.embedded_broker.contexts import Context
+from adapter.embedded_broker.entities import MEMBERS, SYSTEM
+
+Format = Literal["normalized", "keyValues", "concise"]
+
+_KEY_VALUE_MEMBER = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
+                     "LanguageProperty": "languageMap", "JsonProperty": "json",
+                     "VocabProperty": "vocab", "ListProperty": "valueList",
+                     "ListRelationship": "objectList"}
+
+
+def render_entity(doc: dict[str, Any], ctx: Context, fmt: Format = "normalized", *,
+                  sys_attrs: bool = False, attrs: Collection[str] | None = None,
+                  lang: str | None = None) -> dict[str, Any]:
+    """An entity as the API returns it (no @context member; the caller adds it for ld+json)."""
+    types = [ctx.compact(t) for t in doc["type"]]
+    out: dict[str, Any] = {"id": doc["id"], "type": types[0] if len(types) == 1 else types}
+    if sys_attrs:
+        out["createdAt"] = doc["createdAt"]
+        out["modifiedAt"] = doc["modifiedAt"]
+    for iri, attr in doc.items():
+        if iri in ("id", "type") or iri in SYSTEM or (attrs is not None and iri not in attrs):
+            continue
+        out[ctx.compact(iri)] = render_attribute(attr, ctx, fmt, sys_attrs, lang)
+    return out
+
+
+def render_attribute(attr: dict[str, Any], ctx: Context, fmt: Format = "normalized",
+                     sys_attrs: bool = False, lang: str | None = None) -> Any:
+    """One attribute in the requested format."""
+    kind = attr.get("type", "Property")
+    main = _KEY_VALUE_MEMBER.get(kind, "value")
+    if fmt == "keyValues":
+        value = attr.get(main)
+        if kind == "LanguageProperty" and lang is not None and isinstance(value, dict):
+            return _pick_language(value, lang)
+        return value
+    if fmt == "concise":
+        extras = [k for k in attr if k not in ("type", main) and (sys_attrs or k not in SYSTEM)]
+        if not extras:
+            if kind == "GeoProperty":
+                return attr[main]
+            if kind == "Property" and not isinstance(attr.get(main), dict):
+                return attr[main]
+        out: dict[str, Any] = {}
+        if kind not in ("Property", "GeoProperty", "Relationship", "LanguageProperty"):
+            out["type"] = kind
+        out[main] = attr.get(main)
+    else:
+        out = {"type": kind, main: attr.get(main)}
+    for key, sub in attr.items():
+        if key == "type" or key == main:
+            continue
+        if key in SYSTEM:
+            if sys_attrs:
+                out[key] = sub
+        elif key in MEMBERS:
+            out[key] = sub
+        else:
+            out[ctx.compact(key)] = render_attribute(sub, ctx, fmt, sys_attrs, lang)
+    return out
+
+
+def _pick_language(language_map: dict[str, Any], lang: str) -> Any:
+    for tag in (lang, "en", "@none"):
+        if tag in language_map:
+            return language_map[tag]
+    return next(iter(language_map.values()), None)
+
+
+def render_feature(doc: dict[str, Any], ctx: Context, fmt: Format, geoproperty: str, *,
+                   sys_attrs: bool = False, attrs: Collection[str] | None = None) -> dict[str, Any]:
+    """An entity as a GeoJSON Feature (Accept: application/geo+json)."""
+    entity = render_entity(doc, ctx, fmt, sys_attrs=sys_attrs, attrs=attrs)
+    geo = doc.get(geoproperty)
+    geometry = geo.get("value") if isinstance(geo, dict) and geo.get("type") == "GeoProperty" else None
+    properties = {k: v for k, v in entity.items() if k != "id"}
+    return {"id": doc["id"], "type": "Feature", "geometry": geometry, "properties": properties}

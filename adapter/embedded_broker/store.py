@@ -1,0 +1,337 @@
+"""SQLite storage of the embedded broker: tenants, entities (+ type index, R-tree), contexts, subscriptions.
+
+One writer connection serialised by a lock (a batch is one transaction, so concurrent upserts of the
+same entities never lose an update); with a file database, readers use their own per-thread
+connections and WAL lets them run beside the writer. Everything here is blocking: callers run it in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants(name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS entities(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE(tenant, id)
+);
+CREATE TABLE IF NOT EXISTS entity_types(
+    tenant TEXT NOT NULL, type TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY(tenant, type, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_types_seq ON entity_types(seq);
+-- +px/+py: exact coordinates of Point locations (the R-tree itself holds rounded float32 boxes).
+CREATE VIRTUAL TABLE IF NOT EXISTS entity_geo USING rtree(seq, minx, maxx, miny, maxy, +px, +py);
+CREATE TABLE IF NOT EXISTS contexts(
+    url TEXT PRIMARY KEY, local_id TEXT NOT NULL, kind TEXT NOT NULL, body BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscriptions(
+    tenant TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY(tenant, id)
+);
+"""
+
+DEFAULT_TENANT = ""
+
+
+def _regexp(pattern: str, value: str | None) -> bool:
+    return value is not None and _compiled(pattern).search(value) is not None
+
+
+_patterns: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    compiled = _patterns.get(pattern)
+    if compiled is None:
+        if len(_patterns) > 256:
+            _patterns.clear()
+        compiled = _patterns[pattern] = re.compile(pattern)
+    return compiled
+
+
+@dataclass(slots=True)
+class Stored:
+    """A stored entity: its creation sequence number and its stored-form document."""
+
+    seq: int
+    doc: dict[str, Any]
+
+
+@dataclass(slots=True)
+class SqlFilter:
+    """A query as SQL over `entities e`: optional type join, R-tree box and WHERE fragments."""
+
+    tenant: str
+    types: Sequence[str] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    geo_join: bool = False
+    where: tuple[str, ...] = ()
+    params: tuple[Any, ...] = ()
+
+
+class Store:
+    """The broker's SQLite database."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = str(path) if path is not None else None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = self._connect()
+        self._conn.executescript(_SCHEMA)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._tenants = {row[0] for row in self._conn.execute("SELECT name FROM tenants")}
+        self._tenants.add(DEFAULT_TENANT)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path or ":memory:", check_same_thread=False,
+                               isolation_level=None, cached_statements=256)
+        if self._path is not None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.create_function("regexp", 2, _regexp, deterministic=True)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection."""
+        with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._conn.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        if self._path is None:
+            with self._lock:
+                yield self._conn
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._lock:
+                self._readers.append(conn)
+        yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        """One serialised write transaction."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Writer(self._conn, self._tenants)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- tenants --------------------------------------------------------------------------------
+    def tenant_exists(self, tenant: str) -> bool:
+        """Whether a tenant has been created (the default tenant always exists)."""
+        return tenant in self._tenants
+
+    def tenants(self) -> list[str]:
+        """Every named tenant."""
+        return sorted(t for t in self._tenants if t)
+
+    def ensure_tenant(self, tenant: str) -> None:
+        """Create a tenant (first write)."""
+        if tenant not in self._tenants:
+            with self.write() as tx:
+                tx.ensure_tenant(tenant)
+
+    # -- entities -------------------------------------------------------------------------------
+    def get(self, tenant: str, entity_id: str) -> dict[str, Any] | None:
+        """One stored entity."""
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM entities WHERE tenant=? AND id=?",
+                               (tenant, entity_id)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def scan(self, flt: SqlFilter, limit: int | None = None, offset: int = 0) -> Iterator[Stored]:
+        """Matching entities in creation order (LIMIT/OFFSET in SQL when given)."""
+        sql, params = _select(flt, "e.seq, e.doc")
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params = (*params, limit, offset)
+        with self._read() as conn:
+            cursor = conn.execute(sql, params)
+            while rows := cursor.fetchmany(256):
+                for seq, doc in rows:
+                    yield Stored(seq, orjson.loads(doc))
+
+    def scan_points(self, flt: SqlFilter) -> list[tuple[int, float | None, float | None]]:
+        """(seq, x, y) of the located entities matching a query; x, y are None for non-points."""
+        sql, params = _select(flt, "e.seq, g.px, g.py")
+        with self._read() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def by_seqs(self, seqs: Sequence[int]) -> list[Stored]:
+        """Entities by sequence number, in the given order."""
+        docs: dict[int, bytes] = {}
+        with self._read() as conn:
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                docs.update(conn.execute(f"SELECT seq, doc FROM entities WHERE seq IN ({marks})", chunk))
+        return [Stored(seq, orjson.loads(docs[seq])) for seq in seqs if seq in docs]
+
+    def count(self, flt: SqlFilter) -> int:
+        """Number of entities matching a fully-SQL query."""
+        sql, params = _select(flt, "count(*)", ordered=False)
+        with self._read() as conn:
+            return conn.execute(sql, params).fetchone()[0]
+
+    def type_counts(self, tenant: str) -> list[tuple[str, int]]:
+        """(expanded type, entity count) of a tenant."""
+        with self._read() as conn:
+            return conn.execute("SELECT type, count(*) FROM entity_types WHERE tenant=? GROUP BY type "
+                                "ORDER BY type", (tenant,)).fetchall()
+
+    # -- contexts and subscriptions ---------------------------------------------------------------
+    def load_contexts(self) -> list[tuple[str, str, str, bytes, str]]:
+        """Every persisted context (url, local id, kind, body, createdAt)."""
+        with self._read() as conn:
+            return conn.execute("SELECT url, local_id, kind, body, created_at FROM contexts").fetchall()
+
+    def put_context(self, url: str, local_id: str, kind: str, body: bytes, created_at: str) -> None:
+        """Persist a downloaded or hosted context."""
+        with self.write() as tx:
+            tx.conn.execute("INSERT OR REPLACE INTO contexts VALUES (?,?,?,?,?)",
+                            (url, local_id, kind, body, created_at))
+
+    def delete_context(self, url: str) -> None:
+        """Forget a persisted context."""
+        with self.write() as tx:
+            tx.conn.execute("DELETE FROM contexts WHERE url=?", (url,))
+
+    def load_subscriptions(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every persisted subscription as (tenant, id, document)."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT tenant, id, doc FROM subscriptions ORDER BY rowid").fetchall()
+        return [(tenant, ident, orjson.loads(doc)) for tenant, ident, doc in rows]
+
+    def put_subscription(self, tenant: str, ident: str, doc: dict[str, Any]) -> None:
+        """Persist (create or replace) a subscription document; creates the tenant."""
+        with self.write() as tx:
+            tx.ensure_tenant(tenant)
+            tx.conn.execute("INSERT OR REPLACE INTO subscriptions VALUES (?,?,?)",
+                            (tenant, ident, orjson.dumps(doc)))
+
+    def delete_subscription(self, tenant: str, ident: str) -> None:
+        """Forget a persisted subscription."""
+        with self.write() as tx:
+            tx.conn.execute("DELETE FROM subscriptions WHERE tenant=? AND id=?", (tenant, ident))
+
+
+class Writer:
+    """Operations inside one write transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, tenants: set[str]) -> None:
+        self.conn = conn
+        self._tenants = tenants
+
+    def ensure_tenant(self, tenant: str) -> None:
+        """Create a tenant if needed."""
+        if tenant not in self._tenants:
+            self.conn.execute("INSERT OR IGNORE INTO tenants VALUES (?)", (tenant,))
+            self._tenants.add(tenant)
+
+    def get_many(self, tenant: str, ids: Sequence[str]) -> dict[str, Stored]:
+        """Existing entities among `ids`."""
+        found: dict[str, Stored] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for seq, ident, doc in self.conn.execute(
+                    f"SELECT seq, id, doc FROM entities WHERE tenant=? AND id IN ({marks})",
+                    (tenant, *chunk)):
+                found[ident] = Stored(seq, orjson.loads(doc))
+        return found
+
+    def insert(self, tenant: str, doc: dict[str, Any], bbox: tuple[float, ...] | None) -> int:
+        """Store a new entity; returns its sequence number."""
+        cur = self.conn.execute("INSERT INTO entities(tenant, id, doc) VALUES (?,?,?)",
+                                (tenant, doc["id"], orjson.dumps(doc).decode()))
+        seq = cur.lastrowid
+        assert seq is not None
+        self._index(tenant, seq, doc, bbox)
+        return seq
+
+    def replace(self, tenant: str, seq: int, doc: dict[str, Any], bbox: tuple[float, ...] | None,
+                old: dict[str, Any]) -> None:
+        """Overwrite an existing entity, keeping its creation order."""
+        self.conn.execute("UPDATE entities SET doc=? WHERE seq=?", (orjson.dumps(doc).decode(), seq))
+        if old["type"] != doc["type"]:
+            self.conn.execute("DELETE FROM entity_types WHERE seq=?", (seq,))
+            self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
+                                  [(tenant, t, seq) for t in doc["type"]])
+        self.conn.execute("DELETE FROM entity_geo WHERE seq=?", (seq,))
+        self._index_geo(seq, bbox)
+
+    def delete(self, seq: int) -> None:
+        """Remove an entity and its index rows."""
+        self.conn.execute("DELETE FROM entities WHERE seq=?", (seq,))
+        self.conn.execute("DELETE FROM entity_types WHERE seq=?", (seq,))
+        self.conn.execute("DELETE FROM entity_geo WHERE seq=?", (seq,))
+
+    def _index(self, tenant: str, seq: int, doc: dict[str, Any], bbox: tuple[float, ...] | None) -> None:
+        self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
+                              [(tenant, t, seq) for t in doc["type"]])
+        self._index_geo(seq, bbox)
+
+    def _index_geo(self, seq: int, bbox: tuple[float, ...] | None) -> None:
+        if bbox is not None:
+            point = bbox[0] == bbox[2] and bbox[1] == bbox[3]
+            self.conn.execute("INSERT INTO entity_geo VALUES (?,?,?,?,?,?,?)",
+                              (seq, bbox[0], bbox[2], bbox[1], bbox[3],
+                               bbox[0] if point else None, bbox[1] if point else None))
+
+
+def _select(flt: SqlFilter, columns: str, ordered: bool = True) -> tuple[str, tuple[Any, ...]]:
+    """SELECT over entities with the filter's joins, in creation order."""
+    joins: list[str] = []
+    where = ["e.tenant=?"]
+    params: list[Any] = []
+    order = "e.seq"
+    if flt.types:
+        if len(flt.types) == 1:
+            # Driving the scan from the (tenant, type, seq) index keeps type+limit queries O(limit).
+            joins.append("JOIN entity_types t ON t.seq=e.seq AND t.tenant=? AND t.type=?")
+            params += [flt.tenant, flt.types[0]]
+            order = "t.seq"
+        else:
+            marks = ",".join("?" * len(flt.types))
+            where.append(f"e.seq IN (SELECT seq FROM entity_types WHERE tenant=? AND type IN ({marks}))")
+    if flt.bbox is not None:
+        joins.append("JOIN entity_geo g ON g.seq=e.seq AND g.minx<=? AND g.maxx>=? AND g.miny<=? AND g.maxy>=?")
+        minx, miny, maxx, maxy = flt.bbox
+        params += [maxx, minx, maxy, miny]
+    elif flt.geo_join:
+        joins.append("JOIN entity_geo g ON g.seq=e.seq")
+    params.append(flt.tenant)
+    if flt.types and len(flt.types) > 1:
+        params += [flt.tenant, *flt.types]
+    where.extend(flt.where)
+    params.extend(flt.params)
+    sql = f"SELECT {columns} FROM entities e {' '.join(joins)} WHERE {' AND '.join(where)}"
+    if ordered:
+        sql += f" ORDER BY {order}"
+    return sql, tuple(params)
