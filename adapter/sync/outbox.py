@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+MAX_REPORTED_ERRORS = 100
 _COLUMNS = ("seq, tenant, source, op, entity_id, entity_type, attr, body, context, content_hash, attrs, "
             "attempts")
 
@@ -71,7 +72,7 @@ class DeliveryReport:
     remaining: int = 0
     duration: float = 0.0
     last_error: str | None = None
-    errors: list[AdapterError] = field(default_factory=list, repr=False)
+    errors: list[AdapterError] = field(default_factory=list, repr=False)  # the first 100
 
     @property
     def delivered(self) -> int:
@@ -191,7 +192,8 @@ class Outbox:
                     else:
                         report.attrs_deleted += 1
                     continue
-                report.errors.append(error)
+                if len(report.errors) < MAX_REPORTED_ERRORS:
+                    report.errors.append(error)
                 report.last_error = str(error)
                 if isinstance(error, RecordError):
                     db.execute("DELETE FROM outbox WHERE seq=?", (op.seq,))

@@ -58,13 +58,30 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def content_hash(entity: OutgoingEntity) -> str:
-    """A stable hash of an entity's content and @context."""
+def content_hash(entity: OutgoingEntity, context_json: bytes | None = None) -> str:
+    """A stable hash of an entity's content and @context (`context_json`: its canonical JSON, if known)."""
     body = entity.body if isinstance(entity.body, (bytes, bytearray)) else orjson.dumps(
         entity.body, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(bytes(body), digest_size=16)
-    digest.update(b"\x00" + orjson.dumps(entity.context, option=orjson.OPT_SORT_KEYS))
+    if context_json is None:
+        context_json = orjson.dumps(entity.context, option=orjson.OPT_SORT_KEYS)
+    digest.update(b"\x00" + context_json)
     return digest.hexdigest()
+
+
+class _ContextCache:
+    """Canonical JSON of contexts; a snapshot shares a handful of context objects."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[Any, bytes]] = {}
+
+    def __call__(self, context: Any) -> bytes:
+        hit = self._by_id.get(id(context))
+        if hit is not None and hit[0] is context:
+            return hit[1]
+        text = orjson.dumps(context, option=orjson.OPT_SORT_KEYS)
+        self._by_id[id(context)] = (context, text)  # keeps the object alive, so ids stay unique
+        return text
 
 
 def _attrs(text: str | None) -> frozenset[str]:
@@ -99,6 +116,7 @@ class SyncPlan:
     source: str
     run_id: str
     upserts: list[tuple[OutgoingEntity, str, frozenset[str]]] = field(default_factory=list)
+    replaces_pending: list[str] = field(default_factory=list)  # upserted ids with older state rows
     attr_deletes: list[tuple[str, str, str, Any]] = field(default_factory=list)  # id, type, attr, context
     deletes: list[tuple[str, str]] = field(default_factory=list)  # id, type
     unchanged: list[str] = field(default_factory=list)
@@ -169,14 +187,17 @@ class StateStore:
         latest: dict[str, OutgoingEntity] = {}
         for entity in snapshot:
             latest[entity.id] = entity  # a repeated id: the last record wins
+        context_json = _ContextCache()
         for entity in latest.values():
-            digest = content_hash(entity)
+            digest = content_hash(entity, context_json(entity.context))
             row = known.get(entity.id)
             if row is not None and row[1] == digest:
                 plan.unchanged.append(entity.id)
                 continue
             attrs = entity.attribute_names()
             plan.upserts.append((entity, digest, attrs))
+            if row is not None:
+                plan.replaces_pending.append(entity.id)
             if row is not None and upsert_mode == "update":
                 # Union with what the broker confirmed: an attribute of a still-pending or
                 # superseded upsert may already be there. Deleting a missing one is harmless (404).
@@ -194,13 +215,15 @@ class StateStore:
         now = utcnow()
         t, s = plan.tenant, plan.source
         with self.transaction() as db:
-            # Pending work for a re-planned entity is replaced, not repeated.
-            touched = [(t, s, e.id) for e, _, _ in plan.upserts] + [(t, s, i) for i, _ in plan.deletes]
+            # Pending work for a re-planned entity is replaced, not repeated. Only entities with a
+            # state row can have pending work (both are written in this one transaction).
+            touched = [(t, s, i) for i in plan.replaces_pending] + [(t, s, i) for i, _ in plan.deletes]
             db.executemany("DELETE FROM outbox WHERE tenant=? AND source=? AND entity_id=?", touched)
+            context_json = _ContextCache()
             db.executemany(
                 "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, body, context, "
                 "content_hash, attrs, enqueued_at) VALUES (?, ?, 'upsert', ?, ?, ?, ?, ?, ?, ?)",
-                [(t, s, e.id, e.type, e.encode(with_context=False), orjson.dumps(e.context).decode(),
+                [(t, s, e.id, e.type, e.encode(with_context=False), context_json(e.context),
                   digest, _attrs_json(attrs), now) for e, digest, attrs in plan.upserts])
             db.executemany(
                 "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, attr, context, enqueued_at) "
