@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
+from pydantic import Field
+
 from data_models._base import BURGAS, SDM, GeoProperty, Property, Relationship
 from data_models._commons import SmartDataModel
+from data_models._formats import Degrees
 from data_models._types import Geometry, NonNegative, NonNegativeInt, Number, Ratio, Text, Uri, UtcDateTime
 
 ENVIRONMENT = SDM + "dataModel.Environment/"
@@ -59,3 +62,84 @@ class AirQualityObserved(SmartDataModel):
     ref_device: Annotated[Uri | None, Relationship(ENVIRONMENT + "refDevice")] = None
     ref_point_of_interest: Annotated[Uri | None, Relationship(ENVIRONMENT + "refPointOfInterest")] = None
     ref_weather_observed: Annotated[Uri | None, Relationship(ENVIRONMENT + "refWeatherObserved")] = None
+
+
+class NoiseLevelObserved(SmartDataModel):
+    """An observation of acoustic parameters that estimate noise pressure levels at a place and time.
+
+    Sound levels are A-weighted decibels (2N). The schema allows ``dateObserved`` to be an ISO 8601
+    interval; the period lives in ``dateObservedFrom``/``dateObservedTo`` and ``dateObserved`` is
+    kept as an instant, so that it can be an observedAt. Observed values default to the period end.
+    """
+
+    entity_type: ClassVar[str] = "NoiseLevelObserved"
+    type_iri: ClassVar[str] = ENVIRONMENT + "NoiseLevelObserved"
+    subject: ClassVar[str] = "dataModel.Environment"
+    observed_at_field: ClassVar[str] = "date_observed_to"
+
+    date_observed_from: Annotated[UtcDateTime, Property(ENVIRONMENT + "dateObservedFrom")]
+    date_observed_to: Annotated[UtcDateTime, Property(ENVIRONMENT + "dateObservedTo")]
+    location: Annotated[Geometry, GeoProperty()]
+    date_observed: Annotated[UtcDateTime | None, Property(SDM + "dateObserved")] = None
+    sonometer_class: Annotated[Literal["0", "1", "2"] | None, Property(ENVIRONMENT + "sonometerClass")] = None
+    las: Annotated[Number | None, Property(ENVIRONMENT + "LAS", unit="2N", observed=True), Field(alias="LAS")] = None
+    l_aeq: Annotated[Number | None, Property(ENVIRONMENT + "LAeq", unit="2N", observed=True), Field(alias="LAeq")] = None
+    l_aeq_d: Annotated[Number | None, Property(ENVIRONMENT + "LAeq_d", unit="2N", observed=True), Field(alias="LAeq_d")] = None
+    l_amax: Annotated[Number | None, Property(ENVIRONMENT + "LAmax", unit="2N", observed=True), Field(alias="LAmax")] = None
+    obstacles: Annotated[Text | None, Property(ENVIRONMENT + "obstacles")] = None
+    # The schema types these two as strings while giving them in metres.
+    height_average: Annotated[Text | None, Property(ENVIRONMENT + "heightAverage", unit="MTR")] = None
+    distance_average: Annotated[Text | None, Property(ENVIRONMENT + "distanceAverage", unit="MTR")] = None
+    ref_device: Annotated[Uri | None, Relationship(ENVIRONMENT + "refDevice")] = None
+    ref_point_of_interest: Annotated[Uri | None, Relationship(ENVIRONMENT + "refPointOfInterest")] = None
+    ref_weather_observed: Annotated[Uri | None, Relationship(ENVIRONMENT + "refWeatherObserved")] = None
+
+
+class WaterObserved(SmartDataModel):
+    """An observation of water flow, level and volume, and of swell, over a fixed or variable area."""
+
+    entity_type: ClassVar[str] = "WaterObserved"
+    type_iri: ClassVar[str] = ENVIRONMENT + "WaterObserved"
+    subject: ClassVar[str] = "dataModel.Environment"
+    observed_at_field: ClassVar[str] = "date_observed"
+
+    date_observed: Annotated[UtcDateTime, Property(SDM + "dateObserved")]
+    location: Annotated[Geometry, GeoProperty()]
+    date_observed_from: Annotated[UtcDateTime | None, Property(ENVIRONMENT + "dateObservedFrom")] = None
+    date_observed_to: Annotated[UtcDateTime | None, Property(ENVIRONMENT + "dateObservedTo")] = None
+    # The model gives no unit for flow: none is claimed.
+    flow: Annotated[NonNegative | None, Property(ENVIRONMENT + "flow", observed=True)] = None
+    height: Annotated[NonNegative | None, Property(ENVIRONMENT + "height", unit="MTR", observed=True)] = None
+    swell_height: Annotated[NonNegative | None, Property(ENVIRONMENT + "swellHeight", unit="MTR", observed=True)] = None
+    swell_period: Annotated[NonNegative | None, Property(ENVIRONMENT + "swellPeriod", unit="SEC", observed=True)] = None
+    swell_direction: Annotated[Degrees | None, Property(ENVIRONMENT + "swellDirection", unit="DD", observed=True)] = None
+    wave_length: Annotated[NonNegative | None, Property(ENVIRONMENT + "waveLength", unit="MTR", observed=True)] = None
+    measured_area: Annotated[NonNegative | None, Property(ENVIRONMENT + "measuredArea", unit="MTK")] = None
+    object_area: Annotated[NonNegative | None, Property(ENVIRONMENT + "objectArea", unit="P1", observed=True)] = None
+    object_height_average: Annotated[NonNegative | None, Property(ENVIRONMENT + "objectHeightAverage", unit="MTR", observed=True)] = None
+    object_height_max: Annotated[NonNegative | None, Property(ENVIRONMENT + "objectHeightMax", unit="MTR", observed=True)] = None
+    object_volume: Annotated[NonNegative | None, Property(ENVIRONMENT + "objectVolume", unit="MTQ", observed=True)] = None
+    water_level: Annotated[NonNegative | None, Property(ENVIRONMENT + "waterLevel", unit="MTR", observed=True)] = None
+    water_discharge: Annotated[NonNegative | None, Property(ENVIRONMENT + "waterDischarge", unit="MTQ", observed=True)] = None
+    ref_device: Annotated[Uri | None, Relationship(ENVIRONMENT + "refDevice")] = None
+
+
+class FloodMonitoring(SmartDataModel):
+    """The flooding level of a water body (river, lake, ...) at a sensing station.
+
+    Levels and distances carry no unitCode: the official model names none.
+    """
+
+    entity_type: ClassVar[str] = "FloodMonitoring"
+    type_iri: ClassVar[str] = ENVIRONMENT + "FloodMonitoring"
+    subject: ClassVar[str] = "dataModel.Environment"
+    observed_at_field: ClassVar[str] = "observation_date_time"
+
+    observation_date_time: Annotated[UtcDateTime | None, Property(ENVIRONMENT + "observationDateTime")] = None
+    station_id: Annotated[Text | None, Property(ENVIRONMENT + "stationID"), Field(alias="stationID")] = None
+    alert_level: Annotated[Number | None, Property(ENVIRONMENT + "alertLevel")] = None
+    danger_level: Annotated[Number | None, Property(ENVIRONMENT + "dangerLevel")] = None
+    reference_level: Annotated[Number | None, Property(ENVIRONMENT + "referenceLevel")] = None
+    current_level: Annotated[Number | None, Property(ENVIRONMENT + "currentLevel", observed=True)] = None
+    measured_distance: Annotated[Number | None, Property(ENVIRONMENT + "measuredDistance", observed=True)] = None
+    flood_level_status: Annotated[Text | None, Property(ENVIRONMENT + "floodLevelStatus", observed=True)] = None
