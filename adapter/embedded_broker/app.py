@@ -8,8 +8,9 @@ Hook points for other modules of this package:
   `operations.Change(before, after)` in stored form (expanded names; before=None on create,
   after=None on delete). It schedules `BrokerState.on_change(tenant, changes)` as a background
   task, so a slow subscriber never delays the write's answer.
-- `subscriptions.router` (when the module is present) is mounted as is, and its
-  `SubscriptionManager(broker_state)` is started with the app and set as `on_change`.
+- `subscriptions.router` (when the module is present) is mounted as is (its paths carry
+  /ngsi-ld/v1), and `SubscriptionManager(broker_state)` (which registers itself as
+  `broker_state.subscriptions`) is started and stopped with the app's lifespan and set as `on_change`.
 - Rendering for notifications: `render.render_entity(doc, ctx, fmt, sys_attrs=..., attrs=...)` with a
   `Context` from `broker.contexts.from_value(subscription_context)`.
 """
@@ -24,7 +25,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,8 +54,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return _problem(not_found("Service Not Found", request.url.path))
     if exc.status_code == 405:
-        allowed = sorted({m for route in request.app.routes if isinstance(route, APIRoute)
-                          and route.path_regex.match(request.url.path) for m in route.methods})
+        allowed = sorted({m for regex, methods in request.app.state.allow
+                          if regex.match(request.url.path) for m in methods} - {"HEAD"})
         return _problem(NgsiError(405, "OperationNotSupported", "Method not allowed",
                                   f"{request.method} is not supported on {request.url.path}",
                                   headers={"Allow": ",".join(allowed)}))
@@ -119,9 +119,8 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        manager = None
-        if subscriptions is not None:
-            manager = subscriptions.SubscriptionManager(broker)
+        manager = subscriptions.SubscriptionManager(broker) if subscriptions is not None else None
+        if manager is not None:
             await manager.start()
             broker.on_change = manager.entities_changed
         try:
@@ -139,10 +138,13 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
     app.add_exception_handler(NgsiError, _ngsi_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.include_router(api_entities.router)
-    app.include_router(api_batch.router)
-    app.include_router(api_meta.router)
+    routers = [api_entities.router, api_batch.router, api_meta.router]
     if subscriptions is not None:
-        app.include_router(subscriptions.router)
+        routers.append(subscriptions.router)
+    for router in routers:
+        app.include_router(router)
+    # (path regex, methods) of every route, for the Allow header of 405 answers.
+    app.state.allow = [(r.path_regex, r.methods) for router in routers for r in router.routes
+                       if hasattr(r, "methods")]
     app.add_middleware(Outermost)
     return app

@@ -28,6 +28,7 @@ class BrokerState:
         self.contexts = contexts
         # Set by the subscription manager: an async callable (tenant, changes) -> None.
         self.on_change: Callable[[str, list[Change]], Any] | None = None
+        self.subscriptions: Any = None  # the SubscriptionManager registers itself here
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
