@@ -600,7 +600,7 @@ def taxi_ranks(lang: str) -> dict[str, Any]:
     features = []
     for i in range(59):
         name = TAXI_SPECIAL[specials[i]] if i in specials else taxi_name(rng, i)
-        if i not in specials and rng.random() < 0.36:
+        if i not in specials and rng.random() < 0.3:
             name += " "
         cars = rng.choice((2, 3, 4, 5, 6, 7, 10))
         picture = (f"http://pics.smartburgas.eu/parking/taxi/t{i + 1}.jpg" if i < 36
