@@ -342,12 +342,18 @@ def test_attribute_delete_uses_link_header_and_treats_404_as_done():
                                        'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"')
 
 
-def test_attribute_delete_with_inline_context_needs_expanded_name():
-    ctx = [{"p": "https://ex.org/p"}, CTX[1]]
+def test_attribute_delete_expands_inline_terms_and_refuses_ambiguous_contexts():
+    official = ["https://sdm.example/ctx.jsonld", {"p": "https://ex.org/p"}, CTX[1]]
+    ambiguous = ["https://a.example/1.jsonld", "https://b.example/2.jsonld", CTX[1]]
     result, reqs = run(lambda r: httpx.Response(204), lambda c: c.delete_attrs([
-        AttributeDelete(ids(1)[0], "p", ctx), AttributeDelete(ids(1)[0], "https://ex.org/p", ctx)]))
-    assert isinstance(result.failed[(ids(1)[0], "p")], ConfigError)
-    assert result.succeeded == [(ids(1)[0], "https://ex.org/p")] and len(reqs) == 1
+        AttributeDelete(ids(1)[0], "p", official), AttributeDelete(ids(1)[0], "q", official),
+        AttributeDelete(ids(2)[0], "q", ambiguous)]))
+    assert result.succeeded == [(ids(1)[0], "p"), (ids(1)[0], "q")]
+    assert isinstance(result.failed[(ids(2)[0], "q")], ConfigError)
+    by_path = {r.url.raw_path.decode().rsplit("/", 1)[-1]: r for r in reqs}
+    assert set(by_path) == {"https%3A%2F%2Fex.org%2Fp", "q"}
+    assert "Link" not in by_path["https%3A%2F%2Fex.org%2Fp"].headers
+    assert by_path["q"].headers["Link"].startswith("<https://sdm.example/ctx.jsonld>")
 
 
 def test_get_entity_and_missing_entity():

@@ -70,6 +70,26 @@ def link_url(context: Any) -> str | None:
                       "URLs); set BURGAS_CONTEXT_MODE=body or serve one combined context URL")
 
 
+def attribute_target(attr: str, context: Any) -> tuple[str, str | None]:
+    """How to name an attribute in a URL path: (name, Link URL or None).
+
+    Bodiless requests (DELETE) can carry a context only in a Link header. A term defined in an
+    inline object of the context is sent expanded (its IRI); any other term is expanded by the
+    broker with the context's single remaining URL (e.g. the Smart Data Models subject context).
+    """
+    items = context if isinstance(context, (list, tuple)) else [context] if context is not None else []
+    for item in reversed(items):  # later definitions win, as in JSON-LD processing
+        if isinstance(item, Mapping) and attr in item:
+            definition = item[attr]
+            iri = definition.get("@id") if isinstance(definition, Mapping) else definition
+            if isinstance(iri, str) and ":" in iri:
+                return iri, None
+    urls = [c for c in items if isinstance(c, str)]
+    if ":" in attr:
+        return attr, None
+    return attr, link_url(urls)
+
+
 def link_header(url: str) -> str:
     """A well-formed JSON-LD context Link header value (strictly parsed since Orion-LD PR #1761)."""
     return f'<{url}>; rel="{LINK_REL}"; type="application/ld+json"'

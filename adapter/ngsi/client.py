@@ -8,8 +8,8 @@ Context placement (setting `context_mode`):
   prefers for batches). A Link header holds a single URL, so the entity's context minus the core
   context (which brokers always apply) must be exactly one URL; anything else is a ConfigError.
   Entities with different context URLs go in different requests.
-DELETE requests have no body: attribute deletes use the Link header whenever the context allows,
-otherwise the attribute name must be an expanded IRI.
+DELETE requests have no body: an attribute defined inline in the context is deleted by its
+expanded IRI, any other by its term with the context's single remaining URL in a Link header.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from tenacity import (AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from adapter.errors import AdapterError, BrokerUnavailableError, ConfigError, EntityRejectedError
 from adapter.ngsi.auth import BearerToken, BrokerAuth, OAuth2ClientCredentials
-from adapter.ngsi.batching import (Batch, OutgoingEntity, build_batches, link_header, link_url,
-                                   occurrence_rounds)
+from adapter.ngsi.batching import (Batch, OutgoingEntity, attribute_target, build_batches, link_header,
+                                   link_url, occurrence_rounds)
 from adapter.ngsi.results import (BatchResult, Operation, parse_problem, read_batch_answer, request_error,
                                   should_isolate)
 from adapter.settings import DEFAULT_BATCH_MAX_BYTES, Settings
@@ -206,17 +206,13 @@ class BrokerClient:
         return result
 
     async def _delete_attr(self, item: AttributeDelete) -> AdapterError | None:
-        headers: dict[str, str] = {}
         try:
-            link = link_url(item.context)
-        except ConfigError:
-            if ":" not in item.attr:
-                return ConfigError("cannot expand attribute name without a single-URL @context; "
-                                   "pass the expanded IRI", entity_id=item.entity_id, attr=item.attr)
-            link = None
-        if link:
-            headers["Link"] = link_header(link)
-        path = f"/entities/{quote(item.entity_id, safe='')}/attrs/{quote(item.attr, safe='')}"
+            name, link = attribute_target(item.attr, item.context)
+        except ConfigError as exc:
+            exc.entity_id = item.entity_id
+            return exc
+        headers = {"Link": link_header(link)} if link else {}
+        path = f"/entities/{quote(item.entity_id, safe='')}/attrs/{quote(name, safe='')}"
         try:
             response = await self._request("DELETE", path, headers=headers)
         except AdapterError as exc:
