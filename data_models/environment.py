@@ -58,6 +58,10 @@ class AirQualityObserved(SmartDataModel):
     wind_speed: Annotated[NonNegative | None, Property(ENVIRONMENT + "windSpeed", unit="MTS", observed=True)] = None
     volatile_organic_compounds_total: Annotated[NonNegative | None, Property(ENVIRONMENT + "volatileOrganicCompoundsTotal", unit="GQ", observed=True)] = None
     co_level: Annotated[Text | None, Property(ENVIRONMENT + "coLevel", observed=True)] = None
+    arsenic: Annotated[NonNegative | None, Property(ENVIRONMENT + "as", unit="GQ", observed=True), Field(alias="as")] = None
+    cd: Annotated[NonNegative | None, Property(ENVIRONMENT + "cd", unit="GQ", observed=True)] = None
+    ni: Annotated[NonNegative | None, Property(ENVIRONMENT + "ni", unit="GQ", observed=True)] = None
+    pb: Annotated[NonNegative | None, Property(ENVIRONMENT + "pb", unit="GQ", observed=True)] = None
     charge: Annotated[NonNegative | None, Property(ENVIRONMENT + "charge")] = None
     ref_device: Annotated[Uri | None, Relationship(ENVIRONMENT + "refDevice")] = None
     ref_point_of_interest: Annotated[Uri | None, Relationship(ENVIRONMENT + "refPointOfInterest")] = None
