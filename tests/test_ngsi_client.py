@@ -316,7 +316,7 @@ def test_oauth_token_is_refreshed_before_expiry():
         return results
     results, reqs = run(server, over_time, auth=auth)
     assert all(r.ok for r in results)
-    assert server.issued == 2 and not any(r.status_code == 401 for r in [])
+    assert server.issued == 2
     assert [r.url.path for r in reqs].count("/token") == 2
 
 
