@@ -1,0 +1,256 @@
+"""The mapper framework: raw records in, ``Mapped`` entities or ``Rejected`` records out.
+
+A feed's mapping is a :class:`FeedMapper`: the model it produces, a map function, and its id rule
+in words. The map function takes one :class:`~adapter.sources.base.RawRecord`, reads it through
+declarative tables of :class:`Attr` rows (target attribute <- source field, transform, unit), and
+returns a :class:`Mapped` or raises a :class:`~adapter.errors.RecordError`. It never fetches.
+
+* :func:`map_one` turns a raised error (or a record the source already marked broken) into a
+  :class:`Rejected` naming the source, the record and the reason, so one bad record never stops the
+  others.
+* :func:`map_feed` maps a whole fetch and merges records that give the same entity id (the feeds
+  repeat features): the fetch's entities are held until the end, so it suits bounded fetches.
+  :func:`iter_mapped` streams without merging.
+
+Merge rule (two records, one id, one fetch): the readings are united (one history snapshot per
+observation time; at equal times the later record's snapshot wins) and the current state is the
+entity with the newer observation time (at equal or no times, the later record's). Values and
+readings a mapper left out, with their reasons, are kept in ``Mapped.dropped``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from adapter.errors import MappingError, RecordError
+from adapter.mapping import parse
+from adapter.sources.base import RawRecord
+from data_models import AttrMeta, Entity
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """One entity from one record (or several merged): its current state and every reading.
+
+    ``entity`` is the current state (what a broker upsert sends). ``history`` holds one snapshot
+    per reading of the record's time series, oldest first, each carrying that reading's values and
+    the model's required attributes (what a temporal sink stores); empty for static records.
+    ``source_crs`` is the CRS the geometry came in (kept as metadata), ``dropped`` the values or
+    readings left out with their reasons, ``record`` the source record key(s).
+    """
+
+    entity: Entity
+    history: tuple[Entity, ...] = ()
+    source_crs: str | None = None
+    dropped: tuple[str, ...] = ()
+    record: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that could not become an entity: where it came from, why, and what it held."""
+
+    source: str
+    record: str
+    reason: str
+    payload: Any = None
+
+    @classmethod
+    def of(cls, record: RawRecord, reason: str) -> Rejected:
+        """A rejection of ``record`` (the reason is cut to MAX_REASON characters)."""
+        if len(reason) > MAX_REASON:
+            reason = reason[: MAX_REASON - 3] + "..."
+        return cls(record.source, record.key, reason, record.payload)
+
+    def error(self) -> MappingError:
+        """The rejection as the adapter's error class (for quarantine and logs)."""
+        return MappingError(self.reason, source=self.source, record=self.record)
+
+
+MapFunction = Callable[[RawRecord], Mapped]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMapper:
+    """How one feed becomes entities: the model, the map function, and the id rule in words."""
+
+    feed: str
+    model: type[Entity]
+    map: MapFunction
+    id_rule: str
+
+    def __call__(self, record: RawRecord) -> Mapped | Rejected:
+        return map_one(self, record)
+
+
+def map_one(mapper: FeedMapper, record: RawRecord) -> Mapped | Rejected:
+    """Map one record; every record error becomes a :class:`Rejected`."""
+    if record.problem:
+        return Rejected.of(record, record.problem)
+    try:
+        mapped = mapper.map(record)
+    except RecordError as exc:
+        return Rejected.of(record, exc.reason)
+    except ValidationError as exc:  # a model refused what the tables produced
+        return Rejected.of(record, validation_reason(exc))
+    if mapped.dropped:
+        logger.debug("%s %s: left out %s", record.source, record.key, "; ".join(mapped.dropped))
+    return mapped
+
+
+def iter_mapped(mapper: FeedMapper, records: Iterable[RawRecord]) -> Iterator[Mapped | Rejected]:
+    """Map records one by one, streaming (no merging of equal ids)."""
+    for record in records:
+        yield map_one(mapper, record)
+
+
+def map_feed(mapper: FeedMapper, records: Iterable[RawRecord]) -> Iterator[Mapped | Rejected]:
+    """Map one fetch: rejections as they come, then each entity once (equal ids merged)."""
+    by_id: dict[str, Mapped] = {}
+    for record in records:
+        result = map_one(mapper, record)
+        if isinstance(result, Rejected):
+            yield result
+            continue
+        key = result.entity.id
+        earlier = by_id.get(key)
+        if earlier is None:
+            by_id[key] = result
+        else:
+            logger.debug("%s: merging %s into %s (same id %s)", record.source, record.key,
+                         earlier.record, key)
+            by_id[key] = merge(earlier, result)
+    yield from by_id.values()
+
+
+def merge(earlier: Mapped, later: Mapped) -> Mapped:
+    """Two results for one entity id: union of readings, newest current state wins."""
+    t_earlier = earlier.entity.observation_time()
+    t_later = later.entity.observation_time()
+    earlier_newer = t_earlier is not None and (t_later is None or t_earlier > t_later)
+    current, other = (earlier, later) if earlier_newer else (later, earlier)
+    snapshots: dict[datetime | None, Entity] = {}
+    for snapshot in (*earlier.history, *later.history):
+        snapshots[snapshot.observation_time()] = snapshot
+    history = tuple(sorted(snapshots.values(), key=_time_key))
+    records = " + ".join(r for r in (earlier.record, later.record) if r)
+    return Mapped(current.entity, history, current.source_crs or other.source_crs,
+                  earlier.dropped + later.dropped, records or None)
+
+
+def _time_key(entity: Entity) -> tuple[bool, datetime | None]:
+    time = entity.observation_time()
+    return (time is not None, time)
+
+
+# --- declarative tables ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    """One row of a mapping table: target attribute <- source field, through a transform, in a unit.
+
+    ``transform`` turns the raw value into the attribute value (or None: absent) and raises
+    ``ValueError`` with a reason. A blank source value (None, "") means the attribute is absent.
+    ``unit`` fixes a UN/CEFACT code; ``unit_source`` names the source field holding a unit string
+    (mapped by :data:`adapter.mapping.parse.UNIT_CODES`); with neither, the model's unit applies.
+    """
+
+    target: str
+    source: str
+    transform: Callable[[Any], Any] = parse.text
+    unit: str | None = None
+    unit_source: str | None = None
+
+
+@dataclass(slots=True)
+class Values:
+    """What a table read from one source object: values, their units, and what it left out."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def read(table: Sequence[Attr], source: Mapping[str, Any], *, strict: bool = True,
+         where: str = "") -> Values:
+    """Apply a table to one source object.
+
+    ``strict``: the first bad value raises :class:`MappingError` (the record is rejected);
+    otherwise a bad value is left out and its reason kept in ``problems`` (the rest go on).
+    """
+    out = Values()
+    for attr in table:
+        raw = source.get(attr.source)
+        if parse.is_blank(raw):
+            continue
+        try:
+            value = attr.transform(raw)
+            unit = attr.unit
+            if attr.unit_source is not None:
+                unit = parse.unit_code(source.get(attr.unit_source))
+        except ValueError as exc:
+            reason = f"{where}{attr.source}: {exc}"
+            if strict:
+                raise MappingError(reason) from None
+            out.problems.append(reason)
+            continue
+        if value is None:
+            continue
+        out.values[attr.target] = value
+        if unit is not None:
+            out.units[attr.target] = unit
+    return out
+
+
+@cache
+def declared_units(model: type[Entity]) -> Mapping[str, str | None]:
+    """Field name -> the unit code the model declares for it."""
+    return {spec.field: spec.unit for spec in model.attributes}
+
+
+def attr_meta(model: type[Entity], units: Mapping[str, str] = {},
+              observed_at: Mapping[str, datetime] = {},
+              default_time: datetime | None = None) -> dict[str, AttrMeta]:
+    """Per-attribute metadata where it differs from the model's unit or the entity's time."""
+    declared = declared_units(model)
+    meta: dict[str, AttrMeta] = {}
+    for name in {*units, *observed_at}:
+        unit = units.get(name)
+        unit = None if unit == declared.get(name) else unit
+        time = observed_at.get(name)
+        time = None if time == default_time else time
+        if unit is not None or time is not None:
+            meta[name] = AttrMeta(unit_code=unit, observed_at=time)
+    return meta
+
+
+def build(model: type[Entity], values: Mapping[str, Any],
+          meta: Mapping[str, AttrMeta] | None = None) -> Entity:
+    """Validate values into the model; a refusal raises :class:`MappingError` with the reason."""
+    try:
+        if meta:
+            return model(**values, attr_meta=dict(meta))
+        return model(**values)
+    except ValidationError as exc:
+        raise MappingError(validation_reason(exc)) from None
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """A pydantic error as one short line: ``field: message; ...``."""
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error.get("loc", ())) or "entity"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+    return f"{exc.title} refused {'; '.join(parts)}{more}"

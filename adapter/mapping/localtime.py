@@ -1,0 +1,115 @@
+"""Smart Burgas times: naive Europe/Sofia wall-clock strings -> aware UTC datetimes.
+
+The feeds write ``YYYY-MM-DD HH:MM:SS`` (sometimes ``YYYY-MM-DD_HH:MM:SS``) with no zone; the city
+runs on EET (UTC+2) in winter and EEST (UTC+3) in summer. Two hours a year need care:
+
+* the spring gap (last Sunday of March, 03:00-03:59 does not exist): such a reading is rejected
+  with its reason, never shifted to a guess;
+* the autumn repeat (last Sunday of October, 03:00-03:59 happens twice): a lone time takes the
+  first occurrence (``fold=0``, EEST); in a series, :func:`localize_series` walks the readings in
+  time order (newest-first feeds are walked backwards) and a wall time inside the repeated hour that
+  does not move forward from the previous one starts the second occurrence (``fold=1``, EET).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+SOFIA = ZoneInfo("Europe/Sofia")
+
+_LOCAL = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ _T](\d{2}):(\d{2}):(\d{2})")
+# Paid-parking zones: "2000/01/01 07:00:00.000" (a shapefile export).
+_SLASHED = re.compile(r"(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?")
+_MAX_TEXT = 40
+
+
+class LocalTimeError(ValueError):
+    """A local time that cannot be read or does not exist in Europe/Sofia."""
+
+
+def parse_local(text: object) -> datetime:
+    """``YYYY-MM-DD HH:MM:SS`` (or with ``_``) as a naive wall-clock datetime."""
+    match = _LOCAL.fullmatch(text.strip()) if isinstance(text, str) and len(text) <= _MAX_TEXT else None
+    if match is None:
+        raise LocalTimeError(f"time {_show(text)} is not YYYY-MM-DD HH:MM:SS")
+    try:
+        return datetime(*map(int, match.groups()))
+    except ValueError as exc:
+        raise LocalTimeError(f"time {_show(text)}: {exc}") from None
+
+
+def parse_slashed(text: object) -> datetime:
+    """``YYYY/MM/DD HH:MM:SS[.mmm]`` as a naive wall-clock datetime (milliseconds kept)."""
+    match = _SLASHED.fullmatch(text.strip()) if isinstance(text, str) and len(text) <= _MAX_TEXT else None
+    if match is None:
+        raise LocalTimeError(f"time {_show(text)} is not YYYY/MM/DD HH:MM:SS.mmm")
+    *parts, fraction = match.groups()
+    micro = int((fraction or "0").ljust(6, "0"))
+    try:
+        return datetime(*map(int, parts), micro)
+    except ValueError as exc:
+        raise LocalTimeError(f"time {_show(text)}: {exc}") from None
+
+
+def is_ambiguous(naive: datetime) -> bool:
+    """True inside the repeated autumn hour (the wall time happens twice)."""
+    local = naive.replace(tzinfo=SOFIA)
+    return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
+
+
+def to_utc(naive: datetime, fold: int = 0) -> datetime:
+    """A Sofia wall-clock time as aware UTC; the spring gap raises :class:`LocalTimeError`."""
+    local = naive.replace(tzinfo=SOFIA, fold=fold)
+    utc = local.astimezone(UTC)
+    if utc.astimezone(SOFIA).replace(tzinfo=None) != naive:
+        raise LocalTimeError(f"local time {naive:%Y-%m-%d %H:%M:%S} does not exist in Europe/Sofia "
+                             "(skipped by the daylight-saving change)")
+    return utc
+
+
+def local_to_utc(text: object) -> datetime:
+    """One feed time string as aware UTC (a lone time in the repeated hour takes fold=0)."""
+    return to_utc(parse_local(text))
+
+
+def localize_series(times: Sequence[datetime | None]) -> list[datetime | LocalTimeError]:
+    """Naive wall times of one series (any order) -> UTC instants, or the error per reading.
+
+    ``None`` entries (unparseable) are skipped and come back as errors. The series direction is
+    read from its first and last valid times; the repeated autumn hour is resolved in time order.
+    """
+    out: list[datetime | LocalTimeError] = [LocalTimeError("unreadable time") for _ in times]
+    valid = [i for i, t in enumerate(times) if t is not None]
+    if not valid:
+        return out
+    first, last = times[valid[0]], times[valid[-1]]
+    order = list(reversed(valid)) if first > last else valid  # type: ignore[operator]
+    previous: datetime | None = None  # last wall time seen inside a repeated hour
+    second_pass_day = None  # the date whose repeated hour is already in its second occurrence
+    for i in order:
+        naive = times[i]
+        assert naive is not None
+        fold = 0
+        if is_ambiguous(naive):
+            day = naive.date()
+            if second_pass_day == day or (previous is not None and previous.date() == day
+                                          and naive <= previous):
+                fold, second_pass_day = 1, day
+            previous = naive
+        try:
+            out[i] = to_utc(naive, fold)
+        except LocalTimeError as exc:
+            out[i] = exc
+    return out
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+__all__ = ["SOFIA", "LocalTimeError", "is_ambiguous", "local_to_utc", "localize_series",
+           "parse_local", "parse_slashed", "to_utc"]
