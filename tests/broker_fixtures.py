@@ -1,0 +1,74 @@
+"""Fixtures for the embedded-broker conformance suite: a broker on a free loopback port, an HTTP client.
+
+Import them in a test module with `from tests.broker_fixtures import broker, client, new_id  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
+
+BASE = "/ngsi-ld/v1"
+CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[EmbeddedBroker]:
+    """One in-memory broker per test module."""
+    with EmbeddedBroker(BrokerSettings(port=0, context_timeout=2.0)) as running:
+        yield running
+
+
+@pytest.fixture
+def client(broker: EmbeddedBroker) -> Iterator[httpx.Client]:
+    """A client whose base URL is the broker's /ngsi-ld/v1."""
+    with httpx.Client(base_url=broker.url + BASE, timeout=30.0) as http:
+        yield http
+
+
+def new_id(kind: str = "Thing") -> str:
+    """A fresh entity id, so tests sharing a broker never collide."""
+    return f"urn:ngsi-ld:{kind}:{uuid.uuid4().hex[:12]}"
+
+
+def entity(entity_id: str, kind: str = "Thing", **attrs: Any) -> dict[str, Any]:
+    """A normalized entity with Property attributes."""
+    body: dict[str, Any] = {"id": entity_id, "type": kind}
+    for name, value in attrs.items():
+        body[name] = {"type": "Property", "value": value}
+    return body
+
+
+def assert_problem(response: httpx.Response, status: int, kind: str, title: str | None = None) -> dict:
+    """A ProblemDetails answer: status, application/json, no Link, type, non-empty title/detail."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert "link" not in response.headers
+    body = response.json()
+    assert body["type"] == ERRORS + kind
+    assert body["title"] and body["detail"]
+    assert "status" not in body
+    if title is not None:
+        assert body["title"] == title
+    return body
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def link(url: str) -> dict[str, str]:
+    """A Link header carrying a JSON-LD context."""
+    return {"Link": f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'}
