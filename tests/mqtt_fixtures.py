@@ -1,0 +1,104 @@
+"""A real MQTT broker for integration tests, and a listener that collects published messages.
+
+`mqtt_broker` (session fixture) gives (host, port): MQTT_URL (default 127.0.0.1:1883) when something
+answers there, else a `mosquitto -p <free port>` started for the session, else the test fails when
+CI=true and is skipped otherwise. Import the fixture into a test module:
+
+    from tests.mqtt_fixtures import MqttListener, mqtt_broker  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+def _address() -> tuple[str, int]:
+    raw = os.environ.get("MQTT_URL", "127.0.0.1:1883")
+    raw = raw.split("://", 1)[-1].rstrip("/")
+    host, _, port = raw.rpartition(":")
+    return host or "127.0.0.1", int(port or 1883)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[tuple[str, int]]:
+    """(host, port) of a running MQTT broker."""
+    host, port = _address()
+    if _answers(host, port):
+        yield host, port
+        return
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no MQTT broker at {host}:{port} and no mosquitto binary")
+        pytest.skip(f"no MQTT broker at {host}:{port} and no mosquitto binary")
+    port = _free_port()
+    proc = subprocess.Popen([binary, "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mosquitto did not start on port {port}")
+            time.sleep(0.05)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class MqttListener:
+    """Subscribes to a topic and queues every message as (topic, decoded JSON, qos, retain)."""
+
+    def __init__(self, host: str, port: int, topic: str) -> None:
+        self.messages: queue.Queue[tuple[str, Any, int, bool]] = queue.Queue()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        subscribed = queue.Queue()
+        self._client.on_message = lambda c, u, msg: self.messages.put(
+            (msg.topic, orjson.loads(msg.payload), msg.qos, bool(msg.retain)))
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=2)
+        self._client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.put(True)
+        self._client.connect(host, port)
+        self._client.loop_start()
+        subscribed.get(timeout=10)
+
+    def next(self, timeout: float = 10.0) -> tuple[str, Any, int, bool]:
+        """The next message (raises queue.Empty after `timeout`)."""
+        return self.messages.get(timeout=timeout)
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def __enter__(self) -> MqttListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
