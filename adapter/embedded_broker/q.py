@@ -95,7 +95,9 @@ def datetime_ijd(text: str) -> int | None:
     x2 = _c_div(306001 * (mo + 1), 10000)
     ijd = int((x1 + x2 + d + b - 1524.5) * 86400000)
     ijd += h * 3600000 + mi * 60000 + int((sec + frac) * 1000 + 0.5)
-    return ijd - tz * 60000
+    ijd -= tz * 60000
+    # SQLite's validJulianDay(): 0000-01-01 .. 9999-12-31 23:59:59.999 only.
+    return ijd if 0 <= ijd <= 464269060799999 else None
 
 
 # --- literals ----------------------------------------------------------------------------------
