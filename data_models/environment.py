@@ -46,7 +46,8 @@ class AirQualityObserved(SmartDataModel):
     pm10: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm10", unit="GQ", observed=True)] = None
     pm25: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm25", unit="GQ", observed=True)] = None
     pm4: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm4", unit="GQ", observed=True)] = None
-    c6h6: Annotated[NonNegative | None, Property(ENVIRONMENT + "c6h6", unit="GQ", observed=True)] = None
+    # to_camel would make the wire name "c6H6".
+    c6h6: Annotated[NonNegative | None, Property(ENVIRONMENT + "c6h6", unit="GQ", observed=True), Field(alias="c6h6")] = None
     styrene: Annotated[NonNegative | None, Property(BURGAS + "styrene", unit="GQ", observed=True)] = None
     tsp: Annotated[NonNegativeInt | None, Property(ENVIRONMENT + "tsp", unit="GQ", observed=True)] = None
     tpc: Annotated[NonNegativeInt | None, Property(ENVIRONMENT + "tpc", observed=True)] = None
