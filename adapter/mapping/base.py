@@ -15,7 +15,7 @@ returns a :class:`Mapped` or raises a :class:`~adapter.errors.RecordError`. It n
 Merge rule (two records, one id, one fetch): the readings are united (one history snapshot per
 observation time; at equal times the later record's snapshot wins) and the current state is the
 entity with the newer observation time (at equal or no times, the later record's). Values and
-readings a mapper left out, with their reasons, are kept in ``Mapped.dropped``.
+readings a mapper left out, with their reasons, are kept in ``Mapped.notes``.
 """
 
 from __future__ import annotations
@@ -46,14 +46,14 @@ class Mapped:
     ``entity`` is the current state (what a broker upsert sends). ``history`` holds one snapshot
     per reading of the record's time series, oldest first, each carrying that reading's values and
     the model's required attributes (what a temporal sink stores); empty for static records.
-    ``source_crs`` is the CRS the geometry came in (kept as metadata), ``dropped`` the values or
+    ``source_crs`` is the CRS the geometry came in (kept as metadata), ``notes`` the values or
     readings left out with their reasons, ``record`` the source record key(s).
     """
 
     entity: Entity
     history: tuple[Entity, ...] = ()
     source_crs: str | None = None
-    dropped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     record: str | None = None
 
 
@@ -104,8 +104,8 @@ def map_one(mapper: FeedMapper, record: RawRecord) -> Mapped | Rejected:
         return Rejected.of(record, exc.reason)
     except ValidationError as exc:  # a model refused what the tables produced
         return Rejected.of(record, validation_reason(exc))
-    if mapped.dropped:
-        logger.debug("%s %s: left out %s", record.source, record.key, "; ".join(mapped.dropped))
+    if mapped.notes:
+        logger.debug("%s %s: left out %s", record.source, record.key, "; ".join(mapped.notes))
     return mapped
 
 
@@ -146,7 +146,7 @@ def merge(earlier: Mapped, later: Mapped) -> Mapped:
     history = tuple(sorted(snapshots.values(), key=_time_key))
     records = " + ".join(r for r in (earlier.record, later.record) if r)
     return Mapped(current.entity, history, current.source_crs or other.source_crs,
-                  earlier.dropped + later.dropped, records or None)
+                  earlier.notes + later.notes, records or None)
 
 
 def _time_key(entity: Entity) -> tuple[bool, datetime | None]:

@@ -159,12 +159,14 @@ class Series:
         return self.rows[-1] if self.rows else None
 
 
-def readings(props: Mapping[str, Any], *, time_key: str = "time", key: str = "data") -> Series:
+def readings(props: Mapping[str, Any], *, time_key: str = "time", key: str = "data",
+             unique: bool = True) -> Series:
     """The rows of ``data[]`` with their times in UTC, oldest first, whatever the feed's order.
 
     A row that is not an object, or whose time cannot be read or falls in the spring DST gap, is
     left out with its reason; the autumn repeated hour is resolved in series order (see
-    :func:`adapter.mapping.localtime.localize_series`). Rows with the same instant keep the last.
+    :func:`adapter.mapping.localtime.localize_series`). ``unique``: rows with the same instant keep
+    the last one; otherwise all are kept (several rows per time, in feed order).
     """
     data = props.get(key)
     if data is None:
@@ -185,13 +187,15 @@ def readings(props: Mapping[str, Any], *, time_key: str = "time", key: str = "da
         except LocalTimeError as exc:
             series.problems.append(f"{key}[{index}]: {exc}")
             naive.append(None)
-    by_time: dict[datetime, Mapping[str, Any]] = {}
+    rows: list[tuple[datetime, Mapping[str, Any]]] = []
     for index, (local, utc) in enumerate(zip(naive, localize_series(naive), strict=True)):
         if local is None:
             continue
         if isinstance(utc, LocalTimeError):
             series.problems.append(f"{key}[{index}]: {utc}")
             continue
-        by_time[utc] = data[index]
-    series.rows = sorted(by_time.items(), key=lambda item: item[0])
+        rows.append((utc, data[index]))
+    if unique:
+        rows = list(dict(rows).items())
+    series.rows = sorted(rows, key=lambda item: item[0])  # stable: feed order within a time
     return series

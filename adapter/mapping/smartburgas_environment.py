@@ -61,14 +61,14 @@ def map_air_quality(record: RawRecord) -> Mapped:
     series = readings(props)
     if series.newest is None:
         raise MappingError("no readable reading in data" + _first(series.problems))
-    dropped = [*location.fixes, *station.problems, *series.problems]
+    notes = [*location.fixes, *station.problems, *series.problems]
     geometry = location.geometry
 
     history = []
     per_reading: list[tuple[datetime, dict[str, Any], dict[str, str]]] = []
     for time, row in series.rows:
         values = read(POLLUTANTS, row, strict=False, where=f"reading {_local(row)}: ")
-        dropped.extend(values.problems)
+        notes.extend(values.problems)
         per_reading.append((time, values.values, values.units))
         history.append(build(AirQualityObserved, {
             "id": entity_id, "date_observed": time, "location": geometry, **values.values,
@@ -94,7 +94,7 @@ def map_air_quality(record: RawRecord) -> Mapped:
         "name": label.name, "multilingual_name": label.multilingual,
         **station.values, **current,
     }, attr_meta(AirQualityObserved, units, observed, newest_time))
-    return Mapped(entity, tuple(history), location.source_crs, tuple(dropped), record.key)
+    return Mapped(entity, tuple(history), location.source_crs, tuple(notes), record.key)
 
 
 def _local(row: Any) -> str:
