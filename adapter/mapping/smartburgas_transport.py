@@ -84,6 +84,10 @@ TRAFFIC = FeedMapper(
 # "22 kW DC", "50 KW", "7,4 kW AC", "2 x 22 kW AC", "22 квт"
 _POWER = re.compile(r"(?:(\d{1,2})\s*[xх×]\s*)?(\d{1,4}(?:[.,]\d{1,2})?)\s*(?:kw|квт)\b\.?\s*(ac|dc)?",
                     re.IGNORECASE)
+# "Една бърза ... 50 kW", "Две бързи ... 120 kW": how many points a power mention stands for.
+_COUNT_WORDS = {"един": 1, "една": 1, "едно": 1, "два": 2, "две": 2, "три": 3, "четири": 4,
+                "пет": 5, "шест": 6, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_COUNT = re.compile(r"\b(" + "|".join(_COUNT_WORDS) + r")\b|\b(\d{1,2})\s*бр\b", re.IGNORECASE)
 _DUAL = re.compile(r"двойна|два\s+конектора|2\s+конектора|dual|two\s+connectors", re.IGNORECASE)
 _FREE = re.compile(r"безплатн|free\s+of\s+charge|\bfree\b", re.IGNORECASE)
 _CONNECTORS = (
@@ -112,8 +116,9 @@ class Charger:
 def parse_charger(description: str) -> Charger:
     """Read capacity, sockets, current and power from text like "22 kW DC и ... 22 kW AC".
 
-    Defaults (documented): each power mention is one charging point (``2 x 22 kW`` two), so
-    ``capacity`` is their count, at least 1; a "dual station with two connectors" has capacity 2
+    Defaults (documented): each power mention is one charging point unless a multiplier
+    (``2 x 22 kW``) or a count word before it since the previous mention ("Две бързи зарядни
+    станции с мощност 120 kW") says more; ``capacity`` is the sum, at least 1; a "dual station with two connectors" has capacity 2
     and 2 sockets; a power without AC/DC is DC above 22 kW and AC up to it; sockets are the
     connectors named in the text, else Type2 for AC and CCS/SAE for DC, else ``Other``;
     ``ratedPower`` is the highest power (kW). "Безплатна"/"free" gives chargeType ``free``; a
@@ -122,12 +127,14 @@ def parse_charger(description: str) -> Charger:
     points = 0
     powers: list[float] = []
     currents: set[str] = set()
+    since = 0
     for match in _POWER.finditer(description):
         many, kw, current = match.groups()
+        before, since = description[since:match.start()], match.end()
         power = float(kw.replace(",", "."))
         if power <= 0:
             continue
-        points += int(many) if many else 1
+        points += int(many) if many else _count_before(before)
         powers.append(power)
         currents.add(current.upper() if current else ("DC" if power > AC_MAX_KW else "AC"))
     sockets = None
@@ -140,6 +147,12 @@ def parse_charger(description: str) -> Charger:
                    current_type=sorted(currents) or None,
                    rated_power=max(powers) if powers else None,
                    free=bool(_FREE.search(description)))
+
+
+def _count_before(text: str) -> int:
+    counts = [_COUNT_WORDS.get((m.group(1) or "").casefold()) or int(m.group(2) or 1)
+              for m in _COUNT.finditer(text)]
+    return max(counts[-1], 1) if counts else 1
 
 
 EV_STATIC = (
