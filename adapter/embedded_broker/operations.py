@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
 from adapter.embedded_broker.entities import (
     EntityInput, location_bbox, merge_attributes, new_document, now_iso, stamp)
 from adapter.embedded_broker.errors import NgsiError, already_exists, bad_request, not_found
@@ -31,11 +33,17 @@ class BatchOutcome:
     errors: list[tuple[str, NgsiError]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._seen: set[str] = set()
+        self._created: set[str] = set()
+
     def ok(self, entity_id: str, created: bool = False) -> None:
         """Record a success once per id."""
-        if entity_id not in self.success:
+        if entity_id not in self._seen:
+            self._seen.add(entity_id)
             self.success.append(entity_id)
-        if created and entity_id not in self.created:
+        if created and entity_id not in self._created:
+            self._created.add(entity_id)
             self.created.append(entity_id)
 
     def body(self) -> dict[str, Any]:
@@ -55,16 +63,14 @@ class _Batch:
         self.tenant = tenant
         self.current: dict[str, Stored | None] = dict(tx.get_many(tenant, ids))
         self.before: dict[str, dict[str, Any] | None] = {i: s.doc for i, s in self.current.items()}
-        self.touched: list[str] = []
+        self.touched: dict[str, None] = {}  # insertion-ordered set
 
     def get(self, entity_id: str) -> Stored | None:
         return self.current.get(entity_id)
 
     def _touch(self, entity_id: str) -> None:
-        if entity_id not in self.before:
-            self.before[entity_id] = None
-        if entity_id not in self.touched:
-            self.touched.append(entity_id)
+        self.before.setdefault(entity_id, None)
+        self.touched[entity_id] = None
 
     def insert(self, doc: dict[str, Any]) -> None:
         self._touch(doc["id"])
@@ -78,7 +84,7 @@ class _Batch:
 
     def delete(self, stored: Stored) -> None:
         self._touch(stored.doc["id"])
-        self.tx.delete(stored.seq)
+        self.tx.delete(self.tenant, stored.seq, stored.doc["type"])
         self.current[stored.doc["id"]] = None
 
     def changes(self) -> list[Change]:
@@ -239,7 +245,7 @@ def patch_attr(batch: _Batch, stored: Stored, iri: str, fragment: dict[str, Any]
     if old is None:
         raise not_found("Entity/Attribute not found", iri)
     now = now_iso()
-    merged = {**old, **fragment}
+    merged = {**orjson.loads(orjson.dumps(old)), **fragment}  # stamp() writes in place
     if fragment.get("type", old.get("type")) != old.get("type"):
         merged = dict(fragment)
     doc = dict(stored.doc)
@@ -278,7 +284,8 @@ def merge_entity(batch: _Batch, stored: Stored, entity: EntityInput, deleted: li
     doc = {k: v for k, v in stored.doc.items() if k not in deleted}
     for iri, attr in entity.attrs.items():
         old = doc.get(iri)
-        merged = {**old, **attr} if old and old.get("type") == attr.get("type") else attr
+        merged = ({**orjson.loads(orjson.dumps(old)), **attr} if old and old.get("type") == attr.get("type")
+                  else attr)  # stamp() writes in place: never into the stored `before` document
         doc[iri] = stamp(merged, now, old.get("createdAt") if old else None)
     if entity.types:
         doc["type"] = list(dict.fromkeys([*stored.doc["type"], *entity.types]))

@@ -32,7 +32,6 @@ CREATE TABLE IF NOT EXISTS entity_types(
     tenant TEXT NOT NULL, type TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY(tenant, type, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entity_types_seq ON entity_types(seq);
 -- +px/+py: exact coordinates of Point locations (the R-tree itself holds rounded float32 boxes).
 CREATE VIRTUAL TABLE IF NOT EXISTS entity_geo USING rtree(seq, minx, maxx, miny, maxy, +px, +py);
 CREATE TABLE IF NOT EXISTS contexts(
@@ -45,6 +44,7 @@ CREATE TABLE IF NOT EXISTS subscriptions(
 """
 
 DEFAULT_TENANT = ""
+BBox = tuple[float, float, float, float]
 
 
 def _regexp(pattern: str, value: str | None) -> bool:
@@ -135,7 +135,9 @@ class Store:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Writer(self._conn, self._tenants)
+                writer = Writer(self._conn, self._tenants)
+                yield writer
+                writer.flush()
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -246,6 +248,9 @@ class Writer:
     def __init__(self, conn: sqlite3.Connection, tenants: set[str]) -> None:
         self.conn = conn
         self._tenants = tenants
+        self._next_seq: int | None = None
+        self._new: dict[int, tuple[str, dict[str, Any], BBox | None]] = {}
+        self._changed: dict[int, tuple[str, dict[str, Any], BBox | None, list[str]]] = {}
 
     def ensure_tenant(self, tenant: str) -> None:
         """Create a tenant if needed."""
@@ -266,43 +271,66 @@ class Writer:
                 found[ident] = Stored(seq, orjson.loads(doc))
         return found
 
-    def insert(self, tenant: str, doc: dict[str, Any], bbox: tuple[float, ...] | None) -> int:
-        """Store a new entity; returns its sequence number."""
-        cur = self.conn.execute("INSERT INTO entities(tenant, id, doc) VALUES (?,?,?)",
-                                (tenant, doc["id"], orjson.dumps(doc).decode()))
-        seq = cur.lastrowid
-        assert seq is not None
-        self._index(tenant, seq, doc, bbox)
+    def insert(self, tenant: str, doc: dict[str, Any], bbox: BBox | None) -> int:
+        """Store a new entity; returns its sequence number (rows are written by `flush`)."""
+        if self._next_seq is None:
+            row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name='entities'").fetchone()
+            self._next_seq = (row[0] if row else 0) + 1
+        seq = self._next_seq
+        self._next_seq += 1
+        self._new[seq] = (tenant, doc, bbox)
         return seq
 
-    def replace(self, tenant: str, seq: int, doc: dict[str, Any], bbox: tuple[float, ...] | None,
+    def replace(self, tenant: str, seq: int, doc: dict[str, Any], bbox: BBox | None,
                 old: dict[str, Any]) -> None:
-        """Overwrite an existing entity, keeping its creation order."""
-        self.conn.execute("UPDATE entities SET doc=? WHERE seq=?", (orjson.dumps(doc).decode(), seq))
-        if old["type"] != doc["type"]:
-            self.conn.execute("DELETE FROM entity_types WHERE seq=?", (seq,))
-            self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
-                                  [(tenant, t, seq) for t in doc["type"]])
-        self.conn.execute("DELETE FROM entity_geo WHERE seq=?", (seq,))
-        self._index_geo(seq, bbox)
+        """Overwrite an entity, keeping its creation order."""
+        if seq in self._new:
+            self._new[seq] = (tenant, doc, bbox)
+            return
+        first = self._changed.get(seq)
+        self._changed[seq] = (tenant, doc, bbox, first[3] if first else old["type"])
 
-    def delete(self, seq: int) -> None:
+    def delete(self, tenant: str, seq: int, types: list[str]) -> None:
         """Remove an entity and its index rows."""
+        if self._new.pop(seq, None) is not None:
+            return
+        changed = self._changed.pop(seq, None)
         self.conn.execute("DELETE FROM entities WHERE seq=?", (seq,))
-        self.conn.execute("DELETE FROM entity_types WHERE seq=?", (seq,))
+        self.conn.executemany("DELETE FROM entity_types WHERE tenant=? AND type=? AND seq=?",
+                              [(tenant, t, seq) for t in {*types, *(changed[3] if changed else ())}])
         self.conn.execute("DELETE FROM entity_geo WHERE seq=?", (seq,))
 
-    def _index(self, tenant: str, seq: int, doc: dict[str, Any], bbox: tuple[float, ...] | None) -> None:
-        self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
-                              [(tenant, t, seq) for t in doc["type"]])
-        self._index_geo(seq, bbox)
+    def flush(self) -> None:
+        """Write pending inserts and replacements with one executemany per table."""
+        dumps = orjson.dumps
+        if self._new:
+            new = self._new.items()
+            self.conn.executemany("INSERT INTO entities(seq, tenant, id, doc) VALUES (?,?,?,?)",
+                                  [(seq, t, d["id"], dumps(d).decode()) for seq, (t, d, _) in new])
+            self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
+                                  [(t, kind, seq) for seq, (t, d, _) in new for kind in d["type"]])
+            self.conn.executemany("INSERT INTO entity_geo VALUES (?,?,?,?,?,?,?)",
+                                  [_geo_row(seq, b) for seq, (_, _, b) in new if b is not None])
+        if self._changed:
+            changed = self._changed.items()
+            self.conn.executemany("UPDATE entities SET doc=? WHERE seq=?",
+                                  [(dumps(d).decode(), seq) for seq, (_, d, _, _) in changed])
+            retyped = [(seq, t, d, old) for seq, (t, d, _, old) in changed if d["type"] != old]
+            self.conn.executemany("DELETE FROM entity_types WHERE tenant=? AND type=? AND seq=?",
+                                  [(t, kind, seq) for seq, t, _, old in retyped for kind in old])
+            self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
+                                  [(t, kind, seq) for seq, t, d, _ in retyped for kind in d["type"]])
+            self.conn.executemany("DELETE FROM entity_geo WHERE seq=?", [(seq,) for seq in self._changed])
+            self.conn.executemany("INSERT INTO entity_geo VALUES (?,?,?,?,?,?,?)",
+                                  [_geo_row(seq, b) for seq, (_, _, b, _) in changed if b is not None])
+        self._new.clear()
+        self._changed.clear()
 
-    def _index_geo(self, seq: int, bbox: tuple[float, ...] | None) -> None:
-        if bbox is not None:
-            point = bbox[0] == bbox[2] and bbox[1] == bbox[3]
-            self.conn.execute("INSERT INTO entity_geo VALUES (?,?,?,?,?,?,?)",
-                              (seq, bbox[0], bbox[2], bbox[1], bbox[3],
-                               bbox[0] if point else None, bbox[1] if point else None))
+
+def _geo_row(seq: int, bbox: BBox) -> tuple[Any, ...]:
+    point = bbox[0] == bbox[2] and bbox[1] == bbox[3]
+    return (seq, bbox[0], bbox[2], bbox[1], bbox[3], bbox[0] if point else None,
+            bbox[1] if point else None)
 
 
 def _select(flt: SqlFilter, columns: str, ordered: bool = True) -> tuple[str, tuple[Any, ...]]:
