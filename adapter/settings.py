@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     retry_initial_wait: float = Field(0.5, ge=0)
     retry_max_wait: float = Field(15.0, ge=0)
 
+    # Which @context entities carry: "generated" (served by this project; works offline) or
+    # "official" (Smart Data Models context URLs; the broker must reach them).
+    ngsi_context: Literal["generated", "official"] = "generated"
+    context_base_url: str = "http://127.0.0.1:8080/contexts/"
+    # The embedded broker (when broker_url is unset): its port (0 = any free port) and whether it
+    # keeps its data in state_dir across runs.
+    embedded_broker_port: int = Field(0, ge=0, le=65535)
+    embedded_broker_persist: bool = True
+
     state_dir: Path = Path(".state")
     log_format: Literal["plain", "json"] = "plain"
 

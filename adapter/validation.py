@@ -13,6 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from referencing.exceptions import NoSuchResource
 
 from adapter.reference import load_json
@@ -35,7 +36,12 @@ def _relative_path(uri: str) -> str:
 
 
 def _retrieve(uri: str) -> Resource:
-    return Resource.from_contents(load_json(_relative_path(uri)))
+    # Some subject schemas (gtfs-schema.json) declare "$schema": "http://json-schema.org/schema#",
+    # which names no draft; read them as the 2020-12 the model schemas use.
+    contents = load_json(_relative_path(uri))
+    if isinstance(contents, dict) and contents.get("$schema") == "http://json-schema.org/schema#":
+        return DRAFT202012.create_resource(contents)
+    return Resource.from_contents(contents, default_specification=DRAFT202012)
 
 
 @lru_cache(maxsize=64)

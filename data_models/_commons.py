@@ -19,7 +19,7 @@ class PostalAddress(BaseModel):
 
     # IRIs of the keys inside the compound value (JSON-LD expands them too), as the subject
     # contexts define them; the generated @context carries them.
-    term_iris: ClassVar[dict[str, str]] = {
+    term_iris: ClassVar[dict[str, str | None]] = {
         k: SDM + k for k in ("addressCountry", "addressLocality", "addressRegion", "district",
                              "postalCode", "postOfficeBoxNumber", "streetAddress", "streetNr")}
 

@@ -6,11 +6,12 @@ field names follow the official schema; they serialise to plain JSON objects.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from data_models._base import SDM
 from data_models._formats import IsoDate
 from data_models._types import NonNegative, Text, Uri
 
@@ -19,15 +20,58 @@ _VALUE = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_ca
 # Compound values the official schemas leave open ("type": "object" without properties, or
 # any JSON value): kept as parsed JSON, never coerced.
 JsonObject = dict[str, Any]
-# municipalityInfo: the key spelling differs between models (cityId in Parking, cityID in
-# PointOfInterest), so it stays a mapping of strict scalars.
-MunicipalityInfo = dict[str, Annotated[str, Field(strict=True)] | Annotated[int, Field(strict=True)]]
+_ID = Annotated[str, Field(strict=True)] | Annotated[int, Field(strict=True)]
+
+
+class MunicipalityInfo(BaseModel):
+    """``municipalityInfo`` as Parking and Streetlighting spell it (``cityId``, ``wardId``, ``zoneId``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    term_iris: ClassVar[dict[str, str | None]] = {"district": SDM + "district", **dict.fromkeys((
+        "ulbName", "cityId", "wardId", "stateName", "cityName", "zoneName", "zoneId", "wardName",
+        "wardNum"))}
+
+    district: Text | None = None
+    ulb_name: Text | None = Field(None, alias="ulbName")
+    city_id: _ID | None = Field(None, alias="cityId")
+    ward_id: _ID | None = Field(None, alias="wardId")
+    state_name: Text | None = Field(None, alias="stateName")
+    city_name: Text | None = Field(None, alias="cityName")
+    zone_name: Text | None = Field(None, alias="zoneName")
+    zone_id: _ID | None = Field(None, alias="zoneId")
+    ward_name: Text | None = Field(None, alias="wardName")
+    ward_num: _ID | None = Field(None, alias="wardNum")
+
+
+class PoiMunicipalityInfo(BaseModel):
+    """``municipalityInfo`` as PointOfInterest spells it (``cityID``, ``wardID``, ``zoneID``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    term_iris: ClassVar[dict[str, str | None]] = {"district": SDM + "district", **dict.fromkeys((
+        "ulbName", "cityID", "wardID", "stateName", "cityName", "zoneName", "zoneID", "wardName",
+        "wardNum"))}
+
+    district: Text | None = None
+    ulb_name: Text | None = Field(None, alias="ulbName")
+    city_id: _ID | None = Field(None, alias="cityID")
+    ward_id: _ID | None = Field(None, alias="wardID")
+    state_name: Text | None = Field(None, alias="stateName")
+    city_name: Text | None = Field(None, alias="cityName")
+    zone_name: Text | None = Field(None, alias="zoneName")
+    zone_id: _ID | None = Field(None, alias="zoneID")
+    ward_name: Text | None = Field(None, alias="wardName")
+    ward_num: _ID | None = Field(None, alias="wardNum")
 
 
 class ContactPoint(BaseModel):
     """schema.org ContactPoint (GSMA Contact-Commons ``contactPoint``)."""
 
     model_config = _VALUE
+    # IRIs of the keys inside the value (JSON-LD expands them too); None = the entity's subject
+    # namespace. Both @context modes carry these (adapter.ngsi.context).
+    term_iris: ClassVar[dict[str, str | None]] = {k: SDM + k for k in (
+        "contactType", "email", "telephone", "name", "url", "areaServed", "availableLanguage",
+        "contactOption", "faxNumber", "productSupported")}
 
     contact_type: Text | None = None
     email: Text | None = None
@@ -45,6 +89,8 @@ class SpotAvailability(BaseModel):
     """Spot counts of one vehicle class (``twoWheelerSlots``, ``unclassifiedSlots``)."""
 
     model_config = _VALUE
+    term_iris: ClassVar[dict[str, str | None]] = dict.fromkeys(
+        ("availableSpotNumber", "totalSpotNumber", "occupiedSpotNumber"))
 
     available_spot_number: NonNegative | None = None
     total_spot_number: NonNegative | None = None
@@ -55,6 +101,8 @@ class SlotAvailability(BaseModel):
     """Slot counts of four-wheelers (``fourWheelerSlots``: the schema says *Slot*, not *Spot*)."""
 
     model_config = _VALUE
+    term_iris: ClassVar[dict[str, str | None]] = dict.fromkeys(
+        ("availableSlotNumber", "totalSlotNumber", "occupiedSlotNumber"))
 
     available_slot_number: NonNegative | None = None
     total_slot_number: NonNegative | None = None
@@ -65,6 +113,7 @@ class DatePeriod(BaseModel):
     """A period of whole days, ``{"from": "2016-06-01", "to": "2016-06-30"}``."""
 
     model_config = _VALUE
+    term_iris: ClassVar[dict[str, str | None]] = dict.fromkeys(("from", "to"))
 
     from_: IsoDate | None = Field(default=None, alias="from")
     to: IsoDate | None = None

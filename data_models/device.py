@@ -44,6 +44,7 @@ class CameraOrientation(BaseModel):
     """Where a camera looks, in words and on a map (``cameraOrientation``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    term_iris: ClassVar[dict[str, str | None]] = dict.fromkeys(("comments", "annotatedMap"))
 
     comments: Text | None = None
     annotated_map: Uri | None = Field(default=None, alias="annotatedMap")

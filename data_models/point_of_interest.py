@@ -11,7 +11,7 @@ from data_models._base import BURGAS, SDM, GeoProperty, Property, Relationship
 from data_models._commons import SmartDataModel
 from data_models._formats import HexColor, NonEmptyText
 from data_models._types import Geometry, NonNegative, NonNegativeInt, Number, Text, Uri, UtcDateTime
-from data_models._values import ContactPoint, MunicipalityInfo
+from data_models._values import ContactPoint, PoiMunicipalityInfo
 
 POI = SDM + "dataModel.PointOfInterest/"
 
@@ -71,7 +71,7 @@ class PointOfInterest(SmartDataModel):
     zone_id: Annotated[Text | None, Property(POI + "zoneId")] = None
     additional_info_url: Annotated[Uri | None, Relationship(POI + "additionalInfoURL"), Field(alias="additionalInfoURL")] = None
     zone_name: Annotated[Text | None, Property(POI + "zoneName")] = None
-    municipality_info: Annotated[MunicipalityInfo | None, Property(POI + "municipalityInfo")] = None
+    municipality_info: Annotated[PoiMunicipalityInfo | None, Property(POI + "municipalityInfo")] = None
     title: Annotated[Text | None, Property("http://purl.org/dc/terms/title")] = None
     relevance: Annotated[Number | None, Property(POI + "relevance")] = None
     image: Annotated[Uri | None, Property(SDM + "image")] = None

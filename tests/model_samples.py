@@ -1,22 +1,14 @@
 """One sample entity per model, built from its official key-values example.
 
-For serializer and JSON-LD tests only: fields of the example that the model refuses are dropped
-(tests/test_models_examples.py is where each official example's defects are named and checked).
+The example's defects are repaired exactly as tests/test_models_examples.py names them.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
-from pydantic import ValidationError
-
 from adapter.ngsi.serialize import from_key_values
-from adapter.reference import load_json
 from data_models import AttrMeta, Entity
-
-_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
-
 
 def example_path(model: type[Entity]) -> str:
     return f"smart-data-models/{model.subject}/{model.entity_type}/examples/example.json"
@@ -24,36 +16,12 @@ def example_path(model: type[Entity]) -> str:
 
 @lru_cache(maxsize=None)
 def sample_entity(model: type[Entity]) -> Entity:
-    """The model's official example, minimally repaired so that the model accepts it."""
+    """The model's official example with its named defects repaired (tests/test_models_examples.py)."""
     if model.subject.startswith("burgas."):
         return _extension_sample(model)
-    data = dict(load_json(example_path(model)))  # type: ignore[arg-type]
-    if not str(data.get("id", "")).startswith("urn:"):
-        data["id"] = f"urn:ngsi-ld:{model.entity_type}:{data.get('id', 'sample')}"
-    for key, value in list(data.items()):
-        if isinstance(value, str) and _NAIVE.match(value):
-            data[key] = value + "Z"
-    data.pop("@context", None)
-    for _ in range(len(data)):
-        try:
-            entity = from_key_values(data, model)
-            break
-        except ValidationError as exc:
-            bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
-            wire = {s.field: s.wire for s in model.attributes}
-            keys = {wire.get(b, b) for b in bad} & set(data)
-            if not keys:
-                raise
-            for key in keys:
-                data.pop(key)
-        except ValueError as exc:  # attributes the model does not declare
-            unknown = str(exc).split("attribute(s) ", 1)[-1].split(", ")
-            if not set(unknown) & set(data):
-                raise
-            for key in unknown:
-                data.pop(key, None)
-    else:  # pragma: no cover
-        raise AssertionError(f"cannot build a sample {model.entity_type}")
+    from tests.test_models_examples import _repaired
+
+    entity = from_key_values(_repaired(model), model)
     # Give one observed attribute a metadata that differs from the defaults, so that the
     # normalized round trip exercises observedAt/datasetId too.
     observed = [s for s in model.attributes if s.ngsi.observed and getattr(entity, s.field) is not None]

@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from data_models import Entity
+from data_models import SDM, Entity
 
 CORE_CONTEXT_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 SDM_CONTEXT_URL = "https://raw.githubusercontent.com/smart-data-models/{subject}/master/context.jsonld"
@@ -30,14 +30,27 @@ class ContextMode(StrEnum):
     GENERATED = "generated"
 
 
+def is_extension_subject(subject: str) -> bool:
+    """Subjects of our own extension types: there is no official context for them."""
+    return subject.startswith("burgas.")
+
+
 def official_context(model: type[Entity]) -> list[Any]:
-    """``[SDM subject URL, {extension terms}?, core URL]`` for a model."""
+    """``[SDM subject URL, {inline terms}?, core URL]`` for a model.
+
+    The inline object holds what the official subject context cannot: our extension terms and
+    the keys inside compound values (the subject context leaves some undefined, e.g. contactPoint
+    keys in dataModel.Parking, which would otherwise fall to the default vocabulary). For our own
+    extension types there is no official context, so every term is inline.
+    """
+    if is_extension_subject(model.subject):
+        return [dict(_model_terms(model)), CORE_CONTEXT_URL]
+    inline = {s.wire: s.iri for s in model.attributes if s.ngsi.extension}
+    for spec in model.attributes:
+        inline.update(_compound_terms(model.model_fields[spec.field].annotation, model.subject))
     ctx: list[Any] = [SDM_CONTEXT_URL.format(subject=model.subject)]
-    extensions = {s.wire: s.iri for s in model.attributes if s.ngsi.extension}
-    if model.type_iri.startswith("https://burgas-ngsi-ld.github.io/"):
-        extensions[model.entity_type] = model.type_iri
-    if extensions:
-        ctx.append(dict(sorted(extensions.items())))
+    if inline:
+        ctx.append(dict(sorted(inline.items())))
     ctx.append(CORE_CONTEXT_URL)
     return ctx
 
@@ -60,35 +73,37 @@ def context_for(model: type[Entity], mode: ContextMode,
     return generated_context(model, base_url)
 
 
-def _compound_terms(annotation: Any) -> dict[str, str]:
-    """Terms used inside compound values (sub-models that declare ``term_iris``)."""
+def _compound_terms(annotation: Any, subject: str) -> dict[str, str]:
+    """Keys used inside compound values (sub-models declaring ``term_iris``) and their IRIs."""
     found: dict[str, str] = {}
     stack = [annotation]
     while stack:
         tp = stack.pop()
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            found.update(getattr(tp, "term_iris", {}))
+            for term, iri in getattr(tp, "term_iris", {}).items():
+                found[term] = iri if iri is not None else f"{SDM}{subject}/{term}"
         stack.extend(get_args(tp))
     return found
+
+
+def _model_terms(model: type[Entity]) -> tuple[tuple[str, str], ...]:
+    terms = {model.entity_type: model.type_iri}
+    for spec in model.attributes:
+        terms[spec.wire] = spec.iri
+        terms.update(_compound_terms(model.model_fields[spec.field].annotation, model.subject))
+    return tuple(sorted(terms.items()))
 
 
 @lru_cache(maxsize=64)
 def _subject_terms(subject: str) -> tuple[tuple[str, str], ...]:
     terms: dict[str, str] = {}
-
-    def add(term: str, iri: str) -> None:
-        known = terms.setdefault(term, iri)
-        if known != iri:
-            raise ValueError(f"term {term!r} of {subject} maps to both {known} and {iri}")
-
     for model in Entity.registry.values():
         if model.subject != subject:
             continue
-        add(model.entity_type, model.type_iri)
-        for spec in model.attributes:
-            add(spec.wire, spec.iri)
-            for term, iri in _compound_terms(model.model_fields[spec.field].annotation).items():
-                add(term, iri)
+        for term, iri in _model_terms(model):
+            known = terms.setdefault(term, iri)
+            if known != iri:
+                raise ValueError(f"term {term!r} of {subject} maps to both {known} and {iri}")
     return tuple(sorted(terms.items()))
 
 

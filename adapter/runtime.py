@@ -1,0 +1,141 @@
+"""Everything one adapter process needs, assembled once: state, broker, clients, pipeline.
+
+Used by the CLI and the service. When no broker URL is configured it starts the embedded broker
+in-process and points it at the generated @context documents (and, when present, local copies of
+the official Smart Data Models contexts), so that nothing needs the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from adapter.config import PipelineConfig
+from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
+from datetime import UTC, datetime
+
+from adapter.errors import AdapterError, ConfigError, FatalError
+from adapter.ngsi.client import BrokerClient
+from adapter.ngsi.context import (
+    CORE_CONTEXT_URL, SDM_CONTEXT_URL, ContextMode, generated_context_document,
+    generated_context_url, subjects,
+)
+from adapter.reference import CORE_CONTEXT_FILE, shared_dir
+from adapter.settings import Settings
+from adapter.sync.factory import build_mapper, build_source
+from adapter.sync.pipeline import Pipeline
+from adapter.sync.report import SyncReport
+from adapter.sync.state import StateStore
+from adapter.sync.status import record_run
+
+logger = logging.getLogger(__name__)
+_SOURCE_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def write_generated_contexts(directory: Path, base_url: str) -> dict[str, Path]:
+    """Write every subject's generated @context; returns URL -> file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for subject in subjects():
+        path = directory / f"{subject}.jsonld"
+        body = orjson.dumps(generated_context_document(subject), option=orjson.OPT_INDENT_2)
+        if not path.exists() or path.read_bytes() != body:
+            path.write_bytes(body)
+        files[generated_context_url(subject, base_url)] = path
+    return files
+
+
+def local_reference_contexts() -> dict[str, Path]:
+    """Official context URLs -> local reference copies, when a reference directory exists."""
+    local = shared_dir()
+    if local is None:
+        return {}
+    files = {}
+    core = local / CORE_CONTEXT_FILE
+    if core.is_file():
+        files[CORE_CONTEXT_URL] = core
+    for subject in subjects():
+        path = local / "smart-data-models" / subject / "context.jsonld"
+        if path.is_file():
+            files[SDM_CONTEXT_URL.format(subject=subject)] = path
+    return files
+
+
+class Runtime:
+    """State, broker (embedded or remote), HTTP clients and the pipeline of one process."""
+
+    def __init__(self, settings: Settings, config: PipelineConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.broker: EmbeddedBroker | None = None
+        self.state: StateStore | None = None
+        self.http: httpx.AsyncClient | None = None
+        self.client: BrokerClient | None = None
+        self.pipeline: Pipeline | None = None
+
+    @property
+    def broker_url(self) -> str:
+        """The NGSI-LD broker this process writes to."""
+        if self.settings.broker_url:
+            return self.settings.broker_url.rstrip("/")
+        if self.broker is None:
+            raise ConfigError("the embedded broker is not running")
+        return self.broker.url
+
+    def start_embedded_broker(self) -> None:
+        """Start the in-process broker with offline @context files."""
+        state_dir = self.settings.state_dir
+        contexts = write_generated_contexts(state_dir / "contexts", self.settings.context_base_url)
+        contexts.update(local_reference_contexts())
+        db = state_dir / "broker.sqlite3" if self.settings.embedded_broker_persist else None
+        self.broker = EmbeddedBroker(BrokerSettings(
+            port=self.settings.embedded_broker_port, db_path=db, context_files=contexts)).start()
+
+    async def __aenter__(self) -> Runtime:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.settings.broker_url:
+            self.start_embedded_broker()
+        self.state = StateStore(self.settings.state_file)
+        self.http = httpx.AsyncClient(timeout=_SOURCE_TIMEOUT, follow_redirects=True)
+        self.client = BrokerClient.from_settings(self.settings, base_url=self.broker_url)
+        self.pipeline = Pipeline(
+            self.state, self.client, tenant=self.settings.tenant,
+            context_mode=ContextMode(self.settings.ngsi_context),
+            context_base_url=self.settings.context_base_url,
+            delete_missing=self.settings.delete_missing, upsert_mode=self.settings.upsert_mode)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+        if self.http is not None:
+            await self.http.aclose()
+        if self.state is not None:
+            self.state.close()
+        if self.broker is not None:
+            self.broker.stop()
+
+    async def sync_source(self, source_config: Any) -> SyncReport:
+        """One sync of one configured source; a failing source gives a report, not an exception."""
+        assert self.pipeline is not None and self.http is not None
+        try:
+            source = build_source(source_config, self.http)
+            mapper = build_mapper(source_config)
+            report = await self.pipeline.run_once(source_config.name, source, mapper,
+                                                  snapshot=source_config.snapshot)
+        except AdapterError as exc:
+            if isinstance(exc, FatalError):
+                raise
+            report = SyncReport(source_config.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
+            report.last_error = str(exc)
+        assert self.state is not None
+        record_run(self.state, self.settings.tenant or "", report)
+        return report
+
+    async def sync(self, names: list[str] | None = None) -> list[SyncReport]:
+        """One sync of every selected source (by name or group), in configuration order."""
+        return [await self.sync_source(cfg) for cfg in self.config.select(names)]
