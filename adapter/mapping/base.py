@@ -219,11 +219,12 @@ def declared_units(model: type[Entity]) -> Mapping[str, str | None]:
     return {spec.field: spec.unit for spec in model.attributes}
 
 
-def attr_meta(model: type[Entity], units: Mapping[str, str] = {},
-              observed_at: Mapping[str, datetime] = {},
+def attr_meta(model: type[Entity], units: Mapping[str, str] | None = None,
+              observed_at: Mapping[str, datetime] | None = None,
               default_time: datetime | None = None) -> dict[str, AttrMeta]:
     """Per-attribute metadata where it differs from the model's unit or the entity's time."""
     declared = declared_units(model)
+    units, observed_at = units or {}, observed_at or {}
     meta: dict[str, AttrMeta] = {}
     for name in {*units, *observed_at}:
         unit = units.get(name)

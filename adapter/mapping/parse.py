@@ -116,6 +116,8 @@ def url(value: Any) -> str | None:
 
 def unit_code(value: Any) -> str:
     """The UN/CEFACT code of a feed unit string ("ug/m3" -> GQ, "КГ" -> KGM, "БРОЙ" -> H87)."""
+    if isinstance(value, str) and (code := UNIT_CODES.get(value)) is not None:
+        return code  # the feeds' usual spelling: no cleaning needed
     cleaned = text(value).casefold() if isinstance(value, str) else value
     code = UNIT_CODES.get(cleaned) if isinstance(cleaned, str) else None
     if code is None:
