@@ -277,6 +277,19 @@ class BrokerClient:
         self._raise_for_status(response, "get")
         return self._json(response)
 
+    async def count(self, params: Mapping[str, Any], *, context: Any = None) -> int:
+        """How many entities match a GET /entities query (NGSILD-Results-Count), without reading them."""
+        response = await self._request("GET", "/entities", headers=self._read_headers(context),
+                                       params={**params, "count": "true", "limit": "0"})
+        if response.status_code == 404 and parse_problem(404, response.content).type.endswith(
+                "NonExistingTenant"):
+            return 0
+        self._raise_for_status(response, "query")
+        count = response.headers.get("NGSILD-Results-Count", "")
+        if not count.isdigit():
+            raise BrokerUnavailableError("broker answered count=true without NGSILD-Results-Count")
+        return int(count)
+
     async def query(self, params: Mapping[str, Any], *, context: Any = None) -> list[dict[str, Any]]:
         """All entities matching a GET /entities query, following limit/offset pagination."""
         return [entity async for entity in self.iter_query(params, context=context)]
