@@ -25,6 +25,7 @@ from adapter.ngsi.context import (
     generated_context_url, subjects,
 )
 from adapter.reference import CORE_CONTEXT_FILE, shared_dir
+from adapter.samples.serving import close_samples
 from adapter.settings import Settings
 from adapter.sync.factory import build_mapper, build_source
 from adapter.sync.pipeline import Pipeline
@@ -118,6 +119,7 @@ class Runtime:
             self.state.close()
         if self.broker is not None:
             self.broker.stop()
+        close_samples()  # the loopback server of `samples:` GIS URLs, if a sync started it
 
     async def sync_source(self, source_config: Any) -> SyncReport:
         """One sync of one configured source; a failing source gives a report, not an exception."""

@@ -7,21 +7,52 @@ from typing import Any
 
 import httpx
 
-from adapter.config import SmartBurgasSourceConfig
+from adapter.config import (
+    ArcGISSourceConfig, GeoJSONSourceConfig, GTFSSourceConfig, OGCAPISourceConfig,
+    SmartBurgasSourceConfig, WFSSourceConfig,
+)
 from adapter.errors import ConfigError
 from adapter.mapping import MAPPERS
 from adapter.mapping.base import Mapped, Rejected
+from adapter.mapping.gis import layer_mapper
+from adapter.mapping.gtfs import gtfs_mapper
+from adapter.samples.serving import SAMPLES, SampleServers
+from adapter.sources.arcgis import ArcGISSource
 from adapter.sources.base import RawRecord, Source
+from adapter.sources.geojson import GeoJSONSource
+from adapter.sources.gtfs import GTFSSource
+from adapter.sources.ogcapi import OGCAPIFeaturesSource
 from adapter.sources.smartburgas import SmartBurgasSource
+from adapter.sources.wfs import WFSSource
 
 RecordMapper = Callable[[RawRecord], Mapped | Rejected]
 
 
-def build_source(config: Any, client: httpx.AsyncClient) -> Source:
-    """The source a config entry describes."""
+def build_source(config: Any, client: httpx.AsyncClient, *,
+                 samples: SampleServers = SAMPLES) -> Source:
+    """The source a config entry describes (``samples:`` URLs resolved through ``samples``)."""
     if isinstance(config, SmartBurgasSourceConfig):
         return SmartBurgasSource(config.feed, config.url, client=client)
+    if isinstance(config, ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig
+                  | GeoJSONSourceConfig | GTFSSourceConfig):
+        return _fetched_source(config, samples.resolve(config.url), client)
     raise ConfigError(f"source type {config.type!r} is not supported", source=config.name)
+
+
+def _fetched_source(config: Any, url: str, client: httpx.AsyncClient) -> Source:
+    if isinstance(config, ArcGISSourceConfig):
+        return ArcGISSource(config.name, url, output=config.output, out_sr=config.out_sr,
+                            page_size=config.page_size, crs=config.crs, client=client)
+    if isinstance(config, WFSSourceConfig):
+        return WFSSource(config.name, url, config.type_name, srs_name=config.srs_name,
+                         page_size=config.page_size, crs=config.crs, client=client)
+    if isinstance(config, OGCAPISourceConfig):
+        return OGCAPIFeaturesSource(config.name, url, config.collection, limit=config.page_size,
+                                    crs=config.crs, client=client)
+    if isinstance(config, GeoJSONSourceConfig):
+        return GeoJSONSource(config.name, url, crs=config.crs, id_field=config.mapping.id_field,
+                             client=client)
+    return GTFSSource(config.name, url, client=client)
 
 
 def build_mapper(config: Any) -> RecordMapper:
@@ -31,4 +62,9 @@ def build_mapper(config: Any) -> RecordMapper:
         if mapper is None:
             raise ConfigError(f"no mapper for Smart Burgas feed {config.feed!r}", source=config.name)
         return mapper
+    if isinstance(config, ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig
+                  | GeoJSONSourceConfig):
+        return layer_mapper(config.name, config.mapping)
+    if isinstance(config, GTFSSourceConfig):
+        return gtfs_mapper(config.name, config.agency_key)
     raise ConfigError(f"source type {config.type!r} has no mapper", source=config.name)
