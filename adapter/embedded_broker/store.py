@@ -180,7 +180,7 @@ class Store:
 
     def scan_points(self, flt: SqlFilter) -> list[tuple[int, float | None, float | None]]:
         """(seq, x, y) of the located entities matching a query; x, y are None for non-points."""
-        sql, params = _select(flt, "e.seq, g.px, g.py")
+        sql, params = _select(flt, "e.seq, g.px, g.py", ordered=False)  # the caller sorts matches
         with self._read() as conn:
             return conn.execute(sql, params).fetchall()
 
@@ -335,31 +335,47 @@ def _geo_row(seq: int, bbox: BBox) -> tuple[Any, ...]:
 
 def _select(flt: SqlFilter, columns: str, ordered: bool = True) -> tuple[str, tuple[Any, ...]]:
     """SELECT over entities with the filter's joins, in creation order."""
+    if flt.bbox is not None:
+        return _select_in_box(flt, columns, ordered)
     joins: list[str] = []
     where = ["e.tenant=?"]
     params: list[Any] = []
     order = "e.seq"
-    if flt.types:
-        if len(flt.types) == 1:
-            # Driving the scan from the (tenant, type, seq) index keeps type+limit queries O(limit).
-            joins.append("JOIN entity_types t ON t.seq=e.seq AND t.tenant=? AND t.type=?")
-            params += [flt.tenant, flt.types[0]]
-            order = "t.seq"
-        else:
-            marks = ",".join("?" * len(flt.types))
-            where.append(f"e.seq IN (SELECT seq FROM entity_types WHERE tenant=? AND type IN ({marks}))")
-    if flt.bbox is not None:
-        joins.append("JOIN entity_geo g ON g.seq=e.seq AND g.minx<=? AND g.maxx>=? AND g.miny<=? AND g.maxy>=?")
-        minx, miny, maxx, maxy = flt.bbox
-        params += [maxx, minx, maxy, miny]
-    elif flt.geo_join:
+    if flt.types and len(flt.types) == 1:
+        # Driving the scan from the (tenant, type, seq) index keeps type+limit queries O(limit).
+        joins.append("JOIN entity_types t ON t.seq=e.seq AND t.tenant=? AND t.type=?")
+        params += [flt.tenant, flt.types[0]]
+        order = "t.seq"
+    if flt.geo_join:
         joins.append("JOIN entity_geo g ON g.seq=e.seq")
     params.append(flt.tenant)
     if flt.types and len(flt.types) > 1:
+        marks = ",".join("?" * len(flt.types))
+        where.append(f"e.seq IN (SELECT seq FROM entity_types WHERE tenant=? AND type IN ({marks}))")
         params += [flt.tenant, *flt.types]
     where.extend(flt.where)
     params.extend(flt.params)
     sql = f"SELECT {columns} FROM entities e {' '.join(joins)} WHERE {' AND '.join(where)}"
     if ordered:
         sql += f" ORDER BY {order}"
+    return sql, tuple(params)
+
+
+def _select_in_box(flt: SqlFilter, columns: str, ordered: bool) -> tuple[str, tuple[Any, ...]]:
+    """Geo-prefiltered SELECT: the R-tree drives the scan (CROSS JOIN fixes the loop order)."""
+    assert flt.bbox is not None
+    minx, miny, maxx, maxy = flt.bbox
+    where = ["g.minx<=?", "g.maxx>=?", "g.miny<=?", "g.maxy>=?", "e.tenant=?"]
+    params: list[Any] = [maxx, minx, maxy, miny, flt.tenant]
+    if flt.types:
+        marks = ",".join("?" * len(flt.types))
+        where.append("EXISTS (SELECT 1 FROM entity_types t WHERE t.tenant=e.tenant "
+                     f"AND t.type IN ({marks}) AND t.seq=e.seq)")
+        params += flt.types
+    where.extend(flt.where)
+    params.extend(flt.params)
+    sql = (f"SELECT {columns} FROM entity_geo g CROSS JOIN entities e ON e.seq=g.seq "
+           f"WHERE {' AND '.join(where)}")
+    if ordered:
+        sql += " ORDER BY e.seq"
     return sql, tuple(params)
