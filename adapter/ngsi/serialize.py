@@ -46,8 +46,8 @@ def _plain(value: Any) -> Any:
     if cls is datetime:
         return format_datetime(value)
     if isinstance(value, BaseModel):
-        if "coordinates" in cls.model_fields:  # GeoJSON geometry
-            return {"type": value.type, "coordinates": _plain(value.coordinates)}
+        if "coordinates" in cls.model_fields:  # GeoJSON geometry: coordinates are plain JSON already
+            return {"type": value.type, "coordinates": value.coordinates}
         return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
@@ -58,17 +58,29 @@ def _plain(value: Any) -> Any:
 
 _K_PROP, _K_GEO, _K_REL, _K_LANG = 0, 1, 2, 3
 _KIND_CODE = {_PROPERTY: _K_PROP, _GEO: _K_GEO, _REL: _K_REL, _LANG: _K_LANG}
-_plans: dict[type, tuple[tuple[str, str, int, str | None, bool], ...]] = {}
+_Step = tuple[str, str, int, str | None, bool]
+_plans: dict[type, tuple[tuple[_Step, ...], dict[str, tuple[int, _Step]]]] = {}
 
 
-def _plan(model: type[Entity]) -> tuple[tuple[str, str, int, str | None, bool], ...]:
-    """(field, wire name, kind, unit, observed) per attribute, computed once per model."""
+def _plan(model: type[Entity]) -> tuple[tuple[_Step, ...], dict[str, tuple[int, _Step]]]:
+    """(field, wire name, kind, unit, observed) per attribute, in model order, computed once."""
     plan = _plans.get(model)
     if plan is None:
-        plan = tuple((s.field, s.wire, _KIND_CODE[s.ngsi.kind], s.ngsi.unit, s.ngsi.observed)
-                     for s in model.attributes)
-        _plans[model] = plan
+        steps = tuple((s.field, s.wire, _KIND_CODE[s.ngsi.kind], s.ngsi.unit, s.ngsi.observed)
+                      for s in model.attributes)
+        plan = _plans[model] = (steps, {step[0]: (i, step) for i, step in enumerate(steps)})
     return plan
+
+
+def _steps(entity: Entity) -> Iterable[_Step]:
+    """The plan steps of the fields that were set: most of a model's ~40 fields are unset, and
+    walking only the set ones (in model order, so output bytes are stable) halves the cost."""
+    steps, by_field = _plan(type(entity))
+    chosen = [by_field[f] for f in entity.__pydantic_fields_set__ if f in by_field]
+    if len(chosen) * 3 > len(steps):
+        return steps
+    chosen.sort()
+    return [step for _, step in chosen]
 
 
 def to_dict(entity: Entity, form: Form = Form.NORMALIZED, context: Any = None) -> dict[str, Any]:
@@ -84,7 +96,7 @@ def to_dict(entity: Entity, form: Form = Form.NORMALIZED, context: Any = None) -
     metas = values["attr_meta"]
     key_values = form is Form.KEY_VALUES
     normalized = form is Form.NORMALIZED
-    for field, wire, kind, unit, observed in _plan(type(entity)):
+    for field, wire, kind, unit, observed in _steps(entity):
         value = values[field]
         if value is None:
             continue
