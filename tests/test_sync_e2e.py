@@ -1,0 +1,183 @@
+"""End to end through the real path: Smart Burgas feeds on loopback HTTP -> adapter -> embedded broker over HTTP.
+
+After every scenario the broker holds exactly what the feeds map to (compared per type with an
+independent mapping of the served payloads) and the outbox is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from adapter.config import load_config
+from adapter.runtime import Runtime
+from adapter.settings import Settings
+from adapter.sync.report import SyncReport
+from tests.servers import PayloadServer, Reply, Request
+from tests.sync_fixtures import (
+    BrokerProcess, BrokerProxy, FeedServer, RestartableBroker, broker_entities, broker_ids, by_type,
+    cli_env, context_files, expected_entities, free_port, modified_at, outbox_pending, run_cli,
+    start_cli, write_config,
+)
+
+pytestmark = pytest.mark.integration
+
+# Small feeds with stable ids: car parks (ids), EV chargers (no ids), paid-parking zones (untranslated).
+FEW = ("car_parks", "ev_chargers", "paid_parking_zones")
+CAR_PARK = "urn:ngsi-ld:OffStreetParking:smartburgas:4"
+FAST = {"retry_attempts": 2, "retry_initial_wait": 0.01, "retry_max_wait": 0.05, "connect_timeout": 2.0}
+
+
+@pytest.fixture(scope="module")
+def contexts(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    directory = tmp_path_factory.mktemp("contexts")
+    return directory, context_files(directory)
+
+
+@pytest.fixture
+def feeds():
+    with FeedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def broker(tmp_path, contexts):
+    with RestartableBroker(tmp_path / "broker.sqlite3", contexts[1]) as running:
+        yield running
+
+
+def sync(tmp_path: Path, config: Path, url: str, names: list[str] | None = None,
+         **settings: object) -> list[SyncReport]:
+    """One `Runtime.sync` pass against a remote broker, state in tmp_path/state."""
+    chosen = Settings(broker_url=url, state_dir=tmp_path / "state", **{**FAST, **settings})
+
+    async def go() -> list[SyncReport]:
+        async with Runtime(chosen, load_config(config)) as runtime:
+            return await runtime.sync(names)
+    return asyncio.run(go())
+
+
+def total(reports: list[SyncReport], field: str) -> int:
+    return sum(getattr(r, field) for r in reports)
+
+
+def assert_in_sync(url: str, config: Path, tmp_path: Path, tenant: str | None = None) -> dict[str, str]:
+    """The broker holds exactly the mapped entities, per type, and nothing waits in the outbox."""
+    expected = expected_entities(load_config(config))
+    assert broker_ids(url, tenant) == by_type(expected)
+    assert outbox_pending(tmp_path / "state" / "state.sqlite3") == 0
+    return expected
+
+
+# -- the happy path -----------------------------------------------------------------------------------
+
+def test_first_sync_puts_exactly_the_mapped_entities_in_the_broker(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds)
+    reports = sync(tmp_path, config, broker.url)
+    assert all(r.ok for r in reports), [(r.source, r.last_error) for r in reports]
+    expected = assert_in_sync(broker.url, config, tmp_path)
+    assert len(by_type(expected)) >= 8  # every family of feed is there
+    assert total(reports, "sent") == total(reports, "mapped") == len(expected)
+    counted: dict[str, int] = {}
+    for report in reports:
+        for entity_type, n in report.entities_by_type.items():
+            counted[entity_type] = counted.get(entity_type, 0) + n
+    assert counted == {t: len(ids) for t, ids in by_type(expected).items()}
+
+
+def test_no_change_resync_writes_nothing(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    first = sync(tmp_path, config, broker.url)
+    before = modified_at(broker.url)
+    second = sync(tmp_path, config, broker.url)
+    assert all(r.ok for r in second)
+    assert total(second, "sent") == total(second, "deleted") == total(second, "attrs_deleted") == 0
+    assert total(second, "unchanged") == total(first, "sent") == len(before)
+    assert modified_at(broker.url) == before
+    assert_in_sync(broker.url, config, tmp_path)
+
+
+def test_changed_record_sends_only_that_entity(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    sync(tmp_path, config, broker.url)
+    before = modified_at(broker.url)
+    feeds.edit("car_parks", "4", lambda p: p["data"][0].update(free_lots="3"))
+    reports = sync(tmp_path, config, broker.url)
+    assert total(reports, "sent") == 1 and total(reports, "unchanged") == len(before) - 1
+    after = modified_at(broker.url)
+    assert {i for i in before if after[i] != before[i]} == {CAR_PARK}
+    assert broker_entities(broker.url)[CAR_PARK]  # still there
+    assert_in_sync(broker.url, config, tmp_path)
+    spots = [v for k, v in broker_entities(broker.url)[CAR_PARK].items() if k.endswith("availableSpotNumber")]
+    assert spots and spots[0]["value"] == 3
+
+
+def test_removed_record_is_deleted_after_a_complete_fetch(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    sync(tmp_path, config, broker.url)
+    feeds.remove("car_parks", "4")
+    reports = sync(tmp_path, config, broker.url)
+    assert total(reports, "deleted") == 1 and total(reports, "sent") == 0
+    assert CAR_PARK not in broker_entities(broker.url)
+    assert_in_sync(broker.url, config, tmp_path)
+
+
+@pytest.mark.parametrize("fault", [
+    pytest.param(Reply(b'{"error": "upstream down"}', 500), id="500"),
+    pytest.param(b'{"type": "FeatureCollection", "features1": [{"type": "Feature", "properties": {"parki',
+                 id="truncated-json"),
+])
+def test_removed_record_is_kept_after_a_failed_fetch(tmp_path, feeds, broker, fault):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    sync(tmp_path, config, broker.url)
+    held = broker_ids(broker.url)
+    feeds.remove("car_parks", "4")
+    feeds.faults["car_parks"] = fault
+    reports = {r.source: r for r in sync(tmp_path, config, broker.url)}
+    failed = reports["smartburgas.car_parks"]
+    assert not failed.ok and failed.last_error and failed.deleted == 0
+    assert all(r.ok for name, r in reports.items() if name != failed.source)  # the others go on
+    assert broker_ids(broker.url) == held  # nothing deleted on a failed fetch
+    del feeds.faults["car_parks"]
+    assert total(sync(tmp_path, config, broker.url), "deleted") == 1  # a complete fetch deletes it
+    assert_in_sync(broker.url, config, tmp_path)
+
+
+def test_removed_attribute_is_deleted_from_the_broker_entity(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    sync(tmp_path, config, broker.url)
+    assert any(k.endswith("description") for k in broker_entities(broker.url)[CAR_PARK])
+    feeds.edit("car_parks", "4", lambda p: p.pop("description"))
+    reports = sync(tmp_path, config, broker.url)
+    assert total(reports, "attrs_deleted") == 1
+    entity = broker_entities(broker.url)[CAR_PARK]
+    assert not any(k.endswith("description") for k in entity)
+    assert any(k.endswith("availableSpotNumber") for k in entity)  # the rest stays
+    assert_in_sync(broker.url, config, tmp_path)
+
+
+def test_two_tenants_side_by_side_are_isolated(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    state = str(tmp_path / "state")
+    by_option = run_cli("sync", "--config", str(config), "--broker-url", broker.url, "--tenant", "north",
+                        "--state-dir", state)
+    assert by_option.returncode == 0, by_option.stdout + by_option.stderr
+    north = broker_ids(broker.url, "north")
+    feeds.remove("car_parks", "4")
+    by_env = run_cli("sync", "--config", str(config), "--broker-url", broker.url, "--state-dir", state,
+                     env=cli_env(BURGAS_TENANT="south"))
+    assert by_env.returncode == 0, by_env.stdout + by_env.stderr
+    assert broker_ids(broker.url, "north") == north  # the other tenant's sync changed nothing here
+    assert CAR_PARK in north["OffStreetParking"]
+    assert_in_sync(broker.url, config, tmp_path, tenant="south")
+    assert broker_ids(broker.url) == {}  # and nothing went to the default tenant
+    # One state file, two tenants: each tenant's snapshot is diffed on its own.
+    reports = sync(tmp_path, config, broker.url, tenant="north")
+    assert total(reports, "deleted") == 1 and total(reports, "sent") == 0
+    assert_in_sync(broker.url, config, tmp_path, tenant="north")
