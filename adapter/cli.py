@@ -15,6 +15,9 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+)
 from rich.table import Table
 
 from adapter.config import load_config
@@ -29,7 +32,8 @@ app = typer.Typer(help="Sync Smart Burgas and GIS-Burgas into an NGSI-LD broker.
 app.add_typer(broker_app, name="broker")
 quarantine_app = typer.Typer(help="Records and entities set aside with their reason.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
-console = Console()
+# Pipes and CI logs get a wide fixed width, so tables are not squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 logger = logging.getLogger(__name__)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Pipeline file (default: bundled Burgas).")]
@@ -90,7 +94,20 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
 
     async def run() -> list[SyncReport]:
         async with Runtime(settings, pipeline) as runtime:
-            return await runtime.sync(sources)
+            if not console.is_terminal:  # no bars in logs, pipes and CI
+                return await runtime.sync(sources)
+            chosen = pipeline.select(sources)
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                          transient=True) as bar:
+                task = bar.add_task("sync", total=len(chosen))
+
+                def progress(name: str, report: SyncReport | None) -> None:
+                    if report is None:
+                        bar.update(task, description=f"sync {name}")
+                    else:
+                        bar.advance(task)
+                return await runtime.sync(sources, progress)
 
     try:
         settings = _settings(broker_url, tenant, state_dir)

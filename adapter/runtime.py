@@ -8,6 +8,7 @@ the official Smart Data Models contexts), so that nothing needs the network.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,19 @@ class Runtime:
         record_run(self.state, self.settings.tenant or "", report)
         return report
 
-    async def sync(self, names: list[str] | None = None) -> list[SyncReport]:
-        """One sync of every selected source (by name or group), in configuration order."""
-        return [await self.sync_source(cfg) for cfg in self.config.select(names)]
+    async def sync(self, names: list[str] | None = None,
+                   progress: Callable[[str, SyncReport | None], None] | None = None) -> list[SyncReport]:
+        """One sync of every selected source (by name or group), in configuration order.
+
+        ``progress(name, None)`` is called when a source starts and ``progress(name, report)``
+        when it is done (the CLI draws its progress bar from these).
+        """
+        reports = []
+        for cfg in self.config.select(names):
+            if progress is not None:
+                progress(cfg.name, None)
+            report = await self.sync_source(cfg)
+            if progress is not None:
+                progress(cfg.name, report)
+            reports.append(report)
+        return reports
