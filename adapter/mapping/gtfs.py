@@ -5,7 +5,7 @@
 | agency | GtfsAgency | ``urn:ngsi-ld:GtfsAgency:<key>:<agency_id>`` | |
 | stops | GtfsStop | ``urn:ngsi-ld:GtfsStop:<key>:<stop_id>`` | hasParentStation -> GtfsStop |
 | routes | GtfsRoute | ``urn:ngsi-ld:GtfsRoute:<key>:<route_id>`` | operatedBy -> GtfsAgency |
-| trips | GtfsTrip | ``urn:ngsi-ld:GtfsTrip:<key>:<trip_id>`` | hasRoute, hasShape, hasService -> GtfsService |
+| trips | GtfsTrip | ``urn:ngsi-ld:GtfsTrip:<key>:<trip_id>`` | hasRoute, hasShape, hasService |
 | shapes | GtfsShape | ``urn:ngsi-ld:GtfsShape:<key>:<shape_id>`` | |
 
 ``<key>`` is the configured ``agency_key`` (e.g. ``burgasbus``): GTFS ids are unique only inside
@@ -36,7 +36,8 @@ broken, not partly useful.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from adapter.errors import MappingError
@@ -171,9 +172,11 @@ def _row(record: RawRecord) -> Mapping[str, Any]:
 def _agency(ids: GTFSIds, record: RawRecord) -> Mapped:
     row = _row(record)
     values = read(AGENCY, row).values
-    entity_source = record.origin if record.origin and record.origin.startswith(("http://", "https://")) else None
+    # entitySource is "the URL of the original GTFS feed": only when it was fetched over HTTP(S).
+    origin = record.origin or ""
+    feed_url = origin if origin.startswith(("http://", "https://")) else None
     entity = build(GtfsAgency, {"id": ids.agency(row.get("agency_id")), **values,
-                                "entity_source": entity_source})
+                                "entity_source": feed_url})
     return Mapped(entity, record=record.key)
 
 
@@ -255,23 +258,11 @@ _TABLES: Mapping[str, tuple[type[Entity], Callable[[GTFSIds, RawRecord], Mapped]
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GTFSMapper:
     """One feed's rows -> Gtfs* entities: ``mapper(record) -> Mapped | Rejected``."""
 
-    source: str
-    agency_key: str
-    tables: Mapping[str, FeedMapper] = field(init=False)
-
-    def __post_init__(self) -> None:
-        ids = GTFSIds(self.agency_key)
-        tables = {}
-        for table, (model, fn, column) in _TABLES.items():
-            def map_row(record: RawRecord, fn=fn) -> Mapped:
-                return fn(ids, record)
-            rule = f"urn:ngsi-ld:{model.entity_type}:{self.agency_key}:<{table}.{column}>"
-            tables[table] = FeedMapper(f"{self.source}.{table}", model, map_row, rule)
-        object.__setattr__(self, "tables", tables)
+    tables: Mapping[str, FeedMapper]
 
     def __call__(self, record: RawRecord) -> Mapped | Rejected:
         payload = record.payload
@@ -283,6 +274,10 @@ class GTFSMapper:
 
 
 def gtfs_mapper(source: str, agency_key: str) -> GTFSMapper:
-    """The mapper of one configured GTFS feed."""
+    """The mapper of one configured GTFS feed (``agency_key`` qualifies every id)."""
     entity_id("GtfsAgency", agency_key)  # fails early on a key that cannot be part of an id
-    return GTFSMapper(source, agency_key)
+    ids = GTFSIds(agency_key)
+    return GTFSMapper({
+        table: FeedMapper(f"{source}.{table}", model, partial(fn, ids),
+                          f"urn:ngsi-ld:{model.entity_type}:{agency_key}:<{table}.{column}>")
+        for table, (model, fn, column) in _TABLES.items()})
