@@ -17,7 +17,7 @@ from adapter.sources.smartburgas_feeds import FEEDS, FeedSpec
 
 pytestmark = pytest.mark.integration
 
-EXPECTED_RECORDS = {"air_quality": 5, "traffic": 13, "car_parks": 7, "waste": 5, "cctv": 11,
+EXPECTED_RECORDS = {"air_quality": 5, "traffic": 14, "car_parks": 7, "waste": 5, "cctv": 11,
                     "billing_machines": 48, "ev_chargers": 17, "taxi_ranks": 59,
                     "paid_parking_zones": 15, "admin_regions": 9}
 

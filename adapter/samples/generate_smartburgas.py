@@ -248,6 +248,13 @@ def traffic(lang: str) -> dict[str, Any]:
                 **feature["properties"], "data": [dict(r) for r in rows[-6:]]}}
     assert duplicate is not None
     features.insert(len(features) - 2, duplicate)
+    # A detector the platform still lists with no position (the map client's proxy skips such
+    # features with a warning, §1.3): the adapter must reject it with its reason, and only it.
+    features.append({"type": "Feature", "properties": {
+        "detector_id": "118", "name": "бул. Иван Вазов" if lang == "bg" else "Ivan Vazov Blvd.",
+        "data": [{"car_count": "48", "car_speed": "41", "time": local(start + timedelta(minutes=15 * k))}
+                 for k in range(3)],
+        "geometry": {"type": "Point", "coordinates": []}}})
     return collection("features1", features)
 
 
