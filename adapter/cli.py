@@ -253,6 +253,26 @@ def run(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gro
 
 
 @app.command()
+def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None,
+          state_dir: StateOpt = None,
+          host: Annotated[str | None, typer.Option(help="Address to bind (default BURGAS_SERVICE_HOST, 127.0.0.1).")] = None,
+          port: Annotated[int | None, typer.Option(help="Port (default BURGAS_SERVICE_PORT, 8080).")] = None) -> None:
+    """Run the service: polled sources on schedule, MQTT streams, health/status/metrics/@context API."""
+    import uvicorn
+
+    from adapter.service.app import create_app
+
+    try:
+        settings = _settings(broker_url, tenant, state_dir)
+        application = create_app(settings, load_config(config))
+    except AdapterError as exc:
+        _fail(exc)
+    # log_config=None: uvicorn keeps the logging set up above (plain or JSON, BURGAS_LOG_FORMAT).
+    uvicorn.run(application, host=host or settings.service_host, port=port or settings.service_port,
+                log_config=None, access_log=False)
+
+
+@app.command()
 def demo(state_dir: StateOpt = None) -> None:
     """Start the embedded broker, sync every bundled Burgas source, show the result and queries."""
     from adapter.demo import run_demo

@@ -116,12 +116,35 @@ class GTFSSourceConfig(_SourceBase):
 
 
 class MQTTSourceConfig(_SourceBase):
-    """A live MQTT stream (see issue 6): topic pattern -> sensor family mapping."""
+    """A live MQTT stream: topic pattern -> sensor family (adapter.mapping.mqtt), micro-batched.
+
+    Credentials and TLS come from the settings (BURGAS_MQTT_*), never from this file.
+    """
 
     type: Literal["mqtt"]
     url: str = "mqtt://127.0.0.1:1883"
-    topics: dict[str, str] = Field(description="topic pattern -> sensor family")
-    snapshot: bool = False
+    topics: dict[str, str] = Field(min_length=1, description="topic pattern -> sensor family")
+    snapshot: Literal[False] = False  # a stream never lists everything: nothing is deleted
+    # A stable client id: the broker keeps the session (subscriptions, unacknowledged messages)
+    # under it while the adapter is away. Default: burgas-adapter-<name>.
+    client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    protocol: Literal["5", "3.1.1"] = "5"
+    session_expiry_seconds: int = Field(86400, ge=0, le=2**32 - 1)  # MQTT 5 only
+    receive_maximum: int = Field(2000, ge=1, le=65535)  # unacknowledged messages in flight (MQTT 5)
+    keepalive_seconds: int = Field(30, ge=5, le=3600)
+    reconnect_min_seconds: int = Field(1, ge=1)
+    reconnect_max_seconds: int = Field(60, ge=1)
+    batch_max_messages: int = Field(500, ge=1, le=65535)
+    batch_max_ms: int = Field(100, ge=1, le=60_000)
+    max_payload_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str) -> str:
+        if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("put MQTT credentials in BURGAS_MQTT_USERNAME/BURGAS_MQTT_PASSWORD, "
+                             "not in the URL")
+        return url
 
 
 SourceConfig = Annotated[

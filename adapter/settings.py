@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".state")
     log_format: Literal["plain", "json"] = "plain"
 
+    # The service (`burgas-adapter serve`): where it listens, and the key of its admin endpoints
+    # (POST /sync, quarantine; header X-API-Key). No key: those endpoints answer 503.
+    service_host: str = "127.0.0.1"
+    service_port: int = Field(8080, ge=0, le=65535)
+    api_key: SecretStr | None = None
+
+    # MQTT sources (the broker URL and topics are in the pipeline file): credentials and TLS.
+    # TLS is on for mqtts:// URLs or when mqtt_tls is set; mqtt_ca_file replaces the system CAs.
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_tls: bool = False
+    mqtt_ca_file: Path | None = None
+
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
         """Load *_file secrets; a file and an inline value together is ambiguous and refused."""

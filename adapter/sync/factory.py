@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from adapter.config import (
-    ArcGISSourceConfig, GeoJSONSourceConfig, GTFSSourceConfig, OGCAPISourceConfig,
+    ArcGISSourceConfig, GeoJSONSourceConfig, GTFSSourceConfig, MQTTSourceConfig, OGCAPISourceConfig,
     SmartBurgasSourceConfig, WFSSourceConfig,
 )
 from adapter.errors import ConfigError
@@ -36,6 +36,8 @@ def build_source(config: Any, client: httpx.AsyncClient, *,
     if isinstance(config, ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig
                   | GeoJSONSourceConfig | GTFSSourceConfig):
         return _fetched_source(config, samples.resolve(config.url), client)
+    if isinstance(config, MQTTSourceConfig):
+        raise ConfigError("an MQTT source is a stream: `burgas-adapter serve` runs it", source=config.name)
     raise ConfigError(f"source type {config.type!r} is not supported", source=config.name)
 
 
@@ -67,4 +69,8 @@ def build_mapper(config: Any) -> RecordMapper:
         return layer_mapper(config.name, config.mapping)
     if isinstance(config, GTFSSourceConfig):
         return gtfs_mapper(config.name, config.agency_key)
+    if isinstance(config, MQTTSourceConfig):
+        from adapter.mapping.mqtt import mapper_for
+
+        return mapper_for(config.name, config.topics)
     raise ConfigError(f"source type {config.type!r} has no mapper", source=config.name)

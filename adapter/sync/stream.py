@@ -1,0 +1,281 @@
+"""A streaming source end to end: micro-batches of messages -> outbox -> acknowledgement -> broker.
+
+One task takes a batch from the source (every N messages or T ms after the first, whichever comes
+first), maps it, coalesces repeated readings of one entity into one update with the newest value
+(``adapter.mapping.base.merge``), enqueues the result in the durable outbox and quarantines what
+could not be read, all committed before the batch is acknowledged. A second task delivers the
+outbox to the broker, so a slow or absent broker never holds up acknowledgements; the outbox keeps
+the work until the broker confirms it. A stream never lists all its entities, so nothing is
+deleted because it was not seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from adapter.errors import FatalError
+from adapter.mapping.base import Mapped, Rejected, merge
+from adapter.sources.base import RawRecord
+from adapter.sync.pipeline import Pipeline, RecordMapper
+from adapter.sync.quarantine import QuarantineEntry
+from adapter.sync.report import SyncReport
+
+logger = logging.getLogger(__name__)
+
+MAX_DELIVERY_BACKOFF = 30.0
+_REJECTION_LOG_INTERVAL = 60.0
+
+
+class StreamMessage(Protocol):
+    """What a streaming source hands out (adapter.sources.mqtt.MQTTMessage)."""
+
+    topic: str
+    payload: bytes
+    received_monotonic: float
+
+
+class StreamSource(Protocol):
+    """A source of message batches that are acknowledged once durable."""
+
+    name: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    async def receive(self, max_messages: int, max_wait: float) -> Sequence[Any]: ...
+    def ack(self, messages: Sequence[Any]) -> int: ...
+    def record(self, message: Any) -> RawRecord: ...
+    def replay(self, topic: str, payload: bytes) -> RawRecord: ...
+    def lag(self) -> float: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class StreamBatch:
+    """What one micro-batch did."""
+
+    source: str
+    messages: int = 0
+    entities: int = 0  # entities after coalescing
+    coalesced: int = 0  # readings folded into a newer one of the same entity
+    enqueued: int = 0  # entities that changed and went to the outbox
+    quarantined: int = 0
+    latency: float = 0.0  # first message received -> batch acknowledged (s)
+
+
+@dataclass
+class StreamStatus:
+    """Totals of one stream (served by /status)."""
+
+    name: str
+    batches: int = 0
+    messages: int = 0
+    coalesced: int = 0
+    enqueued: int = 0
+    quarantined: int = 0
+    sent: int = 0
+    rejected: int = 0
+    pending: int = 0
+    last_batch_at: float | None = None
+    last_delivery: dict[str, Any] | None = None
+    last_error: str | None = None
+    rejections: list[str] = field(default_factory=list)  # the last few reasons
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class StreamRunner:
+    """Runs one streaming source into the pipeline's outbox and broker."""
+
+    def __init__(self, source: StreamSource, mapper: RecordMapper, pipeline: Pipeline, *,
+                 batch_max_messages: int = 500, batch_max_ms: int = 100,
+                 on_batch: Callable[[StreamBatch], None] | None = None,
+                 on_delivery: Callable[[SyncReport], None] | None = None) -> None:
+        self.source = source
+        self.name = source.name
+        self.mapper = mapper
+        self.pipeline = pipeline
+        self.batch_max_messages = batch_max_messages
+        self.batch_max_wait = batch_max_ms / 1000
+        self.on_batch = on_batch
+        self.on_delivery = on_delivery
+        self.status = StreamStatus(self.name)
+        self._work = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_rejection_log = 0.0
+
+    # --- one batch -------------------------------------------------------------------------------
+
+    def process(self, messages: Sequence[Any]) -> StreamBatch:
+        """Map, coalesce, enqueue and quarantine one batch, then acknowledge it."""
+        batch = StreamBatch(self.name, messages=len(messages))
+        by_id: dict[str, Mapped] = {}
+        rejected: list[tuple[Any, Rejected]] = []
+        for message in messages:
+            result = self.mapper(self.source.record(message))
+            if isinstance(result, Rejected):
+                rejected.append((message, result))
+                continue
+            key = result.entity.id
+            earlier = by_id.get(key)
+            by_id[key] = result if earlier is None else merge(earlier, result)
+        batch.entities = len(by_id)
+        batch.coalesced = len(messages) - len(rejected) - len(by_id)
+        pipeline = self.pipeline
+        plan = pipeline.state.sync_snapshot(
+            pipeline.tenant, self.name, (pipeline.outgoing(m.entity) for m in by_id.values()),
+            run_id=uuid.uuid4().hex, complete=False, delete_missing=False,
+            upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+        batch.enqueued = len(plan.upserts)
+        if rejected:
+            self._quarantine(rejected)
+            batch.quarantined = len(rejected)
+        # Everything is durable now (outbox and quarantine committed): only now acknowledge.
+        self.source.ack(messages)
+        if messages:
+            batch.latency = time.monotonic() - min(m.received_monotonic for m in messages)
+        self._count(batch)
+        if batch.enqueued:
+            self._work.set()
+        return batch
+
+    def retry(self, entries: Sequence[QuarantineEntry]) -> list[int]:
+        """Map quarantined messages again: those that now map are enqueued and leave quarantine."""
+        by_id: dict[str, Mapped] = {}
+        resolved: list[int] = []
+        quarantine = self.pipeline.quarantine
+        for entry in entries:
+            topic = entry.locator.rsplit(" #", 1)[0]
+            result = self.mapper(self.source.replay(topic, entry.payload or b""))
+            if isinstance(result, Rejected):  # still bad: its reason is refreshed
+                quarantine.add(tenant=entry.tenant, source=self.name, kind="record", locator=entry.locator,
+                               error=result.error(), payload=entry.payload)
+                continue
+            earlier = by_id.get(result.entity.id)
+            by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
+            resolved.append(entry.id)
+        pipeline = self.pipeline
+        pipeline.state.sync_snapshot(
+            pipeline.tenant, self.name, (pipeline.outgoing(m.entity) for m in by_id.values()),
+            run_id=uuid.uuid4().hex, complete=False, delete_missing=False,
+            upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+        quarantine.remove(resolved)
+        self._work.set()
+        return resolved
+
+    def _quarantine(self, rejected: list[tuple[Any, Rejected]]) -> None:
+        quarantine = self.pipeline.quarantine
+        with self.pipeline.state.transaction() as db:
+            for message, rejection in rejected:
+                # One entry per topic and distinct payload: a sensor repeating the same bad message
+                # refreshes its entry instead of adding one per message.
+                digest = hashlib.blake2b(message.payload, digest_size=6).hexdigest()
+                quarantine.add(tenant=self.pipeline.tenant, source=self.name, kind="record",
+                               locator=f"{message.topic} #{digest}", error=rejection.error(),
+                               payload=bytes(message.payload), db=db)
+        reasons = [f"{m.topic}: {r.reason}" for m, r in rejected[-5:]]
+        self.status.rejections = (self.status.rejections + reasons)[-5:]
+        now = time.monotonic()
+        if now - self._last_rejection_log >= _REJECTION_LOG_INTERVAL:
+            self._last_rejection_log = now
+            logger.warning("%s: %d message(s) quarantined, e.g. %s", self.name, len(rejected), reasons[-1])
+
+    def _count(self, batch: StreamBatch) -> None:
+        status = self.status
+        status.batches += 1
+        status.messages += batch.messages
+        status.coalesced += batch.coalesced
+        status.enqueued += batch.enqueued
+        status.quarantined += batch.quarantined
+        status.last_batch_at = time.time()
+        if self.on_batch is not None:
+            self.on_batch(batch)
+
+    # --- tasks -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the source and start consuming and delivering."""
+        self.source.start()
+        self._work.set()  # work left in the outbox by an earlier run goes out first
+        self._tasks = [asyncio.create_task(self._consume(), name=f"stream:{self.name}"),
+                       asyncio.create_task(self._deliver(), name=f"deliver:{self.name}")]
+
+    async def stop(self) -> None:
+        """Stop between batches (a batch is never cut between outbox and ack), then disconnect."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await asyncio.to_thread(self.source.stop)
+
+    async def _consume(self) -> None:
+        failures = 0
+        while True:
+            messages = await self.source.receive(self.batch_max_messages, self.batch_max_wait)
+            while True:
+                try:
+                    self.process(messages)
+                    failures = 0
+                    break
+                except Exception as exc:  # noqa: BLE001 - e.g. the state file is full or locked
+                    # Not acknowledged: keep the batch and retry it, while the broker holds back
+                    # new messages once the receive window is full.
+                    failures += 1
+                    self.status.last_error = f"cannot store a batch: {type(exc).__name__}: {exc}"
+                    if failures == 1:
+                        logger.exception("%s: cannot store a batch; retrying", self.name)
+                    await asyncio.sleep(min(2 ** failures, MAX_DELIVERY_BACKOFF))
+
+    async def _deliver(self) -> None:
+        backoff = 0.0
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            report = SyncReport(self.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
+            started = time.monotonic()
+            try:
+                await self.pipeline.deliver(report, source=self.name)
+            except FatalError as exc:
+                report.last_error = str(exc)
+                report.pending = self.pipeline.outbox.pending(tenant=self.pipeline.tenant, source=self.name)
+            report.duration = time.monotonic() - started
+            self._delivered(report)
+            if report.pending and not (report.sent or report.rejected):
+                backoff = min(max(backoff * 2, 0.5), MAX_DELIVERY_BACKOFF)  # the broker is down
+                await asyncio.sleep(backoff)
+                self._work.set()
+            elif report.pending:
+                self._work.set()  # more than one delivery window waits
+            else:
+                backoff = 0.0
+
+    def _delivered(self, report: SyncReport) -> None:
+        status = self.status
+        status.sent += report.sent
+        status.rejected += report.rejected
+        status.pending = report.pending
+        if report.last_error != status.last_error:
+            if report.last_error:
+                logger.warning("%s: delivery failed: %s", self.name, report.last_error)
+            elif status.last_error:
+                logger.info("%s: delivery recovered", self.name)
+        status.last_error = report.last_error
+        status.last_delivery = {"at": report.started_at, "sent": report.sent, "rejected": report.rejected,
+                                "pending": report.pending, "seconds": round(report.duration, 4)}
+        if self.on_delivery is not None:
+            self.on_delivery(report)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Stream totals and the source's connection state (for /status)."""
+        return {**self.status.as_dict(), "kind": "stream", "source": self.source.status(),
+                "batch_max_messages": self.batch_max_messages,
+                "batch_max_ms": round(self.batch_max_wait * 1000)}
