@@ -181,3 +181,156 @@ def test_two_tenants_side_by_side_are_isolated(tmp_path, feeds, broker):
     reports = sync(tmp_path, config, broker.url, tenant="north")
     assert total(reports, "deleted") == 1 and total(reports, "sent") == 0
     assert_in_sync(broker.url, config, tmp_path, tenant="north")
+
+
+# -- faults -------------------------------------------------------------------------------------------
+
+def cli_sync(config: Path, url: str, tmp_path: Path, *args: str, **env: str):
+    return run_cli("sync", "--config", str(config), "--broker-url", url, "--state-dir",
+                   str(tmp_path / "state"), *args, env=cli_env(**env))
+
+
+def test_broker_down_at_start_keeps_everything_and_delivers_it_later(tmp_path, feeds, contexts):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    port = free_port()
+    down = cli_sync(config, f"http://127.0.0.1:{port}", tmp_path, "--json")
+    assert down.returncode == 4, down.stdout + down.stderr
+    reports = orjson.loads(down.stdout)
+    expected = expected_entities(load_config(config))
+    assert sum(r["pending"] for r in reports) == len(expected)  # nothing lost: all of it waits
+    assert all(r["sent"] == 0 and r["last_error"] for r in reports)
+    with RestartableBroker(tmp_path / "broker.sqlite3", contexts[1], port=port) as broker:
+        up = cli_sync(config, broker.url, tmp_path, "--json")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert sum(r["sent"] for r in orjson.loads(up.stdout)) == len(expected)
+        assert_in_sync(broker.url, config, tmp_path)
+
+
+def test_broker_killed_mid_sync_and_restarted_on_its_database(tmp_path, feeds, contexts):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    process = BrokerProcess(tmp_path / "broker.sqlite3", contexts[0])
+    restarted = threading.Event()
+
+    def kill_then_restart(n: int) -> None:
+        if n == 3:  # two batches are in; this one and the rest meet a dead broker
+            process.kill()
+            threading.Thread(target=lambda: (process.start(), restarted.set()), daemon=True).start()
+
+    with process, BrokerProxy(process.url) as proxy:
+        proxy.before_upsert = kill_then_restart
+        # Retries outlast the restart (a broker process takes a few seconds to come back).
+        reports = sync(tmp_path, config, proxy.url, batch_max_entities=5, concurrency=1,
+                       retry_attempts=400, retry_initial_wait=0.05, retry_max_wait=0.2, retry_max_seconds=90)
+        assert restarted.is_set()
+        assert all(r.ok for r in reports), [(r.source, r.last_error) for r in reports]
+        assert_in_sync(process.url, config, tmp_path)
+        assert max(proxy.written.values()) == 1  # the batches before the kill were kept, not re-sent
+
+
+def test_broker_killed_mid_sync_work_waits_in_the_outbox(tmp_path, feeds, contexts):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    process = BrokerProcess(tmp_path / "broker.sqlite3", contexts[0])
+    with process, BrokerProxy(process.url) as proxy:
+        proxy.before_upsert = lambda n: process.kill() if n == 3 else None
+        first = sync(tmp_path, config, proxy.url, batch_max_entities=5, concurrency=1)
+        pending = total(first, "pending")
+        assert pending > 0 and total(first, "sent") + pending == total(first, "mapped")
+        assert outbox_pending(tmp_path / "state" / "state.sqlite3") == pending
+        proxy.before_upsert = None
+        process.start()
+        second = sync(tmp_path, config, proxy.url, batch_max_entities=5, concurrency=1)
+        assert all(r.ok for r in second) and total(second, "sent") == pending
+        assert_in_sync(process.url, config, tmp_path)
+
+
+def test_adapter_sigkilled_mid_sync_and_restarted_loses_and_duplicates_nothing(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    expected = expected_entities(load_config(config))
+    batch = 3
+    with BrokerProxy(broker.url) as proxy:
+        proxy.delay = 0.15  # a slow broker, so the kill lands mid-delivery
+        env = dict(BURGAS_BATCH_MAX_ENTITIES=str(batch), BURGAS_CONCURRENCY="1")
+        adapter = start_cli("sync", "--config", str(config), "--broker-url", proxy.url,
+                            "--state-dir", str(tmp_path / "state"), env=cli_env(**env))
+        deadline = time.monotonic() + 60
+        while proxy.upserts < 4 and adapter.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        adapter.send_signal(signal.SIGKILL)
+        adapter.communicate()
+        delivered_before = len(broker_entities(broker.url))
+        assert 0 < delivered_before < len(expected)  # the kill really happened mid-sync
+        proxy.delay = 0
+        again = cli_sync(config, proxy.url, tmp_path, "--json", **env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert_in_sync(broker.url, config, tmp_path)
+        # Re-sent after the kill: at most the batch in flight (answered but not yet committed).
+        assert max(proxy.written.values()) <= 2
+        assert sum(proxy.written.values()) - len(expected) <= batch
+        assert sum(r["sent"] for r in orjson.loads(again.stdout)) <= len(expected) - delivered_before + batch
+
+
+def test_partial_failures_are_quarantined_listed_and_retried(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    expected = expected_entities(load_config(config))
+    refused = {CAR_PARK, sorted(i for i in expected if ":EVChargingStation:" in i)[0]}
+    state = str(tmp_path / "state")
+    with BrokerProxy(broker.url) as proxy:
+        proxy.reject = set(refused)
+        strict = cli_sync(config, proxy.url, tmp_path, "--strict", "--json")
+        assert strict.returncode == 5, strict.stdout + strict.stderr  # delivered, but something refused
+        reports = orjson.loads(strict.stdout)
+        assert sum(r["rejected"] for r in reports) == 2 and sum(r["sent"] for r in reports) == len(expected) - 2
+        assert set(broker_entities(broker.url)) == set(expected) - refused  # the others were delivered
+
+        listed = run_cli("quarantine", "list", "--json", "--state-dir", state)
+        entries = orjson.loads(listed.stdout)
+        assert {e["locator"] for e in entries} == refused
+        assert all(e["kind"] == "upsert" and "Invalid entity" in e["reason"] for e in entries)
+
+        proxy.reject.clear()  # the fault is fixed
+        retried = run_cli("quarantine", "retry", "--config", str(config), "--broker-url", proxy.url,
+                          "--state-dir", state)
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+        assert orjson.loads(run_cli("quarantine", "list", "--json", "--state-dir", state).stdout) == []
+        assert_in_sync(broker.url, config, tmp_path)
+
+
+def test_payload_too_large_splits_batches_until_everything_is_delivered(tmp_path, feeds, contexts):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    # Every entity fits in 4 KiB, no source's batch does: the broker answers 413 and batches split.
+    with RestartableBroker(tmp_path / "broker.sqlite3", contexts[1], max_payload=4096) as broker, \
+            BrokerProxy(broker.url) as proxy:
+        reports = sync(tmp_path, config, proxy.url)
+        assert all(r.ok for r in reports) and total(reports, "rejected") == 0
+        assert proxy.upserts > 2 * len(FEW)  # split, and split again
+        assert_in_sync(broker.url, config, tmp_path)
+
+
+def test_expired_token_is_refreshed_and_everything_delivered(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
+    lifetime = 10  # the broker's view: a token expires after this many answered writes
+    issued: dict[str, int] = {}  # token -> answered writes when it was issued
+    lock = threading.Lock()
+
+    def token(request: Request) -> Reply:
+        assert request.headers.get("Authorization", "").startswith("Basic ")
+        with lock:
+            value = f"token-{len(issued) + 1}"
+            issued[value] = proxy.upserts
+        # It advertises an hour, but the broker expires it much sooner (clock skew, revocation):
+        # only a 401 tells the adapter.
+        return Reply(orjson.dumps({"access_token": value, "token_type": "Bearer", "expires_in": 3600}))
+
+    def authorize(headers) -> bool:
+        value = headers.get("Authorization", "").removeprefix("Bearer ")
+        with lock:
+            return value in issued and proxy.upserts - issued[value] < lifetime
+
+    with PayloadServer({"/token": token}) as oauth, BrokerProxy(broker.url) as proxy:
+        proxy.authorize = authorize
+        reports = sync(tmp_path, config, proxy.url, batch_max_entities=2, concurrency=1,
+                       oauth_token_url=oauth.url("/token"), oauth_client_id="adapter",
+                       oauth_client_secret="s3cret")
+        assert all(r.ok for r in reports), [(r.source, r.last_error) for r in reports]
+        assert len(issued) >= 3 and proxy.unauthorized >= 2
+        assert_in_sync(broker.url, config, tmp_path)
