@@ -404,9 +404,10 @@ class BrokerClient:
     async def _attempt(self, method: str, url: str, content: bytes | None,
                        headers: Mapping[str, str], params: Mapping[str, str] | None) -> httpx.Response:
         all_headers = dict(headers)
-        if self.auth is not None:
-            all_headers.update(await self.auth.headers(self._http))
         async with self._slots:
+            if self.auth is not None:
+                # Taken once a slot is ours: a token read before waiting for one may expire meanwhile.
+                all_headers.update(await self.auth.headers(self._http))
             try:
                 request = self._http.build_request(method, url, content=content, headers=all_headers,
                                                    params=params, timeout=self.timeout)
