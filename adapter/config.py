@@ -27,10 +27,16 @@ class _Strict(BaseModel):
 
 
 class AttributeRule(_Strict):
-    """One row of a GIS layer's attribute table: target field <- source field (+ transform)."""
+    """One row of a GIS layer's attribute table: target field <- source field (+ transform).
+
+    ``values`` maps the transformed value (as text: "true", "градски", "3") onto the target value,
+    for code lists that become a model's enumeration; a code mapped to null means "nothing to say"
+    and is left out quietly, a code not in the map is left out with a note.
+    """
 
     source: str
     transform: Literal["text", "number", "integer", "boolean", "datetime", "epoch_ms", "url"] = "text"
+    values: dict[str, Any] | None = None
 
 
 class LayerMapping(_Strict):

@@ -9,11 +9,13 @@ import httpx
 import orjson
 
 from adapter.config import PipelineConfig
-from adapter.mapping.base import Mapped, Rejected, merge
+from adapter.mapping.base import Rejected
 from adapter.ngsi.context import ContextMode, context_for
 from adapter.ngsi.serialize import Form, to_dict
+from adapter.samples.serving import close_samples
 from adapter.settings import Settings
 from adapter.sync.factory import build_mapper, build_source
+from adapter.sync.pipeline import map_fetch
 
 
 async def export_entities(config: PipelineConfig, names: list[str] | None, output: Path,
@@ -23,24 +25,28 @@ async def export_entities(config: PipelineConfig, names: list[str] | None, outpu
     mode = ContextMode(settings.ngsi_context)
     counts = {"entities": 0, "readings": 0, "rejected": 0}
     output.parent.mkdir(parents=True, exist_ok=True)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
-        with output.open("wb") as out:
-            for source_config in config.select(names):
-                source = build_source(source_config, http)
-                mapper = build_mapper(source_config)
-                by_id: dict[str, Mapped] = {}
-                async for record in source.fetch():
-                    result = mapper(record)
-                    if isinstance(result, Rejected):
-                        counts["rejected"] += 1
-                        continue
-                    earlier = by_id.get(result.entity.id)
-                    by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
-                for mapped in by_id.values():
-                    entities: list[Any] = [*mapped.history, mapped.entity] if history else [mapped.entity]
-                    for entity in entities:
-                        context = context_for(type(entity), mode, settings.context_base_url)
-                        out.write(orjson.dumps(to_dict(entity, chosen, context)) + b"\n")
-                    counts["entities"] += 1
-                    counts["readings"] += len(mapped.history)
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+            with output.open("wb") as out:
+                await _export(config, names, out, chosen, mode, settings, history, http, counts)
+    finally:
+        close_samples()
     return counts
+
+
+async def _export(config: PipelineConfig, names: list[str] | None, out: Any, chosen: Form,
+                  mode: ContextMode, settings: Settings, history: bool, http: httpx.AsyncClient,
+                  counts: dict[str, int]) -> None:
+    def rejected(_: Rejected) -> None:
+        counts["rejected"] += 1
+
+    for source_config in config.select(names):
+        by_id, _ = await map_fetch(build_source(source_config, http), build_mapper(source_config),
+                                   rejected)
+        for mapped in by_id.values():
+            entities: list[Any] = [*mapped.history, mapped.entity] if history else [mapped.entity]
+            for entity in entities:
+                context = context_for(type(entity), mode, settings.context_base_url)
+                out.write(orjson.dumps(to_dict(entity, chosen, context)) + b"\n")
+            counts["entities"] += 1
+            counts["readings"] += len(mapped.history)

@@ -418,3 +418,28 @@ def test_runtime_syncs_gis_and_gtfs_from_the_loopback_samples_into_the_embedded_
     assert counts == {"Beach": 6, "bus stops": 40, "parks": 6, "GtfsStop": 40, "GtfsRoute": 5,
                       "GtfsTrip": 80, "GtfsShape": 10, "GtfsAgency": 1}
     assert not still_running  # the runtime stopped the sample server on exit
+
+
+def test_value_maps_turn_code_lists_into_the_models_enumerations():
+    mapping = LayerMapping(model="Beach", id_field="id", name_field="name", attributes={
+        "beachType": {"source": "flag", "transform": "boolean",
+                      "values": {"true": ["blueFlag"], "false": None}},
+        "facilities": {"source": "kind", "values": {"спасител": ["lifeGuard"]}}})
+    mapper = layer_mapper("gis.beaches", mapping)
+
+    def feature(props: dict[str, Any]) -> Mapped:
+        record = RawRecord("gis.beaches", "features[0]", {
+            "type": "Feature", "id": 7, "properties": {"id": 7, "name": "Крайморие", **props},
+            "geometry": {"type": "Point", "coordinates": [27.48, 42.49]}, "crs": "EPSG:4326"}, FETCHED)
+        result = map_one(mapper, record)
+        assert isinstance(result, Mapped), result
+        return result
+
+    flagged = feature({"flag": "Y", "kind": "спасител"})
+    assert flagged.entity.beach_type == ["blueFlag"] and flagged.entity.facilities == ["lifeGuard"]
+    assert flagged.notes == ()
+    plain = feature({"flag": "N", "kind": "друго"})
+    assert plain.entity.beach_type is None and plain.entity.facilities is None
+    # "false" maps to null (nothing to say, quietly); an unknown code is left out with a note.
+    assert [n for n in plain.notes if "not in the value map" in n] == [
+        "kind: 'друго' is not in the value map (спасител)"]

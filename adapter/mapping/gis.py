@@ -142,9 +142,22 @@ def attribute_table(model: type[Entity], attributes: Mapping[str, AttributeRule 
     rows = []
     for target, rule in attributes.items():
         rule = AttributeRule(source=rule) if isinstance(rule, str) else rule
-        rows.append(Attr(_field_name(model, target, source=source), rule.source,
-                         TRANSFORMS[rule.transform]))
+        transform = TRANSFORMS[rule.transform]
+        if rule.values is not None:
+            transform = _looked_up(transform, rule.values)
+        rows.append(Attr(_field_name(model, target, source=source), rule.source, transform))
     return tuple(rows)
+
+
+def _looked_up(transform: Callable[[Any], Any], values: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """``transform`` followed by a code-list lookup (unknown codes fail like unreadable values)."""
+    def lookup(value: Any) -> Any:
+        parsed = transform(value)
+        key = str(parsed).lower() if isinstance(parsed, bool) else str(parsed)
+        if key not in values:
+            raise ValueError(f"{parse.show(parsed)} is not in the value map ({', '.join(values)})")
+        return values[key]
+    return lookup
 
 
 def _nest(values: Mapping[str, Any]) -> dict[str, Any]:

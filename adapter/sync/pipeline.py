@@ -39,6 +39,32 @@ class HistorySink(Protocol):
     def write(self, source: str, readings: tuple[Entity, ...]) -> None: ...
 
 
+async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[[Rejected], None],
+                    on_record: Callable[[], None] | None = None) -> tuple[dict[str, Mapped], Any]:
+    """One fetch of a source, mapped; records giving the same entity id are merged.
+
+    A transient error part-way keeps what was mapped so far (the fetch is then incomplete, so
+    nothing is deleted on its account); a fatal one is raised.
+    """
+    fetch = source.fetch()
+    by_id: dict[str, Mapped] = {}
+    try:
+        async for record in fetch:
+            if on_record is not None:
+                on_record()
+            result = mapper(record)
+            if isinstance(result, Rejected):
+                on_rejected(result)
+                continue
+            earlier = by_id.get(result.entity.id)
+            by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
+    except AdapterError as exc:
+        if isinstance(exc, FatalError) or not by_id:
+            raise
+        logger.warning("%s: fetch stopped after %d entities: %s", source.name, len(by_id), exc)
+    return by_id, fetch
+
+
 class Pipeline:
     """Runs sources into the broker through one state file."""
 
@@ -69,22 +95,22 @@ class Pipeline:
     async def map_source(self, source: Source, mapper: RecordMapper,
                          report: SyncReport) -> tuple[dict[str, Mapped], bool]:
         """Fetch and map one source; rejected records are quarantined as they come."""
-        fetch = source.fetch()
-        by_id: dict[str, Mapped] = {}
+        def rejected(result: Rejected) -> None:
+            self._reject_record(result, report)
+
+        def counted() -> None:
+            report.records_in += 1
+
         try:
-            async for record in fetch:
-                report.records_in += 1
-                result = mapper(record)
-                if isinstance(result, Rejected):
-                    self._reject_record(result, report)
-                    continue
-                earlier = by_id.get(result.entity.id)
-                by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
+            by_id, fetch = await map_fetch(source, mapper, rejected, counted)
         except AdapterError as exc:
             report.last_error = str(exc)
             if isinstance(exc, FatalError):
                 raise
             logger.warning("%s: fetch stopped: %s", source.name, exc)
+            return {}, False
+        if fetch.error is not None and report.last_error is None:
+            report.last_error = str(fetch.error)
         if fetch.incomplete_reasons and report.last_error is None:
             report.last_error = "; ".join(fetch.incomplete_reasons)
         return by_id, fetch.complete
