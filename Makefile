@@ -28,3 +28,22 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .state
+
+# --- Orion-LD stack and the browser of the map tests ----------------------------------------------
+.PHONY: up down browser
+COMPOSE ?= docker compose
+
+# Builds the adapter image and returns once every service is healthy.
+up:
+	$(COMPOSE) up --detach --build --wait
+
+down:
+	$(COMPOSE) down
+
+# Debian's Chromium for tests/test_service_map.py (skipped without it, except in CI). Needs root or sudo.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	@command -v chromium

@@ -1,13 +1,17 @@
 """Fixtures for the embedded-broker conformance suite: a broker on a free loopback port, an HTTP client.
 
 Import them in a test module with `from tests.broker_fixtures import broker, client, new_id  # noqa: F401`.
+With BURGAS_TEST_BROKER_URL set (e.g. http://localhost:1026, the compose Orion-LD; docs/orion-ld.md)
+`broker` is that external broker instead of an embedded one.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,9 +25,20 @@ ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
 
 
+@dataclass(frozen=True)
+class ExternalBroker:
+    """A broker the tests did not start (BURGAS_TEST_BROKER_URL): only its URL is known."""
+
+    url: str
+
+
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    """One in-memory broker per test module."""
+def broker() -> Iterator[EmbeddedBroker | ExternalBroker]:
+    """One in-memory broker per test module, or the external one named by BURGAS_TEST_BROKER_URL."""
+    external = os.environ.get("BURGAS_TEST_BROKER_URL")
+    if external:  # the same tests, unchanged, against e.g. Orion-LD (make up)
+        yield ExternalBroker(external.rstrip("/"))
+        return
     with EmbeddedBroker(BrokerSettings(port=0, context_timeout=2.0)) as running:
         yield running
 
