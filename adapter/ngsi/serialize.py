@@ -7,7 +7,7 @@ then a single pass over its fields, which keeps it fast enough to stream large l
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any, Iterable, Iterator
 
@@ -32,10 +32,41 @@ _GEOMETRY_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineStri
                              "MultiPolygon"})
 
 
+# Formatted UTC times. isoformat(timespec=...) costs ~1-2 µs and the same instants recur in every
+# entity of a fetch (one observation time per reading hour, shared by all stations), so the text is
+# kept per instant. Only datetimes whose tzinfo *is* UTC are kept: aware datetimes compare (and
+# hash) by instant, so a +02:00 datetime would otherwise find the text of its UTC twin.
+_FORMATTED: dict[datetime, str] = {}
+_MAX_FORMATTED = 4096
+
+
 def format_datetime(value: datetime) -> str:
     """UTC ISO 8601 with a Z, as Orion-LD writes it (milliseconds only when present)."""
+    if value.tzinfo is timezone.utc:
+        text = _FORMATTED.get(value)
+        if text is None:
+            if len(_FORMATTED) >= _MAX_FORMATTED:
+                _FORMATTED.clear()  # bounded: a long run sees ever new instants
+            text = _FORMATTED[value] = _format_datetime(value)
+        return text
+    return _format_datetime(value)
+
+
+def _format_datetime(value: datetime) -> str:
     text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+_is_geometry: dict[type, bool] = {}
+
+
+def _geometry_class(cls: type[BaseModel]) -> bool:
+    """GeoJSON geometry models (they have ``coordinates``); the answer is kept per class because
+    ``model_fields`` is a comparatively slow class property."""
+    known = _is_geometry.get(cls)
+    if known is None:
+        known = _is_geometry[cls] = "coordinates" in cls.model_fields
+    return known
 
 
 def _plain(value: Any) -> Any:
@@ -46,7 +77,7 @@ def _plain(value: Any) -> Any:
     if cls is datetime:
         return format_datetime(value)
     if isinstance(value, BaseModel):
-        if "coordinates" in cls.model_fields:  # GeoJSON geometry: coordinates are plain JSON already
+        if _geometry_class(cls):  # GeoJSON geometry: coordinates are plain JSON already
             return {"type": value.type, "coordinates": value.coordinates}
         return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
     if isinstance(value, (list, tuple)):
@@ -60,6 +91,10 @@ _K_PROP, _K_GEO, _K_REL, _K_LANG = 0, 1, 2, 3
 _KIND_CODE = {_PROPERTY: _K_PROP, _GEO: _K_GEO, _REL: _K_REL, _LANG: _K_LANG}
 _Step = tuple[str, str, int, str | None, bool]
 _plans: dict[type, tuple[tuple[_Step, ...], dict[str, tuple[int, _Step]]]] = {}
+# Steps per (model, fields set): entities of one feed set the same few fields over and over, so
+# choosing and ordering them is done once per combination. Bounded like _FORMATTED.
+_chosen: dict[tuple[type, frozenset[str]], Iterable[_Step]] = {}
+_MAX_CHOSEN = 1024
 
 
 def _plan(model: type[Entity]) -> tuple[tuple[_Step, ...], dict[str, tuple[int, _Step]]]:
@@ -75,12 +110,22 @@ def _plan(model: type[Entity]) -> tuple[tuple[_Step, ...], dict[str, tuple[int, 
 def _steps(entity: Entity) -> Iterable[_Step]:
     """The plan steps of the fields that were set: most of a model's ~40 fields are unset, and
     walking only the set ones (in model order, so output bytes are stable) halves the cost."""
-    steps, by_field = _plan(type(entity))
-    chosen = [by_field[f] for f in entity.__pydantic_fields_set__ if f in by_field]
+    key = (type(entity), frozenset(entity.__pydantic_fields_set__))
+    steps = _chosen.get(key)
+    if steps is None:
+        if len(_chosen) >= _MAX_CHOSEN:
+            _chosen.clear()
+        steps = _chosen[key] = _choose_steps(*key)
+    return steps
+
+
+def _choose_steps(model: type[Entity], fields_set: frozenset[str]) -> Iterable[_Step]:
+    steps, by_field = _plan(model)
+    chosen = [by_field[f] for f in fields_set if f in by_field]
     if len(chosen) * 3 > len(steps):
         return steps
     chosen.sort()
-    return [step for _, step in chosen]
+    return tuple(step for _, step in chosen)
 
 
 def to_dict(entity: Entity, form: Form = Form.NORMALIZED, context: Any = None) -> dict[str, Any]:
