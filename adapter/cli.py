@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
 )
@@ -57,7 +58,7 @@ def _settings(broker_url: str | None, tenant: str | None, state_dir: Path | None
 
 
 def _fail(exc: AdapterError) -> None:
-    console.print(f"[red]error[/red]: {exc}", highlight=False)
+    console.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False)
     raise typer.Exit(exc.exit_code)
 
 
@@ -71,7 +72,7 @@ def report_table(reports: list[SyncReport], title: str = "Sync") -> Table:
         table.add_row(r.source, str(r.records_in), str(r.mapped), str(r.readings), str(r.sent),
                       str(r.unchanged), str(r.deleted), str(r.skipped + r.rejected), str(r.pending),
                       "yes" if r.complete else "[red]no[/red]", f"{r.duration:.2f}",
-                      (r.last_error or "")[:80])
+                      escape((r.last_error or "")[:80]))
     return table
 
 
@@ -121,7 +122,7 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
         console.print(report_table(reports))
         for r in reports:
             for reason in r.rejections[:5]:
-                console.print(f"  [yellow]rejected[/yellow] {reason}", highlight=False)
+                console.print(f"  [yellow]rejected[/yellow] {escape(reason)}", highlight=False)
     raise typer.Exit(exit_code(reports, strict))
 
 
@@ -182,7 +183,8 @@ def status(state_dir: StateOpt = None, as_json: JsonOpt = False) -> None:
         table.add_column(column)
     for row in info["sources"]:
         table.add_row(row["tenant"] or "-", row["source"], str(row["entities"]), str(row["pending"]),
-                      str(row["quarantined"]), row.get("last_run") or "", (row.get("last_error") or "")[:60])
+                      str(row["quarantined"]), row.get("last_run") or "",
+                      escape((row.get("last_error") or "")[:60]))
     console.print(table)
 
 
@@ -208,7 +210,8 @@ def quarantine_list(source: Annotated[str | None, typer.Option(help="Only this s
     for column in ("id", "source", "kind", "record / entity", "reason", "retries"):
         table.add_column(column)
     for e in entries:
-        table.add_row(str(e.id), e.source, e.kind, e.locator, e.reason[:100], str(e.retry_count))
+        table.add_row(str(e.id), escape(e.source), e.kind, escape(e.locator), escape(e.reason[:100]),
+                      str(e.retry_count))
     console.print(table)
 
 
@@ -287,3 +290,7 @@ def demo(state_dir: StateOpt = None) -> None:
 
 def main() -> None:  # pragma: no cover - console script entry
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m adapter.cli`
+    main()

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adapter.config import load_config
@@ -36,10 +37,12 @@ async def _query(runtime: Runtime, console: Console, title: str, entity_type: st
     params = {"type": entity_type, "options": "keyValues", **params}
     answer = await runtime.client.query(params, context=_context(entity_type, runtime.settings))
     shown = "&".join(f"{k}={v if len(v) < 90 else v[:60] + '...' + v[-20:]}" for k, v in params.items())
-    console.print(f"\n[bold]{title}[/bold]\nGET {runtime.broker_url}/ngsi-ld/v1/entities?{shown}",
-                  highlight=False)
+    console.print(f"\n[bold]{escape(title)}[/bold]")
+    console.print(f"GET {runtime.broker_url}/ngsi-ld/v1/entities?{shown}", markup=False,
+                  highlight=False, soft_wrap=True)
     for entity in answer[:6]:
-        console.print("  " + orjson.dumps(entity).decode()[:240], highlight=False)
+        console.print("  " + orjson.dumps(entity).decode()[:240], markup=False, highlight=False,
+                      soft_wrap=True)
     if len(answer) > 6:
         console.print(f"  ... {len(answer) - 6} more", highlight=False)
     console.print(f"  → {len(answer)} entities", highlight=False)
@@ -86,7 +89,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
             for column in ("source", "record", "reason"):
                 table.add_column(column)
             for entry in rejected[:25]:
-                table.add_row(entry.source, entry.locator, entry.reason[:110])
+                table.add_row(escape(entry.source), escape(entry.locator), escape(entry.reason[:110]))
             console.print(table)
 
         started = time.monotonic()
