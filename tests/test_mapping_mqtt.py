@@ -202,7 +202,7 @@ FIELDS = st.sampled_from(["sensor", "time", "location", "laeq", "lamax", "las", 
                           "alert_level", "danger_level", "status", "name", "id", "type"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(topic=st.sampled_from(["burgas/bogoridi/lamppost/x/noise", "burgas/bogoridi/lamppost/x/weather",
                               "burgas/bogoridi/lamppost/x/air", "burgas/flood/x/level", "burgas/ngsi-ld/x"]),
        payload=st.dictionaries(FIELDS, JSON, max_size=8))
