@@ -27,7 +27,7 @@ def demo_output() -> str:
 def test_demo_syncs_every_bundled_source_completely(demo_output):
     from adapter.config import load_config
 
-    for source in load_config().sources:
+    for source in load_config().select(None):  # every enabled source
         row = next(line for line in demo_output.splitlines() if f" {source.name} " in line)
         cells = [c.strip() for c in row.split("│")]
         assert cells[10] == "yes" and cells[9] == "0", row  # complete, nothing pending
