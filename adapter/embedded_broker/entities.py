@@ -37,6 +37,7 @@ _BAD_NAME = re.compile(r"[\s<>\"'=;()\\]")
 _BAD_URI = re.compile(r"[\s<>\"{}|\\^`]")
 _DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2,
           "MultiPolygon": 3}
+_NUMBER = (int, float)
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$")
 
 BBox = tuple[float, float, float, float]
@@ -57,6 +58,11 @@ def check_uri(value: Any, field: str) -> str:
     if _BAD_URI.search(value):
         raise bad_request("Invalid URI - invalid character", field)
     return value
+
+
+def _is_uri(value: Any) -> bool:
+    """`check_uri` would accept a single string (the fast path: no error text is built)."""
+    return type(value) is str and ":" in value and _BAD_URI.search(value) is None
 
 
 @dataclass(slots=True)
@@ -87,12 +93,15 @@ def parse_types(raw: Any, ctx: Context, need_type: bool = True) -> list[str] | N
         if need_type:
             raise bad_request("Entity type is missing", "The 'type' field is mandatory")
         return None
+    if type(raw) is str and raw in _GOOD_NAMES:  # the common case: one known-good type name
+        return [ctx.expand(raw)]
     names = raw if isinstance(raw, list) else [raw]
     if not names or not all(isinstance(n, str) and n for n in names):
         raise bad_request("Invalid Entity Type", "the entity type must be a non-empty string or array of strings")
     for name in names:
         if _BAD_NAME.search(name):
             raise bad_request("Invalid Entity Type", f"invalid character in entity type: {name}")
+        _remember_good(name)
     return list(dict.fromkeys(ctx.expand(n) for n in names))
 
 
@@ -107,7 +116,13 @@ def parse_attributes(raw: dict[str, Any], ctx: Context) -> dict[str, dict[str, A
     return attrs
 
 
+# Names (types and attributes) that passed the checks: one set lookup instead of a regex per use.
 _GOOD_NAMES: set[str] = set()
+
+
+def _remember_good(name: str) -> None:
+    if len(_GOOD_NAMES) < 100_000:
+        _GOOD_NAMES.add(name)
 
 
 def expand_attr_name(name: str, ctx: Context) -> str:
@@ -115,8 +130,7 @@ def expand_attr_name(name: str, ctx: Context) -> str:
     if name not in _GOOD_NAMES:
         if not name or _BAD_NAME.search(name):
             raise bad_request("Invalid attribute name", f"invalid character in {name!r}")
-        if len(_GOOD_NAMES) < 100_000:
-            _GOOD_NAMES.add(name)
+        _remember_good(name)
     return ctx.expand(name)
 
 
@@ -133,7 +147,7 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
         return {"type": "Property", "value": value}
     kind = value.get("type")
     if kind in GEOMETRY_TYPES and "value" not in value:
-        geometry_bbox(value)
+        check_geometry(value)
         return {"type": "GeoProperty", "value": value}
     if kind is None:
         kind = next((k for member, k in _INFERRED if member in value), None)
@@ -156,8 +170,8 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
             and iri == LOCATION:
         kind = "GeoProperty"
     if kind == "GeoProperty":
-        geometry_bbox(main)
-    elif kind == "Relationship":
+        check_geometry(main)
+    elif kind == "Relationship" and not _is_uri(main):  # formats the error text only on failure
         for target in main if isinstance(main, list) else [main]:
             check_uri(target, f"{iri}: object")
     out: dict[str, Any] = {"type": kind, mandatory: main}
@@ -182,8 +196,8 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
     return out
 
 
-def geometry_bbox(geometry: Any) -> BBox:
-    """Bounding box of a GeoProperty value, validating it as Orion-LD does."""
+def check_geometry(geometry: Any) -> None:
+    """Validate a GeoProperty value as Orion-LD does (its box is computed once, by `location_bbox`)."""
     if not isinstance(geometry, dict):
         raise bad_request("Invalid GeoJSON", "the value of a GeoProperty must be a JSON object")
     for member in geometry:
@@ -194,19 +208,18 @@ def geometry_bbox(geometry: Any) -> BBox:
         raise bad_request("Invalid GeoJSON", f"invalid geometry type: {kind}")
     if "coordinates" not in geometry:
         raise bad_request("Invalid GeoJSON", "coordinates missing")
-    box = [float("inf"), float("inf"), float("-inf"), float("-inf")]
-    _walk(geometry["coordinates"], _DEPTH[kind], box, kind)
-    return box[0], box[1], box[2], box[3]
+    _check_coords(geometry["coordinates"], _DEPTH[kind], kind)
 
 
-def _walk(coords: Any, depth: int, box: list[float], kind: str) -> None:
+def _is_position(coords: Any) -> bool:
+    # `type() in` rather than isinstance: booleans are not coordinates.
+    return type(coords) is list and 2 <= len(coords) <= 3 and all(type(c) in _NUMBER for c in coords)
+
+
+def _check_coords(coords: Any, depth: int, kind: str) -> None:
     if depth == 0:
-        if type(coords) is not list or len(coords) not in (2, 3) or not all(
-                type(c) in (int, float) for c in coords):
+        if not _is_position(coords):
             raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
-        x, y = coords[0], coords[1]
-        box[0], box[1] = min(box[0], x), min(box[1], y)
-        box[2], box[3] = max(box[2], x), max(box[3], y)
         return
     if not isinstance(coords, list) or not coords:
         raise bad_request("Invalid GeoJSON", f"{kind}: coordinates must be a non-empty array")
@@ -214,8 +227,16 @@ def _walk(coords: Any, depth: int, box: list[float], kind: str) -> None:
         else 4 if kind in ("Polygon", "MultiPolygon") and depth == 1 else 1
     if len(coords) < minimum:
         raise bad_request("Invalid GeoJSON", f"{kind}: too few positions")
+    if depth == 1:
+        # The hot loop (every ring and line): 2-number positions checked inline, no call per position.
+        for position in coords:
+            if type(position) is not list or len(position) != 2 or type(position[0]) not in _NUMBER \
+                    or type(position[1]) not in _NUMBER:
+                if not _is_position(position):
+                    raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
+        return
     for item in coords:
-        _walk(item, depth - 1, box, kind)
+        _check_coords(item, depth - 1, kind)
 
 
 def location_bbox(doc: dict[str, Any]) -> BBox | None:
