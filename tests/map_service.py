@@ -1,8 +1,9 @@
-"""The map served over real HTTP with the Burgas demo data, for the browser tests and docs/map.png.
+"""The service with the Burgas demo data over real HTTP, for the map's browser tests and docs/map.png.
 
-`demo_map_service()` starts a FastAPI app on a free loopback port whose lifespan enters a
-`Runtime` (embedded broker, fresh state) and syncs the bundled demo data, and includes the map
-router against the runtime's broker client. Regenerate the screenshot with
+`demo_map_service()` runs `create_app` (the real service: lifespan, Runtime with the embedded
+broker, the coordinator's first refresh of every bundled source, the map router) with a fresh state
+directory on a free loopback port, and returns once `/ready` answers 200. Regenerate the
+screenshot with
 
     .venv/bin/python -m tests.map_service docs/map.png
 """
@@ -14,83 +15,59 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
-from fastapi import FastAPI
 
 from adapter.config import load_config
-from adapter.runtime import Runtime
-from adapter.service.map import map_router
+from adapter.service.app import create_app
 from adapter.settings import Settings
-from adapter.sync.report import SyncReport
 
 
 @dataclass
 class MapService:
-    """The running service: its base URL and the reports of the demo sync."""
+    """The running service: its base URL and the embedded broker's."""
 
-    url: str = ""
-    reports: list[SyncReport] = field(default_factory=list)
-    runtime: Runtime | None = None
+    url: str
+    broker_url: str
 
     def entities_by_type(self) -> dict[str, int]:
-        """How many entities of each type the demo sync sent."""
-        totals: dict[str, int] = {}
-        for report in self.reports:
-            for entity_type, n in report.entities_by_type.items():
-                totals[entity_type] = totals.get(entity_type, 0) + n
-        return totals
-
-
-def demo_app(service: MapService, state_dir: Path) -> FastAPI:
-    """An app with only the map router, whose lifespan runs the runtime and the demo sync."""
-    settings = Settings(state_dir=state_dir, broker_url=None, embedded_broker_persist=False,
-                        ngsi_context="generated")
-    runtime = Runtime(settings, load_config())
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime:
-            service.runtime = runtime
-            service.reports = await runtime.sync()
-            yield
-
-    app = FastAPI(lifespan=lifespan)
-
-    def client():  # the runtime's client exists once the lifespan has started
-        assert runtime.client is not None
-        return runtime.client
-
-    app.include_router(map_router(client))
-    return app
+        """Entity type (short name) -> how many the broker holds, asked of the broker directly."""
+        api = self.broker_url + "/ngsi-ld/v1"
+        counts = {}
+        for iri in httpx.get(api + "/types").json()["typeList"]:
+            answer = httpx.get(api + "/entities", params={"type": iri, "count": "true", "limit": "0"})
+            counts[iri.replace("#", "/").rsplit("/", 1)[-1]] = int(answer.headers["NGSILD-Results-Count"])
+        return counts
 
 
 @contextmanager
 def demo_map_service(timeout: float = 120.0) -> Iterator[MapService]:
-    """The map with the demo data on http://127.0.0.1:<free port>; stopped on exit."""
-    service = MapService()
+    """The service with the demo data on http://127.0.0.1:<free port>; stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="burgas-map-") as state_dir:
+        settings = Settings(state_dir=Path(state_dir), broker_url=None, embedded_broker_persist=False,
+                            ngsi_context="generated", tenant=None)
+        app = create_app(settings, load_config())
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(demo_app(service, Path(state_dir)), log_level="warning",
-                                               lifespan="on", access_log=False))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                                   name=f"map-service-{port}")
         thread.start()
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         try:
-            while not server.started:
+            while not (server.started and httpx.get(url + "/ready").status_code == 200):
                 if not thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError("the map service did not start")
-                time.sleep(0.02)
-            service.url = f"http://127.0.0.1:{port}"
-            yield service
+                    raise RuntimeError("the service did not become ready")
+                time.sleep(0.05)
+            yield MapService(url, app.state.service.runtime.broker_url)
         finally:
             server.should_exit = True
             thread.join(timeout)

@@ -36,6 +36,7 @@ from adapter.mapping.mqtt import mapper_for
 from adapter.ngsi.client import BrokerClient
 from adapter.runtime import Runtime
 from adapter.service import admin, contexts, health, status
+from adapter.service.map import map_router
 from adapter.service.metrics import ServiceMetrics
 from adapter.service.metrics import router as metrics_router
 from adapter.settings import Settings, load_settings
@@ -47,7 +48,7 @@ from adapter.sync.stream import StreamRunner
 logger = logging.getLogger(__name__)
 
 RouterItem = APIRouter | Callable[["Service"], APIRouter]
-EXTRA_ROUTERS: list[RouterItem] = []
+EXTRA_ROUTERS: list[RouterItem] = [lambda service: map_router(service.broker_client)]
 """Routers `serve` adds to every app (e.g. the map page)."""
 EXTRA_STATIC: dict[str, Path] = {}
 """URL prefix -> directory of static files `serve` mounts on every app."""
