@@ -1,0 +1,328 @@
+"""Full sync of a 100,000-feature GIS layer into the embedded broker, a no-change re-sync, and the same
+entities pushed by FiLiP and ngsildclient, side by side in one run.
+
+    python -m bench sync [-n 100000] [--no-peers]
+
+- The layer: ArcGIS-style points in CCS2005 (EPSG:7801), 2000 per page, served by a child process.
+- The broker: `adapter.embedded_broker.serve` in another child process (SQLite file, WAL), offline
+  @context files. Its CPU is read from /proc; the adapter's is this process's getrusage.
+- Ours: `Pipeline.run_once` (fetch -> CRS transform -> map -> state diff -> outbox -> batched
+  concurrent upserts), tenant "adapter". Then the same again with nothing changed.
+- Peers: each in its own virtual environment under bench/.envs/<name> (created and filled with
+  `pip install <name>` when missing), reading the normalized entities we sent (with @context) from a
+  JSON Lines file and pushing them to their own tenant: FiLiP `entity_batch_operation(upsert)`,
+  ngsildclient `Client.upsert`. Their time covers building their entity objects and the upserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVS = Path(__file__).resolve().parent / ".envs"
+PAGE = 2000
+API = "/ngsi-ld/v1"
+
+MAPPING = {
+    "model": "PointOfInterest", "id_field": "CODE", "id_prefix": "gis-burgas:bench",
+    "name_field": "NAME", "attributes": {"dateModified": {"source": "UPDATED", "transform": "epoch_ms"},
+                                         "address.district": "DISTRICT"},
+    "constants": {"category": ["highway=bus_stop", "public_transport=platform"],
+                  "address.addressLocality": "Бургас", "address.addressCountry": "BG"},
+}
+DISTRICTS = ("Център", "Възраждане", "Лазур", "Зорница", "Изгрев", "Славейков", "Меден рудник", "Сарафово")
+
+
+# -- child processes --------------------------------------------------------------------------------
+
+def serve_layer(n: int) -> None:
+    """Child: an ArcGIS FeatureServer layer of n Burgas points on loopback; prints its URL."""
+    import random
+
+    from adapter.geometry import from_wgs84
+    from adapter.samples.gis.server import ArcGISLayer, SampleServer
+
+    rng = random.Random(7801)
+    features = []
+    for oid in range(1, n + 1):
+        x, y = from_wgs84(27.38 + rng.random() * 0.16, 42.44 + rng.random() * 0.13, 7801)
+        features.append({"attributes": {"OBJECTID": oid, "CODE": f"S{100000 + oid}", "NAME": f"Спирка {oid}",
+                                        "DISTRICT": DISTRICTS[oid % len(DISTRICTS)],
+                                        "UPDATED": 1_717_200_000_000 + oid * 1000},
+                         "geometry": {"x": round(x, 3), "y": round(y, 3)}})
+    layer = {"name": "bench", "type": "Feature Layer", "geometryType": "esriGeometryPoint",
+             "objectIdField": "OBJECTID", "maxRecordCount": PAGE,
+             "sourceSpatialReference": {"wkid": 7801, "latestWkid": 7801},
+             "advancedQueryCapabilities": {"supportsPagination": True},
+             "fields": [{"name": "OBJECTID", "type": "esriFieldTypeOID"},
+                        {"name": "CODE", "type": "esriFieldTypeString"},
+                        {"name": "NAME", "type": "esriFieldTypeString"},
+                        {"name": "DISTRICT", "type": "esriFieldTypeString"},
+                        {"name": "UPDATED", "type": "esriFieldTypeDate"}]}
+    server = SampleServer(ArcGISLayer(layer, features).routes("/bench/FeatureServer/0")).start()
+    print(server.base_url + "/bench/FeatureServer/0", flush=True)
+    sys.stdin.read()
+
+
+def serve_broker(port: int, db: str, contexts: str) -> None:
+    """Child: the embedded broker in the foreground."""
+    from adapter.embedded_broker.server import serve
+    from adapter.embedded_broker.settings import BrokerSettings
+
+    files = {url: Path(path) for url, path in orjson.loads(Path(contexts).read_bytes()).items()}
+    serve(BrokerSettings(port=port, db_path=Path(db), context_files=files))
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- ours ---------------------------------------------------------------------------------------------
+
+async def _ours(layer_url: str, broker_url: str, state: Path, export: Path, broker_pid: int) -> dict[str, Any]:
+    from adapter.config import PipelineConfig
+    from adapter.ngsi.batching import OutgoingEntity
+    from adapter.ngsi.client import BrokerClient
+    from adapter.sync.factory import build_mapper, build_source
+    from adapter.sync.pipeline import Pipeline
+    from adapter.sync.state import StateStore
+
+    config = PipelineConfig.model_validate({"sources": [{
+        "name": "gis.bench", "group": "gis", "type": "arcgis", "url": layer_url, "page_size": PAGE,
+        "mapping": MAPPING}]}).sources[0]
+    out: dict[str, Any] = {}
+    store = StateStore(state)
+    async with httpx.AsyncClient(timeout=60.0) as http, BrokerClient(broker_url, tenant="adapter") as client:
+        pipeline = Pipeline(store, client, tenant="adapter")
+        for run in ("full", "resync"):
+            cpu, broker_cpu, wall = _self_cpu(), _cpu_s(broker_pid), time.perf_counter()
+            report = await pipeline.run_once(config.name, build_source(config, http), build_mapper(config))
+            wall = time.perf_counter() - wall
+            out[run] = {"wall": wall, "cpu": _self_cpu() - cpu, "broker_cpu": _cpu_s(broker_pid) - broker_cpu,
+                        "sent": report.sent, "unchanged": report.unchanged, "mapped": report.mapped,
+                        "deleted": report.deleted, "attrs_deleted": report.attrs_deleted,
+                        "pending": report.pending, "ok": report.ok, "error": report.last_error}
+        # The exact entities we sent, for the peers.
+        mapper = build_mapper(config)
+        with export.open("wb") as file:
+            async for record in build_source(config, http).fetch():
+                outgoing = pipeline.outgoing(mapper(record).entity)
+                body = orjson.loads(outgoing.encode(with_context=True))
+                file.write(orjson.dumps(body) + b"\n")
+        # Apples to apples with the peers: the same entities, from the same file, pushed by our client.
+        cpu, broker_cpu, wall = _self_cpu(), _cpu_s(broker_pid), time.perf_counter()
+        entities = []
+        for line in export.read_bytes().splitlines():
+            body = orjson.loads(line)
+            context = body.pop("@context")
+            entities.append(OutgoingEntity(body["id"], body["type"], body, context))
+        result = await client.with_tenant("adapter-push").upsert(entities)
+        out["push"] = {"wall": time.perf_counter() - wall, "cpu": _self_cpu() - cpu,
+                       "broker_cpu": _cpu_s(broker_pid) - broker_cpu, "ok": result.ok,
+                       "sent": len(result.succeeded)}
+    store.close()
+    return out
+
+
+# -- peers --------------------------------------------------------------------------------------------
+
+FILIP = r'''
+import json, resource, sys, time
+from filip.clients.ngsi_ld.cb import ContextBrokerLDClient
+from filip.models.base import FiwareLDHeader
+from filip.models.ngsi_ld.context import ActionTypeLD, ContextLDEntity
+url, tenant, path, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+dicts = [json.loads(line) for line in open(path, encoding="utf-8")]
+cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]); t0 = time.perf_counter()
+client = ContextBrokerLDClient(url=url, fiware_header=FiwareLDHeader(ngsild_tenant=tenant))
+entities = [ContextLDEntity(**d) for d in dicts]
+built = time.perf_counter() - t0
+for i in range(0, len(entities), chunk):
+    client.entity_batch_operation(entities=entities[i:i + chunk], action_type=ActionTypeLD.UPSERT,
+                                  options="update")
+wall = time.perf_counter() - t0
+print(json.dumps({"wall": wall, "build": built, "cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu0}))
+'''
+
+NGSILDCLIENT = r'''
+import json, resource, sys, time
+from urllib.parse import urlsplit
+from ngsildclient import Client, Entity
+url, tenant, path, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+dicts = [json.loads(line) for line in open(path, encoding="utf-8")]
+cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]); t0 = time.perf_counter()
+parts = urlsplit(url)
+client = Client(hostname=parts.hostname, port=parts.port, tenant=tenant, verbose=False)
+entities = [Entity.from_dict(d) for d in dicts]
+built = time.perf_counter() - t0
+result = client.upsert(entities, update=True)
+wall = time.perf_counter() - t0
+failed = getattr(result, "n_err", None)
+print(json.dumps({"wall": wall, "build": built, "cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu0,
+                  "failed": failed}))
+'''
+
+PEERS = {"filip": ("filip", FILIP), "ngsildclient": ("ngsildclient", NGSILDCLIENT)}
+
+
+def _peer_python(name: str, package: str) -> tuple[Path | None, str]:
+    """The peer's interpreter (creating its environment when missing), or None and why not."""
+    env = ENVS / name
+    python = env / "bin" / "python"
+    if not python.exists():
+        created = subprocess.run([sys.executable, "-m", "venv", str(env)], capture_output=True, text=True)
+        if created.returncode:
+            return None, f"venv failed: {created.stderr.strip()[-300:]}"
+    check = subprocess.run([str(python), "-c", f"import {package}"], capture_output=True, text=True)
+    if check.returncode:
+        pip = subprocess.run([str(python), "-m", "pip", "install", "-q", package], capture_output=True, text=True)
+        if pip.returncode:
+            return None, f"pip install {package} failed: {pip.stderr.strip()[-300:]}"
+    version = subprocess.run([str(python), "-m", "pip", "show", package], capture_output=True, text=True)
+    line = next((l for l in version.stdout.splitlines() if l.startswith("Version:")), "Version: ?")
+    return python, line.split(":", 1)[1].strip()
+
+
+def _count(broker_url: str, tenant: str) -> int:
+    from adapter.ngsi.context import ContextMode, context_for
+    from adapter.ngsi.batching import link_header, link_url
+    from data_models import PointOfInterest
+
+    link = link_url(context_for(PointOfInterest, ContextMode.GENERATED))
+    response = httpx.get(broker_url + API + "/entities", params={"type": "PointOfInterest", "count": "true",
+                                                                 "limit": "0"},
+                         headers={"NGSILD-Tenant": tenant, "Link": link_header(link)}, timeout=60)
+    if response.status_code == 404:
+        return 0
+    response.raise_for_status()
+    return int(response.headers["NGSILD-Results-Count"])
+
+
+def _run_peer(name: str, broker_url: str, export: Path, broker_pid: int, chunk: int) -> dict[str, Any]:
+    package, script = PEERS[name]
+    python, version = _peer_python(name, package)
+    if python is None:
+        return {"error": version}
+    broker_cpu = _cpu_s(broker_pid)
+    done = subprocess.run([str(python), "-c", script, broker_url, name, str(export), str(chunk)],
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode:
+        return {"version": version, "error": done.stderr.strip()[-1500:]}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(version=version, broker_cpu=_cpu_s(broker_pid) - broker_cpu,
+                  in_broker=_count(broker_url, name))
+    return result
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench sync")
+    parser.add_argument("-n", type=int, default=100_000, help="features in the layer")
+    parser.add_argument("--no-peers", action="store_true", help="skip FiLiP and ngsildclient")
+    args = parser.parse_args(argv)
+
+    from adapter.runtime import local_reference_contexts, write_generated_contexts
+    from adapter.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        work = Path(tmp)
+        files = write_generated_contexts(work / "contexts", Settings().context_base_url)
+        files.update(local_reference_contexts())
+        (work / "contexts.json").write_bytes(orjson.dumps({u: str(p) for u, p in files.items()}))
+        port = _free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        layer = subprocess.Popen([sys.executable, "-m", "bench.sync", "serve-layer", str(args.n)], cwd=ROOT,
+                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        broker = subprocess.Popen([sys.executable, "-m", "bench.sync", "serve-broker", str(port),
+                                   str(work / "broker.sqlite3"), str(work / "contexts.json")], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker_url = f"http://127.0.0.1:{port}"
+        try:
+            layer_url = layer.stdout.readline().strip()  # type: ignore[union-attr]
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(broker_url + API + "/types", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.1)
+            export = work / "entities.jsonl"
+            ours = asyncio.run(_ours(layer_url, broker_url, work / "state.sqlite3", export, broker.pid))
+            ours["in_broker"] = _count(broker_url, "adapter")
+            ours["push"]["in_broker"] = _count(broker_url, "adapter-push")
+            peers = {} if args.no_peers else {
+                name: _run_peer(name, broker_url, export, broker.pid, chunk=1000) for name in PEERS}
+        finally:
+            layer.stdin.close()  # type: ignore[union-attr]
+            layer.wait(10)
+            broker.terminate()
+            broker.wait(10)
+    _print(args.n, ours, peers)
+    return 0
+
+
+def _print(n: int, ours: dict[str, Any], peers: dict[str, Any]) -> None:
+    full, resync = ours["full"], ours["resync"]
+    print(f"features: {n:,}; in broker (tenant adapter): {ours['in_broker']:,}")
+    print(f"ours full sync: {full['wall']:.1f} s, {full['sent'] / full['wall']:,.0f} entities/s, "
+          f"adapter CPU {full['cpu']:.1f} s ({full['cpu'] / full['wall']:.0%} of wall), "
+          f"broker CPU {full['broker_cpu']:.1f} s; sent {full['sent']:,}, ok={full['ok']}")
+    print(f"ours no-change re-sync: {resync['wall']:.2f} s ({resync['wall'] / full['wall']:.1%} of the full sync), "
+          f"sent {resync['sent']}, deleted {resync['deleted']}, attrs deleted {resync['attrs_deleted']}, "
+          f"unchanged {resync['unchanged']:,}, adapter CPU {resync['cpu']:.2f} s, "
+          f"broker CPU {resync['broker_cpu']:.2f} s")
+    push = ours["push"]
+    print(f"ours push only (BrokerClient.upsert of the same file, like the peers): {push['wall']:.1f} s, "
+          f"{n / push['wall']:,.0f} entities/s, client CPU {push['cpu']:.1f} s, broker CPU {push['broker_cpu']:.1f} s, "
+          f"in broker {push['in_broker']:,}, ok={push['ok']}")
+    rates = {}
+    for name, result in peers.items():
+        if "error" in result:
+            print(f"{name} {result.get('version', '')}: FAILED: {result['error']}")
+            continue
+        rates[name] = n / result["wall"]
+        print(f"{name} {result['version']}: {result['wall']:.1f} s, {rates[name]:,.0f} entities/s "
+              f"(building objects {result['build']:.1f} s), client CPU {result['cpu']:.1f} s, "
+              f"broker CPU {result['broker_cpu']:.1f} s, in broker {result['in_broker']:,}")
+    if rates:
+        best = max(rates, key=rates.get)  # type: ignore[arg-type]
+        print(f"ours vs the faster peer ({best}): full sync {full['sent'] / full['wall'] / rates[best]:.1f}x, "
+              f"push only {n / push['wall'] / rates[best]:.1f}x (wall); per client CPU second: full sync "
+              f"{full['sent'] / full['cpu'] / (n / peers[best]['cpu']):.1f}x, push only "
+              f"{n / push['cpu'] / (n / peers[best]['cpu']):.1f}x")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve-layer":
+        serve_layer(int(sys.argv[2]))
+    elif sys.argv[1] == "serve-broker":
+        serve_broker(int(sys.argv[2]), sys.argv[3], sys.argv[4])
