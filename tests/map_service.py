@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from adapter.config import load_config
 from adapter.service.app import create_app
@@ -46,32 +47,39 @@ class MapService:
 
 
 @contextmanager
-def demo_map_service(timeout: float = 120.0) -> Iterator[MapService]:
+def serve_app(app: FastAPI, ready_path: str | None = None, timeout: float = 120.0) -> Iterator[str]:
+    """Serve an app (lifespan on) on a free loopback port; yields its base URL once `ready_path` is 200."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name=f"map-service-{port}")
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while not (server.started and (ready_path is None or httpx.get(url + ready_path).status_code == 200)):
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the service did not become ready")
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+
+
+@contextmanager
+def demo_map_service() -> Iterator[MapService]:
     """The service with the demo data on http://127.0.0.1:<free port>; stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="burgas-map-") as state_dir:
         settings = Settings(state_dir=Path(state_dir), broker_url=None, embedded_broker_persist=False,
                             ngsi_context="generated", tenant=None)
         app = create_app(settings, load_config())
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                                  name=f"map-service-{port}")
-        thread.start()
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout
-        try:
-            while not (server.started and httpx.get(url + "/ready").status_code == 200):
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError("the service did not become ready")
-                time.sleep(0.05)
+        with serve_app(app, "/ready") as url:
             yield MapService(url, app.state.service.runtime.broker_url)
-        finally:
-            server.should_exit = True
-            thread.join(timeout)
-            sock.close()
 
 
 def screenshot(target: Path, width: int = 1280, height: int = 860) -> None:

@@ -255,3 +255,28 @@ def test_the_page_fetches_nothing_but_the_service(page: Page, service) -> None:
     urls = [event["request"]["url"] for event in page.browser.events("Network.requestWillBeSent")]
     assert any(url.endswith("/map/static/map.js") for url in urls)
     assert [url for url in urls if not url.startswith(service.url + "/")] == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("answer", "state", "status"), [
+    (httpx.Response(404, json={"type": "https://uri.etsi.org/ngsi-ld/errors/NonExistingTenant",
+                               "title": "No such tenant", "detail": "burgas"}),
+     "ready", "0 entities of 0 types; 0 on the map."),
+    (httpx.Response(503, text="down"), "error", "Cannot read the broker: /map/ngsi-ld/v1/types: 502 "
+                                               "the broker answered 503"),
+])
+def test_an_empty_tenant_is_an_empty_map_and_a_failing_broker_is_said(
+        browser: Chromium, answer: httpx.Response, state: str, status: str) -> None:
+    from tests.map_service import serve_app
+
+    app = FastAPI()
+    broker = BrokerClient(BROKER, tenant="burgas")
+    app.include_router(map_router(lambda: broker, http=httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: answer))))
+    with serve_app(app) as url:
+        tab = browser.new_page(800, 600)
+        tab.goto(url + "/map")
+        assert tab.wait_for("document.body && document.body.dataset.state !== 'loading' "
+                            "&& document.body.dataset.state") == state
+        assert tab.evaluate("document.getElementById('status').textContent") == status
+        tab.send("Page.close")
