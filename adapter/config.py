@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adapter.errors import ConfigError
 
-BUNDLED_CONFIG = Path(__file__).resolve().parent.parent / "config" / "burgas.yaml"
+# config/burgas.yaml, reached through a link inside the package so that an installed wheel has it.
+BUNDLED_CONFIG = Path(__file__).resolve().parent / "bundled" / "burgas.yaml"
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _MAX_CONFIG_BYTES = 1024 * 1024
 
