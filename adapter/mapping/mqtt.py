@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from paho.mqtt.client import topic_matches_sub
@@ -43,6 +44,11 @@ _MAX_TIME_TEXT = 40
 # Epoch milliseconds accepted: 2000-01-01 .. 2100-01-01 (a seconds value would land in 1970).
 _EPOCH_MS = (946_684_800_000, 4_102_444_800_000)
 MAX_NOISE_PERIOD = 86_400
+
+
+@lru_cache(maxsize=65536)
+def _id(entity_type: str, prefix: str, sensor: str) -> str:
+    return entity_id(entity_type, prefix, sensor)  # the same few sensors, thousands of times a second
 
 
 def sensor_key(payload: Mapping[str, Any]) -> str:
@@ -139,7 +145,7 @@ def map_noise(record: RawRecord) -> Mapped:
     if not 0 < seconds <= MAX_NOISE_PERIOD:
         raise MappingError(f"period_s: {parse.show(period)} is not 1..{MAX_NOISE_PERIOD} seconds")
     entity = build(NoiseLevelObserved, {
-        "id": entity_id("NoiseLevelObserved", "lamppost", sensor_key(payload)),
+        "id": _id("NoiseLevelObserved", "lamppost", sensor_key(payload)),
         "date_observed_from": end - timedelta(seconds=seconds), "date_observed_to": end,
         "date_observed": end, "location": point(payload), **_common(payload),
         **_readings(NOISE, payload)})
@@ -162,7 +168,7 @@ def map_weather(record: RawRecord) -> Mapped:
     """``lamppost.weather``: temperature, humidity, pressure, wind, rain, light."""
     payload = record.payload
     entity = build(WeatherObserved, {
-        "id": entity_id("WeatherObserved", "lamppost", sensor_key(payload)),
+        "id": _id("WeatherObserved", "lamppost", sensor_key(payload)),
         "date_observed": observed_time(payload), "location": point(payload), **_common(payload),
         **_readings(WEATHER, payload)})
     return Mapped(entity, record=record.key)
@@ -184,7 +190,7 @@ def map_air(record: RawRecord) -> Mapped:
     """``lamppost.air``: particles and gases in µg/m³ (CO in mg/m³), an optional index."""
     payload = record.payload
     entity = build(AirQualityObserved, {
-        "id": entity_id("AirQualityObserved", "lamppost", sensor_key(payload)),
+        "id": _id("AirQualityObserved", "lamppost", sensor_key(payload)),
         "date_observed": observed_time(payload), "location": point(payload),
         "type_of_location": "outdoor", **_common(payload), **_readings(AIR, payload)})
     return Mapped(entity, record=record.key)
@@ -229,7 +235,7 @@ def map_river_level(record: RawRecord) -> Mapped:
     else:
         status = FLOOD_STATUSES[status.casefold()]
     entity = build(FloodMonitoring, {
-        "id": entity_id("FloodMonitoring", "flood-warning", station), "station_id": station,
+        "id": _id("FloodMonitoring", "flood-warning", station), "station_id": station,
         "observation_date_time": observed_time(payload), "location": point(payload, required=False),
         "flood_level_status": status, **_common(payload), **values})
     return Mapped(entity, record=record.key)

@@ -180,13 +180,22 @@ class StateStore:
         Entities absent from the snapshot are deleted only when the fetch was `complete` and
         `delete_missing` is set: a partial fetch never deletes anything.
         """
-        known = {row[0]: row for row in self.conn.execute(
-            "SELECT entity_id, want_hash, want_attrs, sent_attrs FROM entity_state "
-            "WHERE tenant=? AND source=?", (tenant, source))}
         plan = SyncPlan(tenant, source, run_id)
         latest: dict[str, OutgoingEntity] = {}
         for entity in snapshot:
             latest[entity.id] = entity  # a repeated id: the last record wins
+        columns = "SELECT entity_id, want_hash, want_attrs, sent_attrs FROM entity_state"
+        if complete and delete_missing:
+            known = {row[0]: row for row in self.conn.execute(
+                f"{columns} WHERE tenant=? AND source=?", (tenant, source))}
+        else:  # nothing is deleted: only the snapshot's own rows matter (streams: a small batch)
+            known = {}
+            ids = list(latest)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                known.update((row[0], row) for row in self.conn.execute(
+                    f"{columns} WHERE tenant=? AND source=? AND entity_id IN ({','.join('?' * len(chunk))})",
+                    (tenant, source, *chunk)))
         context_json = _ContextCache()
         for entity in latest.values():
             digest = content_hash(entity, context_json(entity.context))
