@@ -3,7 +3,7 @@
 The adapter side runs in this process exactly as `burgas-adapter serve` runs a stream: Runtime
 (embedded broker in-process, fresh state), MQTTSource (QoS 1, persistent session, manual acks) and
 StreamRunner (micro-batches of 500 messages / 100 ms -> outbox -> ack -> broker). A child process
-publishes lamppost noise readings at QoS 1 at a fixed offered rate for a fixed time, over
+publishes lamppost noise readings at QoS 1 (through mosquitto_pub when installed) at a fixed offered rate for a fixed time, over
 ``--sensors`` distinct sensors (round robin, so a 100 ms batch coalesces little), and measures
 publish-to-queryable latency itself: every 50th message is a probe for one of 8 probe sensors,
 whose LAeq is the probe's sequence number, and the child polls the broker's NGSI-LD API
@@ -26,7 +26,9 @@ import asyncio
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -57,11 +59,18 @@ def publish(host: str, port: int, topic_prefix: str, broker_url: str, context_ur
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:8]}")
-    client.max_inflight_messages_set(2000)
-    client.max_queued_messages_set(0)
-    client.connect(host, port)
-    client.loop_start()
+    # paho's network thread publishes only ~2,500 QoS 1 messages/s here: mosquitto_pub (C) reads
+    # one message per line and keeps up, so the publisher is not what is measured.
+    binary = shutil.which("mosquitto_pub")
+    if binary is not None:
+        pipe = subprocess.Popen([binary, "-h", host, "-p", str(port), "-q", "1", "-V", "mqttv5",
+                                 "-t", f"{topic_prefix}/all/noise", "-l"], stdin=subprocess.PIPE, bufsize=0)
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:8]}")
+        client.max_inflight_messages_set(2000)
+        client.max_queued_messages_set(0)
+        client.connect(host, port)
+        client.loop_start()
     probe_ids = [f"urn:ngsi-ld:NoiseLevelObserved:lamppost:probe-{p}" for p in range(PROBES)]
     published_at: dict[int, float] = {}  # probe sequence -> publish time
     probe_of: dict[int, int] = {}  # probe sequence -> probe sensor
@@ -103,15 +112,22 @@ def publish(host: str, port: int, topic_prefix: str, broker_url: str, context_ur
             sensor = f"s{i % sensors}"
             payload = {"sensor": sensor, "time": f"2025-06-01T10:{minute:02d}:00Z", "location": LOCATION,
                        "laeq": 40 + i % 50}
-        client.publish(f"{topic_prefix}/{sensor}/noise", orjson.dumps(payload), qos=1)
+        if binary is not None:
+            pipe.stdin.write(orjson.dumps(payload) + b"\n")  # type: ignore[union-attr]
+        else:
+            client.publish(f"{topic_prefix}/{sensor}/noise", orjson.dumps(payload), qos=1)
+    if binary is not None:
+        pipe.stdin.close()  # type: ignore[union-attr]
+        pipe.wait(60)
     finished = time.time()
     deadline = finished + 30
     while len(seen) < len(published_at) and time.time() < deadline:
         time.sleep(0.05)
     stop.set()
     poller.join(5)
-    client.disconnect()
-    client.loop_stop()
+    if binary is None:
+        client.disconnect()
+        client.loop_stop()
     latencies = [seen[s] - published_at[s] for s in published_at if s in seen]
     results.put({"published": total, "offered_seconds": finished - start, "probes": len(published_at),
                  "latencies": latencies})
