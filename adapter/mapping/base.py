@@ -190,27 +190,72 @@ def read(table: Sequence[Attr], source: Mapping[str, Any], *, strict: bool = Tru
     otherwise a bad value is left out and its reason kept in ``problems`` (the rest go on).
     """
     out = Values()
-    for attr in table:
-        raw = source.get(attr.source)
-        if parse.is_blank(raw):
-            continue
-        try:
-            value = attr.transform(raw)
-            unit = attr.unit
-            if attr.unit_source is not None:
-                unit = parse.unit_code(source.get(attr.unit_source))
-        except ValueError as exc:
-            reason = f"{where}{attr.source}: {exc}"
-            if strict:
-                raise MappingError(reason) from None
-            out.problems.append(reason)
-            continue
-        if value is None:
-            continue
-        out.values[attr.target] = value
-        if unit is not None:
-            out.units[attr.target] = unit
+    values, units, get = out.values, out.units, source.get
+    for attr, key, target, fast, unit, unit_source in _compiled(table):
+        raw = get(key)
+        if raw is None or (type(raw) is str and not raw):
+            continue  # blank: absent (the feeds' usual "no value"; other blanks: _read_one)
+        if fast is not None:
+            # Fast path (a series reads thousands of numeric strings with a usual unit): any
+            # value or unit it does not take goes through _read_one below, which says why.
+            value = fast(raw)
+            if value is not parse.SLOW:
+                if unit_source is None:
+                    values[target] = value
+                    if unit is not None:
+                        units[target] = unit
+                    continue
+                unit_text = get(unit_source)
+                code = parse.UNIT_CODES.get(unit_text) if type(unit_text) is str else None
+                if code is not None:
+                    values[target] = value
+                    units[target] = code
+                    continue
+        _read_one(attr, source, strict, where, out)
     return out
+
+
+def _read_one(attr: Attr, source: Mapping[str, Any], strict: bool, where: str, out: Values) -> None:
+    """One table row the general way: blanks, every transform, units and reasons."""
+    raw = source.get(attr.source)
+    if parse.is_blank(raw):
+        return
+    try:
+        value = attr.transform(raw)
+        unit = attr.unit
+        if attr.unit_source is not None:
+            unit = parse.unit_code(source.get(attr.unit_source))
+    except ValueError as exc:
+        reason = f"{where}{attr.source}: {exc}"
+        if strict:
+            raise MappingError(reason) from None
+        out.problems.append(reason)
+        return
+    if value is None:
+        return
+    out.values[attr.target] = value
+    if unit is not None:
+        out.units[attr.target] = unit
+
+
+# (row, source key, target, fast transform or None, fixed unit, unit source), unpacked once.
+_Step = tuple[Attr, str, str, Callable[[Any], Any] | None, str | None, str | None]
+# Compiled tables by id: mapping tables are module-level tuples read for every record (and every
+# reading of a series), so their rows are looked up once. The table itself is kept with its plan,
+# which keeps its id from being reused.
+_tables: dict[int, tuple[Sequence[Attr], tuple[_Step, ...]]] = {}
+
+
+def _compiled(table: Sequence[Attr]) -> tuple[_Step, ...]:
+    """The steps of ``table``, one per row."""
+    known = _tables.get(id(table))
+    if known is not None and known[0] is table:
+        return known[1]
+    steps = tuple((attr, attr.source, attr.target, parse.FAST.get(attr.transform), attr.unit,
+                   attr.unit_source) for attr in table)
+    if isinstance(table, tuple):  # immutable: safe to keep (a list may change between calls)
+        _tables[id(table)] = (table, steps)
+    return steps
 
 
 @cache
@@ -225,6 +270,12 @@ def attr_meta(model: type[Entity], units: Mapping[str, str] | None = None,
     """Per-attribute metadata where it differs from the model's unit or the entity's time."""
     declared = declared_units(model)
     units, observed_at = units or {}, observed_at or {}
+    if not observed_at:
+        for name, unit in units.items():
+            if declared.get(name) != unit:
+                break
+        else:
+            return {}  # the usual case: every unit is the model's own
     meta: dict[str, AttrMeta] = {}
     for name in {*units, *observed_at}:
         unit = units.get(name)

@@ -67,12 +67,18 @@ def map_air_quality(record: RawRecord) -> Mapped:
     history = []
     per_reading: list[tuple[datetime, dict[str, Any], dict[str, str]]] = []
     for time, row in series.rows:
-        values = read(POLLUTANTS, row, strict=False, where=f"reading {_local(row)}: ")
-        notes.extend(values.problems)
+        values = read(POLLUTANTS, row, strict=False)
+        if values.problems:  # the reading's local time prefixes its reasons (only when needed)
+            notes.extend(f"reading {_local(row)}: {problem}" for problem in values.problems)
         per_reading.append((time, values.values, values.units))
-        history.append(build(AirQualityObserved, {
+        snapshot = build(AirQualityObserved, {
             "id": entity_id, "date_observed": time, "location": geometry, **values.values,
-        }, attr_meta(AirQualityObserved, values.units)))
+        }, attr_meta(AirQualityObserved, values.units))
+        # The station's location is the same for every reading: validated once (with the first
+        # snapshot, so a refusal names the field as before), the validated Point is passed on,
+        # which pydantic takes as is (revalidate_instances="never") and which is frozen.
+        geometry = snapshot.location
+        history.append(snapshot)
 
     newest_time = series.rows[-1][0]
     current: dict[str, Any] = {}
