@@ -89,12 +89,13 @@ def exit_code(reports: list[SyncReport], strict: bool) -> int:
 def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or groups (default: all).")] = None,
          config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None,
          state_dir: StateOpt = None, strict: Annotated[bool, typer.Option(help="Exit 5 when anything was rejected.")] = False,
+         full: Annotated[bool, typer.Option(help="Fetch and map everything again (ignore layer versions and unchanged records).")] = False,
          as_json: JsonOpt = False) -> None:
     """One pass over the chosen sources (e.g. `sync smartburgas`)."""
     from adapter.runtime import Runtime
 
     async def run() -> list[SyncReport]:
-        async with Runtime(settings, pipeline) as runtime:
+        async with Runtime(settings, pipeline, full=full) as runtime:
             if not console.is_terminal:  # no bars in logs, pipes and CI
                 return await runtime.sync(sources)
             chosen = pipeline.select(sources)

@@ -31,10 +31,14 @@ from adapter.settings import Settings
 from adapter.sync.factory import build_mapper, build_source
 from adapter.sync.pipeline import Pipeline
 from adapter.sync.report import SyncReport
+from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 from adapter.sync.status import record_run
 
 logger = logging.getLogger(__name__)
+# Sources whose records map the same way whatever the time: their unchanged records are skipped.
+STATIC_KINDS = frozenset({"arcgis", "wfs", "ogcapi", "geojson", "gtfs"})
+STREAMING_KINDS = frozenset({"mqtt"})
 _SOURCE_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
@@ -70,9 +74,10 @@ def local_reference_contexts() -> dict[str, Path]:
 class Runtime:
     """State, broker (embedded or remote), HTTP clients and the pipeline of one process."""
 
-    def __init__(self, settings: Settings, config: PipelineConfig) -> None:
+    def __init__(self, settings: Settings, config: PipelineConfig, *, full: bool = False) -> None:
         self.settings = settings
         self.config = config
+        self.full = full  # map every record again, ignoring source versions and raw hashes
         self.broker: EmbeddedBroker | None = None
         self.state: StateStore | None = None
         self.http: httpx.AsyncClient | None = None
@@ -128,8 +133,10 @@ class Runtime:
         try:
             source = build_source(source_config, self.http)
             mapper = build_mapper(source_config)
-            report = await self.pipeline.run_once(source_config.name, source, mapper,
-                                                  snapshot=source_config.snapshot)
+            report = await self.pipeline.run_once(
+                source_config.name, source, mapper, snapshot=source_config.snapshot,
+                static=source_config.type in STATIC_KINDS, salt=salt_for(source_config),
+                full=self.full)
         except AdapterError as exc:
             if isinstance(exc, FatalError):
                 raise
@@ -148,6 +155,9 @@ class Runtime:
         """
         reports = []
         for cfg in self.config.select(names):
+            if cfg.type in STREAMING_KINDS:
+                logger.info("%s is a live stream: it runs under `burgas-adapter serve`", cfg.name)
+                continue
             if progress is not None:
                 progress(cfg.name, None)
             report = await self.sync_source(cfg)

@@ -75,6 +75,24 @@ class ArcGISSource:
         """One run over the whole layer."""
         return Fetch(self.name, self._produce)
 
+    async def version(self) -> str | None:
+        """The layer's last edit time (``editingInfo.lastEditDate``), with the query it answers.
+
+        ArcGIS bumps it on every edit of the layer's data, so an unchanged value means the
+        features are the same; None when the layer does not publish it (or is a local file).
+        """
+        if is_local(self.url):
+            return None
+        try:
+            layer = await self._get_json(PageRequest(self.url, {"f": "json"}))
+        finally:
+            await self._fetcher.aclose()
+        editing = layer.get("editingInfo") if isinstance(layer, Mapping) else None
+        edited = editing.get("lastEditDate") if isinstance(editing, Mapping) else None
+        if not isinstance(edited, (int, str)) or isinstance(edited, bool):
+            return None
+        return f"lastEditDate={edited};where={self.where};outFields={self.out_fields};outSR={self.out_sr}"
+
     async def _produce(self, fetch: Fetch) -> AsyncIterator[RawRecord]:
         try:
             if is_local(self.url):

@@ -111,6 +111,16 @@ class Fetch:
 
 
 @runtime_checkable
+class VersionedSource(Protocol):
+    """A source that can tell cheaply whether anything changed since a run (e.g. an ArcGIS
+    layer's ``editingInfo.lastEditDate``): the sync then skips the fetch entirely."""
+
+    async def version(self) -> str | None:
+        """An opaque version of the source's content, or None when it cannot tell."""
+        ...
+
+
+@runtime_checkable
 class Source(Protocol):
     """Anything that fetches raw records: Smart Burgas feeds, GIS layers, GTFS feeds."""
 

@@ -133,7 +133,9 @@ class Outbox:
             report.remaining = self.pending(tenant=tenant, source=source)
             report.duration = time.monotonic() - started
             if report.delivered or report.rejected or report.deferred:
-                logger.info("outbox: %d upserted, %d deleted, %d attributes deleted, %d rejected, "
+                # DEBUG: a live stream delivers several times a second; failures are logged
+                # where they happen, and the reports carry the counts.
+                logger.debug("outbox: %d upserted, %d deleted, %d attributes deleted, %d rejected, "
                             "%d deferred, %d remaining", report.upserted, report.deleted,
                             report.attrs_deleted, report.rejected, report.deferred, report.remaining)
             if fatal is not None:

@@ -20,10 +20,11 @@ from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import DEFAULT_CONTEXT_BASE_URL, ContextMode, context_for
 from adapter.ngsi.serialize import Form, to_dict
-from adapter.sources.base import RawRecord, Source
+from adapter.sources.base import RawRecord, Source, VersionedSource
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.report import SyncReport
+from adapter.sync.skip import SkipIndex, raw_hash
 from adapter.sync.state import StateStore
 from data_models import Entity
 
@@ -39,29 +40,67 @@ class HistorySink(Protocol):
     def write(self, source: str, readings: tuple[Entity, ...]) -> None: ...
 
 
+class RecordSkipper:
+    """Which raw records were mapped before (adapter.sync.skip): skip them, remember the rest."""
+
+    def __init__(self, known: dict[str, str]) -> None:
+        self.known = known  # raw hash -> entity id, from the last runs
+        self.seen: dict[str, str] = {}  # raw hash -> entity id, this run
+        self.skipped: dict[str, list[RawRecord]] = {}  # entity id -> its unchanged records
+
+    def skip(self, record: RawRecord) -> tuple[str, bool]:
+        """(raw hash, whether the record need not be mapped)."""
+        digest = raw_hash(record)
+        entity_id = self.known.get(digest)
+        if entity_id is None:
+            return digest, False
+        self.seen[digest] = entity_id
+        self.skipped.setdefault(entity_id, []).append(record)
+        return digest, True
+
+
 async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[[Rejected], None],
-                    on_record: Callable[[], None] | None = None) -> tuple[dict[str, Mapped], Any]:
+                    on_record: Callable[[], None] | None = None,
+                    skipper: RecordSkipper | None = None) -> tuple[dict[str, Mapped], Any]:
     """One fetch of a source, mapped; records giving the same entity id are merged.
 
     A transient error part-way keeps what was mapped so far (the fetch is then incomplete, so
-    nothing is deleted on its account); a fatal one is raised.
+    nothing is deleted on its account); a fatal one is raised. With a skipper, records mapped
+    before are not mapped again, unless a changed record gives the same entity (then the entity
+    is rebuilt from all its records, as a merge needs them all).
     """
     fetch = source.fetch()
     by_id: dict[str, Mapped] = {}
+
+    def add(result: Mapped | Rejected) -> None:
+        if isinstance(result, Rejected):
+            on_rejected(result)
+            return
+        earlier = by_id.get(result.entity.id)
+        by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
+
     try:
         async for record in fetch:
             if on_record is not None:
                 on_record()
-            result = mapper(record)
-            if isinstance(result, Rejected):
-                on_rejected(result)
+            if skipper is None:
+                add(mapper(record))
                 continue
-            earlier = by_id.get(result.entity.id)
-            by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
+            digest, skip = skipper.skip(record)
+            if skip:
+                continue
+            result = mapper(record)
+            add(result)
+            if isinstance(result, Mapped):
+                skipper.seen[digest] = result.entity.id
     except AdapterError as exc:
-        if isinstance(exc, FatalError) or not by_id:
+        if isinstance(exc, FatalError) or not (by_id or (skipper and skipper.skipped)):
             raise
-        logger.warning("%s: fetch stopped after %d entities: %s", source.name, len(by_id), exc)
+        logger.warning("%s: fetch stopped after %d records: %s", source.name, fetch.record_count, exc)
+    if skipper is not None:
+        for entity_id in [i for i in skipper.skipped if i in by_id]:
+            for record in skipper.skipped.pop(entity_id):
+                add(mapper(record))
     return by_id, fetch
 
 
@@ -92,8 +131,8 @@ class Pipeline:
             context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
         return OutgoingEntity(entity.id, entity.entity_type, to_dict(entity, Form.NORMALIZED), context)
 
-    async def map_source(self, source: Source, mapper: RecordMapper,
-                         report: SyncReport) -> tuple[dict[str, Mapped], bool]:
+    async def map_source(self, source: Source, mapper: RecordMapper, report: SyncReport,
+                         skipper: RecordSkipper | None = None) -> tuple[dict[str, Mapped], bool]:
         """Fetch and map one source; rejected records are quarantined as they come."""
         def rejected(result: Rejected) -> None:
             self._reject_record(result, report)
@@ -102,7 +141,7 @@ class Pipeline:
             report.records_in += 1
 
         try:
-            by_id, fetch = await map_fetch(source, mapper, rejected, counted)
+            by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper)
         except AdapterError as exc:
             report.last_error = str(exc)
             if isinstance(exc, FatalError):
@@ -130,30 +169,72 @@ class Pipeline:
                             locator=rejected.record, error=rejected.error(), payload=payload)
 
     async def run_once(self, name: str, source: Source, mapper: RecordMapper, *,
-                       snapshot: bool = True) -> SyncReport:
-        """One sync of one source: everything it maps reaches the outbox, then the broker."""
+                       snapshot: bool = True, static: bool = False, salt: str = "",
+                       full: bool = False) -> SyncReport:
+        """One sync of one source: everything it maps reaches the outbox, then the broker.
+
+        ``static`` sources (GIS layers, GTFS) skip records mapped before (adapter.sync.skip);
+        a versioned source whose version has not moved is not fetched at all; ``full`` maps
+        everything again.
+        """
         started = time.monotonic()
         run_id = uuid.uuid4().hex
         report = SyncReport(name, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
+        skips = SkipIndex(self.state)
         try:
-            by_id, complete = await self.map_source(source, mapper, report)
-            report.complete = complete
-            report.mapped = len(by_id)
-            for mapped in by_id.values():
-                entity_type = mapped.entity.entity_type
-                report.entities_by_type[entity_type] = report.entities_by_type.get(entity_type, 0) + 1
-                report.readings += len(mapped.history)
-                if self.history is not None and mapped.history:
-                    self.history.write(name, mapped.history)
-            outgoing = (self.outgoing(m.entity) for m in by_id.values())
-            plan = self.state.sync_snapshot(
-                self.tenant, name, outgoing, run_id=run_id, complete=complete,
-                delete_missing=snapshot and self.delete_missing, upsert_mode=self.upsert_mode)  # type: ignore[arg-type]
-            report.unchanged = len(plan.unchanged)
+            version = None if full else await self._version(source)
+            if version is not None and version == skips.version(self.tenant, name, salt):
+                self._not_modified(name, report)
+            else:
+                await self._run(name, source, mapper, report, run_id, snapshot=snapshot,
+                                skipper=RecordSkipper({} if full else
+                                                      skips.raw_entities(self.tenant, name, salt))
+                                if static else None, salt=salt, version=version, skips=skips)
             await self.deliver(report, source=name)
         finally:
             report.duration = time.monotonic() - started
         return report
+
+    async def _version(self, source: Source) -> str | None:
+        if not isinstance(source, VersionedSource):
+            return None
+        try:
+            return await source.version()
+        except TransientError as exc:  # the fetch will meet (and report) the same problem
+            logger.debug("%s: no version: %s", source.name, exc)
+            return None
+
+    def _not_modified(self, name: str, report: SyncReport) -> None:
+        """The source says nothing changed: every entity it has is unchanged, and nothing is
+        written (the run itself is recorded as the source's last run)."""
+        report.complete = True
+        report.unchanged = self.state.count(self.tenant, name)
+        report.not_modified = True
+
+    async def _run(self, name: str, source: Source, mapper: RecordMapper, report: SyncReport,
+                   run_id: str, *, snapshot: bool, skipper: RecordSkipper | None, salt: str,
+                   version: str | None, skips: SkipIndex) -> None:
+        by_id, complete = await self.map_source(source, mapper, report, skipper)
+        report.complete = complete
+        report.mapped = len(by_id)
+        for mapped in by_id.values():
+            entity_type = mapped.entity.entity_type
+            report.entities_by_type[entity_type] = report.entities_by_type.get(entity_type, 0) + 1
+            report.readings += len(mapped.history)
+            if self.history is not None and mapped.history:
+                self.history.write(name, mapped.history)
+        outgoing = (self.outgoing(m.entity) for m in by_id.values())
+        present = list(skipper.skipped) if skipper is not None else ()
+        plan = self.state.sync_snapshot(
+            self.tenant, name, outgoing, run_id=run_id, complete=complete,
+            delete_missing=snapshot and self.delete_missing,
+            upsert_mode=self.upsert_mode, present=present)  # type: ignore[arg-type]
+        report.unchanged = len(plan.unchanged)
+        report.skipped_records = len(present)
+        # Only now does the state reflect this run: remember what can be skipped next time.
+        if skipper is not None:
+            skips.save_raw(self.tenant, name, salt, skipper.seen, complete=complete)
+        skips.set_version(self.tenant, name, salt, version if complete else None)
 
     async def deliver(self, report: SyncReport, *, source: str | None = None) -> None:
         """Deliver what waits in the outbox for this tenant (and source) into the report."""

@@ -24,6 +24,8 @@ class SyncReport:
     rejected: int = 0  # entities the broker rejected (quarantined)
     pending: int = 0  # operations still in the outbox (broker unreachable)
     complete: bool = False  # the fetch saw every record of the source
+    not_modified: bool = False  # the source's version had not moved: nothing was fetched
+    skipped_records: int = 0  # records not mapped again: their content was mapped before
     duration: float = 0.0
     last_error: str | None = None
     entities_by_type: dict[str, int] = field(default_factory=dict)

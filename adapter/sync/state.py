@@ -166,6 +166,11 @@ class StateStore:
             (tenant, source, entity_id)).fetchone()
         return _state(row) if row else None
 
+    def count(self, tenant: str, source: str) -> int:
+        """How many entities a source has (not counting pending deletes)."""
+        return self.conn.execute("SELECT COUNT(*) FROM entity_state WHERE tenant=? AND source=? "
+                                 "AND want_hash IS NOT NULL", (tenant, source)).fetchone()[0]
+
     def entities(self, tenant: str, source: str) -> list[EntityState]:
         """Every entity of a source."""
         rows = self.conn.execute("SELECT * FROM entity_state WHERE tenant=? AND source=? ORDER BY entity_id",
@@ -174,13 +179,17 @@ class StateStore:
 
     def plan(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *, run_id: str,
              complete: bool, delete_missing: bool = True,
-             upsert_mode: Literal["update", "replace"] = "update") -> SyncPlan:
+             upsert_mode: Literal["update", "replace"] = "update",
+             present: Iterable[str] = ()) -> SyncPlan:
         """Diff a freshly mapped snapshot against the state (reads only).
 
         Entities absent from the snapshot are deleted only when the fetch was `complete` and
-        `delete_missing` is set: a partial fetch never deletes anything.
+        `delete_missing` is set: a partial fetch never deletes anything. `present` names entities
+        the run saw but did not map again because their records had not changed (adapter.sync.skip):
+        they are unchanged, and not missing.
         """
         plan = SyncPlan(tenant, source, run_id)
+        present = set(present)
         latest: dict[str, OutgoingEntity] = {}
         for entity in snapshot:
             latest[entity.id] = entity  # a repeated id: the last record wins
@@ -212,11 +221,12 @@ class StateStore:
                 # superseded upsert may already be there. Deleting a missing one is harmless (404).
                 for attr in sorted((_attrs(row[2]) | _attrs(row[3])) - attrs):
                     plan.attr_deletes.append((entity.id, entity.type, attr, entity.context))
+        plan.unchanged.extend(i for i in present if i not in latest)
         if complete and delete_missing:
             types = dict(self.conn.execute(
                 "SELECT entity_id, entity_type FROM entity_state WHERE tenant=? AND source=? "
                 "AND want_hash IS NOT NULL", (tenant, source)))
-            plan.deletes = [(i, types[i]) for i in types if i not in latest]
+            plan.deletes = [(i, types[i]) for i in types if i not in latest and i not in present]
         return plan
 
     def apply(self, plan: SyncPlan) -> None:
@@ -260,10 +270,11 @@ class StateStore:
 
     def sync_snapshot(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *,
                       run_id: str, complete: bool, delete_missing: bool = True,
-                      upsert_mode: Literal["update", "replace"] = "update") -> SyncPlan:
+                      upsert_mode: Literal["update", "replace"] = "update",
+                      present: Iterable[str] = ()) -> SyncPlan:
         """Plan and enqueue a snapshot; returns the plan (for the run report)."""
         plan = self.plan(tenant, source, snapshot, run_id=run_id, complete=complete,
-                         delete_missing=delete_missing, upsert_mode=upsert_mode)
+                         delete_missing=delete_missing, upsert_mode=upsert_mode, present=present)
         self.apply(plan)
         return plan
 

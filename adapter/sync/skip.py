@@ -1,0 +1,92 @@
+"""Skipping work that cannot have changed, so that a no-change re-sync costs almost nothing.
+
+Two levels, both kept in the state file:
+- the **source version** a source publishes (``VersionedSource.version()``, e.g. an ArcGIS layer's
+  last edit date): equal to the one of the last complete sync -> the fetch is skipped entirely;
+- the **raw record hash** of each record of a static source (GIS layers, GTFS): a record whose
+  exact content was mapped before, under the same mapping, is not mapped again; its entity counts
+  as seen and unchanged.
+Both are keyed by a *salt* (the adapter version and the source's configuration), so a new mapping
+invalidates them. They only ever save work: a record or entity the state does not hold is mapped.
+Live feeds are never record-skipped: their mapping depends on the fetch time (stale sensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from adapter import __version__
+from adapter.sources.base import RawRecord
+from adapter.sync.state import StateStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS source_version (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, salt TEXT NOT NULL, version TEXT NOT NULL,
+    PRIMARY KEY (tenant, source)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS raw_record (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, raw_hash TEXT NOT NULL, salt TEXT NOT NULL,
+    entity_id TEXT NOT NULL, PRIMARY KEY (tenant, source, raw_hash)
+) WITHOUT ROWID;
+"""
+_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def salt_for(source_config: Any) -> str:
+    """What a skip depends on besides the data: adapter version and the source's configuration."""
+    config = source_config.model_dump(mode="json") if hasattr(source_config, "model_dump") else source_config
+    return hashlib.blake2b(orjson.dumps([__version__, config], option=_HASH_OPTIONS),
+                           digest_size=8).hexdigest()
+
+
+def raw_hash(record: RawRecord) -> str:
+    """Hash of what a mapper reads from a record: its payload and translations."""
+    body = orjson.dumps([record.payload, record.translations], option=_HASH_OPTIONS, default=str)
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+class SkipIndex:
+    """Source versions and raw record hashes of one state file."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        store.conn.executescript(SCHEMA)
+
+    def version(self, tenant: str, source: str, salt: str) -> str | None:
+        """The version of the last complete sync under this salt."""
+        row = self.store.conn.execute(
+            "SELECT version FROM source_version WHERE tenant=? AND source=? AND salt=?",
+            (tenant, source, salt)).fetchone()
+        return row[0] if row else None
+
+    def set_version(self, tenant: str, source: str, salt: str, version: str | None) -> None:
+        """Record (or, with None, forget) the version the state now reflects."""
+        with self.store.transaction() as db:
+            if version is None:
+                db.execute("DELETE FROM source_version WHERE tenant=? AND source=?", (tenant, source))
+            else:
+                db.execute("INSERT OR REPLACE INTO source_version VALUES (?, ?, ?, ?)",
+                           (tenant, source, salt, version))
+
+    def raw_entities(self, tenant: str, source: str, salt: str) -> dict[str, str]:
+        """Raw hash -> entity id of the records mapped before under this salt, whose entity the
+        state still holds (anything else must be mapped again)."""
+        return dict(self.store.conn.execute(
+            "SELECT r.raw_hash, r.entity_id FROM raw_record r JOIN entity_state e "
+            "ON e.tenant=r.tenant AND e.source=r.source AND e.entity_id=r.entity_id "
+            "WHERE r.tenant=? AND r.source=? AND r.salt=? AND e.want_hash IS NOT NULL",
+            (tenant, source, salt)))
+
+    def save_raw(self, tenant: str, source: str, salt: str, seen: Mapping[str, str], *,
+                 complete: bool) -> None:
+        """Remember the records of this run (after its plan is applied). A complete run
+        replaces the source's index; a partial one only adds to it."""
+        with self.store.transaction() as db:
+            if complete:
+                db.execute("DELETE FROM raw_record WHERE tenant=? AND source=?", (tenant, source))
+            db.executemany("INSERT OR REPLACE INTO raw_record VALUES (?, ?, ?, ?, ?)",
+                           [(tenant, source, h, salt, eid) for h, eid in seen.items()])

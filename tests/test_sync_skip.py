@@ -1,0 +1,119 @@
+"""A no-change re-sync does (almost) no work: unmoved layer versions skip the fetch, unchanged
+records of static sources skip the mapper; any change still reaches the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import httpx
+import pytest
+
+from adapter.config import PipelineConfig
+from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
+from adapter.ngsi.client import BrokerClient
+from adapter.runtime import local_reference_contexts, write_generated_contexts
+from adapter.samples.gis.server import ArcGISLayer
+from adapter.sync.factory import build_mapper, build_source
+from adapter.sync.pipeline import Pipeline
+from adapter.sync.report import SyncReport
+from adapter.sync.skip import salt_for
+from adapter.sync.state import StateStore
+from tests.servers import PayloadServer
+
+pytestmark = pytest.mark.integration
+PREFIX = "/arcgis/rest/services/Beaches/FeatureServer/0"
+BASE_URL = "http://contexts.invalid/"
+
+
+@pytest.fixture()
+def world(tmp_path):
+    layer = ArcGISLayer.beaches()
+    layer.layer["editingInfo"] = {"lastEditDate": 1_700_000_000_000}
+    files = write_generated_contexts(tmp_path / "contexts", BASE_URL)
+    files.update(local_reference_contexts())
+    with PayloadServer(layer.routes(PREFIX)) as server, \
+            EmbeddedBroker(BrokerSettings(port=0, context_files=files)) as broker:
+        yield layer, server, broker, tmp_path
+
+
+def _config(server: PayloadServer, **mapping: Any) -> Any:
+    return PipelineConfig.model_validate({"sources": [{
+        "name": "gis.beaches", "group": "gis", "type": "arcgis", "url": server.url(PREFIX),
+        "page_size": 4, "mapping": {"model": "Beach", "id_field": "GlobalID", "name_field": "NAME",
+                                    "attributes": {"length": {"source": "LENGTH_M", "transform": "number"}},
+                                    **mapping}}]}).sources[0]
+
+
+def _sync(world, config, *, full: bool = False) -> SyncReport:
+    _, _, broker, tmp_path = world
+
+    async def run() -> SyncReport:
+        store = StateStore(tmp_path / "state.sqlite3")
+        try:
+            async with httpx.AsyncClient() as http, BrokerClient(broker.url) as client:
+                pipeline = Pipeline(store, client, context_base_url=BASE_URL)
+                return await pipeline.run_once(config.name, build_source(config, http),
+                                               build_mapper(config), static=True,
+                                               salt=salt_for(config), full=full)
+        finally:
+            store.close()
+    return asyncio.run(run())
+
+
+def _lengths(broker) -> dict[str, float]:
+    answer = httpx.get(broker.url + "/ngsi-ld/v1/entities", params={
+        "type": "https://smartdatamodels.org/dataModel.PointOfInterest/Beach", "options": "keyValues",
+        "limit": 100}).json()
+    return {e["id"]: e.get("https://smartdatamodels.org/dataModel.PointOfInterest/length") for e in answer}
+
+
+def test_an_unmoved_layer_version_skips_the_fetch(world):
+    layer, server, broker, _ = world
+    config = _config(server)
+    first = _sync(world, config)
+    assert first.ok and first.sent == 6 and not first.not_modified
+    queries = len(server.requests_to(PREFIX + "/query"))
+    again = _sync(world, config)
+    assert again.ok and again.not_modified and again.sent == 0 and again.unchanged == 6
+    assert len(server.requests_to(PREFIX + "/query")) == queries  # no feature was fetched
+
+
+def test_a_moved_version_fetches_and_only_changed_records_are_mapped_and_sent(world):
+    layer, server, broker, _ = world
+    config = _config(server)
+    _sync(world, config)
+    changed = copy.deepcopy(layer.features[2])
+    changed["attributes"]["LENGTH_M"] = 4321
+    layer.features[2] = changed
+    removed = layer.features.pop(5)
+    layer.layer["editingInfo"] = {"lastEditDate": 1_700_000_100_000}
+    report = _sync(world, config)
+    assert report.ok and not report.not_modified
+    assert report.skipped_records == 4 and report.mapped == 1 and report.sent == 1
+    assert report.deleted == 1
+    lengths = _lengths(broker)
+    assert len(lengths) == 5 and 4321 in lengths.values()
+    gone = removed["attributes"]["GlobalID"].strip("{}").lower()
+    assert not any(gone in entity_id for entity_id in lengths)
+
+
+def test_without_a_layer_version_unchanged_records_still_skip_the_mapper(world):
+    layer, server, broker, _ = world
+    del layer.layer["editingInfo"]
+    config = _config(server)
+    assert _sync(world, config).sent == 6
+    again = _sync(world, config)
+    assert again.ok and not again.not_modified
+    assert again.records_in == 6 and again.skipped_records == 6 and again.mapped == 0
+    assert again.sent == 0 and again.unchanged == 6 and again.deleted == 0
+
+
+def test_a_new_mapping_or_full_maps_everything_again(world):
+    _, server, broker, _ = world
+    assert _sync(world, _config(server)).sent == 6
+    full = _sync(world, _config(server), full=True)
+    assert full.mapped == 6 and full.skipped_records == 0 and full.sent == 0  # same content
+    remapped = _sync(world, _config(server, constants={"address.addressLocality": "Бургас"}))
+    assert not remapped.not_modified and remapped.mapped == 6 and remapped.sent == 6
