@@ -21,6 +21,7 @@ readings a mapper left out, with their reasons, are kept in ``Mapped.notes``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -191,15 +192,18 @@ def read(table: Sequence[Attr], source: Mapping[str, Any], *, strict: bool = Tru
     """
     out = Values()
     values, units, get = out.values, out.units, source.get
-    for attr, key, target, fast, unit, unit_source in _compiled(table):
+    for attr, key, target, floor, unit, unit_source in _compiled(table):
         raw = get(key)
         if raw is None or (type(raw) is str and not raw):
             continue  # blank: absent (the feeds' usual "no value"; other blanks: _read_one)
-        if fast is not None:
-            # Fast path (a series reads thousands of numeric strings with a usual unit): any
-            # value or unit it does not take goes through _read_one below, which says why.
-            value = fast(raw)
-            if value is not parse.SLOW:
+        if floor is not None and type(raw) is str and len(raw) <= parse.MAX_NUMBER_TEXT:
+            # Inline number (see parse.NUMBER_FLOORS): a series reads thousands. A value or unit
+            # this does not take goes through _read_one below, which says why.
+            try:
+                value = float(raw)
+            except ValueError:
+                value = math.nan
+            if value >= floor and math.isfinite(value):
                 if unit_source is None:
                     values[target] = value
                     if unit is not None:
@@ -238,8 +242,8 @@ def _read_one(attr: Attr, source: Mapping[str, Any], strict: bool, where: str, o
         out.units[attr.target] = unit
 
 
-# (row, source key, target, fast transform or None, fixed unit, unit source), unpacked once.
-_Step = tuple[Attr, str, str, Callable[[Any], Any] | None, str | None, str | None]
+# (row, source key, target, number floor or None, fixed unit, unit source), unpacked once.
+_Step = tuple[Attr, str, str, float | None, str | None, str | None]
 # Compiled tables by id: mapping tables are module-level tuples read for every record (and every
 # reading of a series), so their rows are looked up once. The table itself is kept with its plan,
 # which keeps its id from being reused.
@@ -251,7 +255,7 @@ def _compiled(table: Sequence[Attr]) -> tuple[_Step, ...]:
     known = _tables.get(id(table))
     if known is not None and known[0] is table:
         return known[1]
-    steps = tuple((attr, attr.source, attr.target, parse.FAST.get(attr.transform), attr.unit,
+    steps = tuple((attr, attr.source, attr.target, parse.NUMBER_FLOORS.get(attr.transform), attr.unit,
                    attr.unit_source) for attr in table)
     if isinstance(table, tuple):  # immutable: safe to keep (a list may change between calls)
         _tables[id(table)] = (table, steps)
@@ -291,9 +295,10 @@ def build(model: type[Entity], values: Mapping[str, Any],
           meta: Mapping[str, AttrMeta] | None = None) -> Entity:
     """Validate values into the model; a refusal raises :class:`MappingError` with the reason."""
     try:
+        # model_validate is what model(**values) does, without the keyword round trip.
         if meta:
-            return model(**values, attr_meta=dict(meta))
-        return model(**values)
+            return model.model_validate({**values, "attr_meta": dict(meta)})
+        return model.model_validate(values)
     except ValidationError as exc:
         raise MappingError(validation_reason(exc)) from None
 

@@ -151,6 +151,10 @@ def localize_series(times: Sequence[datetime | None]) -> list[datetime | LocalTi
     for i in order:
         naive = times[i]
         assert naive is not None
+        hour = _hour(naive)
+        if hour is not None and hour[0] == hour[1] and naive.tzinfo is None:
+            out[i] = (naive - hour[0]).replace(tzinfo=UTC)  # an ordinary hour: what to_utc gives
+            continue
         fold = 0
         if is_ambiguous(naive):
             day = naive.date()

@@ -76,38 +76,6 @@ def number(value: Any) -> float:
     return result
 
 
-_INF = math.inf
-SLOW = object()
-"""What a fast transform returns when the value needs the full transform (and its reasons)."""
-
-
-def _fast_number(value: Any) -> Any:
-    """:func:`number` for the feeds' usual value, a short numeric string, else :data:`SLOW`.
-
-    float() itself ignores surrounding whitespace (as ``strip`` did) and the comparison drops
-    nan and infinities, so every value returned here is what :func:`number` returns."""
-    if type(value) is str and len(value) <= MAX_NUMBER_TEXT:
-        try:
-            result = float(value)
-        except ValueError:
-            return SLOW
-        if -_INF < result < _INF:
-            return result
-    return SLOW
-
-
-def _fast_non_negative(value: Any) -> Any:
-    """:func:`non_negative` for a short numeric string, else :data:`SLOW` (as :func:`_fast_number`)."""
-    if type(value) is str and len(value) <= MAX_NUMBER_TEXT:
-        try:
-            result = float(value)
-        except ValueError:
-            return SLOW
-        if 0.0 <= result < _INF:
-            return result
-    return SLOW
-
-
 def non_negative(value: Any) -> float:
     """A number >= 0 (concentrations, speeds, counts as measured values)."""
     result = number(value)
@@ -146,8 +114,11 @@ def url(value: Any) -> str | None:
     return quote(cleaned, safe=":/?#[]@!$&'()*+,;=%-._~")
 
 
-# Transforms with a fast variant for the common case; mapping tables use it when they can.
-FAST: Mapping[Any, Any] = {number: _fast_number, non_negative: _fast_non_negative}
+# Transforms that, for the feeds' usual value (a numeric string of at most MAX_NUMBER_TEXT
+# characters), are float(value) when it is finite and at least the floor. Mapping tables read such
+# values inline (see adapter.mapping.base.read): a series reads thousands of them. float() ignores
+# surrounding whitespace as the strip in number() does; anything else goes through the transform.
+NUMBER_FLOORS: Mapping[Any, float] = {number: -math.inf, non_negative: 0.0}
 
 
 def unit_code(value: Any) -> str:
