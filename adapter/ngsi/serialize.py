@@ -89,7 +89,11 @@ def _plain(value: Any) -> Any:
 
 _K_PROP, _K_GEO, _K_REL, _K_LANG = 0, 1, 2, 3
 _KIND_CODE = {_PROPERTY: _K_PROP, _GEO: _K_GEO, _REL: _K_REL, _LANG: _K_LANG}
-_Step = tuple[str, str, int, str | None, bool]
+# Normalized form: each kind's "type" and the key of its value.
+_HEADS = {_K_PROP: ("Property", "value"), _K_GEO: ("GeoProperty", "value"),
+          _K_REL: ("Relationship", "object"), _K_LANG: ("LanguageProperty", "languageMap")}
+# (field, wire name, kind, unit, observed, normalized "type", normalized value key)
+_Step = tuple[str, str, int, str | None, bool, str, str]
 _plans: dict[type, tuple[tuple[_Step, ...], dict[str, tuple[int, _Step]]]] = {}
 # Steps per (model, fields set): entities of one feed set the same few fields over and over, so
 # choosing and ordering them is done once per combination. Bounded like _FORMATTED.
@@ -98,11 +102,11 @@ _MAX_CHOSEN = 1024
 
 
 def _plan(model: type[Entity]) -> tuple[tuple[_Step, ...], dict[str, tuple[int, _Step]]]:
-    """(field, wire name, kind, unit, observed) per attribute, in model order, computed once."""
+    """(field, wire name, kind, unit, observed, ...) per attribute, in model order, computed once."""
     plan = _plans.get(model)
     if plan is None:
-        steps = tuple((s.field, s.wire, _KIND_CODE[s.ngsi.kind], s.ngsi.unit, s.ngsi.observed)
-                      for s in model.attributes)
+        steps = tuple((s.field, s.wire, _KIND_CODE[s.ngsi.kind], s.ngsi.unit, s.ngsi.observed,
+                       *_HEADS[_KIND_CODE[s.ngsi.kind]]) for s in model.attributes)
         plan = _plans[model] = (steps, {step[0]: (i, step) for i, step in enumerate(steps)})
     return plan
 
@@ -141,7 +145,7 @@ def to_dict(entity: Entity, form: Form = Form.NORMALIZED, context: Any = None) -
     metas = values["attr_meta"]
     key_values = form is Form.KEY_VALUES
     normalized = form is Form.NORMALIZED
-    for field, wire, kind, unit, observed in _steps(entity):
+    for field, wire, kind, unit, observed, head, value_key in _steps(entity):
         value = values[field]
         if value is None:
             continue
@@ -154,6 +158,19 @@ def to_dict(entity: Entity, form: Form = Form.NORMALIZED, context: Any = None) -
             out[wire] = {"languageMap": plain} if kind == _K_LANG else plain
             continue
         meta = metas.get(field) if metas else None
+        if meta is None and normalized:
+            # The usual attribute (the model's unit, the entity's time) built in one literal:
+            # the same keys, in the same order, as the general path below.
+            observed_at = obs_text if observed else None
+            if unit is not None and kind == _K_PROP:
+                out[wire] = ({"type": head, "value": plain, "unitCode": unit, "observedAt": observed_at}
+                             if observed_at is not None
+                             else {"type": head, "value": plain, "unitCode": unit})
+            elif observed_at is not None:
+                out[wire] = {"type": head, value_key: plain, "observedAt": observed_at}
+            else:
+                out[wire] = {"type": head, value_key: plain}
+            continue
         if meta is None:
             observed_at = obs_text if observed else None
             dataset_id = None
