@@ -21,11 +21,11 @@ readings a mapper left out, with their reasons, are kept in ``Mapped.notes``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from math import isfinite, nan
 from typing import Any
 
 from pydantic import ValidationError
@@ -38,6 +38,7 @@ from data_models import AttrMeta, Entity
 logger = logging.getLogger(__name__)
 
 MAX_REASON = 500
+_MAX_NUMBER_TEXT, _UNIT_CODES = parse.MAX_NUMBER_TEXT, parse.UNIT_CODES  # read's hot loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,27 +195,30 @@ def read(table: Sequence[Attr], source: Mapping[str, Any], *, strict: bool = Tru
     values, units, get = out.values, out.units, source.get
     for attr, key, target, floor, unit, unit_source in _compiled(table):
         raw = get(key)
-        if raw is None or (type(raw) is str and not raw):
-            continue  # blank: absent (the feeds' usual "no value"; other blanks: _read_one)
-        if floor is not None and type(raw) is str and len(raw) <= parse.MAX_NUMBER_TEXT:
-            # Inline number (see parse.NUMBER_FLOORS): a series reads thousands. A value or unit
-            # this does not take goes through _read_one below, which says why.
-            try:
-                value = float(raw)
-            except ValueError:
-                value = math.nan
-            if value >= floor and math.isfinite(value):
-                if unit_source is None:
-                    values[target] = value
-                    if unit is not None:
-                        units[target] = unit
-                    continue
-                unit_text = get(unit_source)
-                code = parse.UNIT_CODES.get(unit_text) if type(unit_text) is str else None
-                if code is not None:
-                    values[target] = value
-                    units[target] = code
-                    continue
+        if raw is None:
+            continue  # absent
+        if type(raw) is str:
+            if not raw:
+                continue  # the feeds' usual blank (other blanks, such as "  ", go to _read_one)
+            if floor is not None and len(raw) <= _MAX_NUMBER_TEXT:
+                # Inline number (see parse.NUMBER_FLOORS): a series reads thousands. A value or
+                # unit this does not take goes through _read_one below, which says why.
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = nan
+                if value >= floor and isfinite(value):
+                    if unit_source is None:
+                        values[target] = value
+                        if unit is not None:
+                            units[target] = unit
+                        continue
+                    unit_text = get(unit_source)
+                    code = _UNIT_CODES.get(unit_text) if type(unit_text) is str else None
+                    if code is not None:
+                        values[target] = value
+                        units[target] = code
+                        continue
         _read_one(attr, source, strict, where, out)
     return out
 
@@ -274,12 +278,8 @@ def attr_meta(model: type[Entity], units: Mapping[str, str] | None = None,
     """Per-attribute metadata where it differs from the model's unit or the entity's time."""
     declared = declared_units(model)
     units, observed_at = units or {}, observed_at or {}
-    if not observed_at:
-        for name, unit in units.items():
-            if declared.get(name) != unit:
-                break
-        else:
-            return {}  # the usual case: every unit is the model's own
+    if not observed_at and units.items() <= declared.items():
+        return {}  # the usual case: every unit is the model's own (a C-level subset check)
     meta: dict[str, AttrMeta] = {}
     for name in {*units, *observed_at}:
         unit = units.get(name)
