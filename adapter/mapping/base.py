@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from math import isfinite, nan
+from math import nan
 from typing import Any
 
 from pydantic import ValidationError
@@ -191,7 +191,7 @@ def read(table: Sequence[Attr], source: Mapping[str, Any], *, strict: bool = Tru
     ``strict``: the first bad value raises :class:`MappingError` (the record is rejected);
     otherwise a bad value is left out and its reason kept in ``problems`` (the rest go on).
     """
-    out = Values()
+    out = Values({}, {}, [])  # (positional: skips the default factories, per reading)
     values, units, get = out.values, out.units, source.get
     for attr, key, target, floor, unit, unit_source in _compiled(table):
         raw = get(key)
@@ -207,7 +207,7 @@ def read(table: Sequence[Attr], source: Mapping[str, Any], *, strict: bool = Tru
                     value = float(raw)
                 except ValueError:
                     value = nan
-                if value >= floor and isfinite(value):
+                if value >= floor and value - value == 0.0:  # (finite: inf - inf and nan are nan)
                     if unit_source is None:
                         values[target] = value
                         if unit is not None:
