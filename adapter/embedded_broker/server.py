@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import threading
@@ -69,7 +70,23 @@ class EmbeddedBroker:
         self.stop()
 
 
+def tune_gc() -> None:
+    """Fewer and cheaper garbage collections, for a process that does nothing but serve the broker.
+
+    A 1000-entity batch allocates ~50,000 dicts and lists that all live until its answer is sent:
+    with CPython's default first-generation threshold (700) that is ~70 collections per batch, each
+    walking the surviving batch objects, and the full ones walk every imported module's objects too.
+    Freezing the startup heap and a 20,000 threshold cut the server's CPU per upserted entity by
+    ~10-20 % (bench/README.md). Reference cycles are rare here, so memory is not held much longer.
+    Not applied by `EmbeddedBroker`, which shares its process with tests and the demo.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+
+
 def serve(settings: BrokerSettings) -> None:
     """Serve in the foreground until interrupted (the CLI's `broker serve`)."""
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                access_log=False)
+    app = create_app(settings)
+    tune_gc()
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)

@@ -8,9 +8,11 @@ worker thread.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants(name TEXT PRIMARY KEY);
@@ -63,6 +67,18 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return compiled
 
 
+def _open(path: str | None) -> sqlite3.Connection:
+    conn = sqlite3.connect(path or ":memory:", check_same_thread=False,
+                           isolation_level=None, cached_statements=256)
+    if path is not None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.create_function("regexp", 2, _regexp, deterministic=True)
+    return conn
+
+
 @dataclass(slots=True)
 class Stored:
     """A stored entity: its creation sequence number and its stored-form document."""
@@ -97,20 +113,21 @@ class Store:
         self._readers: list[sqlite3.Connection] = []
         self._tenants = {row[0] for row in self._conn.execute("SELECT name FROM tenants")}
         self._tenants.add(DEFAULT_TENANT)
+        self._checkpointer: _Checkpointer | None = None
+        if self._path is not None:
+            # Checkpoints run in a background thread (see _Checkpointer); the writer only steps in
+            # when the WAL grows past ~40 MB, which bounds it if the thread ever falls behind.
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
+            self._checkpointer = _Checkpointer(self._path)  # not self: the finalizer must run
+            weakref.finalize(self, self._checkpointer.stop)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path or ":memory:", check_same_thread=False,
-                               isolation_level=None, cached_statements=256)
-        if self._path is not None:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA cache_size=-65536")
-        conn.create_function("regexp", 2, _regexp, deterministic=True)
-        return conn
+        return _open(self._path)
 
     def close(self) -> None:
         """Close every connection."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             for reader in self._readers:
                 reader.close()
@@ -142,6 +159,8 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+        if self._checkpointer is not None:
+            self._checkpointer.wake()
 
     # -- tenants --------------------------------------------------------------------------------
     def tenant_exists(self, tenant: str) -> bool:
@@ -240,6 +259,67 @@ class Store:
         """Forget a persisted subscription."""
         with self.write() as tx:
             tx.conn.execute("DELETE FROM subscriptions WHERE tenant=? AND id=?", (tenant, ident))
+
+
+_FALLBACK_CHECKPOINT_PAGES = 10_000
+_CHECKPOINT_INTERVAL_S = 0.2
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file from its own thread and connection.
+
+    With SQLite's automatic checkpoints the commit that crosses 1000 WAL pages copies them and
+    fsyncs the database file before the request can answer: ~15 µs per upserted entity at 100,000
+    entities. A PASSIVE checkpoint here never blocks the writer or the readers, runs beside the next
+    request's JSON parsing (SQLite releases the GIL), and durability is unchanged: committed
+    transactions are in the WAL either way.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wanted = threading.Event()
+        self._stopped = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def wake(self) -> None:
+        """A transaction committed: checkpoint soon (the thread starts with the first write)."""
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None and not self._stopping:
+                    self._thread = threading.Thread(target=self._run, name="broker-checkpoint",
+                                                    daemon=True)
+                    self._thread.start()
+        self._wanted.set()
+
+    def stop(self) -> None:
+        """Finish the running checkpoint and end the thread."""
+        with self._start_lock:
+            self._stopping = True
+        self._stopped.set()
+        self._wanted.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        conn = _open(self._path)
+        try:
+            while True:
+                self._wanted.wait()
+                if self._stopping:
+                    return
+                self._wanted.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # e.g. disk full: the writer's fallback still bounds the WAL
+                    logger.warning("WAL checkpoint failed: %s", exc)
+                # Batches commit several times a second: one checkpoint per interval copies each hot
+                # page (index and R-tree nodes) once instead of once per commit.
+                if self._stopped.wait(_CHECKPOINT_INTERVAL_S):
+                    return
+        finally:
+            conn.close()
 
 
 class Writer:
