@@ -1,4 +1,8 @@
-"""Running the broker: in-process on a free port (tests, demo) or in the foreground (CLI)."""
+"""Running the broker: in-process on a free port (tests, demo) or in the foreground (CLI).
+
+uvicorn picks httptools (HTTP parsing in C) and uvloop when installed (both are dependencies):
+about 3-4 µs less server CPU per upserted entity than h11 + asyncio (bench/README.md).
+"""
 
 from __future__ import annotations
 
