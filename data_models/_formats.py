@@ -60,8 +60,8 @@ GtfsColor = Annotated[str, Strict(), _pattern(r"[0-9A-Fa-f]{6}", "a GTFS colour 
 # "Europe/Sofia".
 TimeZoneName = Annotated[str, Strict(), AfterValidator(_check_zone)]
 # Integers the schema bounds below by 1 (capacity, socketNumber, laneId, totalSpotNumber).
-PositiveInt = Annotated[int, Strict(), Field(ge=1)]
+PositiveInt = Annotated[int, Strict(), Field(ge=1, le=2**63 - 1)]
 # A compass direction in degrees, 0..360 (wind, swell, camera heading).
-Degrees = Annotated[float, Strict(), Field(ge=0, le=360)]
+Degrees = Annotated[float, Strict(), Field(ge=0, le=360, allow_inf_nan=False)]
 # A non-empty string (names and codes that an empty string would make meaningless).
 NonEmptyText = Annotated[str, Strict(), Field(min_length=1)]

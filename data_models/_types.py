@@ -28,13 +28,16 @@ EntityId = Uri
 # Naive timestamps are refused (AwareDatetime); aware ones are normalised to UTC so that the
 # wire form is always ...Z and equal instants compare equal.
 UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-Number = Annotated[float, Strict()]
-NonNegative = Annotated[float, Strict(), Field(ge=0)]
-Integer = Annotated[int, Strict()]
-NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+# JSON-safe numbers: finite floats (JSON has no NaN/Infinity) and integers that fit 64 bits (what
+# orjson, Orion-LD and MongoDB store); a feed's "1e400" or "18e18" is refused, naming the field.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+Integer = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
 Text = Annotated[str, Strict()]
 Flag = Annotated[bool, Strict()]
-Ratio = Annotated[float, Strict(), Field(ge=0, le=1)]
+Ratio = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
 
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$|^@none$")
 

@@ -20,7 +20,7 @@ _VALUE = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_ca
 # Compound values the official schemas leave open ("type": "object" without properties, or
 # any JSON value): kept as parsed JSON, never coerced.
 JsonObject = dict[str, Any]
-_ID = Annotated[str, Field(strict=True)] | Annotated[int, Field(strict=True)]
+_ID = Annotated[str, Field(strict=True)] | Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 
 
 class MunicipalityInfo(BaseModel):

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from adapter.errors import AdapterError, FatalError, TransientError
+import orjson
+
+from adapter.errors import AdapterError, FatalError, MappingError, TransientError
 from adapter.mapping.base import Mapped, Rejected, merge
 from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import BrokerClient
@@ -124,12 +126,30 @@ class Pipeline:
         self._contexts: dict[type[Entity], Any] = {}
 
     def outgoing(self, entity: Entity) -> OutgoingEntity:
-        """An entity as the broker client sends it (normalized, with its @context)."""
+        """An entity as the broker client sends it (normalized JSON bytes, with its @context).
+
+        Encoded here, once: a value JSON cannot carry (e.g. an integer beyond 64 bits in a
+        free-form compound value) is a MappingError for this entity, not a failed batch later.
+        """
         model = type(entity)
         context = self._contexts.get(model)
         if context is None:
             context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
-        return OutgoingEntity(entity.id, entity.entity_type, to_dict(entity, Form.NORMALIZED), context)
+        try:
+            body = orjson.dumps(to_dict(entity, Form.NORMALIZED))
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            raise MappingError(f"entity cannot be encoded as JSON: {exc}", entity_id=entity.id) from None
+        return OutgoingEntity(entity.id, entity.entity_type, body, context)
+
+    def _encodable(self, by_id: dict[str, Mapped], report: SyncReport) -> list[OutgoingEntity]:
+        outgoing = []
+        for mapped in by_id.values():
+            try:
+                outgoing.append(self.outgoing(mapped.entity))
+            except MappingError as exc:
+                self._reject_record(Rejected(report.source, mapped.record or mapped.entity.id,
+                                             exc.reason), report)
+        return outgoing
 
     async def map_source(self, source: Source, mapper: RecordMapper, report: SyncReport,
                          skipper: RecordSkipper | None = None) -> tuple[dict[str, Mapped], bool]:
@@ -161,9 +181,8 @@ class Pipeline:
         payload = None
         if rejected.payload is not None:
             try:
-                import orjson
                 payload = orjson.dumps(rejected.payload, default=str)
-            except TypeError:
+            except (orjson.JSONEncodeError, TypeError):
                 payload = None
         self.quarantine.add(tenant=self.tenant, source=rejected.source, kind="record",
                             locator=rejected.record, error=rejected.error(), payload=payload)
@@ -223,7 +242,7 @@ class Pipeline:
             report.readings += len(mapped.history)
             if self.history is not None and mapped.history:
                 self.history.write(name, mapped.history)
-        outgoing = (self.outgoing(m.entity) for m in by_id.values())
+        outgoing = self._encodable(by_id, report)
         present = list(skipper.skipped) if skipper is not None else ()
         plan = self.state.sync_snapshot(
             self.tenant, name, outgoing, run_id=run_id, complete=complete,
