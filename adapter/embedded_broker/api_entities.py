@@ -94,6 +94,37 @@ async def query_entities(request: Request) -> Response:
     return entities_response(result, ctx, incoming, opts, query.attrs)
 
 
+_PURGE_PARAMS = ("id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
+                 "geoproperty", "local")
+_PURGE_PAGE = 1000
+
+
+@router.delete(PREFIX + "/entities")
+async def purge_entities(request: Request) -> Response:
+    """DELETE /entities: purge every entity the filter matches (NGSI-LD 1.8, "Purge Entities").
+
+    The same filters as a query and the same too-broad rule, so an empty filter never wipes a
+    tenant. Matches are deleted in pages of 1000, each one transaction; subscriptions hear of
+    every deletion. 204 also when nothing matched.
+    """
+    broker, incoming = await _begin(request, _PURGE_PARAMS)
+    ctx = await broker.contexts.from_link(request.headers.get("link"))
+    query = query_from_params(incoming.params, incoming.tenant, ctx, False,
+                              broker.settings.default_limit, broker.settings.max_limit)
+    _too_broad(query)
+    query.limit, query.offset = _PURGE_PAGE, 0
+    while True:
+        page = await broker.run(run_query, broker.store, query)
+        ids = [doc["id"] for doc in page.docs]
+        if not ids:
+            break
+        outcome = await broker.run(ops.batch_delete, broker.store, incoming.tenant, ids)
+        broker.changed(incoming.tenant, outcome.changes)
+        if len(ids) < _PURGE_PAGE:
+            break
+    return empty()
+
+
 @router.post(PREFIX + "/entityOperations/query")
 async def post_query(request: Request) -> Response:
     """POST /entityOperations/query."""
