@@ -108,6 +108,20 @@ _CRS84 = re.compile(r"^(?:(?:OGC:)?CRS84|urn:ogc:def:crs:OGC:[\d.]*:CRS84|"
 
 def parse_crs(value: Any, *, default: SourceCRS | None = None, source: str | None = None) -> SourceCRS:
     """Read a declared CRS (code, string, Esri spatialReference or GeoJSON crs member)."""
+    if default is None and isinstance(value, (str, int, SourceCRS)):
+        try:  # every record of a layer names the same CRS: check it once
+            return _checked_crs(value)
+        except GeometryError as exc:
+            raise GeometryError(exc.reason, source=source) from None
+    return _check(value, default, source)
+
+
+@lru_cache(maxsize=256)
+def _checked_crs(value: str | int | SourceCRS) -> SourceCRS:
+    return _check(value, None, None)
+
+
+def _check(value: Any, default: SourceCRS | None, source: str | None) -> SourceCRS:
     crs = _parse_crs(value, default)
     if crs is None:
         raise GeometryError(f"unknown CRS {_short(value)}", source=source)

@@ -17,6 +17,7 @@ from data_models._types import check_uri
 _TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # URN NSS characters (RFC 8141) that may stay as they are; everything else is percent-encoded.
 _SAFE = "-._~!$&'()*+,;=:@"
+_PLAIN = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@]+$")
 _SPACES = re.compile(r"\s+")
 # Latin letters that Smart Burgas types inside Cyrillic words (homoglyphs); folded so that
 # "Цвeтни" (Latin e) and "Цветни" give the same key.
@@ -37,7 +38,10 @@ def entity_id(entity_type: str, *parts: str | int) -> str:
         text = str(part).strip()
         if not text:
             raise ValueError(f"empty key in entity id for {entity_type}")
-        encoded.append(quote(unicodedata.normalize("NFC", text), safe=_SAFE))
+        if _PLAIN.match(text):  # the usual key (ASCII, nothing to escape): skip NFC and quote
+            encoded.append(text)
+        else:
+            encoded.append(quote(unicodedata.normalize("NFC", text), safe=_SAFE))
     return check_uri(f"urn:ngsi-ld:{entity_type}:{':'.join(encoded)}")
 
 
