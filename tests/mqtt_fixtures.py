@@ -2,7 +2,8 @@
 
 `mqtt_broker` (session fixture) gives (host, port): MQTT_URL (default 127.0.0.1:1883) when something
 answers there, else a `mosquitto -p <free port>` started for the session, else the test fails when
-CI=true and is skipped otherwise. Import the fixture into a test module:
+CI=true and is skipped otherwise. (The pure-Python amqtt broker is no fallback: it refuses MQTT 5,
+which the stream source speaks by default, with "Unsupported protocol version".) Import the fixture into a test module:
 
     from tests.mqtt_fixtures import MqttListener, mqtt_broker  # noqa: F401
 """
