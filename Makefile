@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# Reference files (NGSI-LD core context, Smart Data Models contexts): from ../shared when it is
+	# there, else downloaded once into ~/.cache/burgas-adapter, so later runs need no network.
+	$(BIN)/python -m adapter.reference
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -90,3 +90,28 @@ def core_context() -> dict:
     doc = load_json(CORE_CONTEXT_FILE)
     assert isinstance(doc, dict)
     return doc
+
+
+def prefetch() -> list[str]:
+    """Make the files the adapter needs at run time local (the core context, the subject
+    contexts); returns what could not be had. Run at set-up, so later runs need no network."""
+    from adapter.ngsi.context import subjects
+
+    wanted = [CORE_CONTEXT_FILE] + [f"smart-data-models/{s}/context.jsonld" for s in subjects()
+                                    if s.startswith("dataModel.")]
+    missing = []
+    for relative in wanted:
+        try:
+            reference_path(relative)
+        except ConfigError as exc:
+            missing.append(f"{relative}: {exc.reason}")
+    return missing
+
+
+if __name__ == "__main__":  # `python -m adapter.reference`: the Makefile's set-up step
+    import sys
+
+    problems = prefetch()
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    sys.exit(0)

@@ -25,7 +25,7 @@ from adapter.ngsi.context import (
     CORE_CONTEXT_URL, SDM_CONTEXT_URL, ContextMode, generated_context_document,
     generated_context_url, subjects,
 )
-from adapter.reference import CORE_CONTEXT_FILE, shared_dir
+from adapter.reference import CORE_CONTEXT_FILE, cache_dir, shared_dir
 from adapter.samples.serving import close_samples
 from adapter.settings import Settings
 from adapter.sync.factory import build_mapper, build_source
@@ -56,18 +56,18 @@ def write_generated_contexts(directory: Path, base_url: str) -> dict[str, Path]:
 
 
 def local_reference_contexts() -> dict[str, Path]:
-    """Official context URLs -> local reference copies, when a reference directory exists."""
-    local = shared_dir()
-    if local is None:
-        return {}
+    """Official context URLs -> local copies (reference directory or download cache), as far as
+    they are here; the embedded broker then needs no network for them either."""
     files = {}
-    core = local / CORE_CONTEXT_FILE
-    if core.is_file():
-        files[CORE_CONTEXT_URL] = core
-    for subject in subjects():
-        path = local / "smart-data-models" / subject / "context.jsonld"
-        if path.is_file():
-            files[SDM_CONTEXT_URL.format(subject=subject)] = path
+    wanted = {CORE_CONTEXT_URL: CORE_CONTEXT_FILE}
+    wanted.update({SDM_CONTEXT_URL.format(subject=subject): f"smart-data-models/{subject}/context.jsonld"
+                   for subject in subjects()})
+    local = shared_dir()
+    for url, relative in wanted.items():
+        for base in (local, cache_dir()):
+            if base is not None and (base / relative).is_file():
+                files[url] = base / relative
+                break
     return files
 
 
