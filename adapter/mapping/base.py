@@ -296,7 +296,7 @@ def build(model: type[Entity], values: Mapping[str, Any],
           meta: Mapping[str, AttrMeta] | None = None) -> Entity:
     """Validate values into the model; a refusal raises :class:`MappingError` with the reason."""
     data = {**values, "attr_meta": dict(meta)} if meta else values
-    if _NAME_LOOKUP and data.keys() <= _name_only_keys(model):
+    if _NAME_LOOKUP and data.keys() <= _name_only_keys(model) and not _has_nested_object(data):
         # Keyed by field names (what every mapper writes): the same full validation, looking
         # each of the model's ~50 fields up by name only, not alias then name (~25 % faster).
         # A refusal is validated again below: its reason names missing fields by alias.
@@ -308,6 +308,12 @@ def build(model: type[Entity], values: Mapping[str, Any],
         return model.model_validate(data)
     except ValidationError as exc:
         raise MappingError(validation_reason(exc)) from None
+
+
+def _has_nested_object(data: Mapping[str, Any]) -> bool:
+    """A compound value as a plain dict keys its sub-model by wire names (``addressLocality``),
+    which name-only lookup would refuse: such records go straight to the usual validation."""
+    return any(type(value) is dict for key, value in data.items() if key != "attr_meta")
 
 
 # validate_python(by_alias=, by_name=) exists since pydantic 2.11 (pyproject allows >= 2.7).
