@@ -117,3 +117,43 @@ def test_a_new_mapping_or_full_maps_everything_again(world):
     assert full.mapped == 6 and full.skipped_records == 0 and full.sent == 0  # same content
     remapped = _sync(world, _config(server, constants={"address.addressLocality": "Бургас"}))
     assert not remapped.not_modified and remapped.mapped == 6 and remapped.sent == 6
+
+
+def _gtfs_sync(world, url: str) -> SyncReport:
+    config = PipelineConfig.model_validate({"sources": [{
+        "name": "gtfs.burgasbus", "group": "gtfs", "type": "gtfs", "url": url}]}).sources[0]
+    return _sync(world, config)
+
+
+def test_an_unchanged_gtfs_file_is_not_read_again_and_a_touched_one_maps_nothing_new(world, tmp_path):
+    import os
+    import shutil
+
+    from adapter.samples.serving import SAMPLES
+
+    feed = tmp_path / "burgasbus.zip"
+    shutil.copy(SAMPLES.resolve("samples:gtfs/burgasbus.zip"), feed)
+    first = _gtfs_sync(world, str(feed))
+    assert first.ok and first.sent == 136
+    again = _gtfs_sync(world, str(feed))
+    assert again.not_modified and again.records_in == 0 and again.unchanged == 136
+    stat = feed.stat()
+    os.utime(feed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # re-published, same bytes
+    touched = _gtfs_sync(world, str(feed))
+    assert not touched.not_modified and touched.records_in == 136
+    assert touched.skipped_records == 136 and touched.mapped == 0 and touched.sent == 0
+
+
+def test_a_gtfs_url_with_an_unchanged_etag_is_not_downloaded_again(world):
+    from adapter.samples.serving import SAMPLES
+    from tests.servers import Reply
+
+    _, server, _, _ = world
+    body = open(SAMPLES.resolve("samples:gtfs/burgasbus.zip"), "rb").read()
+    server.add("/gtfs/burgasbus.zip", Reply(body, 200, "application/zip", {"ETag": '"v1"'}))
+    url = server.url("/gtfs/burgasbus.zip")
+    assert _gtfs_sync(world, url).sent == 136
+    again = _gtfs_sync(world, url)
+    assert again.not_modified and again.sent == 0
+    downloads = [r for r in server.requests_to("/gtfs/burgasbus.zip") if r.method == "GET"]
+    assert len(downloads) == 1

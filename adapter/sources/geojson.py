@@ -35,6 +35,14 @@ class GeoJSONSource:
         """One run: read the document and yield its features."""
         return Fetch(self.name, self._produce)
 
+    async def version(self) -> str | None:
+        """The document's version (file size and time, or ETag / Last-Modified): an unchanged
+        one lets the sync skip the fetch (adapter.sync.skip)."""
+        try:
+            return await self._fetcher.version(self.url, source=self.name)
+        finally:
+            await self._fetcher.aclose()
+
     async def _produce(self, fetch: Fetch) -> AsyncIterator[RawRecord]:
         try:
             raw = await self._fetcher.get(self.url, source=self.name)

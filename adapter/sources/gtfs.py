@@ -60,6 +60,14 @@ class GTFSSource:
         """One run over the feed."""
         return Fetch(self.name, self._produce)
 
+    async def version(self) -> str | None:
+        """The document's version (file size and time, or ETag / Last-Modified): an unchanged
+        one lets the sync skip the fetch (adapter.sync.skip)."""
+        try:
+            return await self._fetcher.version(self.url, source=self.name)
+        finally:
+            await self._fetcher.aclose()
+
     async def _produce(self, fetch: Fetch) -> AsyncIterator[RawRecord]:
         try:
             payload = await self._fetcher.get(self.url, source=self.name)

@@ -212,6 +212,28 @@ class PayloadFetcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    async def version(self, url: str, *, source: str) -> str | None:
+        """A cheap version of a whole document: a file's size and modification time, or the
+        server's ETag / Last-Modified from a HEAD request; None when there is none to be had
+        (then the caller simply fetches). Never raises for network trouble."""
+        try:
+            if is_local(url):
+                stat = await asyncio.to_thread(local_path(url).stat)
+                return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
+            response = await self.client.head(url, headers=dict(self.options.headers),
+                                               follow_redirects=True)
+        except (OSError, httpx.HTTPError) as exc:
+            logger.debug("source %s: no version for %s: %s", source, url, exc)
+            return None
+        if response.status_code != 200:
+            return None
+        tag = response.headers.get("etag")
+        if tag and not tag.startswith("W/"):  # a weak tag may stay while the bytes change
+            return f"etag={tag}"
+        modified = response.headers.get("last-modified")
+        length = response.headers.get("content-length", "")
+        return f"last-modified={modified};length={length}" if modified else None
+
     async def get_json(self, url: str, *, source: str,
                        params: Mapping[str, str] | None = None) -> Any:
         """GET ``url`` (with ``params``) and return the decoded JSON."""
