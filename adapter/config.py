@@ -144,6 +144,12 @@ class MQTTSourceConfig(_SourceBase):
     batch_max_messages: int = Field(500, ge=1, le=65535)
     batch_max_ms: int = Field(100, ge=1, le=60_000)
     max_payload_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
+    # More than one: that many worker processes share the subscriptions (MQTT shared subscriptions,
+    # `$share/<share_group>/<topic>`), each mapping and storing its messages; this process delivers.
+    # Each worker keeps its own persistent session (client id <client_id>-w<n>): lowering the
+    # number strands the messages queued for the sessions no longer used until they expire.
+    workers: int = Field(1, ge=1, le=16)
+    share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")  # default: the client id
 
     @field_validator("url")
     @classmethod

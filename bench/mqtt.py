@@ -101,7 +101,6 @@ def publish(host: str, port: int, topic_prefix: str, broker_url: str, context_ur
         delay = due - time.time()
         if delay > 0.0005:
             time.sleep(delay)
-        minute = (i // sensors) % 60
         if i % PROBE_EVERY == 0:
             seq = i // PROBE_EVERY
             sensor = f"probe-{seq % PROBES}"
@@ -110,7 +109,7 @@ def publish(host: str, port: int, topic_prefix: str, broker_url: str, context_ur
             published_at[seq] = time.time()
         else:
             sensor = f"s{i % sensors}"
-            payload = {"sensor": sensor, "time": f"2025-06-01T10:{minute:02d}:00Z", "location": LOCATION,
+            payload = {"sensor": sensor, "time": _time(i // sensors), "location": LOCATION,
                        "laeq": 40 + i % 50}
         if binary is not None:
             pipe.stdin.write(orjson.dumps(payload) + b"\n")  # type: ignore[union-attr]
@@ -175,17 +174,17 @@ def _child_broker(state: Path, base_url: str) -> tuple[Any, str]:
             time.sleep(0.1)
 
 
-async def run(rate: float, seconds: float, sensors: int, broker_process: bool = False) -> dict[str, Any]:
+async def run(rate: float, seconds: float, sensors: int, broker_process: bool = False, workers: int = 1,
+              mqtt_address: tuple[str, int] | None = None) -> dict[str, Any]:
     """One offered rate: adapter here, publisher in a child; returns the measurements."""
     from adapter.config import MQTTSourceConfig, PipelineConfig
-    from adapter.mapping.mqtt import mapper_for
     from adapter.ngsi.context import generated_context_url
     from adapter.runtime import Runtime
     from adapter.settings import Settings
-    from adapter.sources.mqtt import MQTTSource
-    from adapter.sync.stream import StreamBatch, StreamRunner
+    from adapter.sync.stream import StreamBatch
+    from adapter.sync.stream_pool import build_stream
 
-    host, port = _address()
+    host, port = mqtt_address or _address()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     state = Path(tempfile.mkdtemp(prefix="bench-mqtt-"))
     settings = Settings(state_dir=state, embedded_broker_persist=False)
@@ -194,14 +193,12 @@ async def run(rate: float, seconds: float, sensors: int, broker_process: bool = 
         broker_child, url = _child_broker(state, settings.context_base_url)
         settings = settings.model_copy(update={"broker_url": url})
     config = MQTTSourceConfig(name="mqtt.bench", group="mqtt", type="mqtt", url=f"mqtt://{host}:{port}",
-                              client_id=prefix, session_expiry_seconds=60,
+                              client_id=prefix, session_expiry_seconds=60, workers=workers,
                               topics={f"{prefix}/+/noise": "lamppost.noise"})
     batches: list[tuple[float, StreamBatch]] = []
     async with Runtime(settings, PipelineConfig(sources=[])) as runtime:
         assert runtime.pipeline is not None and runtime.client is not None
-        runner = StreamRunner(MQTTSource.from_config(config, settings), mapper_for(config.name, config.topics),
-                              runtime.pipeline, batch_max_messages=config.batch_max_messages,
-                              batch_max_ms=config.batch_max_ms,
+        runner = build_stream(config, settings, runtime.pipeline,
                               on_batch=lambda b: batches.append((time.monotonic(), b)))
         await runner.start()
         while not runner.source.status()["connected"]:
@@ -216,7 +213,7 @@ async def run(rate: float, seconds: float, sensors: int, broker_process: bool = 
         child.start()
         max_lag = 0.0
         while True:  # read the result before joining: the child cannot exit with it unread
-            max_lag = max(max_lag, runner.source.lag())
+            max_lag = max(max_lag, runner.source.lag())  # type: ignore[attr-defined]
             try:
                 outcome = results.get_nowait()
                 break
@@ -230,6 +227,7 @@ async def run(rate: float, seconds: float, sensors: int, broker_process: bool = 
         while (runner.status.messages < outcome["published"] or runner.status.pending) \
                 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        received = runner.source.status()["received"]
         await runner.stop()
         found = await runtime.client.query({"type": "NoiseLevelObserved", "options": "keyValues",
                                             "attrs": "LAeq"}, context=[generated_context_url(
@@ -248,7 +246,7 @@ async def run(rate: float, seconds: float, sensors: int, broker_process: bool = 
         "ingest_rate": acked / (last - first) if last > first else 0.0,
         "offered_rate": outcome["published"] / outcome["offered_seconds"],
         "batches": len(batches), "coalesced": runner.status.coalesced, "sent": runner.status.sent,
-        "received": runner.source.received - 1,  # minus the warm-up reading
+        "received": received - 1,  # minus the warm-up reading
         "entities": len(found), "all_arrived": acked == outcome["published"] and len(found) >= expected_entities,
         "probes": outcome["probes"], "probes_seen": len(latencies),
         "p50": statistics.median(latencies) if latencies else float("nan"),
@@ -283,16 +281,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sensors", type=int, default=1000)
     parser.add_argument("--broker-process", action="store_true",
                         help="run the embedded broker in its own process (default: in-process, as `serve` does)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes sharing the subscription (the stream's `workers` setting)")
+    parser.add_argument("--own-mosquitto", action="store_true",
+                        help="start a private mosquitto with docker/mosquitto.conf's queue limits instead of "
+                             "using MQTT_URL (whose default configuration drops QoS 1 messages past 1000 queued)")
     args = parser.parse_args(argv)
-    host, port = _address()
+    mosquitto = _own_mosquitto() if args.own_mosquitto else None
+    host, port = mosquitto[1] if mosquitto else _address()
     where = "own process" if args.broker_process else "in-process"
-    print(f"Mosquitto {host}:{port}; embedded broker {where}; {args.sensors} sensors; {args.seconds:g} s "
-          f"per rate; micro-batch 500 messages / 100 ms")
+    print(f"Mosquitto {host}:{port}{' (private, docker/mosquitto.conf limits)' if mosquitto else ''}; "
+          f"embedded broker {where}; {args.workers} worker process(es); {args.sensors} sensors; "
+          f"{args.seconds:g} s per rate; micro-batch 500 messages / 100 ms")
     print("| offered msg/s | published | acknowledged msg/s | batches | coalesced | entities sent | "
           "all arrived | latency p50 ms | p99 ms | max ms | max MQTT lag ms |")
     print("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for rate in (float(r) for r in args.rates.split(",")):
-        r = asyncio.run(run(rate, args.seconds, args.sensors, args.broker_process))
+        r = asyncio.run(run(rate, args.seconds, args.sensors, args.broker_process, args.workers, (host, port)))
         print(f"| {r['offered_rate']:,.0f} | {r['published']:,} | {r['ingest_rate']:,.0f} | {r['batches']:,} | "
               f"{r['coalesced']:,} | {r['sent']:,} | {'yes' if r['all_arrived'] else 'NO'} "
               f"({r['entities']:,} entities) | {r['p50'] * 1000:.0f} | {r['p99'] * 1000:.0f} | "
@@ -302,4 +307,32 @@ def main(argv: list[str]) -> int:
                   "beyond max_queued_messages, 1000 by default, once the adapter falls behind)")
         if r["probes_seen"] < r["probes"]:
             print(f"  ({r['probes'] - r['probes_seen']} of {r['probes']} probes never seen)")
+    if mosquitto is not None:
+        mosquitto[0].terminate()
+        mosquitto[0].wait(10)
     return 0
+
+
+def _own_mosquitto() -> tuple[subprocess.Popen[bytes], tuple[str, int]]:
+    """A private mosquitto on a free loopback port, with the queue limits of docker/mosquitto.conf."""
+    import re
+    import socket
+
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    limits = [line for line in (Path(__file__).parent.parent / "docker" / "mosquitto.conf").read_text().splitlines()
+              if re.match(r"^(max_queued_messages|max_queued_bytes|max_inflight_messages)\b", line)]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = Path(tempfile.mkdtemp(prefix="bench-mosquitto-")) / "mosquitto.conf"
+    conf.write_text("\n".join([f"listener {port} 127.0.0.1", "allow_anonymous true", *limits]) + "\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, ("127.0.0.1", port)
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mosquitto did not start") from None
+            time.sleep(0.05)

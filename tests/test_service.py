@@ -169,3 +169,22 @@ def test_secrets_never_appear_in_status_metrics_or_logs(env, feed, mqtt_broker, 
         for text in (*shown, caplog.text):
             assert secret not in text
     assert "service started" in caplog.text  # the logs were captured
+
+
+def test_a_stream_with_worker_processes_reports_each_worker(env, feed, mqtt_broker):  # noqa: F811
+    config = pipeline(feed, mqtt_broker)
+    config.sources[1] = config.sources[1].model_copy(update={"workers": 2})
+    feed.released.set()
+    with TestClient(create_app(load_settings(), config)) as client:
+        wait_ready(client)
+        deadline = time.monotonic() + 60
+        while True:
+            source = client.get("/status").json()["sources"]["mqtt.live"]["source"]
+            if source["connected"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert source["connected"] is True and source["workers"] == 2
+        assert [w["client_id"].rsplit("-", 1)[1] for w in source["per_worker"]] == ["w0", "w1"]
+        assert all(w["connected"] for w in source["per_worker"])
+        assert "mqtt_password" not in str(source) and SECRETS["BURGAS_MQTT_PASSWORD"] not in str(source)
+        assert 'burgas_mqtt_connected{source="mqtt.live"} 1.0' in client.get("/metrics").text

@@ -201,3 +201,65 @@ def test_state_survives_reopening(tmp_path):
     assert Outbox(second).pending() == 1
     assert second.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     second.close()
+
+
+# --- streams: one transaction per micro-batch, older readings are stale -----------------------------
+
+def _at(minute: int):
+    from datetime import UTC, datetime
+
+    return datetime(2025, 6, 1, 10, minute, tzinfo=UTC)
+
+
+def pending_values(store: StateStore) -> dict[str, int]:
+    import orjson
+
+    rows = store.conn.execute("SELECT entity_id, body FROM outbox WHERE op='upsert' ORDER BY seq").fetchall()
+    return {i: orjson.loads(body)["v"]["value"] for i, body in rows}
+
+
+def test_a_stream_reading_older_than_one_already_enqueued_is_stale(store):
+    plan = store.sync_stream("", "m", [(ent(1, v=5), _at(5)), (ent(2, v=5), _at(5))], run_id="a")
+    assert len(plan.upserts) == 2 and plan.stale == []
+    # Another worker commits older readings of entity 1 and a newer one of entity 2 afterwards.
+    plan = store.sync_stream("", "m", [(ent(1, v=3), _at(3)), (ent(2, v=7), _at(7))], run_id="b")
+    assert plan.stale == ["urn:ngsi-ld:T:1"] and [e.id for e, _, _ in plan.upserts] == ["urn:ngsi-ld:T:2"]
+    # The pending upsert of 2 was replaced, not repeated; 1 keeps its newer value.
+    assert pending_values(store) == {"urn:ngsi-ld:T:1": 5, "urn:ngsi-ld:T:2": 7}
+    # The same time again is not stale (a corrected reading), and a reading without time never is.
+    plan = store.sync_stream("", "m", [(ent(1, v=6), _at(5)), (ent(3, v=1), None)], run_id="c")
+    assert plan.stale == [] and pending_values(store)["urn:ngsi-ld:T:1"] == 6
+    # Inside one batch the newest reading of an entity wins, whatever the order.
+    plan = store.sync_stream("", "m", [(ent(4, v=9), _at(9)), (ent(4, v=8), _at(8))], run_id="d")
+    assert pending_values(store)["urn:ngsi-ld:T:4"] == 9
+
+
+def test_stream_times_are_per_source_and_tenant(store):
+    store.sync_stream("", "m", [(ent(1, v=5), _at(5))], run_id="a")
+    assert store.sync_stream("", "other", [(ent(1, v=3), _at(3))], run_id="b").stale == []
+    assert store.sync_stream("t2", "m", [(ent(1, v=3), _at(3))], run_id="c").stale == []
+
+
+def test_a_state_file_of_an_earlier_version_is_migrated(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE entity_state (
+            tenant TEXT NOT NULL, source TEXT NOT NULL, entity_id TEXT NOT NULL, entity_type TEXT NOT NULL,
+            want_hash TEXT, want_attrs TEXT, sent_hash TEXT, sent_attrs TEXT,
+            last_seen_run TEXT, last_seen_at TEXT, confirmed_at TEXT,
+            PRIMARY KEY (tenant, source, entity_id)) WITHOUT ROWID;
+        INSERT INTO entity_state VALUES ('', 'm', 'urn:ngsi-ld:T:1', 'T', 'h', '["v"]', 'h', '["v"]',
+                                         'r', '2025-06-01T10:00:00Z', '2025-06-01T10:00:00Z');
+    """)
+    old.close()
+    store = StateStore(path)
+    try:
+        assert store.get("", "m", "urn:ngsi-ld:T:1").want_hash == "h"
+        plan = store.sync_stream("", "m", [(ent(1, v=5), _at(5))], run_id="a")
+        assert len(plan.upserts) == 1
+        assert store.sync_stream("", "m", [(ent(1, v=4), _at(4))], run_id="b").stale == ["urn:ngsi-ld:T:1"]
+    finally:
+        store.close()

@@ -120,7 +120,7 @@ def test_a_batch_that_cannot_be_stored_is_not_acknowledged(parts, monkeypatch):
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError("database or disk is full")
 
-    monkeypatch.setattr(store, "sync_snapshot", full)
+    monkeypatch.setattr(store, "sync_stream", full)
     with pytest.raises(OSError):
         runner.process([source.message("lp/a/noise", noise("a", 1, 50.0), 1)])
     assert source.acked == []

@@ -2,7 +2,7 @@
 
 ``create_app(settings, config)`` returns the app; its lifespan enters the Runtime (which starts
 the embedded broker when no broker URL is configured), starts the coordinator (polled sources on
-their intervals) and one StreamRunner per MQTT source, and stops them all on shutdown.
+their intervals) and one StreamRunner per MQTT source (a StreamPool of worker processes where `workers` > 1), and stops them all on shutdown.
 
 Adding to the service (the map page, other pages): pass routers and static directories ::
 
@@ -32,7 +32,6 @@ from fastapi.staticfiles import StaticFiles
 from adapter import __version__
 from adapter.config import MQTTSourceConfig, PipelineConfig, load_config
 from adapter.errors import ConfigError
-from adapter.mapping.mqtt import mapper_for
 from adapter.ngsi.client import BrokerClient
 from adapter.runtime import Runtime
 from adapter.service import admin, contexts, health, status
@@ -40,10 +39,10 @@ from adapter.service.map import map_router
 from adapter.service.metrics import ServiceMetrics
 from adapter.service.metrics import router as metrics_router
 from adapter.settings import Settings, load_settings
-from adapter.sources.mqtt import MQTTSource
 from adapter.sync.coordinator import Coordinator
 from adapter.sync.report import SyncReport
 from adapter.sync.stream import StreamRunner
+from adapter.sync.stream_pool import build_stream
 
 logger = logging.getLogger(__name__)
 
@@ -131,11 +130,9 @@ class Service:
             self.runtime = runtime
             streams = []
             for cfg in self.streamed:
-                streams.append(StreamRunner(
-                    MQTTSource.from_config(cfg, self.settings), mapper_for(cfg.name, cfg.topics),
-                    runtime.pipeline, batch_max_messages=cfg.batch_max_messages,
-                    batch_max_ms=cfg.batch_max_ms, on_batch=self.metrics.observe_batch,
-                    on_delivery=self.metrics.observe_delivery))
+                streams.append(build_stream(cfg, self.settings, runtime.pipeline,
+                                            on_batch=self.metrics.observe_batch,
+                                            on_delivery=self.metrics.observe_delivery))
             self.streams = streams
             self.coordinator = Coordinator(_ObservedRuntime(runtime, self.metrics), self.polled)
             try:

@@ -99,10 +99,12 @@ class MQTTSource:
                  protocol: str = "5", session_expiry: int = 86400, receive_maximum: int = 2000,
                  keepalive: int = 30, reconnect_min: int = 1, reconnect_max: int = 60,
                  username: str | None = None, password: SecretStr | None = None,
-                 ca_file: Path | None = None, max_payload_bytes: int = 65536) -> None:
+                 ca_file: Path | None = None, max_payload_bytes: int = 65536,
+                 share_group: str | None = None) -> None:
         self.name = name
         self.address = address
         self.topics = list(topics)
+        self.share_group = share_group  # subscribe as one member of a shared subscription
         self.client_id = client_id
         self.protocol = protocol
         self.session_expiry = session_expiry
@@ -126,13 +128,23 @@ class MQTTSource:
         self._client = self._build_client(username, password, ca_file, reconnect_min, reconnect_max)
 
     @classmethod
-    def from_config(cls, config: MQTTSourceConfig, settings: Settings) -> MQTTSource:
-        """The source of a pipeline-file entry, with credentials and TLS from the settings."""
+    def from_config(cls, config: MQTTSourceConfig, settings: Settings, *,
+                    worker: int | None = None) -> MQTTSource:
+        """The source of a pipeline-file entry, with credentials and TLS from the settings.
+
+        `worker` (0, 1, ...) makes it one member of the entry's shared subscription, with its own
+        client id and persistent session.
+        """
         if settings.mqtt_password is not None and settings.mqtt_username is None:
             raise ConfigError("BURGAS_MQTT_PASSWORD needs BURGAS_MQTT_USERNAME", source=config.name)
         address = BrokerAddress.parse(config.url, tls=settings.mqtt_tls or settings.mqtt_ca_file is not None)
-        return cls(config.name, address, list(config.topics), client_id=config.client_id or
-                   f"burgas-adapter-{config.name}", protocol=config.protocol,
+        client_id = config.client_id or f"burgas-adapter-{config.name}"
+        share_group = None
+        if worker is not None:
+            share_group = config.share_group or client_id
+            client_id = f"{client_id}-w{worker}"
+        return cls(config.name, address, list(config.topics), client_id=client_id,
+                   share_group=share_group, protocol=config.protocol,
                    session_expiry=config.session_expiry_seconds, receive_maximum=config.receive_maximum,
                    keepalive=config.keepalive_seconds, reconnect_min=config.reconnect_min_seconds,
                    reconnect_max=max(config.reconnect_max_seconds, config.reconnect_min_seconds),
@@ -203,10 +215,14 @@ class MQTTSource:
                         bool(getattr(flags, "session_present", False)))
         self._failing = False
         self.last_error = None
-        result, _ = client.subscribe([(topic, SUBSCRIBE_QOS) for topic in self.topics])
+        result, _ = client.subscribe([(self.subscription(topic), SUBSCRIBE_QOS) for topic in self.topics])
         if result != mqtt.MQTT_ERR_SUCCESS:
             self._fail(SourceUnavailableError(f"subscribe failed: {mqtt.error_string(result)}",
                                               source=self.name))
+
+    def subscription(self, topic: str) -> str:
+        """The filter subscribed for a configured topic pattern (shared when in a share group)."""
+        return topic if self.share_group is None else f"$share/{self.share_group}/{topic}"
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
                       properties: Any) -> None:
@@ -327,7 +343,7 @@ class MQTTSource:
     def status(self) -> dict[str, Any]:
         """JSON-ready state (served by /status)."""
         return {"broker": str(self.address), "client_id": self.client_id, "protocol": self.protocol,
-                "topics": self.topics, "connected": self.connected, "connections": self.connections,
+                "topics": self.topics, "share_group": self.share_group, "connected": self.connected, "connections": self.connections,
                 "last_connected_at": self.last_connected_at, "received": self.received,
                 "acknowledged": self.acknowledged, "waiting": self.waiting,
                 "lag_seconds": round(self.lag(), 3), "last_error": self.last_error}

@@ -5,7 +5,11 @@ Per (tenant, source, entity id) two versions are kept:
   snapshots are diffed against it, so pending work is never enqueued twice;
 - `sent_*`: the content the broker confirmed; it advances only when the broker answers, in the
   same transaction that removes the outbox row (see adapter/sync/outbox.py).
-`want_hash` NULL means a delete is pending. One adapter process owns a state file at a time.
+`want_hash` NULL means a delete is pending. One adapter process owns a state file at a time;
+a stream's worker processes (adapter.sync.stream_pool) write their batches to their parent's file
+through :meth:`StateStore.sync_stream`, whose read and write share one transaction.
+`observed_at` (epoch seconds) is the newest observation time a stream enqueued for the entity: an
+older reading that arrives later (another worker, a device replaying its buffer) is stale.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity_state (
     tenant TEXT NOT NULL, source TEXT NOT NULL, entity_id TEXT NOT NULL, entity_type TEXT NOT NULL,
     want_hash TEXT, want_attrs TEXT, sent_hash TEXT, sent_attrs TEXT,
-    last_seen_run TEXT, last_seen_at TEXT, confirmed_at TEXT,
+    last_seen_run TEXT, last_seen_at TEXT, confirmed_at TEXT, observed_at REAL,
     PRIMARY KEY (tenant, source, entity_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
@@ -120,6 +124,7 @@ class SyncPlan:
     attr_deletes: list[tuple[str, str, str, Any]] = field(default_factory=list)  # id, type, attr, context
     deletes: list[tuple[str, str]] = field(default_factory=list)  # id, type
     unchanged: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # stream readings older than one already enqueued
 
     @property
     def empty(self) -> bool:
@@ -141,7 +146,14 @@ class StateStore:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.executescript(SCHEMA)
+        self._migrate()
         self._lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        """Bring a state file written by an earlier version up to this schema."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(entity_state)")}
+        if "observed_at" not in columns:
+            self.conn.execute("ALTER TABLE entity_state ADD COLUMN observed_at REAL")
 
     def close(self) -> None:
         """Close the database."""
@@ -231,42 +243,45 @@ class StateStore:
 
     def apply(self, plan: SyncPlan) -> None:
         """Enqueue a plan in the outbox and record it as wanted, in one transaction."""
+        with self.transaction() as db:
+            self._apply(db, plan)
+
+    def _apply(self, db: sqlite3.Connection, plan: SyncPlan) -> None:
         now = utcnow()
         t, s = plan.tenant, plan.source
-        with self.transaction() as db:
-            # Pending work for a re-planned entity is replaced, not repeated. Only entities with a
-            # state row can have pending work (both are written in this one transaction).
-            touched = [(t, s, i) for i in plan.replaces_pending] + [(t, s, i) for i, _ in plan.deletes]
-            db.executemany("DELETE FROM outbox WHERE tenant=? AND source=? AND entity_id=?", touched)
-            context_json = _ContextCache()
-            db.executemany(
-                "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, body, context, "
-                "content_hash, attrs, enqueued_at) VALUES (?, ?, 'upsert', ?, ?, ?, ?, ?, ?, ?)",
-                [(t, s, e.id, e.type, e.encode(with_context=False), context_json(e.context),
-                  digest, _attrs_json(attrs), now) for e, digest, attrs in plan.upserts])
-            db.executemany(
-                "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, attr, context, enqueued_at) "
-                "VALUES (?, ?, 'delete_attr', ?, ?, ?, ?, ?)",
-                [(t, s, i, typ, attr, orjson.dumps(ctx).decode(), now)
-                 for i, typ, attr, ctx in plan.attr_deletes])
-            db.executemany(
-                "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, enqueued_at) "
-                "VALUES (?, ?, 'delete', ?, ?, ?)", [(t, s, i, typ, now) for i, typ in plan.deletes])
-            db.executemany(
-                "INSERT INTO entity_state (tenant, source, entity_id, entity_type, want_hash, want_attrs, "
-                "last_seen_run, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (tenant, source, entity_id) DO UPDATE SET entity_type=excluded.entity_type, "
-                "want_hash=excluded.want_hash, want_attrs=excluded.want_attrs, "
-                "last_seen_run=excluded.last_seen_run, last_seen_at=excluded.last_seen_at",
-                [(t, s, e.id, e.type, digest, _attrs_json(attrs), plan.run_id, now)
-                 for e, digest, attrs in plan.upserts])
-            db.executemany(
-                "UPDATE entity_state SET last_seen_run=?, last_seen_at=? "
-                "WHERE tenant=? AND source=? AND entity_id=?",
-                [(plan.run_id, now, t, s, i) for i in plan.unchanged])
-            db.executemany(
-                "UPDATE entity_state SET want_hash=NULL, want_attrs=NULL "
-                "WHERE tenant=? AND source=? AND entity_id=?", [(t, s, i) for i, _ in plan.deletes])
+        # Pending work for a re-planned entity is replaced, not repeated. Only entities with a
+        # state row can have pending work (both are written in this one transaction).
+        touched = [(t, s, i) for i in plan.replaces_pending] + [(t, s, i) for i, _ in plan.deletes]
+        db.executemany("DELETE FROM outbox WHERE tenant=? AND source=? AND entity_id=?", touched)
+        context_json = _ContextCache()
+        db.executemany(
+            "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, body, context, "
+            "content_hash, attrs, enqueued_at) VALUES (?, ?, 'upsert', ?, ?, ?, ?, ?, ?, ?)",
+            [(t, s, e.id, e.type, e.encode(with_context=False), context_json(e.context),
+              digest, _attrs_json(attrs), now) for e, digest, attrs in plan.upserts])
+        db.executemany(
+            "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, attr, context, enqueued_at) "
+            "VALUES (?, ?, 'delete_attr', ?, ?, ?, ?, ?)",
+            [(t, s, i, typ, attr, orjson.dumps(ctx).decode(), now)
+             for i, typ, attr, ctx in plan.attr_deletes])
+        db.executemany(
+            "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, enqueued_at) "
+            "VALUES (?, ?, 'delete', ?, ?, ?)", [(t, s, i, typ, now) for i, typ in plan.deletes])
+        db.executemany(
+            "INSERT INTO entity_state (tenant, source, entity_id, entity_type, want_hash, want_attrs, "
+            "last_seen_run, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (tenant, source, entity_id) DO UPDATE SET entity_type=excluded.entity_type, "
+            "want_hash=excluded.want_hash, want_attrs=excluded.want_attrs, "
+            "last_seen_run=excluded.last_seen_run, last_seen_at=excluded.last_seen_at",
+            [(t, s, e.id, e.type, digest, _attrs_json(attrs), plan.run_id, now)
+             for e, digest, attrs in plan.upserts])
+        db.executemany(
+            "UPDATE entity_state SET last_seen_run=?, last_seen_at=? "
+            "WHERE tenant=? AND source=? AND entity_id=?",
+            [(plan.run_id, now, t, s, i) for i in plan.unchanged])
+        db.executemany(
+            "UPDATE entity_state SET want_hash=NULL, want_attrs=NULL "
+            "WHERE tenant=? AND source=? AND entity_id=?", [(t, s, i) for i, _ in plan.deletes])
 
     def sync_snapshot(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *,
                       run_id: str, complete: bool, delete_missing: bool = True,
@@ -279,7 +294,51 @@ class StateStore:
         return plan
 
 
+    def sync_stream(self, tenant: str, source: str,
+                    batch: Iterable[tuple[OutgoingEntity, datetime | None]], *, run_id: str,
+                    upsert_mode: Literal["update", "replace"] = "update") -> SyncPlan:
+        """Plan and enqueue one micro-batch of a stream: (entity, observation time) pairs.
+
+        Read and write share one transaction, so several processes may feed one state file. A
+        reading older than the newest one already enqueued for its entity is dropped as stale
+        (``plan.stale``): shared-subscription workers may store one sensor's readings out of order.
+        Nothing is ever deleted for a stream.
+        """
+        latest: dict[str, tuple[OutgoingEntity, float | None]] = {}
+        for entity, observed in batch:
+            when = observed.timestamp() if observed is not None else None
+            earlier = latest.get(entity.id)
+            if earlier is None or earlier[1] is None or (when is not None and when >= earlier[1]):
+                latest[entity.id] = (entity, when)
+        with self.transaction() as db:
+            stored: dict[str, float] = {}
+            ids = list(latest)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                stored.update(db.execute(
+                    "SELECT entity_id, observed_at FROM entity_state WHERE tenant=? AND source=? "
+                    f"AND observed_at IS NOT NULL AND entity_id IN ({','.join('?' * len(chunk))})",
+                    (tenant, source, *chunk)).fetchall())
+            fresh, stale = [], []
+            for entity_id, (entity, when) in latest.items():
+                newest = stored.get(entity_id)
+                if when is not None and newest is not None and when < newest:
+                    stale.append(entity_id)
+                else:
+                    fresh.append(entity)
+            plan = self.plan(tenant, source, fresh, run_id=run_id, complete=False, delete_missing=False,
+                             upsert_mode=upsert_mode)
+            plan.stale = stale
+            self._apply(db, plan)
+            db.executemany(
+                "UPDATE entity_state SET observed_at=? WHERE tenant=? AND source=? AND entity_id=? "
+                "AND (observed_at IS NULL OR observed_at < ?)",
+                [(when, tenant, source, e.id, when) for e in fresh
+                 if (when := latest[e.id][1]) is not None])
+        return plan
+
+
 def _state(row: tuple) -> EntityState:
-    tenant, source, entity_id, entity_type, want_hash, want_attrs, sent_hash, sent_attrs, run, seen, _ = row
+    tenant, source, entity_id, entity_type, want_hash, want_attrs, sent_hash, sent_attrs, run, seen = row[:10]
     return EntityState(tenant, source, entity_id, entity_type, want_hash, _attrs(want_attrs), sent_hash,
                        _attrs(sent_attrs), run, seen)

@@ -66,6 +66,7 @@ class StreamBatch:
     entities: int = 0  # entities after coalescing
     coalesced: int = 0  # readings folded into a newer one of the same entity
     enqueued: int = 0  # entities that changed and went to the outbox
+    stale: int = 0  # entities whose reading was older than one already enqueued
     quarantined: int = 0
     latency: float = 0.0  # first message received -> batch acknowledged (s)
 
@@ -79,6 +80,7 @@ class StreamStatus:
     messages: int = 0
     coalesced: int = 0
     enqueued: int = 0
+    stale: int = 0
     quarantined: int = 0
     sent: int = 0
     rejected: int = 0
@@ -99,8 +101,9 @@ class StreamRunner:
     def __init__(self, source: StreamSource, mapper: RecordMapper, pipeline: Pipeline, *,
                  batch_max_messages: int = 500, batch_max_ms: int = 100,
                  on_batch: Callable[[StreamBatch], None] | None = None,
-                 on_delivery: Callable[[SyncReport], None] | None = None) -> None:
+                 on_delivery: Callable[[SyncReport], None] | None = None, deliver: bool = True) -> None:
         self.source = source
+        self.deliver = deliver  # False in a worker process: its parent delivers the outbox
         self.name = source.name
         self.mapper = mapper
         self.pipeline = pipeline
@@ -131,11 +134,12 @@ class StreamRunner:
         batch.entities = len(by_id)
         batch.coalesced = len(messages) - len(rejected) - len(by_id)
         pipeline = self.pipeline
-        plan = pipeline.state.sync_snapshot(
-            pipeline.tenant, self.name, (pipeline.outgoing(m.entity) for m in by_id.values()),
-            run_id=uuid.uuid4().hex, complete=False, delete_missing=False,
-            upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+        plan = pipeline.state.sync_stream(
+            pipeline.tenant, self.name,
+            ((pipeline.outgoing(m.entity), m.entity.observation_time()) for m in by_id.values()),
+            run_id=uuid.uuid4().hex, upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
         batch.enqueued = len(plan.upserts)
+        batch.stale = len(plan.stale)
         if rejected:
             self._quarantine(rejected)
             batch.quarantined = len(rejected)
@@ -164,10 +168,11 @@ class StreamRunner:
             by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
             resolved.append(entry.id)
         pipeline = self.pipeline
-        pipeline.state.sync_snapshot(
-            pipeline.tenant, self.name, (pipeline.outgoing(m.entity) for m in by_id.values()),
-            run_id=uuid.uuid4().hex, complete=False, delete_missing=False,
-            upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+        # A retried reading older than the sensor's current one is stale and not sent again.
+        pipeline.state.sync_stream(
+            pipeline.tenant, self.name,
+            ((pipeline.outgoing(m.entity), m.entity.observation_time()) for m in by_id.values()),
+            run_id=uuid.uuid4().hex, upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
         quarantine.remove(resolved)
         self._work.set()
         return resolved
@@ -195,6 +200,7 @@ class StreamRunner:
         status.messages += batch.messages
         status.coalesced += batch.coalesced
         status.enqueued += batch.enqueued
+        status.stale += batch.stale
         status.quarantined += batch.quarantined
         status.last_batch_at = time.time()
         if self.on_batch is not None:
@@ -206,8 +212,9 @@ class StreamRunner:
         """Connect the source and start consuming and delivering."""
         self.source.start()
         self._work.set()  # work left in the outbox by an earlier run goes out first
-        self._tasks = [asyncio.create_task(self._consume(), name=f"stream:{self.name}"),
-                       asyncio.create_task(self._deliver(), name=f"deliver:{self.name}")]
+        self._tasks = [asyncio.create_task(self._consume(), name=f"stream:{self.name}")]
+        if self.deliver:
+            self._tasks.append(asyncio.create_task(self._deliver(), name=f"deliver:{self.name}"))
 
     async def stop(self) -> None:
         """Stop between batches (a batch is never cut between outbox and ack), then disconnect."""

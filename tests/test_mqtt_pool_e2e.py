@@ -1,0 +1,215 @@
+"""A stream with `workers: 2` against a real Mosquitto: shared subscription, worker processes,
+restart of a killed worker, nothing lost, newest reading wins.
+
+The workers are real spawned processes writing to the test's state file; this process delivers
+to the embedded broker over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from adapter.runtime import Runtime
+from adapter.sync.quarantine import Quarantine
+from adapter.sync.stream_pool import StreamPool, build_stream
+from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
+from tests.test_mqtt_e2e import (  # noqa: F401 - fixtures
+    noise_entities, prefix, publisher, reading, runtime_for, source_config, until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def pool_for(runtime: Runtime, config: Any) -> StreamPool:
+    assert runtime.pipeline is not None
+    pool = build_stream(config, runtime.settings, runtime.pipeline)
+    assert isinstance(pool, StreamPool)
+    return pool
+
+
+async def all_connected(pool: StreamPool) -> None:
+    async def ready() -> bool:
+        status = pool.source.status()
+        return status["connected"] and len(pool.pooled.reports) == pool.config.workers
+    await until(ready, timeout=60)  # spawning a Python process and importing the adapter takes a while
+    await asyncio.sleep(0.3)  # the SUBACK follows the CONNACK
+
+
+def test_two_workers_share_the_subscription_and_every_reading_arrives(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    config = source_config(prefix, *mqtt_broker, workers=2, batch_max_ms=20)
+    expected = {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(60)}
+
+    async def scenario() -> tuple[dict[str, float], dict[str, Any], dict[str, Any], list[str]]:
+        async with runtime_for(tmp_path) as runtime:
+            pool = pool_for(runtime, config)
+            await pool.start()
+            try:
+                await all_connected(pool)
+                for i in range(60):
+                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+                publisher.send(f"{prefix}/lp/bad/noise", b"{not json")
+
+                async def arrived() -> bool:
+                    return len(await noise_entities(runtime)) == 60 and pool.status.quarantined == 1
+                await until(arrived)
+                assert runtime.pipeline is not None
+                quarantined = [e.locator.split(" #")[0]
+                               for e in runtime.pipeline.quarantine.list(source="mqtt.test")]
+                return await noise_entities(runtime), pool.source.status(), pool.as_dict(), quarantined
+            finally:
+                await pool.stop()
+
+    entities, source, stream, quarantined = asyncio.run(scenario())
+    assert entities == expected
+    assert source["workers"] == 2 and source["share_group"] == prefix
+    assert [w["client_id"] for w in source["per_worker"]] == [f"{prefix}-w0", f"{prefix}-w1"]
+    # The broker shared the messages out: both workers took some (round robin in Mosquitto).
+    assert all(w["received"] > 0 for w in source["per_worker"])
+    assert source["received"] == 61 and stream["messages"] == 61
+    assert stream["quarantined"] == 1 and stream["pending"] == 0
+    assert quarantined == [f"{prefix}/lp/bad/noise"]
+
+
+def test_messages_published_while_every_worker_is_down_arrive_when_they_start(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    config = source_config(prefix, *mqtt_broker, workers=2)
+    expected = {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(80)}
+
+    async def scenario() -> dict[str, float]:
+        async with runtime_for(tmp_path) as runtime:
+            first = pool_for(runtime, config)
+            await first.start()
+            await all_connected(first)  # both sessions and their shared subscription exist now
+            await first.stop()
+            for i in range(80):  # Mosquitto queues them for the two offline sessions
+                publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+            second = pool_for(runtime, config)
+            await second.start()
+            try:
+                async def all_arrived() -> bool:
+                    return len(await noise_entities(runtime)) == 80
+                await until(all_arrived, timeout=60)
+                return await noise_entities(runtime)
+            finally:
+                await second.stop()
+
+    assert asyncio.run(scenario()) == expected
+
+
+def test_a_killed_worker_is_restarted_and_its_unacknowledged_messages_are_not_lost(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    config = source_config(prefix, *mqtt_broker, workers=2)
+
+    async def scenario() -> tuple[dict[str, float], dict[str, Any]]:
+        async with runtime_for(tmp_path) as runtime:
+            pool = pool_for(runtime, config)
+            await pool.start()
+            try:
+                await all_connected(pool)
+                victim = pool._processes[0]
+                os.kill(victim.pid, signal.SIGKILL)
+                # Published while worker 0 is dead: its share waits in its session.
+                for i in range(40):
+                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 2, 50 + i))
+
+                async def restarted_and_all_arrived() -> bool:
+                    return (pool.pooled.restarts >= 1 and pool._processes[0].pid != victim.pid
+                            and len(await noise_entities(runtime)) == 40)
+                await until(restarted_and_all_arrived, timeout=60)
+                return await noise_entities(runtime), pool.as_dict()
+            finally:
+                await pool.stop()
+
+    entities, status = asyncio.run(scenario())
+    assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(50 + i) for i in range(40)}
+    assert status["source"]["restarts"] >= 1
+    assert status["source"]["last_exit"].startswith("worker 0 exited with code -9")
+
+
+def test_the_newest_reading_of_a_sensor_wins_whichever_worker_stores_it_last(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    config = source_config(prefix, *mqtt_broker, workers=2, batch_max_ms=5)
+
+    async def scenario() -> float:
+        async with runtime_for(tmp_path) as runtime:
+            pool = pool_for(runtime, config)
+            await pool.start()
+            try:
+                await all_connected(pool)
+                # Newest first, then older ones: in a single consumer the last message would win.
+                publisher.send(f"{prefix}/lp/a/noise", reading("a", 30, 99.0))
+                for minute in range(1, 21):
+                    publisher.send(f"{prefix}/lp/a/noise", reading("a", minute, float(minute)))
+
+                async def settled() -> bool:
+                    return pool.status.messages == 21 and pool.status.pending == 0 and bool(
+                        await noise_entities(runtime))
+                await until(settled)
+                await asyncio.sleep(0.3)
+                assert pool.status.stale >= 1
+                return (await noise_entities(runtime))["urn:ngsi-ld:NoiseLevelObserved:lamppost:a"]
+            finally:
+                await pool.stop()
+
+    assert asyncio.run(scenario()) == 99.0
+
+
+def test_workers_exit_when_their_parent_is_gone(tmp_path, mqtt_broker, prefix):  # noqa: F811
+    """An orphan worker would hold its MQTT session and fight a restarted adapter's worker for it."""
+    import subprocess
+    import sys
+
+    script = f"""
+import asyncio, sys, time
+from adapter.runtime import Runtime
+from adapter.config import PipelineConfig, MQTTSourceConfig
+from adapter.settings import Settings
+from adapter.sync.stream_pool import build_stream
+
+async def main():
+    settings = Settings(state_dir={str(tmp_path)!r}, embedded_broker_persist=False)
+    config = MQTTSourceConfig(name="mqtt.test", group="mqtt", type="mqtt", url="mqtt://{mqtt_broker[0]}:{mqtt_broker[1]}",
+                              topics={{"{prefix}/lp/+/noise": "lamppost.noise"}}, client_id="{prefix}", workers=2)
+    async with Runtime(settings, PipelineConfig(sources=[])) as runtime:
+        pool = build_stream(config, settings, runtime.pipeline)
+        await pool.start()
+        while len(pool.pooled.reports) < 2:
+            await asyncio.sleep(0.1)
+        print(" ".join(str(p.pid) for p in pool._processes.values()), flush=True)
+        await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        line = parent.stdout.readline()  # type: ignore[union-attr]
+        pids = [int(p) for p in line.split()]
+        assert len(pids) == 2, line
+    finally:
+        parent.kill()
+        parent.wait(10)
+    deadline = time.monotonic() + 20
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in pids if _alive(p)]
+        time.sleep(0.1)
+    assert alive == [], f"workers {alive} outlived their parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
