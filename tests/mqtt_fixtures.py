@@ -2,8 +2,12 @@
 
 `mqtt_broker` (session fixture) gives (host, port): MQTT_URL (default 127.0.0.1:1883) when something
 answers there, else a `mosquitto -p <free port>` started for the session, else the test fails when
-CI=true and is skipped otherwise. (The pure-Python amqtt broker is no fallback: it refuses MQTT 5,
-which the stream source speaks by default, with "Unsupported protocol version".) Import the fixture into a test module:
+CI=true and is skipped otherwise. (The pure-Python amqtt broker is no fallback: 0.12.1 refuses
+MQTT 5, which the stream source speaks by default, with "Unsupported protocol version"; it has no
+shared subscriptions; and, tried with MQTT 3.1.1 and clean_session=False, it did not queue QoS 1
+messages for an offline session, which the "nothing lost while the adapter is down" tests check.
+Those tests would then fail or have to skip, so they fail loudly only where Mosquitto is expected.)
+Import the fixture into a test module:
 
     from tests.mqtt_fixtures import MqttListener, mqtt_broker  # noqa: F401
 """
