@@ -181,15 +181,18 @@ class Outbox:
         now = utcnow()
         fatal: FatalError | None = None
         with self.store.transaction() as db:
+            confirmed_upserts: list[OutboxOp] = []
             for op in phase:
                 error = outcome.get(op.seq)
                 where = (op.tenant, op.source, op.entity_id)
                 if error is None:
+                    if op.op == "upsert":
+                        confirmed_upserts.append(op)  # advanced below, in bulk
+                        report.upserted += 1
+                        continue
                     db.execute("DELETE FROM outbox WHERE seq=?", (op.seq,))
                     _advance(db, op, where, now, upsert_mode)
-                    if op.op == "upsert":
-                        report.upserted += 1
-                    elif op.op == "delete":
+                    if op.op == "delete":
                         report.deleted += 1
                     else:
                         report.attrs_deleted += 1
@@ -215,7 +218,44 @@ class Outbox:
                     if not isinstance(error, TransientError):
                         logger.warning("unexpected error class %s for %s", type(error).__name__, op.entity_id)
                     report.deferred += 1
+            _advance_upserts(db, confirmed_upserts, now, upsert_mode)
         return fatal
+
+
+def _advance_upserts(db: Any, ops: list[OutboxOp], now: str, upsert_mode: str) -> None:
+    """`_advance` for confirmed upserts, a few statements per chunk instead of four per entity.
+
+    A phase holds an entity at most once, so doing them together keeps every entity's order.
+    """
+    if not ops:
+        return
+    db.executemany("DELETE FROM outbox WHERE seq=?", [(op.seq,) for op in ops])
+    sent: dict[tuple[str, str, str], str] = {}
+    if upsert_mode == "update":  # update mode keeps attributes not sent: union with what was there
+        by_source: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for op in ops:
+            by_source[(op.tenant, op.source)].append(op.entity_id)
+        for (tenant, source), ids in by_source.items():
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                for entity_id, attrs in db.execute(
+                        "SELECT entity_id, sent_attrs FROM entity_state WHERE tenant=? AND source=? "
+                        f"AND sent_attrs IS NOT NULL AND entity_id IN ({','.join('?' * len(chunk))})",
+                        (tenant, source, *chunk)):
+                    sent[(tenant, source, entity_id)] = attrs
+    rows = []
+    for op in ops:
+        where = (op.tenant, op.source, op.entity_id)
+        attrs = set(op.attrs or ())
+        earlier = sent.get(where)
+        if earlier:
+            attrs |= set(orjson.loads(earlier))
+        rows.append((op.content_hash, orjson.dumps(sorted(attrs)).decode(), now, *where))
+    db.executemany("UPDATE entity_state SET sent_hash=?, sent_attrs=?, confirmed_at=? "
+                   "WHERE tenant=? AND source=? AND entity_id=?", rows)
+    # A later successful upsert supersedes an earlier rejection of the same entity.
+    db.executemany("DELETE FROM quarantine WHERE tenant=? AND source=? AND locator=? AND kind='upsert'",
+                   [(op.tenant, op.source, op.entity_id) for op in ops])
 
 
 def _advance(db: Any, op: OutboxOp, where: tuple[str, str, str], now: str, upsert_mode: str) -> None:
