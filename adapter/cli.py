@@ -225,12 +225,15 @@ def quarantine_retry(ids: Annotated[list[int] | None, typer.Argument(help="Quara
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        outcome = asyncio.run(retry_quarantine(settings, load_config(config), ids))
+        outcome = asyncio.run(retry_quarantine(settings, load_config(config), list(ids) if ids else None))
     except AdapterError as exc:
         _fail(exc)
-    console.print(f"retried {outcome['entities']} entity operations and re-synced "
-                  f"{len(outcome['sources'])} source(s) for {outcome['records']} records; "
+    console.print(f"retried {outcome['entities']} entity operations and {outcome['records']} records "
+                  f"of {len(outcome['sources'])} source(s): {outcome['records_resolved']} records now map; "
                   f"{outcome['still_quarantined']} still quarantined", highlight=False)
+    if outcome["not_retried"]:
+        console.print("not retried (source unknown, disabled, or its run did not complete): "
+                      + ", ".join(outcome["not_retried"]), highlight=False)
 
 
 @app.command()

@@ -127,8 +127,12 @@ class Runtime:
             self.broker.stop()
         close_samples()  # the loopback server of `samples:` GIS URLs, if a sync started it
 
-    async def sync_source(self, source_config: Any) -> SyncReport:
-        """One sync of one configured source; a failing source gives a report, not an exception."""
+    async def sync_source(self, source_config: Any, *, full: bool | None = None) -> SyncReport:
+        """One sync of one configured source; a failing source gives a report, not an exception.
+
+        `full` (default: the runtime's) maps every record again, ignoring source versions and
+        raw hashes (a quarantine retry needs every record looked at).
+        """
         assert self.pipeline is not None and self.http is not None
         try:
             source = build_source(source_config, self.http)
@@ -136,7 +140,7 @@ class Runtime:
             report = await self.pipeline.run_once(
                 source_config.name, source, mapper, snapshot=source_config.snapshot,
                 static=source_config.type in STATIC_KINDS, salt=salt_for(source_config),
-                full=self.full)
+                full=self.full if full is None else full)
         except AdapterError as exc:
             if isinstance(exc, FatalError):
                 raise

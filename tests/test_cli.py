@@ -133,3 +133,59 @@ def test_invalid_settings_error_does_not_echo_the_secret(config):
                  BURGAS_OAUTH_CLIENT_SECRET=secret)
     assert result.exit_code == 2, result.output
     assert secret not in result.output
+
+
+def _quarantined_message(state: Path, topic: str) -> None:
+    """A stream message set aside because no sensor family was configured for its topic."""
+    from adapter.errors import MappingError
+    from adapter.sync.quarantine import Quarantine
+    from adapter.sync.state import StateStore
+
+    payload = orjson.dumps({"sensor": "a", "time": "2025-06-01T10:01:00Z", "location": [27.4712, 42.4958],
+                            "laeq": 61.5})
+    store = StateStore(state / "state.sqlite3")
+    try:
+        Quarantine(store).add(tenant="", source="mqtt.live", kind="record", locator=f"{topic} #0a1b2c",
+                              error=MappingError(f"no sensor family for topic {topic!r}"), payload=payload)
+    finally:
+        store.close()
+
+
+def _stream_config(path: Path, *, enabled: bool) -> Path:
+    path.write_text(
+        "sources:\n"
+        "  - name: mqtt.live\n    group: mqtt\n    type: mqtt\n"
+        f"    enabled: {str(enabled).lower()}\n"
+        "    url: mqtt://127.0.0.1:1\n"  # never connected: a retry maps the stored payload
+        "    topics: {'lp/+/noise': lamppost.noise}\n", encoding="utf-8")
+    return path
+
+
+def test_quarantine_retry_maps_stored_stream_messages_again_and_delivers_them(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    _quarantined_message(state, "lp/a/noise")
+    config = _stream_config(tmp_path / "burgas.yaml", enabled=True)
+    result = cli("quarantine", "retry", "--config", str(config), "--state-dir", str(state))
+    assert result.exit_code == 0, result.output
+    assert "1 records now map" in result.output and "0 still quarantined" in result.output
+
+    from adapter.sync.state import StateStore
+    store = StateStore(state / "state.sqlite3")
+    try:
+        row = store.get("", "mqtt.live", "urn:ngsi-ld:NoiseLevelObserved:lamppost:a")
+        assert row is not None and row.sent_hash == row.want_hash  # the broker confirmed it
+        assert store.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_quarantine_retry_leaves_records_of_a_disabled_source_alone(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    _quarantined_message(state, "lp/a/noise")
+    config = _stream_config(tmp_path / "burgas.yaml", enabled=False)
+    result = cli("quarantine", "retry", "--config", str(config), "--state-dir", str(state))
+    assert result.exit_code == 0, result.output
+    assert "not retried" in result.output and "mqtt.live" in result.output
+    assert "1 still quarantined" in result.output

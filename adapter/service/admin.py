@@ -80,7 +80,7 @@ async def quarantine_retry(request: Request, body: RetryRequest | None = None) -
     assert runtime is not None and runtime.state is not None and runtime.pipeline is not None
     quarantine = Quarantine(runtime.state)
     known = {e.id for e in quarantine.list()}
-    ids = [i for i in body.ids if i in known] if body is not None and body.ids else sorted(known)
+    ids = [i for i in body.ids if i in known] if body is not None and body.ids is not None else sorted(known)
     started = utcnow()
     records = quarantine.retry(ids)
     resolved: list[int] = []
@@ -93,7 +93,11 @@ async def quarantine_retry(request: Request, body: RetryRequest | None = None) -
         elif service.coordinator is not None and source in service.coordinator.sources:
             polled[source] = entries
     for source, entries in polled.items():
-        await service.coordinator.run_source(source)  # type: ignore[union-attr]
+        # Every record is mapped again (versions and raw hashes ignored); only a complete run
+        # shows which records no longer fail: after a partial or failed one nothing is resolved.
+        run = await service.coordinator.run_source(source, full=True)  # type: ignore[union-attr]
+        if not run.complete or run.last_error is not None:
+            continue
         still = {e.id: e.last_seen for e in quarantine.list(source=source)}
         passed = [e.id for e in entries if e.id in still and still[e.id] < started]
         quarantine.remove(passed)

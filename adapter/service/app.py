@@ -66,8 +66,8 @@ class _ObservedRuntime:
         self._runtime = runtime
         self._metrics = metrics
 
-    async def sync_source(self, source_config: Any) -> SyncReport:
-        report = await self._runtime.sync_source(source_config)
+    async def sync_source(self, source_config: Any, *, full: bool | None = None) -> SyncReport:
+        report = await self._runtime.sync_source(source_config, full=full)
         self._metrics.observe_sync(report)
         return report
 

@@ -66,13 +66,14 @@ class Coordinator:
         factor = min(2 ** status.failures, MAX_BACKOFF_FACTOR) if status.failures else 1
         return status.interval * factor * (1 + self.rng.uniform(-self.jitter, self.jitter))
 
-    async def run_source(self, name: str) -> SyncReport:
-        """One run of one source now (also what POST /sync/{source} calls)."""
+    async def run_source(self, name: str, *, full: bool = False) -> SyncReport:
+        """One run of one source now (also what POST /sync/{source} calls); `full`: map every record."""
         status = self.status[name]
         async with self._locks[name]:
             status.running = True
             try:
-                report = await self.runtime.sync_source(self.sources[name])
+                report = await (self.runtime.sync_source(self.sources[name], full=True) if full
+                                else self.runtime.sync_source(self.sources[name]))
             except FatalError as exc:
                 report = SyncReport(name, "", "")
                 report.last_error = str(exc)
