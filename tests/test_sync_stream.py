@@ -202,3 +202,27 @@ def test_bad_mqtt_settings_are_config_errors_without_the_secret():
     with pytest.raises(ValueError, match="not in the URL"):
         MQTTSourceConfig(name="m", group="mqtt", type="mqtt", url="mqtt://u:hunter2@broker",
                          topics={"#": "ngsi-ld"})
+
+
+def test_a_payload_the_mapper_chokes_on_is_quarantined_and_the_batch_goes_on(parts):
+    source, runner, store = parts
+    bad_name = orjson.dumps({"sensor": "b", "time": "2025-06-01T10:01:00Z", "location": LOCATION,
+                             "laeq": 50.0, "name": 5})
+    batch = runner.process([source.message("lp/b/noise", bad_name, 1),
+                            source.message("lp/a/noise", noise("a", 1, 50.0), 2)])
+    assert batch.quarantined == 1 and batch.enqueued == 1 and source.acked == [[1, 2]]
+    [entry] = Quarantine(store).list(source="mqtt.test")
+    assert entry.locator.startswith("lp/b/noise") and entry.reason.startswith("name:")
+
+
+def test_a_reading_dated_far_after_its_arrival_is_quarantined_not_allowed_to_silence_the_sensor(parts):
+    source, runner, store = parts
+    future = orjson.dumps({"sensor": "a", "time": "2099-01-01T00:00:00Z", "location": LOCATION, "laeq": 1.0})
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    current = orjson.dumps({"sensor": "a", "time": now, "location": LOCATION, "laeq": 60.0})
+    batch = runner.process([source.message("lp/a/noise", future, 1)])
+    assert batch.quarantined == 1 and batch.enqueued == 0
+    assert "after the message arrived" in Quarantine(store).list()[0].reason
+    batch = runner.process([source.message("lp/a/noise", current, 2)])
+    assert batch.enqueued == 1 and batch.stale == 0
+    assert outbox_bodies(store)["urn:ngsi-ld:NoiseLevelObserved:lamppost:a"]["LAeq"]["value"] == 60.0

@@ -107,6 +107,11 @@ def map_one(mapper: FeedMapper, record: RawRecord) -> Mapped | Rejected:
         return Rejected.of(record, exc.reason)
     except ValidationError as exc:  # a model refused what the tables produced
         return Rejected.of(record, validation_reason(exc))
+    except ValueError as exc:  # a parse helper's reason, raised outside a mapping table
+        return Rejected.of(record, str(exc) or type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - a mapper bug on one record must not stop a sync or a stream
+        logger.exception("%s %s: the mapper failed", record.source, record.key)
+        return Rejected.of(record, f"the mapper failed: {type(exc).__name__}: {exc}")
     if mapped.notes:
         logger.debug("%s %s: left out %s", record.source, record.key, "; ".join(mapped.notes))
     return mapped

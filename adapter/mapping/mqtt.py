@@ -95,7 +95,12 @@ def point(payload: Mapping[str, Any], *, required: bool = True) -> dict[str, Any
 
 def _name(payload: Mapping[str, Any]) -> str | None:
     value = payload.get("name")
-    return None if parse.is_blank(value) else parse.name(value)
+    if parse.is_blank(value):
+        return None
+    try:
+        return parse.name(value)
+    except ValueError as exc:
+        raise MappingError(f"name: {exc}") from None
 
 
 def _percent(value: Any) -> float:

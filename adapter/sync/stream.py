@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from adapter.errors import FatalError
+from adapter.errors import FatalError, MappingError
 from adapter.mapping.base import Mapped, Rejected, merge
 from adapter.sources.base import RawRecord
 from adapter.sync.pipeline import Pipeline, RecordMapper
@@ -31,7 +31,26 @@ from adapter.sync.report import SyncReport
 logger = logging.getLogger(__name__)
 
 MAX_DELIVERY_BACKOFF = 30.0
+MAX_CLOCK_AHEAD = 600  # s a reading may be dated after its arrival (device clocks drift)
 _REJECTION_LOG_INTERVAL = 60.0
+
+
+def _not_ahead(mapped: Mapped, record: RawRecord, message: Any) -> Mapped | Rejected:
+    """Refuse a reading dated well after its arrival.
+
+    Stream readings older than the newest stored one are dropped as stale, so one reading from a
+    device whose clock runs years ahead would otherwise silence that sensor until then.
+    """
+    observed = mapped.entity.observation_time()
+    received = getattr(message, "received_at", None)
+    if observed is None or received is None:
+        return mapped
+    ahead = observed.timestamp() - received
+    if ahead > MAX_CLOCK_AHEAD:
+        return Rejected.of(record, f"observation time {observed.isoformat()} is {ahead / 60:,.0f} minutes "
+                                   f"after the message arrived (more than {MAX_CLOCK_AHEAD // 60} allowed): "
+                                   "is the device's clock wrong?")
+    return mapped
 
 
 class StreamMessage(Protocol):
@@ -122,22 +141,32 @@ class StreamRunner:
         """Map, coalesce, enqueue and quarantine one batch, then acknowledge it."""
         batch = StreamBatch(self.name, messages=len(messages))
         by_id: dict[str, Mapped] = {}
+        last_message: dict[str, Any] = {}
         rejected: list[tuple[Any, Rejected]] = []
         for message in messages:
-            result = self.mapper(self.source.record(message))
+            record = self.source.record(message)
+            result = self.mapper(record)
+            if not isinstance(result, Rejected):
+                result = _not_ahead(result, record, message)
             if isinstance(result, Rejected):
                 rejected.append((message, result))
                 continue
             key = result.entity.id
             earlier = by_id.get(key)
             by_id[key] = result if earlier is None else merge(earlier, result)
-        batch.entities = len(by_id)
+            last_message[key] = message
         batch.coalesced = len(messages) - len(rejected) - len(by_id)
         pipeline = self.pipeline
-        plan = pipeline.state.sync_stream(
-            pipeline.tenant, self.name,
-            ((pipeline.outgoing(m.entity), m.entity.observation_time()) for m in by_id.values()),
-            run_id=uuid.uuid4().hex, upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+        items = []
+        for key, mapped in by_id.items():
+            try:
+                items.append((pipeline.outgoing(mapped.entity), mapped.entity.observation_time()))
+            except MappingError as exc:  # e.g. a value JSON cannot carry: this entity only
+                message = last_message[key]
+                rejected.append((message, Rejected(self.name, message.topic, exc.reason)))
+        batch.entities = len(items)
+        plan = pipeline.state.sync_stream(pipeline.tenant, self.name, items, run_id=uuid.uuid4().hex,
+                                          upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
         batch.enqueued = len(plan.upserts)
         batch.stale = len(plan.stale)
         if rejected:
@@ -155,24 +184,36 @@ class StreamRunner:
     def retry(self, entries: Sequence[QuarantineEntry]) -> list[int]:
         """Map quarantined messages again: those that now map are enqueued and leave quarantine."""
         by_id: dict[str, Mapped] = {}
-        resolved: list[int] = []
+        entries_of: dict[str, list[QuarantineEntry]] = {}
         quarantine = self.pipeline.quarantine
+
+        def still_bad(entry: QuarantineEntry, error: Any) -> None:  # its reason is refreshed
+            quarantine.add(tenant=entry.tenant, source=self.name, kind="record", locator=entry.locator,
+                           error=error, payload=entry.payload)
+
         for entry in entries:
             topic = entry.locator.rsplit(" #", 1)[0]
             result = self.mapper(self.source.replay(topic, entry.payload or b""))
-            if isinstance(result, Rejected):  # still bad: its reason is refreshed
-                quarantine.add(tenant=entry.tenant, source=self.name, kind="record", locator=entry.locator,
-                               error=result.error(), payload=entry.payload)
+            if isinstance(result, Rejected):
+                still_bad(entry, result.error())
                 continue
             earlier = by_id.get(result.entity.id)
             by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
-            resolved.append(entry.id)
+            entries_of.setdefault(result.entity.id, []).append(entry)
         pipeline = self.pipeline
+        items = []
+        resolved: list[int] = []
+        for key, mapped in by_id.items():
+            try:
+                items.append((pipeline.outgoing(mapped.entity), mapped.entity.observation_time()))
+            except MappingError as exc:
+                for entry in entries_of[key]:
+                    still_bad(entry, exc)
+                continue
+            resolved.extend(e.id for e in entries_of[key])
         # A retried reading older than the sensor's current one is stale and not sent again.
-        pipeline.state.sync_stream(
-            pipeline.tenant, self.name,
-            ((pipeline.outgoing(m.entity), m.entity.observation_time()) for m in by_id.values()),
-            run_id=uuid.uuid4().hex, upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+        pipeline.state.sync_stream(pipeline.tenant, self.name, items, run_id=uuid.uuid4().hex,
+                                   upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
         quarantine.remove(resolved)
         self._work.set()
         return resolved
