@@ -69,7 +69,7 @@ def test_two_workers_share_the_subscription_and_every_reading_arrives(
     entities, source, stream, quarantined = asyncio.run(scenario())
     assert entities == expected
     assert source["workers"] == 2 and source["share_group"] == prefix
-    assert [w["client_id"] for w in source["per_worker"]] == [f"{prefix}-w0", f"{prefix}-w1"]
+    assert [w["client_id"] for w in source["per_worker"]] == [prefix, f"{prefix}-w1"]
     # The broker shared the messages out: both workers took some (round robin in Mosquitto).
     assert all(w["received"] > 0 for w in source["per_worker"])
     assert source["received"] == 61 and stream["messages"] == 61
@@ -115,6 +115,12 @@ def test_a_killed_worker_is_restarted_and_its_unacknowledged_messages_are_not_lo
                 await all_connected(pool)
                 victim = pool._processes[0]
                 os.kill(victim.pid, signal.SIGKILL)
+
+                async def shown_down() -> bool:  # before the restart, /status must not say connected
+                    status = pool.source.status()
+                    return not status["connected"] and status["per_worker"][0].get("down") is True
+                await until(shown_down, timeout=10)
+                assert pool.source.lag() >= 0.0
                 # Published while worker 0 is dead: its share waits in its session.
                 for i in range(40):
                     publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 2, 50 + i))
@@ -213,3 +219,41 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def test_going_from_one_process_to_two_workers_loses_and_doubles_nothing(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    """Worker 0 resumes the single process's session (same client id) and drops its plain filter."""
+    from tests.test_mqtt_e2e import connected, runner_for
+
+    single = source_config(prefix, *mqtt_broker)
+    pooled = source_config(prefix, *mqtt_broker, workers=2)
+
+    async def scenario() -> tuple[dict[str, float], int, int]:
+        async with runtime_for(tmp_path) as runtime:
+            first = runner_for(runtime, single)
+            await first.start()
+            await connected(first)
+            await first.stop()
+            for i in range(30):  # queued in the single process's session
+                publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+            pool = pool_for(runtime, pooled)
+            await pool.start()
+            try:
+                await all_connected(pool)
+                for i in range(30, 60):
+                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+
+                async def all_arrived() -> bool:
+                    return len(await noise_entities(runtime)) == 60 and pool.status.pending == 0
+                await until(all_arrived, timeout=60)
+                await asyncio.sleep(0.5)  # a duplicate through a leftover plain filter would show now
+                return (await noise_entities(runtime), pool.source.status()["received"],
+                        pool.source.status()["per_worker"][1]["received"])
+            finally:
+                await pool.stop()
+
+    entities, received, by_second_worker = asyncio.run(scenario())
+    assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(60)}
+    assert received == 60  # each message once
+    assert by_second_worker > 0  # the new ones were shared out

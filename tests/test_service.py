@@ -184,7 +184,7 @@ def test_a_stream_with_worker_processes_reports_each_worker(env, feed, mqtt_brok
                 break
             time.sleep(0.1)
         assert source["connected"] is True and source["workers"] == 2
-        assert [w["client_id"].rsplit("-", 1)[1] for w in source["per_worker"]] == ["w0", "w1"]
+        assert [w["client_id"] for w in source["per_worker"]] == [source["client_id"], source["client_id"] + "-w1"]
         assert all(w["connected"] for w in source["per_worker"])
         assert "mqtt_password" not in str(source) and SECRETS["BURGAS_MQTT_PASSWORD"] not in str(source)
         assert 'burgas_mqtt_connected{source="mqtt.live"} 1.0' in client.get("/metrics").text

@@ -100,11 +100,14 @@ class MQTTSource:
                  keepalive: int = 30, reconnect_min: int = 1, reconnect_max: int = 60,
                  username: str | None = None, password: SecretStr | None = None,
                  ca_file: Path | None = None, max_payload_bytes: int = 65536,
-                 share_group: str | None = None) -> None:
+                 share_group: str | None = None, former_group: str | None = None) -> None:
         self.name = name
         self.address = address
         self.topics = list(topics)
         self.share_group = share_group  # subscribe as one member of a shared subscription
+        # The group whose filters this session may still hold from a run with another number of
+        # workers: the other form of each filter is unsubscribed, so no message comes twice.
+        self.former_group = former_group
         self.client_id = client_id
         self.protocol = protocol
         self.session_expiry = session_expiry
@@ -139,12 +142,14 @@ class MQTTSource:
             raise ConfigError("BURGAS_MQTT_PASSWORD needs BURGAS_MQTT_USERNAME", source=config.name)
         address = BrokerAddress.parse(config.url, tls=settings.mqtt_tls or settings.mqtt_ca_file is not None)
         client_id = config.client_id or f"burgas-adapter-{config.name}"
-        share_group = None
+        group = config.share_group or client_id
         if worker is not None:
-            share_group = config.share_group or client_id
-            client_id = f"{client_id}-w{worker}"
+            # Worker 0 keeps the stream's own client id, so going from one process to several
+            # (or back) resumes the same session and nothing queued in it is stranded.
+            client_id = client_id if worker == 0 else f"{client_id}-w{worker}"
         return cls(config.name, address, list(config.topics), client_id=client_id,
-                   share_group=share_group, protocol=config.protocol,
+                   share_group=group if worker is not None else None, former_group=group,
+                   protocol=config.protocol,
                    session_expiry=config.session_expiry_seconds, receive_maximum=config.receive_maximum,
                    keepalive=config.keepalive_seconds, reconnect_min=config.reconnect_min_seconds,
                    reconnect_max=max(config.reconnect_max_seconds, config.reconnect_min_seconds),
@@ -219,6 +224,11 @@ class MQTTSource:
         if result != mqtt.MQTT_ERR_SUCCESS:
             self._fail(SourceUnavailableError(f"subscribe failed: {mqtt.error_string(result)}",
                                               source=self.name))
+            return
+        if self.former_group is not None:
+            other = [t if self.share_group is not None else f"$share/{self.former_group}/{t}"
+                     for t in self.topics]
+            client.unsubscribe(other)  # "no subscription existed" is the usual answer
 
     def subscription(self, topic: str) -> str:
         """The filter subscribed for a configured topic pattern (shared when in a share group)."""
@@ -343,7 +353,8 @@ class MQTTSource:
     def status(self) -> dict[str, Any]:
         """JSON-ready state (served by /status)."""
         return {"broker": str(self.address), "client_id": self.client_id, "protocol": self.protocol,
-                "topics": self.topics, "share_group": self.share_group, "connected": self.connected, "connections": self.connections,
+                "topics": self.topics, "share_group": self.share_group, "connected": self.connected,
+                "connections": self.connections,
                 "last_connected_at": self.last_connected_at, "received": self.received,
                 "acknowledged": self.acknowledged, "waiting": self.waiting,
                 "lag_seconds": round(self.lag(), 3), "last_error": self.last_error}

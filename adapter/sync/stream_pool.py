@@ -9,8 +9,9 @@ delivers the outbox to the NGSI-LD broker, as for one stream, and serves their s
 
 What keeps the guarantees:
 - A message is acknowledged by the worker that stored it, after its transaction committed.
-- Each worker has its own client id (``<client_id>-w<n>``) and persistent session: messages for a
-  worker that is down wait in the broker, and a restarted worker takes them over.
+- Each worker has its own client id and persistent session (worker 0 the stream's own client id,
+  worker n ``<client_id>-w<n>``): messages for a worker that is down wait in the broker, and a
+  restarted worker takes them over.
 - Readings of one sensor may reach different workers and commit out of order:
   :meth:`StateStore.sync_stream` drops a reading older than one already enqueued for its entity.
 - A worker that dies is restarted (with backoff); workers exit when this process goes away, so no
@@ -129,10 +130,18 @@ class PooledSource:
     def replay(self, topic: str, payload: bytes) -> Any:
         return self.template.replay(topic, payload)
 
+    def down(self, index: int) -> None:
+        """A worker exited: it is not connected, and its share of the messages waits in its session."""
+        at, status = self.reports.get(index, (time.monotonic(), {}))
+        self.reports[index] = (time.monotonic(), {**status, "connected": False, "waiting": 0,
+                                                  "lag_seconds": 0.0, "down": True})
+
     def lag(self) -> float:
-        """The largest lag a worker reported, aged by the time since its report."""
+        """The largest lag a worker reported, aged by the time since its report; for a worker
+        that is down, the time since it went down (its messages wait in the MQTT broker)."""
         now = time.monotonic()
-        lags = [status["lag_seconds"] + (now - at) if status["lag_seconds"] else 0.0
+        lags = [now - at if status.get("down") else
+                status["lag_seconds"] + (now - at) if status.get("lag_seconds") else 0.0
                 for at, status in self.reports.values()]
         return max(lags, default=0.0)
 
@@ -166,8 +175,7 @@ class StreamPool(StreamRunner):
 
     def __init__(self, config: MQTTSourceConfig, settings: Settings, pipeline: Pipeline,
                  **kwargs: Any) -> None:
-        template = MQTTSource.from_config(config, settings, worker=0)
-        template.client_id = template.client_id.rsplit("-w", 1)[0]
+        template = MQTTSource.from_config(config, settings, worker=0)  # worker 0 has the stream's id
         super().__init__(PooledSource(template, config.workers), mapper_for(config.name, config.topics),
                          pipeline, batch_max_messages=config.batch_max_messages,
                          batch_max_ms=config.batch_max_ms, **kwargs)
@@ -228,11 +236,14 @@ class StreamPool(StreamRunner):
                 return
 
     def _on_event(self, event: tuple[str, int, dict[str, Any] | None, dict[str, Any], int]) -> None:
-        kind, index, payload, status, _pid = event
-        self.pooled.reports[index] = (time.monotonic(), status)
-        if status.get("connected"):
-            self._failures[index] = 0
-        if kind == "batch" and payload is not None:
+        kind, index, payload, status, pid = event
+        current = self._processes.get(index)
+        if current is not None and current.pid == pid and current.is_alive():
+            # (a dead worker's last words must not make it look connected again)
+            self.pooled.reports[index] = (time.monotonic(), status)
+            if status.get("connected"):
+                self._failures[index] = 0
+        if kind == "batch" and payload is not None:  # durable whichever process stored it
             batch = StreamBatch(**payload)
             self._count(batch)
             if batch.quarantined:
@@ -250,6 +261,7 @@ class StreamPool(StreamRunner):
                 if process.is_alive() or self._stopping:
                     continue
                 if index not in restart_at:
+                    self.pooled.down(index)
                     failures = self._failures.get(index, 0) + 1
                     self._failures[index] = failures
                     delay = min(2.0 ** (failures - 1), MAX_RESTART_DELAY)
