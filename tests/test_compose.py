@@ -59,11 +59,12 @@ def adapter_env(compose: dict[str, Any]) -> dict[str, str]:
 
 
 def port_pairs(service: dict[str, Any]) -> set[tuple[int, int]]:
-    """(host, container) ports of a service's `ports` entries."""
+    """(host, container) ports of a service's `ports` entries; each must be bound to loopback."""
     pairs = set()
     for entry in service.get("ports", []):
-        host, container = str(entry).rsplit(":", 1)
-        pairs.add((int(host.rsplit(":", 1)[-1]), int(container)))
+        address, host, container = str(entry).split(":")
+        assert address == "127.0.0.1", f"{entry}: published beyond the host's loopback"
+        pairs.add((int(host), int(container)))
     return pairs
 
 
@@ -125,7 +126,9 @@ def test_adapter_environment_is_settings(compose: dict[str, Any], monkeypatch: p
     env = adapter_env(compose)
     fields = {f"BURGAS_{name.upper()}" for name in Settings.model_fields}
     assert {k for k in env if k.startswith("BURGAS_")} <= fields
-    assert set(env) == {k for k in env if k.startswith("BURGAS_")}
+    # Besides settings, only the variables the bundled pipeline file reads (${MQTT_...}).
+    bundled = set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "config" / "burgas.yaml").read_text(encoding="utf-8")))
+    assert {k for k in env if not k.startswith("BURGAS_")} <= bundled
     for name in list(os.environ):
         if name.startswith("BURGAS_"):
             monkeypatch.delenv(name)
@@ -195,3 +198,17 @@ def test_make_up_and_down_use_the_compose_file() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^up:\n\t\$\(COMPOSE\) up .*--build", makefile, re.M)
     assert re.search(r"^down:\n\t\$\(COMPOSE\) down", makefile, re.M)
+
+
+def test_the_adapter_streams_from_the_compose_mosquitto(compose: dict[str, Any],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapter.config import MQTTSourceConfig, load_config
+
+    for name, value in adapter_env(compose).items():
+        monkeypatch.setenv(name, value)
+    streams = [s for s in load_config(ROOT / "config" / "burgas.yaml").sources if isinstance(s, MQTTSourceConfig)]
+    assert streams and all(s.enabled for s in streams)
+    for stream in streams:
+        url = urlsplit(stream.url)
+        assert (url.hostname, url.port or 1883) == ("mosquitto", 1883)
+    assert "mosquitto" in compose["services"]
