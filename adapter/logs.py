@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from adapter.redaction import redact
+from adapter.redaction import redact, scrub_text
 
 
 class JSONFormatter(logging.Formatter):
@@ -20,14 +20,21 @@ class JSONFormatter(logging.Formatter):
                 "message": record.getMessage()}
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(redact(body), default=str).decode()
+        return scrub_text(orjson.dumps(redact(body), default=str).decode())
+
+
+class PlainFormatter(logging.Formatter):
+    """One line per record for people; credentials in URLs are scrubbed as in JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub_text(super().format(record))
 
 
 def setup_logging(fmt: str = "plain", level: int = logging.INFO) -> None:
     """Configure the root logger once (stderr)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+                         PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import SecretBytes, SecretStr
 
@@ -27,6 +29,39 @@ def redact(value: Any, keys: frozenset[str] = SECRET_KEYS) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(redact(v, keys) for v in value)
     return value
+
+
+# Query parameters that carry credentials in URLs (ArcGIS `token`, API keys, signed URLs).
+SECRET_QUERY_KEYS = SECRET_KEYS | frozenset({"key", "sig", "signature", "auth", "code", "passwd", "pwd",
+                                             "x-amz-signature", "x-amz-credential", "sas", "sv"})
+_URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
+
+
+def scrub_url(url: str) -> str:
+    """A URL with its user:password and credential-bearing query values replaced by a marker."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):
+            query = urlencode([(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs],
+                              safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def scrub_text(text: str) -> str:
+    """Text (an error message, a log line) with every URL in it scrubbed."""
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda m: scrub_url(m.group(0)), text)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -156,7 +156,9 @@ def test_admin_endpoints_are_disabled_without_a_key(env, feed, mqtt_broker, monk
 def test_secrets_never_appear_in_status_metrics_or_logs(env, feed, mqtt_broker, caplog):  # noqa: F811
     caplog.set_level(logging.DEBUG)
     feed.released.set()
-    app = create_app(load_settings(), pipeline(feed, mqtt_broker))
+    config = pipeline(feed, mqtt_broker)  # a layer URL carrying a token (as ArcGIS ones do)
+    config.sources[0] = config.sources[0].model_copy(update={"url": feed.url + "?token=tok-91c2e5"})
+    app = create_app(load_settings(), config)
     with TestClient(app) as client:
         wait_ready(client)
         client.post("/sync/gis.parks", headers={"X-API-Key": SECRETS["BURGAS_API_KEY"]})
@@ -168,6 +170,7 @@ def test_secrets_never_appear_in_status_metrics_or_logs(env, feed, mqtt_broker, 
     for secret in SECRETS.values():
         for text in (*shown, caplog.text):
             assert secret not in text
+    assert "tok-91c2e5" not in shown[0] and "token=**REDACTED**" in shown[0].replace("%2A", "*")
     assert "service started" in caplog.text  # the logs were captured
 
 

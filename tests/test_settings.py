@@ -39,3 +39,29 @@ def test_bad_values_are_config_errors():
 
 def test_redact_headers():
     assert redact_headers({"Authorization": "Bearer x", "Link": "<u>"}) == {"Authorization": REDACTED, "Link": "<u>"}
+
+
+def test_urls_lose_their_credentials_wherever_they_appear():
+    from adapter.redaction import scrub_text, scrub_url
+
+    assert scrub_url("https://gis.burgas.bg/arcgis/rest/services/x/query?where=1%3D1&token=s3cr3t&f=json") == (
+        f"https://gis.burgas.bg/arcgis/rest/services/x/query?where=1%3D1&token={REDACTED}&f=json")
+    assert scrub_url("mqtt://user:pw@host:1883") == f"mqtt://{REDACTED}@host:1883"
+    assert scrub_url("https://a.example/x?apikey=k&API_KEY=k2") == (
+        f"https://a.example/x?apikey={REDACTED}&API_KEY={REDACTED}")
+    assert scrub_url("https://a.example/x?page=2") == "https://a.example/x?page=2"  # untouched
+    text = "GET 'https://h.example/q?token=abc&x=1' failed: 500 (see https://u:p@h.example/)"
+    scrubbed = scrub_text(text)
+    assert "abc" not in scrubbed and "u:p@" not in scrubbed and scrubbed.count(REDACTED) == 2
+
+
+def test_log_lines_scrub_credentials_in_urls_plain_and_json():
+    import logging
+
+    from adapter.logs import JSONFormatter, PlainFormatter
+
+    record = logging.LogRecord("adapter.sources", logging.WARNING, __file__, 1,
+                               "fetch of %s failed", ("https://h.example/q?token=abc123",), None)
+    for formatter in (PlainFormatter("%(message)s"), JSONFormatter()):
+        line = formatter.format(record)
+        assert "abc123" not in line and REDACTED in line

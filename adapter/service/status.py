@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 
 from adapter import __version__
-from adapter.redaction import REDACTED, redact
+from adapter.redaction import redact, scrub_text
 
 if TYPE_CHECKING:
     from adapter.service.app import Service
@@ -18,18 +17,9 @@ router = APIRouter(tags=["operations"])
 
 
 def scrub_urls(value: Any) -> Any:
-    """A copy with credentials in URLs (``scheme://user:password@host``) replaced by a marker."""
+    """A copy with credentials in URLs (``user:password@``, ``?token=``...) replaced by a marker."""
     if isinstance(value, str):
-        if "://" not in value or "@" not in value:
-            return value
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            return REDACTED
-        if "@" not in parts.netloc:
-            return value
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
+        return scrub_text(value)
     if isinstance(value, dict):
         return {k: scrub_urls(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
