@@ -200,3 +200,33 @@ def test_readings_of_one_sensor_in_a_batch_are_coalesced_into_the_newest(tmp_pat
     entities, runner = asyncio.run(scenario())
     assert entities == {"urn:ngsi-ld:NoiseLevelObserved:lamppost:lp-5": 59.0}
     assert (runner.status.batches, runner.status.messages, runner.status.coalesced, runner.status.sent) == (1, 10, 9, 1)
+
+
+def test_oversized_payloads_are_quarantined_and_huge_ones_never_reach_the_adapter(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    topic = f"{prefix}/lp/lp-7/noise"
+    config = source_config(prefix, *mqtt_broker, max_payload_bytes=256)
+
+    async def scenario() -> tuple[dict[str, float], list[Any], int]:
+        async with runtime_for(tmp_path) as runtime:
+            runner = runner_for(runtime, config)
+            await runner.start()
+            try:
+                await connected(runner)
+                publisher.send(topic, b"{" + b" " * 400 + b"}")  # over the limit: read, cut, quarantined
+                publisher.send(topic, b"{" + b" " * 300_000 + b"}")  # over the packet size: Mosquitto drops it
+                publisher.send(topic, reading("lp-7", 3, 58.0))
+
+                async def arrived() -> bool:
+                    return bool(await noise_entities(runtime))
+                await until(arrived)
+                assert runtime.state is not None
+                return (await noise_entities(runtime), Quarantine(runtime.state).list(source="mqtt.test"),
+                        runner.source.status()["received"])
+            finally:
+                await runner.stop()
+
+    entities, quarantined, received = asyncio.run(scenario())
+    assert entities == {"urn:ngsi-ld:NoiseLevelObserved:lamppost:lp-7": 58.0}
+    assert [q.reason for q in quarantined] == ["payload of 402 bytes is larger than 256"]
+    assert received == 2  # the 300 kB message was never sent to the adapter

@@ -263,3 +263,15 @@ def test_a_state_file_of_an_earlier_version_is_migrated(tmp_path):
         assert store.sync_stream("", "m", [(ent(1, v=4), _at(4))], run_id="b").stale == ["urn:ngsi-ld:T:1"]
     finally:
         store.close()
+
+
+def test_quarantine_keeps_the_most_recently_seen_items_of_a_source(store):
+    quarantine = Quarantine(store)
+    for n in range(12):
+        quarantine.add(tenant="", source="noisy", kind="record", locator=f"r{n}", error="bad")
+    quarantine.add(tenant="", source="other", kind="record", locator="x", error="bad")
+    quarantine.add(tenant="", source="noisy", kind="record", locator="r0", error="bad again")  # seen last
+    assert quarantine.trim("", "noisy", keep=5) == 7
+    assert {e.locator for e in quarantine.list(source="noisy")} == {"r0", "r8", "r9", "r10", "r11"}
+    assert quarantine.count(source="other") == 1 and quarantine.trim("", "noisy", keep=5) == 0
+    assert [e.locator for e in quarantine.list(source="noisy", limit=2, offset=1)] == ["r8", "r9"]

@@ -61,8 +61,9 @@ async def quarantine_list(request: Request, source: str | None = None,
     """Oldest first; `payload` is a text preview of what was set aside (for MQTT: the message)."""
     service = _running(request)
     assert service.runtime is not None and service.runtime.state is not None
-    entries = Quarantine(service.runtime.state).list(source=source, kind=kind)
-    return {"total": len(entries), "items": [_entry(e) for e in entries[offset:offset + limit]]}
+    quarantine = Quarantine(service.runtime.state)
+    entries = quarantine.list(source=source, kind=kind, limit=limit, offset=offset)
+    return {"total": quarantine.count(source=source, kind=kind), "items": [_entry(e) for e in entries]}
 
 
 class RetryRequest(BaseModel):
@@ -79,7 +80,7 @@ async def quarantine_retry(request: Request, body: RetryRequest | None = None) -
     runtime = service.runtime
     assert runtime is not None and runtime.state is not None and runtime.pipeline is not None
     quarantine = Quarantine(runtime.state)
-    known = {e.id for e in quarantine.list()}
+    known = set(quarantine.ids())
     ids = [i for i in body.ids if i in known] if body is not None and body.ids is not None else sorted(known)
     started = utcnow()
     records = quarantine.retry(ids)
@@ -106,4 +107,4 @@ async def quarantine_retry(request: Request, body: RetryRequest | None = None) -
     await runtime.pipeline.deliver(report)
     return {"entity_operations": len(ids) - len(records), "records": len(records),
             "records_resolved": len(resolved), "sent": report.sent, "pending": report.pending,
-            "still_quarantined": len(quarantine.list())}
+            "still_quarantined": quarantine.count()}

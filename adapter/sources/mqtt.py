@@ -189,6 +189,10 @@ class MQTTSource:
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = self.session_expiry
             properties.ReceiveMaximum = self.receive_maximum
+            # The broker must not send a packet larger than this (it drops it instead), so paho
+            # never reads an unbounded one. Up to it, a payload over max_payload_bytes is still
+            # read, cut, and quarantined with its size, so the sender can be told.
+            properties.MaximumPacketSize = self.max_packet_size
             kwargs = {"clean_start": False, "properties": properties}
         try:
             self._client.connect_async(self.address.host, self.address.port, self.keepalive, **kwargs)
@@ -336,6 +340,11 @@ class MQTTSource:
         now = time.time()
         return self.record(MQTTMessage(topic, payload[: self.max_payload_bytes], len(payload), 0, 0,
                                        now, time.monotonic(), -1))
+
+    @property
+    def max_packet_size(self) -> int:
+        """The MQTT 5 Maximum Packet Size announced: twice the payload limit, plus topic and headers."""
+        return 2 * self.max_payload_bytes + 65_536 + 16
 
     @property
     def waiting(self) -> int:

@@ -212,6 +212,7 @@ class Pipeline:
             await self.deliver(report, source=name)
         finally:
             report.duration = time.monotonic() - started
+        self.quarantine.trim(self.tenant, name)
         return report
 
     async def _version(self, source: Source) -> str | None:

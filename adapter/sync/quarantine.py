@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,7 +13,10 @@ import orjson
 from adapter.errors import AdapterError
 from adapter.sync.state import StateStore, utcnow
 
+logger = logging.getLogger(__name__)
+
 Kind = Literal["record", "upsert", "delete", "delete_attr"]
+MAX_PER_SOURCE = 10_000  # items kept per (tenant, source); the most recently seen win
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +74,39 @@ class Quarantine:
                 tx.execute(sql, params)
 
     def list(self, *, tenant: str | None = None, source: str | None = None,
-             kind: Kind | None = None) -> list[QuarantineEntry]:
-        """Quarantined items, oldest first, optionally filtered."""
-        where, args = [], []
-        for column, value in (("tenant", tenant), ("source", source), ("kind", kind)):
-            if value is not None:
-                where.append(f"{column}=?")
-                args.append(value)
-        sql = "SELECT * FROM quarantine" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+             kind: Kind | None = None, limit: int | None = None, offset: int = 0) -> list[QuarantineEntry]:
+        """Quarantined items, oldest first, optionally filtered and paged."""
+        where, args = _where(tenant, source, kind)
+        sql = f"SELECT * FROM quarantine{where} ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args += [limit, offset]
         return [_entry(row) for row in self.store.conn.execute(sql, args)]
+
+    def ids(self) -> list[int]:
+        """Every item's id, oldest first."""
+        return [row[0] for row in self.store.conn.execute("SELECT id FROM quarantine ORDER BY id")]
+
+    def count(self, *, tenant: str | None = None, source: str | None = None, kind: Kind | None = None) -> int:
+        """How many items match."""
+        where, args = _where(tenant, source, kind)
+        return self.store.conn.execute(f"SELECT COUNT(*) FROM quarantine{where}", args).fetchone()[0]
+
+    def trim(self, tenant: str, source: str, keep: int = MAX_PER_SOURCE) -> int:
+        """Keep a source's `keep` most recently seen items, forgetting older ones; returns how many went.
+
+        A sensor sending a bad reading every second would otherwise grow the table without bound
+        (each payload differs by its time).
+        """
+        excess = self.count(tenant=tenant, source=source) - keep
+        if excess <= 0:
+            return 0
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine WHERE tenant=? AND "
+                       "source=? ORDER BY last_seen, id LIMIT ?)", (tenant, source, excess))
+        logger.warning("quarantine of %s is full: the %d oldest item(s) were dropped (kept %d)",
+                       source, excess, keep)
+        return excess
 
     def remove(self, ids: Iterable[int]) -> int:
         """Forget quarantined items; returns how many were removed."""
@@ -127,3 +155,12 @@ def _entry(row: tuple) -> QuarantineEntry:
     return QuarantineEntry(qid, tenant, source, kind, locator, entity_type, attr, reason, error_class, status,
                            payload, orjson.loads(context) if context else None, digest,
                            orjson.loads(attrs) if attrs else None, first_seen, last_seen, retry_count)
+
+
+def _where(tenant: str | None, source: str | None, kind: str | None) -> tuple[str, list[Any]]:
+    where, args = [], []
+    for column, value in (("tenant", tenant), ("source", source), ("kind", kind)):
+        if value is not None:
+            where.append(f"{column}=?")
+            args.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), args

@@ -24,7 +24,7 @@ async def retry_quarantine(settings: Settings, config: PipelineConfig,
     store = StateStore(settings.state_file)
     try:
         quarantine = Quarantine(store)
-        chosen = ids if ids is not None else [e.id for e in quarantine.list()]
+        chosen = ids if ids is not None else quarantine.ids()
         started = utcnow()
         records = quarantine.retry(chosen)
     finally:
@@ -54,7 +54,7 @@ async def retry_quarantine(settings: Settings, config: PipelineConfig,
             resolved.extend(passed)
         report = SyncReport("quarantine", "", started)
         await runtime.pipeline.deliver(report)
-        still_quarantined = len(quarantine.list())
+        still_quarantined = quarantine.count()
     return {"entities": len(chosen) - len(records), "records": len(records), "sources": sources,
             "records_resolved": len(resolved), "not_retried": not_retried, "sent": report.sent,
             "still_quarantined": still_quarantined}

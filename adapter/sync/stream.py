@@ -228,6 +228,7 @@ class StreamRunner:
                 quarantine.add(tenant=self.pipeline.tenant, source=self.name, kind="record",
                                locator=f"{message.topic} #{digest}", error=rejection.error(),
                                payload=bytes(message.payload), db=db)
+        quarantine.trim(self.pipeline.tenant, self.name)
         reasons = [f"{m.topic}: {r.reason}" for m, r in rejected[-5:]]
         self.status.rejections = (self.status.rejections + reasons)[-5:]
         now = time.monotonic()
