@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -109,8 +110,10 @@ def test_endpoints_with_the_lifespan_running(env, feed, mqtt_broker):  # noqa: F
         for line in ('burgas_records_total{source="gis.parks"} 2.0',
                      'burgas_entities_sent_total{source="gis.parks"} 2.0',
                      'burgas_entities_rejected_total{source="gis.parks",stage="mapping"} 0.0',
-                     'burgas_mqtt_lag_seconds{source="mqtt.live"}', "burgas_outbox_depth",
-                     "burgas_batch_latency_seconds", "burgas_sync_duration_seconds_count"):
+                     'burgas_mqtt_lag_seconds{source="mqtt.live"}',
+                     'burgas_outbox_depth{source="gis.parks"} 0.0', 'burgas_outbox_depth{source="mqtt.live"} 0.0',
+                     'burgas_quarantine_items{source="gis.parks"} 0.0',
+                     'burgas_sync_duration_seconds_count{source="gis.parks"} 1.0'):
             assert line in metrics.text
 
         context = client.get("/contexts/dataModel.Environment.jsonld")
@@ -191,3 +194,20 @@ def test_a_stream_with_worker_processes_reports_each_worker(env, feed, mqtt_brok
         assert all(w["connected"] for w in source["per_worker"])
         assert "mqtt_password" not in str(source) and SECRETS["BURGAS_MQTT_PASSWORD"] not in str(source)
         assert 'burgas_mqtt_connected{source="mqtt.live"} 1.0' in client.get("/metrics").text
+        time.sleep(0.3)  # the SUBACKs follow the CONNACKs
+        # Readings through the workers show in the parent's metrics.
+        from tests.test_mqtt_e2e import Publisher, reading
+        prefix = next(iter(config.sources[1].topics)).split("/")[0]
+        publisher = Publisher(*mqtt_broker)
+        try:
+            for i in range(6):
+                publisher.send(f"{prefix}/s{i}/noise", reading(f"s{i}", 1, 50.0 + i))
+        finally:
+            publisher.close()
+        wanted = ('burgas_records_total{source="mqtt.live"} 6.0', 'burgas_entities_sent_total{source="mqtt.live"} 6.0')
+        deadline = time.monotonic() + 30
+        while not all(line in (text := client.get("/metrics").text) for line in wanted):
+            assert time.monotonic() < deadline, [line for line in wanted if line not in text]
+            time.sleep(0.1)
+        count = re.search(r'burgas_batch_latency_seconds_count\{source="mqtt.live"\} (\d+)', text)
+        assert count is not None and int(count.group(1)) >= 1

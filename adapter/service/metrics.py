@@ -95,10 +95,12 @@ class _LiveGauges(Collector):
                                       labels=["source"])
         waiting = GaugeMetricFamily("burgas_mqtt_waiting_messages", "MQTT messages received, not yet "
                                     "taken into a batch", labels=["source"])
-        for source, count in service.outbox_depth().items():
-            outbox.add_metric([source], count)
-        for source, count in service.quarantine_counts().items():
-            quarantine.add_metric([source], count)
+        configured = {s.name for s in service.config.sources if s.enabled}  # a series each, 0 too
+        depth, held = service.outbox_depth(), service.quarantine_counts()
+        for source in sorted(configured | set(depth)):
+            outbox.add_metric([source], depth.get(source, 0))
+        for source in sorted(configured | set(held)):
+            quarantine.add_metric([source], held.get(source, 0))
         for runner in service.streams:
             lag.add_metric([runner.name], runner.source.lag())
             state = runner.source.status()
