@@ -88,7 +88,8 @@ def publish(host: str, port: int, topic_prefix: str, broker_url: str, context_ur
                 for entity in answer.json() if answer.status_code == 200 else []:
                     value = int(entity.get("LAeq", -1))
                     probe = probe_ids.index(entity["id"])
-                    for seq in [s for s, p in probe_of.items() if p == probe and s <= value and s not in seen]:
+                    published = list(probe_of.items())  # one C-level copy: the publisher adds concurrently
+                    for seq in [s for s, p in published if p == probe and s <= value and s not in seen]:
                         seen[seq] = now
                 time.sleep(0.01)
 
