@@ -257,3 +257,44 @@ def test_going_from_one_process_to_two_workers_loses_and_doubles_nothing(
     assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(60)}
     assert received == 60  # each message once
     assert by_second_worker > 0  # the new ones were shared out
+
+
+def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    """SIGKILL while batches are being stored and acknowledged: what was not acknowledged comes again."""
+    import threading
+
+    config = source_config(prefix, *mqtt_broker, workers=2, batch_max_messages=20, batch_max_ms=20)
+    total = 600
+
+    async def scenario() -> tuple[dict[str, float], int]:
+        async with runtime_for(tmp_path) as runtime:
+            pool = pool_for(runtime, config)
+            await pool.start()
+            try:
+                await all_connected(pool)
+                victim = pool._processes[0]
+
+                def publish() -> None:
+                    for i in range(total):
+                        publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, float(i)))
+
+                sender = threading.Thread(target=publish)
+                sender.start()
+
+                async def midway() -> bool:
+                    return pool.status.messages >= 100
+                await until(midway)
+                os.kill(victim.pid, signal.SIGKILL)
+                await asyncio.to_thread(sender.join, 60)
+
+                async def all_arrived() -> bool:
+                    return len(await noise_entities(runtime)) == total and pool.status.pending == 0
+                await until(all_arrived, timeout=90)
+                return await noise_entities(runtime), pool.pooled.restarts
+            finally:
+                await pool.stop()
+
+    entities, restarts = asyncio.run(scenario())
+    assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(i) for i in range(total)}
+    assert restarts >= 1
