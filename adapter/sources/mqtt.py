@@ -250,8 +250,9 @@ class MQTTSource:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                        properties: Any) -> None:
-        self.connected = False
-        if reason.is_failure:
+        was_connected, self.connected = self.connected, False
+        # After a refused CONNACK paho reports a disconnect too: keep the refusal as the reason.
+        if reason.is_failure and was_connected:
             self._fail(SourceUnavailableError(f"disconnected from {self.address}: {reason}",
                                               source=self.name))
 
