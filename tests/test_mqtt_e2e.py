@@ -230,3 +230,37 @@ def test_oversized_payloads_are_quarantined_and_huge_ones_never_reach_the_adapte
     assert entities == {"urn:ngsi-ld:NoiseLevelObserved:lamppost:lp-7": 58.0}
     assert [q.reason for q in quarantined] == ["payload of 402 bytes is larger than 256"]
     assert received == 2  # the 300 kB message was never sent to the adapter
+
+
+def test_a_topic_dropped_from_the_configuration_is_unsubscribed_from_the_persistent_session(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    both = source_config(prefix, *mqtt_broker).model_copy(update={"topics": {
+        f"{prefix}/lp/+/noise": "lamppost.noise", f"{prefix}/old/+/noise": "lamppost.noise"}})
+    only_lp = source_config(prefix, *mqtt_broker)
+
+    async def scenario() -> tuple[dict[str, float], int, int]:
+        async with runtime_for(tmp_path) as runtime:
+            first = runner_for(runtime, both)
+            await first.start()
+            await connected(first)
+            await first.stop()
+            second = runner_for(runtime, only_lp)
+            await second.start()
+            try:
+                await connected(second)
+                publisher.send(f"{prefix}/old/x/noise", reading("x", 1, 40.0))  # nobody wants it now
+                publisher.send(f"{prefix}/lp/a/noise", reading("a", 1, 61.5))
+
+                async def arrived() -> bool:
+                    return bool(await noise_entities(runtime))
+                await until(arrived)
+                await asyncio.sleep(0.3)
+                assert runtime.state is not None
+                return (await noise_entities(runtime), second.source.status()["received"],
+                        Quarantine(runtime.state).count())
+            finally:
+                await second.stop()
+
+    entities, received, quarantined = asyncio.run(scenario())
+    assert entities == {"urn:ngsi-ld:NoiseLevelObserved:lamppost:a": 61.5}
+    assert received == 1 and quarantined == 0

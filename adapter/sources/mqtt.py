@@ -23,7 +23,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +108,10 @@ class MQTTSource:
         # The group whose filters this session may still hold from a run with another number of
         # workers: the other form of each filter is unsubscribed, so no message comes twice.
         self.former_group = former_group
+        # Filters this session still holds from an earlier configuration: unsubscribed on connect.
+        self.forget: list[str] = []
+        # Called (in paho's thread) with the filters once the broker accepted them all.
+        self.on_subscribed: Callable[[list[str]], None] | None = None
         self.client_id = client_id
         self.protocol = protocol
         self.session_expiry = session_expiry
@@ -233,6 +237,9 @@ class MQTTSource:
             other = [t if self.share_group is not None else f"$share/{self.former_group}/{t}"
                      for t in self.topics]
             client.unsubscribe(other)  # "no subscription existed" is the usual answer
+        if self.forget:
+            client.unsubscribe(list(self.forget))
+            logger.info("%s: unsubscribed %s (no longer configured)", self.name, ", ".join(self.forget))
 
     def subscription(self, topic: str) -> str:
         """The filter subscribed for a configured topic pattern (shared when in a share group)."""
@@ -244,6 +251,8 @@ class MQTTSource:
         if refused:
             self._fail(AuthError(f"the broker refused the subscription to {', '.join(refused)}",
                                  source=self.name))
+        elif self.on_subscribed is not None:
+            self.on_subscribed([self.subscription(t) for t in self.topics])
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._fail(SourceUnavailableError(f"cannot connect to {self.address}", source=self.name))

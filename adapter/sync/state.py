@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, enqueued_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_entity ON outbox (tenant, source, entity_id);
+CREATE TABLE IF NOT EXISTS mqtt_subscription (
+    client_id TEXT PRIMARY KEY, filters TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant TEXT NOT NULL, source TEXT NOT NULL,
@@ -172,6 +175,17 @@ class StateStore:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+
+    def subscriptions(self, client_id: str) -> list[str]:
+        """The MQTT filters a persistent session was last subscribed to (the broker keeps them)."""
+        row = self.conn.execute("SELECT filters FROM mqtt_subscription WHERE client_id=?", (client_id,)).fetchone()
+        return orjson.loads(row[0]) if row else []
+
+    def set_subscriptions(self, client_id: str, filters: Iterable[str]) -> None:
+        """Remember a session's filters, so that ones dropped from the configuration are unsubscribed."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO mqtt_subscription VALUES (?, ?)",
+                       (client_id, orjson.dumps(sorted(filters)).decode()))
 
     def get(self, tenant: str, source: str, entity_id: str) -> EntityState | None:
         """The state of one entity."""

@@ -252,11 +252,28 @@ class StreamRunner:
 
     async def start(self) -> None:
         """Connect the source and start consuming and delivering."""
+        self._track_subscriptions()
         self.source.start()
         self._work.set()  # work left in the outbox by an earlier run goes out first
         self._tasks = [asyncio.create_task(self._consume(), name=f"stream:{self.name}")]
         if self.deliver:
             self._tasks.append(asyncio.create_task(self._deliver(), name=f"deliver:{self.name}"))
+
+    def _track_subscriptions(self) -> None:
+        """Unsubscribe filters an earlier configuration left in the persistent session, and
+        remember the current ones once the broker has accepted them."""
+        client_id = getattr(self.source, "client_id", None)
+        subscription = getattr(self.source, "subscription", None)
+        if client_id is None or subscription is None:
+            return
+        state = self.pipeline.state
+        current = {subscription(topic) for topic in self.source.topics}  # type: ignore[attr-defined]
+        self.source.forget = sorted(set(state.subscriptions(client_id)) - current)  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+
+        def subscribed(filters: list[str]) -> None:  # paho's thread -> the event loop's
+            loop.call_soon_threadsafe(state.set_subscriptions, client_id, filters)
+        self.source.on_subscribed = subscribed  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         """Stop between batches (a batch is never cut between outbox and ack), then disconnect."""
