@@ -64,3 +64,46 @@ def test_counts_beyond_64_bits_or_negative_are_refused_by_the_model(value, reaso
         OffStreetParking(id="urn:ngsi-ld:OffStreetParking:x", available_spot_number=value,
                          location={"type": "Point", "coordinates": [27.47, 42.50]})
     assert caught.value.errors()[0]["loc"] == ("available_spot_number",)
+
+
+def _mapper(fail: dict[int, Exception]):
+    """A FeedMapper (so map_one's error handling applies) that raises `fail[n]` for record n."""
+    from adapter.mapping.base import FeedMapper
+
+    def map_kpi(record: RawRecord) -> Mapped:
+        error = fail.get(record.payload["n"])
+        if error is not None:
+            raise error
+        return kpi(record)
+    return FeedMapper("test.kpi", KeyPerformanceIndicator, map_kpi, "n")
+
+
+def _two_runs(tmp_path, second: dict[int, Exception], n: int = 4):
+    store = StateStore(tmp_path / "state.sqlite3")
+    pipeline = Pipeline(store, None)
+    source = ListSource([{"n": i, "value": i} for i in range(n)])
+    first = asyncio.run(pipeline.run_once(source.name, source, _mapper({})))
+    assert first.complete and first.mapped == n
+    report = asyncio.run(pipeline.run_once(source.name, source, _mapper(second)))
+    deletes = {op.entity_id for op in pipeline.outbox.ops() if op.op == "delete"}
+    store.close()
+    return report, deletes
+
+
+def test_a_mapper_bug_on_a_record_deletes_nothing(tmp_path):
+    report, deletes = _two_runs(tmp_path, {2: AttributeError("'NoneType' object has no attribute 'x'")})
+    assert deletes == set() and report.complete is False and report.mapper_failures == 1
+    assert "the mapper failed on 1 record(s): nothing deleted" in report.last_error
+
+
+def test_a_run_rejecting_most_of_its_records_deletes_nothing(tmp_path):
+    bad = ValueError("expected a number")
+    report, deletes = _two_runs(tmp_path, {1: bad, 2: bad, 3: bad})
+    assert deletes == set() and report.complete is False
+    assert report.last_error == "3 of 4 records were rejected: nothing deleted this run"
+
+
+def test_a_few_rejected_records_still_let_a_complete_run_delete_their_entities(tmp_path):
+    report, deletes = _two_runs(tmp_path, {3: ValueError("expected a number")})
+    assert report.complete is True and report.last_error is None
+    assert deletes == {"urn:ngsi-ld:KeyPerformanceIndicator:test:3"}

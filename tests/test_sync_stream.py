@@ -226,3 +226,44 @@ def test_a_reading_dated_far_after_its_arrival_is_quarantined_not_allowed_to_sil
     batch = runner.process([source.message("lp/a/noise", current, 2)])
     assert batch.enqueued == 1 and batch.stale == 0
     assert outbox_bodies(store)["urn:ngsi-ld:NoiseLevelObserved:lamppost:a"]["LAeq"]["value"] == 60.0
+
+
+def test_retrying_a_reading_dated_far_ahead_keeps_it_in_quarantine(parts):
+    source, runner, store = parts
+    future = orjson.dumps({"sensor": "a", "time": "2099-01-01T00:00:00Z", "location": LOCATION, "laeq": 1.0})
+    runner.process([source.message("lp/a/noise", future, 1)])
+    entries = Quarantine(store).list()
+    assert runner.retry(entries) == []
+    assert Quarantine(store).count() == 1 and Outbox(store).ops() == []
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    batch = runner.process([source.message("lp/a/noise", orjson.dumps(
+        {"sensor": "a", "time": now, "location": LOCATION, "laeq": 60.0}), 2)])
+    assert batch.enqueued == 1 and batch.stale == 0
+
+
+def test_delivery_survives_a_state_file_error_and_goes_on(parts, monkeypatch):
+    import sqlite3
+
+    source, runner, store = parts
+    runner.process([source.message("lp/a/noise", noise("a", 1, 50.0), 1)])
+    calls: list[str] = []
+
+    async def deliver(report: Any, *, source: str | None = None) -> None:
+        calls.append("deliver")
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        report.sent, report.pending = 1, 0
+
+    monkeypatch.setattr(runner.pipeline, "deliver", deliver)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner._deliver())
+        runner._work.set()
+        deadline = time.monotonic() + 10
+        while runner.status.sent < 1:
+            assert time.monotonic() < deadline, runner.status.last_error
+            await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert len(calls) >= 2 and runner.status.last_error is None and runner.status.sent == 1

@@ -68,13 +68,16 @@ class Rejected:
     record: str
     reason: str
     payload: Any = None
+    # The mapper itself failed (an unexpected exception), not the record: a run with such a
+    # rejection is not a complete picture of the source, so nothing is deleted on its account.
+    mapper_failed: bool = False
 
     @classmethod
-    def of(cls, record: RawRecord, reason: str) -> Rejected:
+    def of(cls, record: RawRecord, reason: str, *, mapper_failed: bool = False) -> Rejected:
         """A rejection of ``record`` (the reason is cut to MAX_REASON characters)."""
         if len(reason) > MAX_REASON:
             reason = reason[: MAX_REASON - 3] + "..."
-        return cls(record.source, record.key, reason, record.payload)
+        return cls(record.source, record.key, reason, record.payload, mapper_failed)
 
     def error(self) -> MappingError:
         """The rejection as the adapter's error class (for quarantine and logs)."""
@@ -111,7 +114,7 @@ def map_one(mapper: FeedMapper, record: RawRecord) -> Mapped | Rejected:
         return Rejected.of(record, str(exc) or type(exc).__name__)
     except Exception as exc:  # noqa: BLE001 - a mapper bug on one record must not stop a sync or a stream
         logger.exception("%s %s: the mapper failed", record.source, record.key)
-        return Rejected.of(record, f"the mapper failed: {type(exc).__name__}: {exc}")
+        return Rejected.of(record, f"the mapper failed: {type(exc).__name__}: {exc}", mapper_failed=True)
     if mapped.notes:
         logger.debug("%s %s: left out %s", record.source, record.key, "; ".join(mapped.notes))
     return mapped

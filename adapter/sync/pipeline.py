@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 RecordMapper = Callable[[RawRecord], "Mapped | Rejected"]
 _SHOWN_REJECTIONS = 20
+# A complete fetch rejecting more than this share of its records deletes nothing (see _hold_deletes).
+MAX_REJECTED_SHARE = 0.5
+MIN_RECORDS_FOR_REJECTION_GUARD = 1
 
 
 class HistorySink(Protocol):
@@ -176,6 +179,8 @@ class Pipeline:
 
     def _reject_record(self, rejected: Rejected, report: SyncReport) -> None:
         report.skipped += 1
+        if rejected.mapper_failed:
+            report.mapper_failures += 1
         if len(report.rejections) < _SHOWN_REJECTIONS:
             report.rejections.append(f"{rejected.source} {rejected.record}: {rejected.reason}")
         payload = None
@@ -224,6 +229,25 @@ class Pipeline:
             logger.debug("%s: no version: %s", source.name, exc)
             return None
 
+    def _hold_deletes(self, name: str, report: SyncReport) -> bool:
+        """Whether this run must not delete what it did not see, though the fetch was complete.
+
+        A mapper that failed on a record (a bug, not bad data), or a run that rejected most of
+        its records (e.g. a source field changed type), says more about the adapter or the feed's
+        format than about which entities still exist: deleting them all would empty the broker.
+        """
+        reason = None
+        if report.mapper_failures:
+            reason = f"the mapper failed on {report.mapper_failures} record(s)"
+        elif report.records_in >= MIN_RECORDS_FOR_REJECTION_GUARD and \
+                report.skipped > report.records_in * MAX_REJECTED_SHARE:
+            reason = f"{report.skipped} of {report.records_in} records were rejected"
+        if reason is None:
+            return False
+        report.last_error = report.last_error or f"{reason}: nothing deleted this run"
+        logger.warning("%s: %s; entities not seen are kept this run", name, reason)
+        return True
+
     def _not_modified(self, name: str, report: SyncReport) -> None:
         """The source says nothing changed: every entity it has is unchanged, and nothing is
         written (the run itself is recorded as the source's last run)."""
@@ -235,6 +259,7 @@ class Pipeline:
                    run_id: str, *, snapshot: bool, skipper: RecordSkipper | None, salt: str,
                    version: str | None, skips: SkipIndex) -> None:
         by_id, complete = await self.map_source(source, mapper, report, skipper)
+        complete = complete and not self._hold_deletes(name, report)
         report.complete = complete
         report.mapped = len(by_id)
         for mapped in by_id.values():

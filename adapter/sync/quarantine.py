@@ -16,7 +16,7 @@ from adapter.sync.state import StateStore, utcnow
 logger = logging.getLogger(__name__)
 
 Kind = Literal["record", "upsert", "delete", "delete_attr"]
-MAX_PER_SOURCE = 10_000  # items kept per (tenant, source); the most recently seen win
+MAX_PER_SOURCE = 10_000  # records kept per (tenant, source); the most recently seen win
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +93,19 @@ class Quarantine:
         return self.store.conn.execute(f"SELECT COUNT(*) FROM quarantine{where}", args).fetchone()[0]
 
     def trim(self, tenant: str, source: str, keep: int = MAX_PER_SOURCE) -> int:
-        """Keep a source's `keep` most recently seen items, forgetting older ones; returns how many went.
+        """Keep a source's `keep` most recently seen records, forgetting older ones; returns how many went.
 
         A sensor sending a bad reading every second would otherwise grow the table without bound
         (each payload differs by its time).
         """
-        excess = self.count(tenant=tenant, source=source) - keep
+        excess = self.count(tenant=tenant, source=source, kind="record") - keep
         if excess <= 0:
             return 0
+        # Records only: a rejected entity operation is the only copy of that operation (the state
+        # already counts it as wanted), and there are at most as many as the source has entities.
         with self.store.transaction() as db:
             db.execute("DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine WHERE tenant=? AND "
-                       "source=? ORDER BY last_seen, id LIMIT ?)", (tenant, source, excess))
+                       "source=? AND kind='record' ORDER BY last_seen, id LIMIT ?)", (tenant, source, excess))
         logger.warning("quarantine of %s is full: the %d oldest item(s) were dropped (kept %d)",
                        source, excess, keep)
         return excess

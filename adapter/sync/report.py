@@ -17,6 +17,7 @@ class SyncReport:
     mapped: int = 0  # entities the mapper produced (after merging equal ids)
     readings: int = 0  # time-series readings that reached the pipeline (history snapshots)
     skipped: int = 0  # records the mapper rejected (quarantined)
+    mapper_failures: int = 0  # of those, records on which the mapper itself failed (a bug)
     unchanged: int = 0
     sent: int = 0  # upserts the broker confirmed
     deleted: int = 0

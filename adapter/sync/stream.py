@@ -53,6 +53,11 @@ def _not_ahead(mapped: Mapped, record: RawRecord, message: Any) -> Mapped | Reje
     return mapped
 
 
+@dataclass(frozen=True, slots=True)
+class _Arrived:
+    received_at: float  # unix time
+
+
 class StreamMessage(Protocol):
     """What a streaming source hands out (adapter.sources.mqtt.MQTTMessage)."""
 
@@ -193,7 +198,10 @@ class StreamRunner:
 
         for entry in entries:
             topic = entry.locator.rsplit(" #", 1)[0]
-            result = self.mapper(self.source.replay(topic, entry.payload or b""))
+            record = self.source.replay(topic, entry.payload or b"")
+            result = self.mapper(record)
+            if not isinstance(result, Rejected):  # dated far ahead of now: still would silence the sensor
+                result = _not_ahead(result, record, _Arrived(time.time()))
             if isinstance(result, Rejected):
                 still_bad(entry, result.error())
                 continue
@@ -312,7 +320,10 @@ class StreamRunner:
                 await self.pipeline.deliver(report, source=self.name)
             except FatalError as exc:
                 report.last_error = str(exc)
-                report.pending = self.pipeline.outbox.pending(tenant=self.pipeline.tenant, source=self.name)
+                report.pending = self._pending()
+            except Exception as exc:  # noqa: BLE001 - e.g. the state file locked or full: retry later
+                report.last_error = f"delivery failed: {type(exc).__name__}: {exc}"
+                report.pending = max(self._pending(), 1)  # (the backoff below needs it non-zero)
             report.duration = time.monotonic() - started
             self._delivered(report)
             if report.pending and not (report.sent or report.rejected):
@@ -323,6 +334,12 @@ class StreamRunner:
                 self._work.set()  # more than one delivery window waits
             else:
                 backoff = 0.0
+
+    def _pending(self) -> int:
+        try:
+            return self.pipeline.outbox.pending(tenant=self.pipeline.tenant, source=self.name)
+        except Exception:  # noqa: BLE001 - the state file itself is what fails
+            return self.status.pending
 
     def _delivered(self, report: SyncReport) -> None:
         status = self.status
