@@ -218,3 +218,17 @@ def _jsonable(value: object) -> bool:
     except TypeError:
         return False
     return True
+
+
+@pytest.mark.parametrize("received, expected", [
+    (datetime(2025, 10, 26, 0, 31, tzinfo=UTC), "2025-10-26T00:30:00Z"),  # first 03:30 (EEST)
+    (datetime(2025, 10, 26, 1, 31, tzinfo=UTC), "2025-10-26T01:30:00Z"),  # second 03:30 (EET)
+])
+def test_a_naive_time_in_the_repeated_autumn_hour_is_the_instant_nearer_its_arrival(received, expected):
+    payload = {"sensor": "lp-017", "time": "2025-10-26 03:30:00", "location": LAMPPOST,
+               "pm25": 11.2, "pm10": 19}
+    result = TopicMapper("mqtt.live", TOPICS)(RawRecord(
+        "mqtt.live", "burgas/bogoridi/lamppost/lp-017/air", payload, received,
+        origin="burgas/bogoridi/lamppost/lp-017/air"))
+    assert isinstance(result, Mapped), getattr(result, "reason", result)
+    assert to_dict(result.entity, Form.NORMALIZED)["dateObserved"]["value"] == expected

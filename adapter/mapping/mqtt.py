@@ -59,8 +59,14 @@ def sensor_key(payload: Mapping[str, Any]) -> str:
     return value
 
 
-def observed_time(payload: Mapping[str, Any]) -> datetime:
-    """The ``time`` field as aware UTC."""
+def observed_time(payload: Mapping[str, Any], received: datetime | None = None) -> datetime:
+    """The ``time`` field as aware UTC.
+
+    A naive time is Sofia wall-clock time. In the repeated autumn hour it could be either of two
+    instants: the one nearer to when the message was `received` is taken (a lone reading cannot
+    tell otherwise, and taking the first would make every reading of the second hour look older
+    than those of the first, i.e. stale).
+    """
     value = payload.get("time")
     if isinstance(value, int) and not isinstance(value, bool):
         if not _EPOCH_MS[0] <= value < _EPOCH_MS[1]:
@@ -70,7 +76,13 @@ def observed_time(payload: Mapping[str, Any]) -> datetime:
         raise MappingError(f"time: expected ISO 8601 text or epoch milliseconds (got {parse.show(value)})")
     try:
         parsed = datetime.fromisoformat(value.strip())
-        return parsed.astimezone(UTC) if parsed.tzinfo is not None else to_utc(parsed)
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        first = to_utc(parsed)
+        if received is None:
+            return first
+        second = to_utc(parsed, fold=1)
+        return min((first, second), key=lambda t: abs((t - received).total_seconds()))
     except LocalTimeError as exc:
         raise MappingError(f"time: {exc}") from None
     except ValueError:
@@ -141,7 +153,7 @@ NOISE = (
 def map_noise(record: RawRecord) -> Mapped:
     """``lamppost.noise``: A-weighted levels over the period ending at ``time``."""
     payload = record.payload
-    end = observed_time(payload)
+    end = observed_time(payload, record.fetched_at)
     period = payload.get("period_s", 60)
     try:
         seconds = parse.number(period)
@@ -174,7 +186,7 @@ def map_weather(record: RawRecord) -> Mapped:
     payload = record.payload
     entity = build(WeatherObserved, {
         "id": _id("WeatherObserved", "lamppost", sensor_key(payload)),
-        "date_observed": observed_time(payload), "location": point(payload), **_common(payload),
+        "date_observed": observed_time(payload, record.fetched_at), "location": point(payload), **_common(payload),
         **_readings(WEATHER, payload)})
     return Mapped(entity, record=record.key)
 
@@ -196,7 +208,7 @@ def map_air(record: RawRecord) -> Mapped:
     payload = record.payload
     entity = build(AirQualityObserved, {
         "id": _id("AirQualityObserved", "lamppost", sensor_key(payload)),
-        "date_observed": observed_time(payload), "location": point(payload),
+        "date_observed": observed_time(payload, record.fetched_at), "location": point(payload),
         "type_of_location": "outdoor", **_common(payload), **_readings(AIR, payload)})
     return Mapped(entity, record=record.key)
 
@@ -241,7 +253,7 @@ def map_river_level(record: RawRecord) -> Mapped:
         status = FLOOD_STATUSES[status.casefold()]
     entity = build(FloodMonitoring, {
         "id": _id("FloodMonitoring", "flood-warning", station), "station_id": station,
-        "observation_date_time": observed_time(payload), "location": point(payload, required=False),
+        "observation_date_time": observed_time(payload, record.fetched_at), "location": point(payload, required=False),
         "flood_level_status": status, **_common(payload), **values})
     return Mapped(entity, record=record.key)
 
