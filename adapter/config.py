@@ -146,8 +146,9 @@ class MQTTSourceConfig(_SourceBase):
     max_payload_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
     # More than one: that many worker processes share the subscriptions (MQTT shared subscriptions,
     # `$share/<share_group>/<topic>`), each mapping and storing its messages; this process delivers.
-    # Each worker keeps its own persistent session (client id <client_id>-w<n>): lowering the
-    # number strands the messages queued for the sessions no longer used until they expire.
+    # Each worker keeps its own persistent session (worker 0: client_id, worker n: <client_id>-w<n>).
+    # After the number is lowered, the sessions of the workers no longer run are drained once and
+    # ended (adapter/sync/stream_pool.py), so nothing waits in them.
     workers: int = Field(1, ge=1, le=16)
     share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")  # default: the client id
 

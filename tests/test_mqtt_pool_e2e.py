@@ -298,3 +298,43 @@ def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
     entities, restarts = asyncio.run(scenario())
     assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(i) for i in range(total)}
     assert restarts >= 1
+
+
+def test_lowering_the_number_of_workers_drains_and_ends_the_retired_sessions(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    """Mosquitto keeps handing an offline shared-subscription member its share until the session
+    expires: a retired worker's session is drained and ended, so nothing is stranded there."""
+    three = source_config(prefix, *mqtt_broker, workers=3)
+    two = source_config(prefix, *mqtt_broker, workers=2)
+
+    async def scenario() -> tuple[dict[str, float], dict[str, Any], list[str]]:
+        async with runtime_for(tmp_path) as runtime:
+            first = pool_for(runtime, three)
+            await first.start()
+            await all_connected(first)
+            await first.stop()
+            for i in range(30):  # a third of these wait in worker 2's session
+                publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+            second = pool_for(runtime, two)
+            await second.start()
+            try:
+                await all_connected(second)
+
+                async def retired() -> bool:
+                    return second.pooled.retired == 1
+                await until(retired, timeout=60)
+                for i in range(30, 60):  # after the retirement: shared by the two workers only
+                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+
+                async def all_arrived() -> bool:
+                    return len(await noise_entities(runtime)) == 60
+                await until(all_arrived, timeout=60)
+                assert runtime.state is not None
+                return (await noise_entities(runtime), second.source.status(),
+                        runtime.state.subscriptions(f"{prefix}-w2"))
+            finally:
+                await second.stop()
+
+    entities, status, left = asyncio.run(scenario())
+    assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(60)}
+    assert status["retired_sessions"] == 1 and status["workers"] == 2 and left == []

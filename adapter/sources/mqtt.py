@@ -112,6 +112,7 @@ class MQTTSource:
         self.forget: list[str] = []
         # Called (in paho's thread) with the filters once the broker accepted them all.
         self.on_subscribed: Callable[[list[str]], None] | None = None
+        self.end_session = False  # stop() asks the broker to discard the session
         self.client_id = client_id
         self.protocol = protocol
         self.session_expiry = session_expiry
@@ -206,8 +207,16 @@ class MQTTSource:
         logger.info("%s: connecting to %s as %s", self.name, self.address, self.client_id)
 
     def stop(self) -> None:
-        """Disconnect (acknowledgements already queued go out first) and stop paho's thread."""
-        self._client.disconnect()
+        """Disconnect (acknowledgements already queued go out first) and stop paho's thread.
+
+        With `end_session` set (a retired worker, MQTT 5), the broker discards the session.
+        """
+        if self.end_session and self.protocol == "5":
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0
+            self._client.disconnect(properties=properties)
+        else:
+            self._client.disconnect()
         self._client.loop_stop()
         self.connected = False
 
@@ -228,12 +237,15 @@ class MQTTSource:
                         bool(getattr(flags, "session_present", False)))
         self._failing = False
         self.last_error = None
-        result, _ = client.subscribe([(self.subscription(topic), SUBSCRIBE_QOS) for topic in self.topics])
+        if not self.topics:  # a retiring worker: it only takes what its session still holds
+            result = mqtt.MQTT_ERR_SUCCESS
+        else:
+            result, _ = client.subscribe([(self.subscription(topic), SUBSCRIBE_QOS) for topic in self.topics])
         if result != mqtt.MQTT_ERR_SUCCESS:
             self._fail(SourceUnavailableError(f"subscribe failed: {mqtt.error_string(result)}",
                                               source=self.name))
             return
-        if self.former_group is not None:
+        if self.former_group is not None and self.topics:
             other = [t if self.share_group is not None else f"$share/{self.former_group}/{t}"
                      for t in self.topics]
             client.unsubscribe(other)  # "no subscription existed" is the usual answer

@@ -187,6 +187,11 @@ class StateStore:
             db.execute("INSERT OR REPLACE INTO mqtt_subscription VALUES (?, ?)",
                        (client_id, orjson.dumps(sorted(filters)).decode()))
 
+    def forget_subscriptions(self, client_id: str) -> None:
+        """A session that was ended: nothing of it is left to unsubscribe."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM mqtt_subscription WHERE client_id=?", (client_id,))
+
     def get(self, tenant: str, source: str, entity_id: str) -> EntityState | None:
         """The state of one entity."""
         row = self.conn.execute(

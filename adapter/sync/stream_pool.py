@@ -43,6 +43,8 @@ from adapter.sync.stream import StreamBatch, StreamRunner
 logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 0.5  # s between a worker's status reports
+RETIRE_QUIET = 2.0  # s without a message after which a retiring worker's session counts as drained
+MAX_WORKERS = 16  # as MQTTSourceConfig.workers allows: sessions of workers beyond a pool's size are looked for up to here
 MAX_RESTART_DELAY = 30.0
 _EVENT_QUEUE_SIZE = 10_000
 
@@ -60,6 +62,7 @@ class WorkerSpec:
     context_base_url: str
     upsert_mode: str
     log_level: int
+    retire: bool = False  # a worker of an earlier, larger pool: drain its session, then end it
 
 
 # --- the worker process ----------------------------------------------------------------------------
@@ -85,6 +88,8 @@ async def _work(spec: WorkerSpec, events: Any, stop: Any) -> None:
     pipeline = Pipeline(state, None, tenant=spec.tenant, context_mode=ContextMode(spec.context_mode),
                         context_base_url=spec.context_base_url, upsert_mode=spec.upsert_mode)
     source = MQTTSource.from_config(config, spec.settings, worker=spec.index)
+    if spec.retire:
+        source.topics = []  # subscribe to nothing; what the session held is unsubscribed on connect
 
     def report(kind: str, payload: dict[str, Any] | None = None) -> None:
         event = (kind, spec.index, payload, source.status(), os.getpid())
@@ -98,13 +103,26 @@ async def _work(spec: WorkerSpec, events: Any, stop: Any) -> None:
                           on_batch=lambda batch: report("batch", asdict(batch)), deliver=False)
     parent = mp.parent_process()
     await runner.start()
+    retired = False
     try:
+        quiet_since, seen = None, -1
         while not stop.is_set() and (parent is None or parent.is_alive()):
             report("status")
             await asyncio.sleep(STATUS_INTERVAL)
+            if spec.retire:
+                status = source.status()
+                if not status["connected"] or status["waiting"] or status["received"] != seen:
+                    quiet_since, seen = time.monotonic(), status["received"]
+                elif time.monotonic() - quiet_since >= RETIRE_QUIET:  # type: ignore[operator]
+                    source.end_session = retired = True  # its queue is drained: end the session
+                    break
     finally:
         await runner.stop()  # between batches: a batch is never cut between outbox and ack
-        report("stopped")
+        if retired:
+            state.forget_subscriptions(source.client_id)
+            logger.info("%s: retired worker %d drained %d message(s); its session is ended",
+                        config.name, spec.index, source.received)
+        report("retired" if retired else "stopped")
         state.close()
 
 
@@ -123,6 +141,7 @@ class PooledSource:
         self.reports: dict[int, tuple[float, dict[str, Any]]] = {}  # worker -> (when, status)
         self.restarts = 0
         self.last_exit: str | None = None  # the last worker that exited unasked, and how
+        self.retired = 0  # sessions of an earlier, larger pool drained and ended
 
     def record(self, message: Any) -> Any:
         return self.template.record(message)
@@ -159,7 +178,7 @@ class PooledSource:
                 "acknowledged": sum(w.get("acknowledged", 0) for w in per_worker),
                 "waiting": sum(w.get("waiting", 0) for w in per_worker),
                 "lag_seconds": round(self.lag(), 3), "restarts": self.restarts,
-                "last_exit": self.last_exit,
+                "last_exit": self.last_exit, "retired_sessions": self.retired,
                 "last_error": errors[0] if errors else None, "per_worker": per_worker}
 
     # The workers connect; these are here for the StreamSource protocol.
@@ -186,6 +205,7 @@ class StreamPool(StreamRunner):
         self._events: Any = None
         self._stop: Any = None
         self._processes: dict[int, Any] = {}
+        self._retiring: set[int] = set()
         self._failures: dict[int, int] = {}
         self._listener: threading.Thread | None = None
         self._stopping = False
@@ -194,13 +214,23 @@ class StreamPool(StreamRunner):
         pipeline = self.pipeline
         return WorkerSpec(self.config, self.settings, index, pipeline.state.path, pipeline.tenant,
                           pipeline.context_mode.value, pipeline.context_base_url, pipeline.upsert_mode,
-                          logging.getLogger().getEffectiveLevel())
+                          logging.getLogger().getEffectiveLevel(), retire=index in self._retiring)
 
     def _spawn(self, index: int) -> None:
         process = self._context.Process(target=run_worker, args=(self._spec(index), self._events, self._stop),
                                         name=f"{self.name}-w{index}", daemon=True)
         process.start()
         self._processes[index] = process
+
+    def _retired_sessions(self) -> list[int]:
+        """Workers of an earlier, larger pool whose sessions still hold shared subscriptions.
+
+        The broker keeps handing such an offline member its share of new messages until the
+        session expires, so they are run once more to drain and end them.
+        """
+        base = self.pooled.template.client_id
+        state = self.pipeline.state
+        return [k for k in range(self.config.workers, MAX_WORKERS) if state.subscriptions(f"{base}-w{k}")]
 
     async def start(self) -> None:
         """Start the workers, the listener of their reports, delivery and supervision."""
@@ -211,8 +241,12 @@ class StreamPool(StreamRunner):
         self._listener = threading.Thread(target=self._listen, args=(loop, self._events),
                                           name=f"{self.name}-events", daemon=True)
         self._listener.start()
-        for index in range(self.config.workers):
+        self._retiring = set(self._retired_sessions())
+        for index in (*range(self.config.workers), *sorted(self._retiring)):
             self._spawn(index)
+        if self._retiring:
+            logger.info("%s: draining and ending the sessions of %d retired worker(s): %s", self.name,
+                        len(self._retiring), ", ".join(f"w{k}" for k in sorted(self._retiring)))
         logger.info("%s: %d worker processes share the subscription (group %s)", self.name,
                     self.config.workers, self.pooled.template.share_group)
         self._work.set()  # work left in the outbox by an earlier run goes out first
@@ -259,6 +293,12 @@ class StreamPool(StreamRunner):
             await asyncio.sleep(0.5)
             for index, process in list(self._processes.items()):
                 if process.is_alive() or self._stopping:
+                    continue
+                if index in self._retiring and process.exitcode == 0:  # drained and ended
+                    self._retiring.discard(index)
+                    del self._processes[index]
+                    self.pooled.reports.pop(index, None)
+                    self.pooled.retired += 1
                     continue
                 if index not in restart_at:
                     self.pooled.down(index)
