@@ -1,6 +1,6 @@
 """One MQTT stream consumed by several worker processes, delivered by this one.
 
-One Python process takes about 3,500 MQTT messages/s through paho, mapping and the outbox (the
+One Python process takes 3,000-3,700 MQTT messages/s through paho, mapping and the outbox (the
 GIL serialises them). With ``workers: N`` in a stream's configuration, N processes each join the
 stream's MQTT *shared subscription* (``$share/<group>/<topic>``: the broker hands every message
 to one member) and run :class:`~adapter.sync.stream.StreamRunner` without delivery: receive, map,
