@@ -73,6 +73,9 @@ def run_worker(spec: WorkerSpec, events: Any, stop: Any) -> None:
 
     setup_logging(spec.settings.log_format, spec.log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    # SIGTERM (a whole process group stopped, e.g. by `timeout` or a service manager): stop
+    # between batches, as when the parent asks.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         asyncio.run(_work(spec, events, stop))
     except Exception:  # noqa: BLE001 - reported to the parent, which restarts the worker
@@ -326,6 +329,11 @@ class StreamPool(StreamRunner):
         await asyncio.to_thread(self._join)
         if self._listener is not None:
             await asyncio.to_thread(self._listener.join, 5)
+        # Release the queue's and the event's semaphores now, not at interpreter exit.
+        if self._events is not None:
+            self._events.close()
+            self._events.join_thread()
+        self._events = self._stop = None
         # What the workers stored after the last delivery waits in the outbox for the next start.
 
     def _join(self) -> None:
