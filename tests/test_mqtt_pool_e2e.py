@@ -300,12 +300,15 @@ def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
     assert restarts >= 1
 
 
+@pytest.mark.parametrize("fewer", [2, 1])
 def test_lowering_the_number_of_workers_drains_and_ends_the_retired_sessions(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix, fewer):  # noqa: F811
     """Mosquitto keeps handing an offline shared-subscription member its share until the session
     expires: a retired worker's session is drained and ended, so nothing is stranded there."""
+    from adapter.sync.stream import StreamRunner
+
     three = source_config(prefix, *mqtt_broker, workers=3)
-    two = source_config(prefix, *mqtt_broker, workers=2)
+    two = source_config(prefix, *mqtt_broker, workers=fewer)
 
     async def scenario() -> tuple[dict[str, float], dict[str, Any], list[str]]:
         async with runtime_for(tmp_path) as runtime:
@@ -321,7 +324,7 @@ def test_lowering_the_number_of_workers_drains_and_ends_the_retired_sessions(
                 await all_connected(second)
 
                 async def retired() -> bool:
-                    return second.pooled.retired == 1
+                    return second.pooled.retired == 3 - fewer
                 await until(retired, timeout=60)
                 for i in range(30, 60):  # after the retirement: shared by the two workers only
                     publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
@@ -331,10 +334,46 @@ def test_lowering_the_number_of_workers_drains_and_ends_the_retired_sessions(
                 await until(all_arrived, timeout=60)
                 assert runtime.state is not None
                 return (await noise_entities(runtime), second.source.status(),
-                        runtime.state.subscriptions(f"{prefix}-w2"))
+                        [runtime.state.subscriptions(f"{prefix}-w{k}") for k in range(fewer, 3)],
+                        build_stream(two, runtime.settings, runtime.pipeline))
             finally:
                 await second.stop()
 
-    entities, status, left = asyncio.run(scenario())
+    entities, status, left, next_time = asyncio.run(scenario())
     assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(60)}
-    assert status["retired_sessions"] == 1 and status["workers"] == 2 and left == []
+    assert status["retired_sessions"] == 3 - fewer and status["workers"] == fewer
+    assert all(filters == [] for filters in left)
+    # Once drained, one worker runs in the service's process again.
+    assert isinstance(next_time, StreamPool) == (fewer > 1) and isinstance(next_time, StreamRunner)
+
+
+def test_a_worker_stopped_by_sigterm_is_restarted_and_the_others_go_on(
+        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+    config = source_config(prefix, *mqtt_broker, workers=2)
+
+    async def scenario() -> tuple[dict[str, float], int]:
+        async with runtime_for(tmp_path) as runtime:
+            pool = pool_for(runtime, config)
+            await pool.start()
+            try:
+                await all_connected(pool)
+                victim = pool._processes[1]
+                os.kill(victim.pid, signal.SIGTERM)
+
+                async def replaced() -> bool:
+                    current = pool._processes[1]
+                    return current.pid != victim.pid and pool.source.status()["connected"]
+                await until(replaced, timeout=60)
+                await asyncio.sleep(0.3)
+                for i in range(20):
+                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+
+                async def all_arrived() -> bool:
+                    return len(await noise_entities(runtime)) == 20
+                await until(all_arrived, timeout=30)
+                return await noise_entities(runtime), pool.pooled.restarts
+            finally:
+                await pool.stop()
+
+    entities, restarts = asyncio.run(scenario())
+    assert len(entities) == 20 and restarts == 1

@@ -43,6 +43,7 @@ from adapter.sync.stream import StreamBatch, StreamRunner
 logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 0.5  # s between a worker's status reports
+RETIRED_EXIT = 75  # a retiring worker's exit code once its session is drained and ended
 RETIRE_QUIET = 2.0  # s without a message after which a retiring worker's session counts as drained
 MAX_WORKERS = 16  # as MQTTSourceConfig.workers allows: sessions of workers beyond a pool's size are looked for up to here
 MAX_RESTART_DELAY = 30.0
@@ -74,16 +75,26 @@ def run_worker(spec: WorkerSpec, events: Any, stop: Any) -> None:
     setup_logging(spec.settings.log_format, spec.log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     # SIGTERM (a whole process group stopped, e.g. by `timeout` or a service manager): stop
-    # between batches, as when the parent asks.
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # between batches. A flag of this process only: the shared stop event is the parent's (and
+    # setting it from a signal handler could wait forever on its cross-process lock).
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        asyncio.run(_work(spec, events, stop))
+        retired = asyncio.run(_work(spec, events, stop))
     except Exception:  # noqa: BLE001 - reported to the parent, which restarts the worker
         logger.exception("%s worker %d failed", spec.config.name, spec.index)
         raise SystemExit(1) from None
+    raise SystemExit(RETIRED_EXIT if retired else 0)
 
 
-async def _work(spec: WorkerSpec, events: Any, stop: Any) -> None:
+_terminated = False
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
+
+
+async def _work(spec: WorkerSpec, events: Any, stop: Any) -> bool:
     from adapter.sync.state import StateStore
 
     config = spec.config
@@ -109,12 +120,14 @@ async def _work(spec: WorkerSpec, events: Any, stop: Any) -> None:
     retired = False
     try:
         quiet_since, seen = None, -1
-        while not stop.is_set() and (parent is None or parent.is_alive()):
+        while not _terminated and not stop.is_set() and (parent is None or parent.is_alive()):
             report("status")
             await asyncio.sleep(STATUS_INTERVAL)
             if spec.retire:
                 status = source.status()
-                if not status["connected"] or status["waiting"] or status["received"] != seen:
+                # Drained: connected, nothing waiting or in hand (all acknowledged), and quiet.
+                busy = status["waiting"] or status["acknowledged"] != status["received"]
+                if not status["connected"] or busy or status["received"] != seen:
                     quiet_since, seen = time.monotonic(), status["received"]
                 elif time.monotonic() - quiet_since >= RETIRE_QUIET:  # type: ignore[operator]
                     source.end_session = retired = True  # its queue is drained: end the session
@@ -127,6 +140,7 @@ async def _work(spec: WorkerSpec, events: Any, stop: Any) -> None:
                         config.name, spec.index, source.received)
         report("retired" if retired else "stopped")
         state.close()
+    return retired
 
 
 # --- the parent side -------------------------------------------------------------------------------
@@ -231,9 +245,7 @@ class StreamPool(StreamRunner):
         The broker keeps handing such an offline member its share of new messages until the
         session expires, so they are run once more to drain and end them.
         """
-        base = self.pooled.template.client_id
-        state = self.pipeline.state
-        return [k for k in range(self.config.workers, MAX_WORKERS) if state.subscriptions(f"{base}-w{k}")]
+        return retired_sessions(self.config, self.pipeline.state)
 
     async def start(self) -> None:
         """Start the workers, the listener of their reports, delivery and supervision."""
@@ -297,7 +309,7 @@ class StreamPool(StreamRunner):
             for index, process in list(self._processes.items()):
                 if process.is_alive() or self._stopping:
                     continue
-                if index in self._retiring and process.exitcode == 0:  # drained and ended
+                if index in self._retiring and process.exitcode == RETIRED_EXIT:  # drained and ended
                     self._retiring.discard(index)
                     del self._processes[index]
                     self.pooled.reports.pop(index, None)
@@ -341,7 +353,7 @@ class StreamPool(StreamRunner):
             process.join(15)
             if process.is_alive():
                 logger.warning("%s: worker %s did not stop; terminating it", self.name, process.name)
-                process.terminate()
+                process.kill()  # (SIGTERM would only ask again for the stop it ignored)
                 process.join(5)
 
     def as_dict(self) -> dict[str, Any]:
@@ -349,9 +361,19 @@ class StreamPool(StreamRunner):
 
 
 def build_stream(config: MQTTSourceConfig, settings: Settings, pipeline: Pipeline, **kwargs: Any) -> StreamRunner:
-    """The runner of a configured stream: in this process, or in `config.workers` worker processes."""
-    if config.workers > 1:
+    """The runner of a configured stream: in this process, or in `config.workers` worker processes.
+
+    A single-process stream also runs as a pool (of one worker) while sessions of an earlier,
+    larger pool still hold shared subscriptions: they must be drained and ended first.
+    """
+    if config.workers > 1 or retired_sessions(config, pipeline.state):
         return StreamPool(config, settings, pipeline, **kwargs)
     return StreamRunner(MQTTSource.from_config(config, settings), mapper_for(config.name, config.topics),
                         pipeline, batch_max_messages=config.batch_max_messages,
                         batch_max_ms=config.batch_max_ms, **kwargs)
+
+
+def retired_sessions(config: MQTTSourceConfig, state: Any) -> list[int]:
+    """Workers beyond `config.workers` whose sessions still hold subscriptions (state file)."""
+    base = config.client_id or f"burgas-adapter-{config.name}"
+    return [k for k in range(max(config.workers, 1), MAX_WORKERS) if state.subscriptions(f"{base}-w{k}")]
