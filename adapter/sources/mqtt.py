@@ -100,15 +100,13 @@ class MQTTSource:
                  keepalive: int = 30, reconnect_min: int = 1, reconnect_max: int = 60,
                  username: str | None = None, password: SecretStr | None = None,
                  ca_file: Path | None = None, max_payload_bytes: int = 65536,
-                 share_group: str | None = None, former_group: str | None = None) -> None:
+                 share_group: str | None = None) -> None:
         self.name = name
         self.address = address
         self.topics = list(topics)
         self.share_group = share_group  # subscribe as one member of a shared subscription
-        # The group whose filters this session may still hold from a run with another number of
-        # workers: the other form of each filter is unsubscribed, so no message comes twice.
-        self.former_group = former_group
-        # Filters this session still holds from an earlier configuration: unsubscribed on connect.
+        # Filters this session still holds from an earlier configuration (other topics, or the
+        # shared/plain form of a run with another number of workers): unsubscribed on connect.
         self.forget: list[str] = []
         # Called (in paho's thread) with the filters once the broker accepted them all.
         self.on_subscribed: Callable[[list[str]], None] | None = None
@@ -153,8 +151,7 @@ class MQTTSource:
             # (or back) resumes the same session and nothing queued in it is stranded.
             client_id = client_id if worker == 0 else f"{client_id}-w{worker}"
         return cls(config.name, address, list(config.topics), client_id=client_id,
-                   share_group=group if worker is not None else None, former_group=group,
-                   protocol=config.protocol,
+                   share_group=group if worker is not None else None, protocol=config.protocol,
                    session_expiry=config.session_expiry_seconds, receive_maximum=config.receive_maximum,
                    keepalive=config.keepalive_seconds, reconnect_min=config.reconnect_min_seconds,
                    reconnect_max=max(config.reconnect_max_seconds, config.reconnect_min_seconds),
@@ -245,10 +242,6 @@ class MQTTSource:
             self._fail(SourceUnavailableError(f"subscribe failed: {mqtt.error_string(result)}",
                                               source=self.name))
             return
-        if self.former_group is not None and self.topics:
-            other = [t if self.share_group is not None else f"$share/{self.former_group}/{t}"
-                     for t in self.topics]
-            client.unsubscribe(other)  # "no subscription existed" is the usual answer
         if self.forget:
             client.unsubscribe(list(self.forget))
             logger.info("%s: unsubscribed %s (no longer configured)", self.name, ", ".join(self.forget))

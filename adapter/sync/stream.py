@@ -27,6 +27,7 @@ from adapter.sources.base import RawRecord
 from adapter.sync.pipeline import Pipeline, RecordMapper
 from adapter.sync.quarantine import QuarantineEntry
 from adapter.sync.report import SyncReport
+from adapter.sync.state import SyncPlan
 
 logger = logging.getLogger(__name__)
 
@@ -35,27 +36,31 @@ MAX_CLOCK_AHEAD = 600  # s a reading may be dated after its arrival (device cloc
 _REJECTION_LOG_INTERVAL = 60.0
 
 
-def _not_ahead(mapped: Mapped, record: RawRecord, message: Any) -> Mapped | Rejected:
-    """Refuse a reading dated well after its arrival.
+def _not_ahead(result: Mapped | Rejected, record: RawRecord, received: float) -> Mapped | Rejected:
+    """Refuse a reading dated well after its arrival (`received`, unix time).
 
     Stream readings older than the newest stored one are dropped as stale, so one reading from a
     device whose clock runs years ahead would otherwise silence that sensor until then.
     """
-    observed = mapped.entity.observation_time()
-    received = getattr(message, "received_at", None)
-    if observed is None or received is None:
-        return mapped
+    if isinstance(result, Rejected):
+        return result
+    observed = result.entity.observation_time()
+    if observed is None:
+        return result
     ahead = observed.timestamp() - received
     if ahead > MAX_CLOCK_AHEAD:
         return Rejected.of(record, f"observation time {observed.isoformat()} is {ahead / 60:,.0f} minutes "
                                    f"after the message arrived (more than {MAX_CLOCK_AHEAD // 60} allowed): "
                                    "is the device's clock wrong?")
-    return mapped
+    return result
 
 
-@dataclass(frozen=True, slots=True)
-class _Arrived:
-    received_at: float  # unix time
+def _fold(by_id: dict[str, Mapped], origins: dict[str, list[Any]], result: Mapped, origin: Any) -> None:
+    """Coalesce a reading into the batch (newest state wins) and note where it came from."""
+    key = result.entity.id
+    earlier = by_id.get(key)
+    by_id[key] = result if earlier is None else merge(earlier, result)
+    origins.setdefault(key, []).append(origin)
 
 
 class StreamMessage(Protocol):
@@ -63,6 +68,7 @@ class StreamMessage(Protocol):
 
     topic: str
     payload: bytes
+    received_at: float  # unix time
     received_monotonic: float
 
 
@@ -146,32 +152,21 @@ class StreamRunner:
         """Map, coalesce, enqueue and quarantine one batch, then acknowledge it."""
         batch = StreamBatch(self.name, messages=len(messages))
         by_id: dict[str, Mapped] = {}
-        last_message: dict[str, Any] = {}
+        sources: dict[str, list[Any]] = {}  # entity id -> its messages
         rejected: list[tuple[Any, Rejected]] = []
         for message in messages:
             record = self.source.record(message)
-            result = self.mapper(record)
-            if not isinstance(result, Rejected):
-                result = _not_ahead(result, record, message)
+            result = _not_ahead(self.mapper(record), record, message.received_at)
             if isinstance(result, Rejected):
                 rejected.append((message, result))
                 continue
-            key = result.entity.id
-            earlier = by_id.get(key)
-            by_id[key] = result if earlier is None else merge(earlier, result)
-            last_message[key] = message
+            _fold(by_id, sources, result, message)
         batch.coalesced = len(messages) - len(rejected) - len(by_id)
-        pipeline = self.pipeline
-        items = []
-        for key, mapped in by_id.items():
-            try:
-                items.append((pipeline.outgoing(mapped.entity), mapped.entity.observation_time()))
-            except MappingError as exc:  # e.g. a value JSON cannot carry: this entity only
-                message = last_message[key]
-                rejected.append((message, Rejected(self.name, message.topic, exc.reason)))
-        batch.entities = len(items)
-        plan = pipeline.state.sync_stream(pipeline.tenant, self.name, items, run_id=uuid.uuid4().hex,
-                                          upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+        plan, unencodable = self._enqueue(by_id)
+        for key, error in unencodable.items():  # e.g. a value JSON cannot carry: this entity only
+            message = sources[key][-1]
+            rejected.append((message, Rejected(self.name, message.topic, error.reason)))
+        batch.entities = len(by_id) - len(unencodable)
         batch.enqueued = len(plan.upserts)
         batch.stale = len(plan.stale)
         if rejected:
@@ -199,32 +194,35 @@ class StreamRunner:
         for entry in entries:
             topic = entry.locator.rsplit(" #", 1)[0]
             record = self.source.replay(topic, entry.payload or b"")
-            result = self.mapper(record)
-            if not isinstance(result, Rejected):  # dated far ahead of now: still would silence the sensor
-                result = _not_ahead(result, record, _Arrived(time.time()))
+            # Dated far ahead of now, it still would silence the sensor.
+            result = _not_ahead(self.mapper(record), record, time.time())
             if isinstance(result, Rejected):
                 still_bad(entry, result.error())
                 continue
-            earlier = by_id.get(result.entity.id)
-            by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
-            entries_of.setdefault(result.entity.id, []).append(entry)
+            _fold(by_id, entries_of, result, entry)
+        # A retried reading older than the sensor's current one is stale and not sent again.
+        _, unencodable = self._enqueue(by_id)
+        for key, error in unencodable.items():
+            for entry in entries_of[key]:
+                still_bad(entry, error)
+        resolved = [e.id for key, found in entries_of.items() if key not in unencodable for e in found]
+        quarantine.remove(resolved)
+        self._work.set()
+        return resolved
+
+    def _enqueue(self, by_id: dict[str, Mapped]) -> tuple[SyncPlan, dict[str, MappingError]]:
+        """Encode and enqueue mapped entities (one transaction); also returns the ones that
+        cannot be encoded, by entity id."""
         pipeline = self.pipeline
-        items = []
-        resolved: list[int] = []
+        items, unencodable = [], {}
         for key, mapped in by_id.items():
             try:
                 items.append((pipeline.outgoing(mapped.entity), mapped.entity.observation_time()))
             except MappingError as exc:
-                for entry in entries_of[key]:
-                    still_bad(entry, exc)
-                continue
-            resolved.extend(e.id for e in entries_of[key])
-        # A retried reading older than the sensor's current one is stale and not sent again.
-        pipeline.state.sync_stream(pipeline.tenant, self.name, items, run_id=uuid.uuid4().hex,
-                                   upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
-        quarantine.remove(resolved)
-        self._work.set()
-        return resolved
+                unencodable[key] = exc
+        plan = pipeline.state.sync_stream(pipeline.tenant, self.name, items, run_id=uuid.uuid4().hex,
+                                          upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+        return plan, unencodable
 
     def _quarantine(self, rejected: list[tuple[Any, Rejected]]) -> None:
         quarantine = self.pipeline.quarantine

@@ -239,14 +239,6 @@ class StreamPool(StreamRunner):
         process.start()
         self._processes[index] = process
 
-    def _retired_sessions(self) -> list[int]:
-        """Workers of an earlier, larger pool whose sessions still hold shared subscriptions.
-
-        The broker keeps handing such an offline member its share of new messages until the
-        session expires, so they are run once more to drain and end them.
-        """
-        return retired_sessions(self.config, self.pipeline.state)
-
     async def start(self) -> None:
         """Start the workers, the listener of their reports, delivery and supervision."""
         self._stopping = False
@@ -256,7 +248,7 @@ class StreamPool(StreamRunner):
         self._listener = threading.Thread(target=self._listen, args=(loop, self._events),
                                           name=f"{self.name}-events", daemon=True)
         self._listener.start()
-        self._retiring = set(self._retired_sessions())
+        self._retiring = set(retired_sessions(self.config, self.pipeline.state))
         for index in (*range(self.config.workers), *sorted(self._retiring)):
             self._spawn(index)
         if self._retiring:
@@ -374,6 +366,10 @@ def build_stream(config: MQTTSourceConfig, settings: Settings, pipeline: Pipelin
 
 
 def retired_sessions(config: MQTTSourceConfig, state: Any) -> list[int]:
-    """Workers beyond `config.workers` whose sessions still hold subscriptions (state file)."""
+    """Workers beyond `config.workers` whose sessions still hold subscriptions (state file).
+
+    The broker keeps handing such an offline member its share of new messages until the session
+    expires, so they are run once more to drain and end them.
+    """
     base = config.client_id or f"burgas-adapter-{config.name}"
     return [k for k in range(max(config.workers, 1), MAX_WORKERS) if state.subscriptions(f"{base}-w{k}")]
