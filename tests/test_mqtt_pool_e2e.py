@@ -11,6 +11,8 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -33,6 +35,18 @@ def pool_for(runtime: Runtime, config: Any) -> StreamPool:
     return pool
 
 
+@asynccontextmanager
+async def running_pool(runtime: Runtime, config: Any) -> AsyncIterator[StreamPool]:
+    """A started pool whose workers are all connected; stopped on the way out."""
+    pool = pool_for(runtime, config)
+    await pool.start()
+    try:
+        await all_connected(pool)
+        yield pool
+    finally:
+        await pool.stop()
+
+
 async def all_connected(pool: StreamPool) -> None:
     async def ready() -> bool:
         status = pool.source.status()
@@ -48,10 +62,7 @@ def test_two_workers_share_the_subscription_and_every_reading_arrives(
 
     async def scenario() -> tuple[dict[str, float], dict[str, Any], dict[str, Any], list[str]]:
         async with runtime_for(tmp_path) as runtime:
-            pool = pool_for(runtime, config)
-            await pool.start()
-            try:
-                await all_connected(pool)
+            async with running_pool(runtime, config) as pool:
                 for i in range(60):
                     publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
                 publisher.send(f"{prefix}/lp/bad/noise", b"{not json")
@@ -63,8 +74,6 @@ def test_two_workers_share_the_subscription_and_every_reading_arrives(
                 quarantined = [e.locator.split(" #")[0]
                                for e in runtime.pipeline.quarantine.list(source="mqtt.test")]
                 return await noise_entities(runtime), pool.source.status(), pool.as_dict(), quarantined
-            finally:
-                await pool.stop()
 
     entities, source, stream, quarantined = asyncio.run(scenario())
     assert entities == expected
@@ -109,10 +118,7 @@ def test_a_killed_worker_is_restarted_and_its_unacknowledged_messages_are_not_lo
 
     async def scenario() -> tuple[dict[str, float], dict[str, Any]]:
         async with runtime_for(tmp_path) as runtime:
-            pool = pool_for(runtime, config)
-            await pool.start()
-            try:
-                await all_connected(pool)
+            async with running_pool(runtime, config) as pool:
                 victim = pool._processes[0]
                 os.kill(victim.pid, signal.SIGKILL)
 
@@ -130,8 +136,6 @@ def test_a_killed_worker_is_restarted_and_its_unacknowledged_messages_are_not_lo
                             and len(await noise_entities(runtime)) == 40)
                 await until(restarted_and_all_arrived, timeout=60)
                 return await noise_entities(runtime), pool.as_dict()
-            finally:
-                await pool.stop()
 
     entities, status = asyncio.run(scenario())
     assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(50 + i) for i in range(40)}
@@ -145,10 +149,7 @@ def test_the_newest_reading_of_a_sensor_wins_whichever_worker_stores_it_last(
 
     async def scenario() -> float:
         async with runtime_for(tmp_path) as runtime:
-            pool = pool_for(runtime, config)
-            await pool.start()
-            try:
-                await all_connected(pool)
+            async with running_pool(runtime, config) as pool:
                 # Newest first, then older ones: in a single consumer the last message would win.
                 publisher.send(f"{prefix}/lp/a/noise", reading("a", 30, 99.0))
                 for minute in range(1, 21):
@@ -161,8 +162,6 @@ def test_the_newest_reading_of_a_sensor_wins_whichever_worker_stores_it_last(
                 await asyncio.sleep(0.3)
                 assert pool.status.stale >= 1
                 return (await noise_entities(runtime))["urn:ngsi-ld:NoiseLevelObserved:lamppost:a"]
-            finally:
-                await pool.stop()
 
     assert asyncio.run(scenario()) == 99.0
 
@@ -237,10 +236,7 @@ def test_going_from_one_process_to_two_workers_loses_and_doubles_nothing(
             await first.stop()
             for i in range(30):  # queued in the single process's session
                 publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
-            pool = pool_for(runtime, pooled)
-            await pool.start()
-            try:
-                await all_connected(pool)
+            async with running_pool(runtime, pooled) as pool:
                 for i in range(30, 60):
                     publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
 
@@ -250,8 +246,6 @@ def test_going_from_one_process_to_two_workers_loses_and_doubles_nothing(
                 await asyncio.sleep(0.5)  # a duplicate through a leftover plain filter would show now
                 return (await noise_entities(runtime), pool.source.status()["received"],
                         pool.source.status()["per_worker"][1]["received"])
-            finally:
-                await pool.stop()
 
     entities, received, by_second_worker = asyncio.run(scenario())
     assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(60)}
@@ -269,10 +263,7 @@ def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
 
     async def scenario() -> tuple[dict[str, float], int]:
         async with runtime_for(tmp_path) as runtime:
-            pool = pool_for(runtime, config)
-            await pool.start()
-            try:
-                await all_connected(pool)
+            async with running_pool(runtime, config) as pool:
                 victim = pool._processes[0]
 
                 def publish() -> None:
@@ -292,8 +283,6 @@ def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
                     return len(await noise_entities(runtime)) == total and pool.status.pending == 0
                 await until(all_arrived, timeout=90)
                 return await noise_entities(runtime), pool.pooled.restarts
-            finally:
-                await pool.stop()
 
     entities, restarts = asyncio.run(scenario())
     assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(i) for i in range(total)}
@@ -353,10 +342,7 @@ def test_a_worker_stopped_by_sigterm_is_restarted_and_the_others_go_on(
 
     async def scenario() -> tuple[dict[str, float], int]:
         async with runtime_for(tmp_path) as runtime:
-            pool = pool_for(runtime, config)
-            await pool.start()
-            try:
-                await all_connected(pool)
+            async with running_pool(runtime, config) as pool:
                 victim = pool._processes[1]
                 os.kill(victim.pid, signal.SIGTERM)
 
@@ -372,8 +358,6 @@ def test_a_worker_stopped_by_sigterm_is_restarted_and_the_others_go_on(
                     return len(await noise_entities(runtime)) == 20
                 await until(all_arrived, timeout=30)
                 return await noise_entities(runtime), pool.pooled.restarts
-            finally:
-                await pool.stop()
 
     entities, restarts = asyncio.run(scenario())
     assert len(entities) == 20 and restarts == 1
