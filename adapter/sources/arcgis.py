@@ -27,7 +27,7 @@ import httpx
 from adapter.errors import AuthError, SourceFormatError, SourceUnavailableError
 from adapter.geometry import SourceCRS
 from adapter.sources.base import Fetch, RawRecord, utcnow
-from adapter.sources.features import feature_record, features_of, page_size, resolve_crs
+from adapter.sources.features import feature_record, features_of, page_key, page_size, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, is_local
 from adapter.sources.paging import (IdChunkPaginator, OffsetPaginator, PageLimits, PageRequest,
                                     Paginator, SinglePagePaginator, iter_pages)
@@ -110,6 +110,9 @@ class ArcGISSource:
                 crs = self._crs(page.payload, layer)
                 dates = _date_fields(meta.get("fields") or page.payload.get("fields"))
                 id_field = _id_field(meta) or _id_field(page.payload)
+                if fetch.skip_page(page_key(page.digest, crs, id_field, sorted(dates)), len(page.records)):
+                    index += len(page.records)
+                    continue
                 fetched_at = utcnow()
                 for feature in page.records:
                     yield self._record(feature, index, crs, dates, id_field, fetched_at, page.url)

@@ -57,6 +57,8 @@ class RawRecord:
 
 
 RecordProducer = Callable[["Fetch"], AsyncIterator[RawRecord]]
+PageFilter = Callable[[bytes, int], bool]
+"""``(page key, records on the page) -> whether the consumer already holds that page's records``."""
 
 
 class Fetch:
@@ -66,6 +68,11 @@ class Fetch:
     call :meth:`mark_incomplete` (e.g. a page limit was hit, a language variant failed). The run is
     ``complete`` only if the generator finished without an exception and nobody marked it incomplete.
     A Fetch can be iterated once.
+
+    A consumer that remembers earlier runs may set ``page_filter`` before iterating: paged sources
+    then ask it about each page (:meth:`skip_page`) and yield none of the records of a page it
+    already holds, so an unchanged page costs its download and one hash, nothing per record
+    (adapter.sync.skip). ``skipped_records`` counts the records not yielded for that reason.
     """
 
     def __init__(self, source: str, produce: RecordProducer) -> None:
@@ -78,6 +85,19 @@ class Fetch:
         self.complete = False
         self.incomplete_reasons: list[str] = []
         self.error: BaseException | None = None
+        self.page_filter: PageFilter | None = None
+        self.skipped_records = 0
+
+    def skip_page(self, key: bytes, count: int) -> bool:
+        """Whether to leave out a page's ``count`` records: the consumer holds them (see above).
+
+        ``key`` must change whenever any record the page gives would change: the producer derives
+        it from the page's records and everything else it puts into a record (e.g. the CRS).
+        """
+        if not count or self.page_filter is None or not self.page_filter(key, count):
+            return False
+        self.skipped_records += count
+        return True
 
     def mark_incomplete(self, reason: str) -> None:
         """Record that this run did not see every record of the source, and why."""

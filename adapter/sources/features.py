@@ -17,9 +17,12 @@ latitude first for EPSG:4326 from WFS 2.0) and ``EPSG:<n>`` when they are x/y (l
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from adapter.errors import GeometryError, SourceFormatError
 from adapter.geometry import CRS84, SourceCRS, parse_crs
@@ -84,6 +87,13 @@ def feature_record(source: str, feature: Any, index: int, *, crs: SourceCRS, fet
     key = f"features[{index}]" + (f" id={fid}" if fid is not None else "")
     return RawRecord(source=source, key=key, payload=payload, fetched_at=fetched_at, origin=origin,
                      problem=problem)
+
+
+def page_key(records_digest: bytes, crs: SourceCRS, *shaping: Any) -> bytes:
+    """What identifies a page's raw records (``Fetch.skip_page``): the page's records as sent, the
+    CRS written into each record, and whatever else shapes them (id field, date fields...)."""
+    context = orjson.dumps([crs_spec(crs), *shaping], default=str)
+    return hashlib.blake2b(records_digest + context, digest_size=16).digest()
 
 
 def page_size(configured: int | None, server_max: Any, default: int = 1000) -> int:

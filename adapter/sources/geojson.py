@@ -14,8 +14,9 @@ import httpx
 
 from adapter.errors import SourceFormatError
 from adapter.sources.base import Fetch, RawRecord
-from adapter.sources.features import feature_record, features_of, resolve_crs
+from adapter.sources.features import feature_record, features_of, page_key, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, decode_json
+from adapter.sources.paging import records_digest
 
 
 class GeoJSONSource:
@@ -54,6 +55,9 @@ class GeoJSONSource:
             raise SourceFormatError(f"{len(features)} features, more than the limit of "
                                     f"{self.max_records}", source=self.name)
         crs = resolve_crs(self.crs, payload.get("crs"), source=self.name)
+        if fetch.page_filter is not None and fetch.skip_page(
+                page_key(records_digest(features), crs, self.id_field), len(features)):
+            return
         for index, feature in enumerate(features):
             yield feature_record(self.name, feature, index, crs=crs, fetched_at=raw.fetched_at,
                                  origin=raw.url, id_field=self.id_field)

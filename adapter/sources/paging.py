@@ -40,12 +40,14 @@ class PageRequest:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One decoded page: its number (1-based), the URL asked, the whole payload and its records."""
+    """One decoded page: its number (1-based), the URL asked, the whole payload, its records and a
+    digest of the records (``b""`` for an empty page)."""
 
     number: int
     url: str
     payload: Mapping[str, Any]
     records: Sequence[Any]
+    digest: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,11 @@ class NextLinkPaginator:
         request.params = {}
 
 
+def records_digest(records: Sequence[Any]) -> bytes:
+    """A digest of a page's records, exactly as sent (order included)."""
+    return hashlib.blake2b(orjson.dumps(records, default=str), digest_size=16).digest()
+
+
 GetJSON = Callable[[PageRequest], Awaitable[Any]]
 RecordsOf = Callable[[Any], Sequence[Any]]
 
@@ -206,8 +213,9 @@ async def iter_pages(get_json: GetJSON, request: PageRequest, paginator: Paginat
         seen_requests.add(fingerprint)
         payload = await get_json(request)
         records = records_of(payload)
+        digest = b""
         if records:
-            digest = hashlib.blake2b(orjson.dumps(records), digest_size=16).digest()
+            digest = records_digest(records)
             if digest == previous_digest:
                 raise SourceFormatError(f"page {number} repeats page {number - 1} ({request.url} "
                                         f"{request.params}): the server ignores the paging "
@@ -218,6 +226,6 @@ async def iter_pages(get_json: GetJSON, request: PageRequest, paginator: Paginat
             raise SourceFormatError(f"more than {limits.max_records} records after {number} pages",
                                     source=source)
         paginator.update_state(payload, records)
-        yield Page(number, request.url, payload, records)
+        yield Page(number, request.url, payload, records, digest)
         if paginator.has_next_page:
             paginator.update_request(request)

@@ -19,7 +19,7 @@ import httpx
 
 from adapter.errors import SourceFormatError
 from adapter.sources.base import Fetch, RawRecord, utcnow
-from adapter.sources.features import feature_record, features_of, resolve_crs
+from adapter.sources.features import feature_record, features_of, page_key, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, is_local
 from adapter.sources.paging import (OffsetPaginator, PageLimits, PageRequest, Paginator,
                                     SinglePagePaginator, iter_pages)
@@ -75,6 +75,9 @@ class WFSSource:
             async for page in iter_pages(self._get_json, request, paginator, records_of=self._features,
                                          source=self.name, limits=self.limits):
                 crs = resolve_crs(self.crs, page.payload.get("crs"), self.srs_name, source=self.name)
+                if fetch.skip_page(page_key(page.digest, crs), len(page.records)):
+                    index += len(page.records)
+                    continue
                 fetched_at = utcnow()
                 for feature in page.records:
                     yield feature_record(self.name, feature, index, crs=crs, fetched_at=fetched_at,

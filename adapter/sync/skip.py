@@ -1,13 +1,19 @@
 """Skipping work that cannot have changed, so that a no-change re-sync costs almost nothing.
 
-Two levels, both kept in the state file:
+Three levels, all kept in the state file:
 - the **source version** a source publishes (``VersionedSource.version()``, e.g. an ArcGIS layer's
   last edit date): equal to the one of the last complete sync -> the fetch is skipped entirely;
+- the **page key** of each page of a paged static source (``Fetch.skip_page``): a page whose
+  records are byte for byte those of a page mapped before yields no records at all; its entities
+  count as seen and unchanged. This is what makes a no-change re-sync cheap for layers that
+  publish no version (WFS, OGC API Features, GeoJSON URLs without ETag): a page costs its download
+  and one hash. When every page is known and the state holds nothing else, nothing is written;
 - the **raw record hash** of each record of a static source (GIS layers, GTFS): a record whose
   exact content was mapped before, under the same mapping, is not mapped again; its entity counts
-  as seen and unchanged.
-Both are keyed by a *salt* (the adapter version and the source's configuration), so a new mapping
-invalidates them. They only ever save work: a record or entity the state does not hold is mapped.
+  as seen and unchanged (pages that shifted by an insertion still skip their records' mapping).
+All are keyed by a *salt* (the adapter version and the source's configuration), so a new mapping
+invalidates them. They only ever save work: a record or entity the state does not hold is mapped,
+and an entity built from several records is always built again from all of them.
 Live feeds are never record-skipped: their mapping depends on the fetch time (stale sensors).
 """
 
@@ -27,6 +33,10 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS source_version (
     tenant TEXT NOT NULL, source TEXT NOT NULL, salt TEXT NOT NULL, version TEXT NOT NULL,
     PRIMARY KEY (tenant, source)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS raw_page (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, page_key BLOB NOT NULL, salt TEXT NOT NULL,
+    raw_hashes TEXT NOT NULL, PRIMARY KEY (tenant, source, page_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS raw_record (
     tenant TEXT NOT NULL, source TEXT NOT NULL, raw_hash TEXT NOT NULL, salt TEXT NOT NULL,
@@ -81,12 +91,37 @@ class SkipIndex:
             "WHERE r.tenant=? AND r.source=? AND r.salt=? AND e.want_hash IS NOT NULL",
             (tenant, source, salt)))
 
+    def raw_pages(self, tenant: str, source: str, salt: str) -> dict[bytes, str]:
+        """Page key -> the raw hashes of its records (concatenated hex), under this salt."""
+        return dict(self.store.conn.execute(
+            "SELECT page_key, raw_hashes FROM raw_page WHERE tenant=? AND source=? AND salt=?",
+            (tenant, source, salt)))
+
     def save_raw(self, tenant: str, source: str, salt: str, seen: Mapping[str, str], *,
-                 complete: bool) -> None:
-        """Remember the records of this run (after its plan is applied). A complete run
-        replaces the source's index; a partial one only adds to it."""
+                 complete: bool, known: Mapping[str, str] | None = None,
+                 pages: Mapping[bytes, str] | None = None,
+                 known_pages: Mapping[bytes, str] | None = None) -> None:
+        """Remember the records and pages of this run (after its plan is applied). A complete
+        run replaces the source's index; a partial one only adds to it. What equals the index
+        already kept (``known``, ``known_pages``) is not written again.
+
+        A record whose entity was built from several records is left out, so that it is always
+        mapped again: a change to any of them must rebuild the entity from all of them.
+        """
+        per_entity: dict[str, int] = {}
+        for entity_id in seen.values():
+            per_entity[entity_id] = per_entity.get(entity_id, 0) + 1
+        single = {h: eid for h, eid in seen.items() if per_entity[eid] == 1}
+        pages = pages or {}
         with self.store.transaction() as db:
+            if not (complete and known is not None and single == known):
+                if complete:
+                    db.execute("DELETE FROM raw_record WHERE tenant=? AND source=?", (tenant, source))
+                db.executemany("INSERT OR REPLACE INTO raw_record VALUES (?, ?, ?, ?, ?)",
+                               [(tenant, source, h, salt, eid) for h, eid in single.items()])
+            if complete and known_pages is not None and pages.keys() == known_pages.keys():
+                return
             if complete:
-                db.execute("DELETE FROM raw_record WHERE tenant=? AND source=?", (tenant, source))
-            db.executemany("INSERT OR REPLACE INTO raw_record VALUES (?, ?, ?, ?, ?)",
-                           [(tenant, source, h, salt, eid) for h, eid in seen.items()])
+                db.execute("DELETE FROM raw_page WHERE tenant=? AND source=?", (tenant, source))
+            db.executemany("INSERT OR REPLACE INTO raw_page VALUES (?, ?, ?, ?, ?)",
+                           [(tenant, source, key, salt, hashes) for key, hashes in pages.items()])
