@@ -87,6 +87,39 @@ def serve_broker(port: int, db: str, contexts: str) -> None:
     serve(BrokerSettings(port=port, db_path=Path(db), context_files=files))
 
 
+def serve_null(port: int) -> None:
+    """Child: a null broker. Reads each request whole and answers at once (GET: 200 ``[]``; any
+    other method: 204, which NGSI-LD gives for a batch upsert that updated every entity), storing
+    nothing, so what a client pushing to it spends is its own cost: the ceiling any broker allows."""
+    import asyncio as aio
+
+    async def handle(reader: aio.StreamReader, writer: aio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if length:
+                    await reader.readexactly(length)
+                if head.startswith(b"GET "):
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: 2\r\n\r\n[]")
+                else:
+                    writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                await writer.drain()
+        except (aio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await aio.start_server(handle, "127.0.0.1", port, limit=2**26)
+        async with server:
+            await server.serve_forever()
+    aio.run(main())
+
+
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -145,18 +178,32 @@ async def _ours(layer_url: str, broker_url: str, state: Path, export: Path, brok
                 body = orjson.loads(outgoing.encode(with_context=True))
                 file.write(orjson.dumps(body) + b"\n")
         # Apples to apples with the peers: the same entities, from the same file, pushed by our client.
-        cpu, broker_cpu, wall = _self_cpu(), _cpu_s(broker_pid), time.perf_counter()
-        entities = []
-        for line in export.read_bytes().splitlines():
-            body = orjson.loads(line)
-            context = body.pop("@context")
-            entities.append(OutgoingEntity(body["id"], body["type"], body, context))
-        result = await client.with_tenant("adapter-push").upsert(entities)
-        out["push"] = {"wall": time.perf_counter() - wall, "cpu": _self_cpu() - cpu,
-                       "broker_cpu": _cpu_s(broker_pid) - broker_cpu, "ok": result.ok,
-                       "sent": len(result.succeeded)}
+        out["push"] = await _push(client.with_tenant("adapter-push"), export, broker_pid)
     store.close()
     return out
+
+
+async def _push(client: Any, export: Path, server_pid: int) -> dict[str, Any]:
+    """Our client pushing the exported entities. Like the peers, the file is read before the clock
+    starts; building the request objects (OutgoingEntity) and the upserts are timed."""
+    from adapter.ngsi.batching import OutgoingEntity
+
+    dicts = [orjson.loads(line) for line in export.read_bytes().splitlines()]
+    cpu, server_cpu, wall = _self_cpu(), _cpu_s(server_pid), time.perf_counter()
+    entities = []
+    for body in dicts:
+        context = body.pop("@context")
+        entities.append(OutgoingEntity(body["id"], body["type"], body, context))
+    result = await client.upsert(entities)
+    return {"wall": time.perf_counter() - wall, "cpu": _self_cpu() - cpu,
+            "broker_cpu": _cpu_s(server_pid) - server_cpu, "ok": result.ok, "sent": len(result.succeeded)}
+
+
+async def _push_null(url: str, export: Path, server_pid: int) -> dict[str, Any]:
+    from adapter.ngsi.client import BrokerClient
+
+    async with BrokerClient(url, tenant="adapter-push") as client:
+        return await _push(client, export, server_pid)
 
 
 # -- peers --------------------------------------------------------------------------------------------
@@ -233,7 +280,8 @@ def _count(broker_url: str, tenant: str) -> int:
     return int(response.headers["NGSILD-Results-Count"])
 
 
-def _run_peer(name: str, broker_url: str, export: Path, broker_pid: int, chunk: int) -> dict[str, Any]:
+def _run_peer(name: str, broker_url: str, export: Path, broker_pid: int, chunk: int, *,
+              count: bool = True) -> dict[str, Any]:
     package, script = PEERS[name]
     python, version = _peer_python(name, package)
     if python is None:
@@ -245,7 +293,7 @@ def _run_peer(name: str, broker_url: str, export: Path, broker_pid: int, chunk: 
         return {"version": version, "error": done.stderr.strip()[-1500:]}
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result.update(version=version, broker_cpu=_cpu_s(broker_pid) - broker_cpu,
-                  in_broker=_count(broker_url, name))
+                  in_broker=_count(broker_url, name) if count else None)
     return result
 
 
@@ -275,31 +323,53 @@ def main(argv: list[str]) -> int:
         broker_url = f"http://127.0.0.1:{port}"
         try:
             layer_url = layer.stdout.readline().strip()  # type: ignore[union-attr]
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(broker_url + API + "/types", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline:
-                        raise
-                time.sleep(0.1)
+            _wait_ready(broker_url)
             export = work / "entities.jsonl"
             ours = asyncio.run(_ours(layer_url, broker_url, work / "state.sqlite3", export, broker.pid))
             ours["in_broker"] = _count(broker_url, "adapter")
             ours["push"]["in_broker"] = _count(broker_url, "adapter-push")
             peers = {} if args.no_peers else {
                 name: _run_peer(name, broker_url, export, broker.pid, chunk=1000) for name in PEERS}
+            broker.terminate()
+            broker.wait(10)
+            # The same pushes against a null broker (stores nothing, answers at once): each
+            # client's own cost, i.e. the best wall time any broker could give it.
+            null_port = _free_port()
+            null = subprocess.Popen([sys.executable, "-m", "bench.sync", "serve-null", str(null_port)],
+                                    cwd=ROOT, env=env)
+            try:
+                null_url = f"http://127.0.0.1:{null_port}"
+                _wait_ready(null_url)
+                nulls: dict[str, Any] = {"ours": asyncio.run(_push_null(null_url, export, null.pid))}
+                if not args.no_peers:
+                    nulls.update({name: _run_peer(name, null_url, export, null.pid, chunk=1000, count=False)
+                                  for name in PEERS})
+            finally:
+                null.terminate()
+                null.wait(10)
         finally:
             layer.stdin.close()  # type: ignore[union-attr]
             layer.wait(10)
-            broker.terminate()
-            broker.wait(10)
-    _print(args.n, ours, peers)
+            if broker.poll() is None:
+                broker.terminate()
+                broker.wait(10)
+    _print(args.n, ours, peers, nulls)
     return 0
 
 
-def _print(n: int, ours: dict[str, Any], peers: dict[str, Any]) -> None:
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + API + "/types", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def _print(n: int, ours: dict[str, Any], peers: dict[str, Any], nulls: dict[str, Any]) -> None:
     full, resync = ours["full"], ours["resync"]
     print(f"features: {n:,}; in broker (tenant adapter): {ours['in_broker']:,}")
     print(f"ours full sync: {full['wall']:.1f} s, {full['sent'] / full['wall']:,.0f} entities/s, "
@@ -331,10 +401,28 @@ def _print(n: int, ours: dict[str, Any], peers: dict[str, Any]) -> None:
               f"push only {n / push['wall'] / rates[best]:.1f}x (wall); per client CPU second: full sync "
               f"{full['sent'] / full['cpu'] / (n / peers[best]['cpu']):.1f}x, push only "
               f"{n / push['cpu'] / (n / peers[best]['cpu']):.1f}x")
+    if nulls:
+        print("null broker (stores nothing, answers at once): each client's own cost, the best any broker allows")
+        ceiling = {}
+        for name, result in nulls.items():
+            if "error" in result:
+                print(f"  {name}: FAILED: {result['error']}")
+                continue
+            ceiling[name] = result["wall"]
+            print(f"  {name}: {result['wall']:.2f} s ({n / result['wall']:,.0f} entities/s), client CPU "
+                  f"{result['cpu']:.2f} s")
+        fastest = min((k for k in ceiling if k != "ours"), key=ceiling.get, default=None)
+        if fastest and "ours" in ceiling:
+            print(f"  ours vs {fastest} with a null broker: {ceiling[fastest] / ceiling['ours']:.1f}x; "
+                  f"5x {fastest} on the embedded broker needs a push of at most "
+                  f"{peers.get(fastest, {}).get('wall', float('nan')) / 5:.1f} s wall, while the embedded "
+                  f"broker alone spends {push['broker_cpu']:.1f} s of CPU on these entities")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve-layer":
         serve_layer(int(sys.argv[2]))
+    elif sys.argv[1] == "serve-null":
+        serve_null(int(sys.argv[2]))
     elif sys.argv[1] == "serve-broker":
         serve_broker(int(sys.argv[2]), sys.argv[3], sys.argv[4])

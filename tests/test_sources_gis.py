@@ -86,6 +86,82 @@ def test_paging_forever_stops_with_an_error_naming_the_source() -> None:
     assert err.value.source == "layer-x"
 
 
+def _three_pages(events: list[str], gate: asyncio.Event | None = None):
+    async def get_json(request: PageRequest) -> Any:
+        offset = int(request.params["o"])
+        events.append(f"sent {offset}")
+        try:
+            if gate is not None and offset > 0:
+                await gate.wait()
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            events.append(f"cancelled {offset}")
+            raise
+        return {"features": [offset], "more": offset < 2}
+    return iter_pages(get_json, PageRequest("http://x"),
+                      OffsetPaginator("o", "n", 1, has_more=lambda payload, *_: payload["more"]),
+                      records_of=lambda p: p["features"], source="layer-x")
+
+
+def test_the_next_page_is_requested_while_the_consumer_works_on_this_one() -> None:
+    events: list[str] = []
+
+    async def consume() -> None:
+        async for page in _three_pages(events):
+            events.append(f"working on {page.records[0]}")
+            for _ in range(3):  # the consumer's own awaits (e.g. a database write)
+                await asyncio.sleep(0)
+            events.append(f"done with {page.records[0]}")
+    asyncio.run(consume())
+    assert events.index("sent 1") < events.index("done with 0")
+    assert events.index("sent 2") < events.index("done with 1")
+    assert events.count("sent 0") == events.count("sent 1") == events.count("sent 2") == 1
+    assert "sent 3" not in events  # the last page says there is no more: nothing read past it
+
+
+def test_stopping_early_cancels_the_page_read_ahead() -> None:
+    from contextlib import aclosing
+
+    events: list[str] = []
+
+    async def first_page_only() -> None:
+        gate = asyncio.Event()  # never set: page 2 stays in flight
+        async with aclosing(_three_pages(events, gate)) as pages:
+            async for page in pages:
+                await asyncio.sleep(0)
+                break
+        await asyncio.sleep(0)
+    asyncio.run(first_page_only())
+    assert "sent 1" in events and "cancelled 1" in events
+
+
+@pytest.mark.integration
+def test_arcgis_asks_for_the_next_page_before_the_records_of_this_one_are_consumed(
+        server: PayloadServer) -> None:
+    layer = beach_layer()
+    server.add(BEACHES_PATH, layer.metadata)
+    server.add(BEACHES_PATH + "/query", layer.query)
+    source = ArcGISSource("beaches", server.url(BEACHES_PATH), page_size=4, options=FAST)
+
+    during_page_1: list[int] = []
+
+    async def run() -> list[str]:
+        keys = []
+        fetch = source.fetch()
+        async for record in fetch:
+            keys.append(record.key)
+            if len(keys) == 1:  # still on page 1: the server must already have page 2's request
+                for _ in range(500):
+                    if len(server.requests_to(BEACHES_PATH + "/query")) == 2:
+                        break
+                    await asyncio.sleep(0.01)
+                during_page_1.append(len(server.requests_to(BEACHES_PATH + "/query")))
+        return keys
+    keys = asyncio.run(run())
+    offsets = [r.arg("resultOffset") for r in server.requests_to(BEACHES_PATH + "/query")]
+    assert len(keys) == 6 and offsets == ["0", "4"] and during_page_1 == [2]
+
+
 # --- ArcGIS -------------------------------------------------------------------------------------------
 
 @pytest.mark.integration

@@ -16,6 +16,7 @@ CORE_CONTEXT_MARK = "/ngsi-ld-core-context"
 LINK_REL = "http://www.w3.org/ns/json-ld#context"
 
 K = TypeVar("K", bound=Hashable)
+_NOT_ATTRIBUTES = frozenset(("id", "type", "@context"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class OutgoingEntity:
     type: str
     body: bytes | Mapping[str, Any]
     context: Any = None
+    # The attribute names, when the producer knows them (saves parsing `body` bytes again).
+    attrs: frozenset[str] | None = field(default=None, compare=False)
 
     def encode(self, with_context: bool) -> bytes:
         """JSON of the entity, with its @context inside when `with_context`."""
@@ -50,8 +53,10 @@ class OutgoingEntity:
 
     def attribute_names(self) -> frozenset[str]:
         """Names of the attributes the body carries (everything but id, type and @context)."""
+        if self.attrs is not None:
+            return self.attrs
         body = self.body if isinstance(self.body, Mapping) else orjson.loads(self.body)
-        return frozenset(k for k in body if k not in ("id", "type", "@context"))
+        return frozenset(k for k in body if k not in _NOT_ATTRIBUTES)
 
 
 def link_url(context: Any) -> str | None:

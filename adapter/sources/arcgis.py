@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -103,20 +104,22 @@ class ArcGISSource:
                 layer = await self._get_json(PageRequest(self.url, {"f": "json"}))
                 request, paginator = await self._plan(layer)
             index = 0
-            async for page in iter_pages(self._get_json, request, paginator,
-                                         records_of=self._features, source=self.name,
-                                         limits=self.limits):
-                meta = layer or page.payload
-                crs = self._crs(page.payload, layer)
-                dates = _date_fields(meta.get("fields") or page.payload.get("fields"))
-                id_field = _id_field(meta) or _id_field(page.payload)
-                if fetch.skip_page(page_key(page.digest, crs, id_field, sorted(dates)), len(page.records)):
-                    index += len(page.records)
-                    continue
-                fetched_at = utcnow()
-                for feature in page.records:
-                    yield self._record(feature, index, crs, dates, id_field, fetched_at, page.url)
-                    index += 1
+            async with aclosing(iter_pages(self._get_json, request, paginator,
+                                           records_of=self._features, source=self.name,
+                                           limits=self.limits)) as pages:
+                async for page in pages:
+                    meta = layer or page.payload
+                    crs = self._crs(page.payload, layer)
+                    dates = _date_fields(meta.get("fields") or page.payload.get("fields"))
+                    id_field = _id_field(meta) or _id_field(page.payload)
+                    key = page_key(page.digest, crs, id_field, sorted(dates))
+                    if fetch.skip_page(key, len(page.records)):
+                        index += len(page.records)
+                        continue
+                    fetched_at = utcnow()
+                    for feature in page.records:
+                        yield self._record(feature, index, crs, dates, id_field, fetched_at, page.url)
+                        index += 1
         finally:
             await self._fetcher.aclose()
 

@@ -9,6 +9,7 @@ correctly. ``url`` is the API root (the landing page); it may instead be a local
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -52,16 +53,17 @@ class OGCAPIFeaturesSource:
         crs = resolve_crs(self.crs, source=self.name)
         index = 0
         try:
-            async for page in iter_pages(self._get_json, request, paginator, records_of=self._features,
-                                         source=self.name, limits=self.limits):
-                if fetch.skip_page(page_key(page.digest, crs), len(page.records)):
-                    index += len(page.records)
-                    continue
-                fetched_at = utcnow()
-                for feature in page.records:
-                    yield feature_record(self.name, feature, index, crs=crs, fetched_at=fetched_at,
-                                         origin=page.url)
-                    index += 1
+            async with aclosing(iter_pages(self._get_json, request, paginator, records_of=self._features,
+                                           source=self.name, limits=self.limits)) as pages:
+                async for page in pages:
+                    if fetch.skip_page(page_key(page.digest, crs), len(page.records)):
+                        index += len(page.records)
+                        continue
+                    fetched_at = utcnow()
+                    for feature in page.records:
+                        yield feature_record(self.name, feature, index, crs=crs, fetched_at=fetched_at,
+                                             origin=page.url)
+                        index += 1
         finally:
             await self._fetcher.aclose()
 

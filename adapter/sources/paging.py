@@ -15,6 +15,7 @@ I/O, streams one page at a time, and enforces the hard limits every paged source
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -193,14 +194,19 @@ RecordsOf = Callable[[Any], Sequence[Any]]
 async def iter_pages(get_json: GetJSON, request: PageRequest, paginator: Paginator, *,
                      records_of: RecordsOf, source: str,
                      limits: PageLimits = PageLimits()) -> AsyncIterator[Page]:
-    """Fetch and yield pages until the paginator stops, within ``limits``; see the module docstring."""
+    """Fetch and yield pages until the paginator stops, within ``limits``; see the module docstring.
+
+    One page is read ahead: the request for page n+1 is sent before page n is yielded, so the
+    server prepares it (and the network carries it) while the consumer maps page n. Paging
+    depends only on the page itself, never on what the consumer does with it. Closing the
+    iterator early cancels the request in flight (use ``contextlib.aclosing``).
+    """
     paginator.init_request(request)
     seen_requests: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     previous_digest: bytes | None = None
     total = 0
-    number = 0
-    while paginator.has_next_page:
-        number += 1
+
+    def send(number: int) -> tuple[str, dict[str, str], asyncio.Future[Any]]:
         if number > limits.max_pages:
             raise SourceFormatError(
                 f"still paging after {limits.max_pages} pages ({total} records): the layer pages "
@@ -211,21 +217,52 @@ async def iter_pages(get_json: GetJSON, request: PageRequest, paginator: Paginat
             raise SourceFormatError(f"page {number} repeats an earlier request ({request.url} "
                                     f"{request.params}): the server's paging loops", source=source)
         seen_requests.add(fingerprint)
-        payload = await get_json(request)
-        records = records_of(payload)
-        digest = b""
-        if records:
-            digest = records_digest(records)
-            if digest == previous_digest:
-                raise SourceFormatError(f"page {number} repeats page {number - 1} ({request.url} "
-                                        f"{request.params}): the server ignores the paging "
-                                        "parameters", source=source)
-            previous_digest = digest
-        total += len(records)
-        if total > limits.max_records:
-            raise SourceFormatError(f"more than {limits.max_records} records after {number} pages",
-                                    source=source)
-        paginator.update_state(payload, records)
-        yield Page(number, request.url, payload, records, digest)
-        if paginator.has_next_page:
-            paginator.update_request(request)
+        sent = PageRequest(request.url, dict(request.params))
+        future = asyncio.ensure_future(get_json(sent))
+        future.add_done_callback(_consume_outcome)
+        return sent.url, sent.params, future
+
+    if not paginator.has_next_page:
+        return
+    number = 1
+    in_flight: tuple[str, dict[str, str], asyncio.Future[Any]] | None = send(number)
+    refused: SourceFormatError | None = None  # raised after the page before it is yielded
+    try:
+        while in_flight is not None:
+            url, params, future = in_flight
+            in_flight = None
+            payload = await future
+            records = records_of(payload)
+            digest = b""
+            if records:
+                digest = records_digest(records)
+                if digest == previous_digest:
+                    raise SourceFormatError(f"page {number} repeats page {number - 1} ({url} "
+                                            f"{params}): the server ignores the paging "
+                                            "parameters", source=source)
+                previous_digest = digest
+            total += len(records)
+            if total > limits.max_records:
+                raise SourceFormatError(f"more than {limits.max_records} records after {number} pages",
+                                        source=source)
+            paginator.update_state(payload, records)
+            page = Page(number, url, payload, records, digest)
+            if paginator.has_next_page:
+                paginator.update_request(request)
+                number += 1
+                try:
+                    in_flight = send(number)
+                except SourceFormatError as exc:
+                    refused = exc
+            yield page
+            if refused is not None:
+                raise refused
+    finally:
+        if in_flight is not None:
+            in_flight[2].cancel()
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    """A read-ahead nobody awaits (the consumer stopped) must not log "exception never retrieved"."""
+    if not future.cancelled():
+        future.exception()

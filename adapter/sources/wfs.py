@@ -13,6 +13,7 @@ form of that name carries the axis order (``urn:ogc:def:crs:EPSG::4326`` is lati
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -72,17 +73,18 @@ class WFSSource:
         request, paginator = self._first_request()
         index = 0
         try:
-            async for page in iter_pages(self._get_json, request, paginator, records_of=self._features,
-                                         source=self.name, limits=self.limits):
-                crs = resolve_crs(self.crs, page.payload.get("crs"), self.srs_name, source=self.name)
-                if fetch.skip_page(page_key(page.digest, crs), len(page.records)):
-                    index += len(page.records)
-                    continue
-                fetched_at = utcnow()
-                for feature in page.records:
-                    yield feature_record(self.name, feature, index, crs=crs, fetched_at=fetched_at,
-                                         origin=page.url)
-                    index += 1
+            async with aclosing(iter_pages(self._get_json, request, paginator, records_of=self._features,
+                                           source=self.name, limits=self.limits)) as pages:
+                async for page in pages:
+                    crs = resolve_crs(self.crs, page.payload.get("crs"), self.srs_name, source=self.name)
+                    if fetch.skip_page(page_key(page.digest, crs), len(page.records)):
+                        index += len(page.records)
+                        continue
+                    fetched_at = utcnow()
+                    for feature in page.records:
+                        yield feature_record(self.name, feature, index, crs=crs, fetched_at=fetched_at,
+                                             origin=page.url)
+                        index += 1
         finally:
             await self._fetcher.aclose()
 

@@ -194,11 +194,13 @@ class Pipeline:
         context = self._contexts.get(model)
         if context is None:
             context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
+        document = to_dict(entity, Form.NORMALIZED)
         try:
-            body = orjson.dumps(to_dict(entity, Form.NORMALIZED))
+            body = orjson.dumps(document)
         except (orjson.JSONEncodeError, TypeError) as exc:
             raise MappingError(f"entity cannot be encoded as JSON: {exc}", entity_id=entity.id) from None
-        return OutgoingEntity(entity.id, entity.entity_type, body, context)
+        return OutgoingEntity(entity.id, entity.entity_type, body, context,
+                              frozenset(document).difference(("id", "type", "@context")))
 
     def _encodable(self, by_id: dict[str, Mapped], report: SyncReport) -> list[OutgoingEntity]:
         outgoing = []
