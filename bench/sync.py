@@ -376,7 +376,7 @@ def _print(n: int, ours: dict[str, Any], peers: dict[str, Any], nulls: dict[str,
           f"adapter CPU {full['cpu']:.1f} s ({full['cpu'] / full['wall']:.0%} of wall), "
           f"broker CPU {full['broker_cpu']:.1f} s; sent {full['sent']:,}, ok={full['ok']}")
     for label, run in (("no-change re-sync (layer's lastEditDate unmoved: no fetch)", resync),
-                       ("no-change re-sync (no layer version: fetch, raw hashes skip mapping)",
+                       ("no-change re-sync (no layer version: every page fetched, unchanged pages skipped whole)",
                         ours["resync_unversioned"])):
         print(f"ours {label}: {run['wall']:.2f} s ({run['wall'] / full['wall']:.1%} of the full sync), "
               f"sent {run['sent']}, deleted {run['deleted']}, attrs deleted {run['attrs_deleted']}, "

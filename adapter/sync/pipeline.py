@@ -26,7 +26,7 @@ from adapter.sources.base import RawRecord, Source, VersionedSource
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.report import SyncReport
-from adapter.sync.skip import SkipIndex, raw_hash
+from adapter.sync.skip import RecordSkipper, SkipIndex
 from adapter.sync.state import StateStore
 from data_models import Entity
 
@@ -43,78 +43,6 @@ class HistorySink(Protocol):
     """Where every reading of a time series goes (a temporal store); optional."""
 
     def write(self, source: str, readings: tuple[Entity, ...]) -> None: ...
-
-
-class RecordSkipper:
-    """Which pages and raw records were mapped before (adapter.sync.skip): skip them, remember
-    this run's, for the next run."""
-
-    def __init__(self, known: dict[str, str], pages: dict[bytes, str] | None = None) -> None:
-        self.known = known  # raw hash -> entity id, from the last runs
-        self.pages = pages or {}  # page key -> its records' raw hashes (hex, concatenated)
-        self.reset()
-
-    def reset(self, *, pages: bool = True) -> None:
-        """Forget this run (to read the source again); ``pages=False`` also stops page skipping."""
-        if not pages:
-            self.pages = {}
-        self.seen: dict[str, str] = {}  # raw hash -> entity id, this run
-        self.skipped: dict[str, list[RawRecord]] = {}  # entity id -> its unchanged records
-        self.page_ids: set[str] = set()  # entities of the pages skipped whole
-        self.page_records = 0
-        self.run_pages: dict[bytes, str] = {}  # this run's pages whose every record is in the state
-        self._page: tuple[bytes, int, list[str]] | None = None  # the page being read, if trackable
-
-    def skip_page(self, key: bytes, count: int) -> bool:
-        """The page filter of a fetch (``Fetch.skip_page``): skip a page mapped before, whose
-        entities the state still holds; otherwise start following its records."""
-        self._close_page()
-        hashes = self.pages.get(key)
-        if hashes is not None and len(hashes) == 32 * count:
-            digests = [hashes[i:i + 32] for i in range(0, len(hashes), 32)]
-            ids = [self.known.get(d) for d in digests]
-            if None not in ids:
-                for digest, entity_id in zip(digests, ids):
-                    self.seen[digest] = entity_id  # type: ignore[assignment]
-                    self.page_ids.add(entity_id)  # type: ignore[arg-type]
-                self.run_pages[key] = hashes
-                self.page_records += count
-                return True
-        self._page = (key, count, [])
-        return False
-
-    def skip(self, record: RawRecord) -> tuple[str, bool]:
-        """(raw hash, whether the record need not be mapped)."""
-        digest = raw_hash(record)
-        if self._page is not None:
-            self._page[2].append(digest)
-        entity_id = self.known.get(digest)
-        if entity_id is None:
-            return digest, False
-        self.seen[digest] = entity_id
-        self.skipped.setdefault(entity_id, []).append(record)
-        return digest, True
-
-    def mapped(self, digest: str, result: Mapped | Rejected) -> None:
-        """A record of this run was mapped: remember it, or that its page cannot be skipped."""
-        if isinstance(result, Mapped):
-            self.seen[digest] = result.entity.id
-        else:
-            self._page = None
-
-    def finish(self) -> None:
-        """The fetch is over."""
-        self._close_page()
-
-    def _close_page(self) -> None:
-        if self._page is not None and len(self._page[2]) == self._page[1]:
-            self.run_pages[self._page[0]] = "".join(self._page[2])
-        self._page = None
-
-    def unchanged_everywhere(self, fetch: Any, state_count: int) -> bool:
-        """Every page of a complete fetch was skipped and the state holds nothing else."""
-        return (fetch.complete and fetch.record_count == 0 and self.page_records > 0
-                and not self.skipped and len(self.page_ids) == state_count)
 
 
 async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[[Rejected], None],
@@ -281,8 +209,7 @@ class Pipeline:
             else:
                 skipper = None
                 if static:
-                    skipper = RecordSkipper({}) if full else RecordSkipper(
-                        skips.raw_entities(self.tenant, name, salt), skips.raw_pages(self.tenant, name, salt))
+                    skipper = RecordSkipper.empty() if full else skips.skipper(self.tenant, name, salt)
                 await self._run(name, source, mapper, report, run_id, snapshot=snapshot,
                                 skipper=skipper, salt=salt, version=version, skips=skips)
             await self.deliver(report, source=name)
@@ -360,8 +287,7 @@ class Pipeline:
                                   if skipper is not None else 0)
         # Only now does the state reflect this run: remember what can be skipped next time.
         if skipper is not None:
-            skips.save_raw(self.tenant, name, salt, skipper.seen, complete=complete, known=skipper.known,
-                           pages=skipper.run_pages, known_pages=skipper.pages)
+            skips.save(self.tenant, name, salt, skipper, complete=complete)
         skips.set_version(self.tenant, name, salt, version if complete else None)
 
     async def deliver(self, report: SyncReport, *, source: str | None = None) -> None:
