@@ -31,6 +31,15 @@ from adapter.sync.report import SyncReport
 app = typer.Typer(help="Sync Smart Burgas and GIS-Burgas into an NGSI-LD broker.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(broker_app, name="broker")
+
+
+@app.callback()
+def _process() -> None:
+    """Process-wide settings every command shares."""
+    from adapter.process import tune_gc
+
+    tune_gc()
+
 quarantine_app = typer.Typer(help="Records and entities set aside with their reason.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
 # Pipes and CI logs get a wide fixed width, so tables are not squeezed to 80 columns.

@@ -307,6 +307,9 @@ def main(argv: list[str]) -> int:
 
     from adapter.runtime import local_reference_contexts, write_generated_contexts
     from adapter.settings import Settings
+    from adapter.process import tune_gc
+
+    tune_gc()  # as the CLI's commands run
 
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         work = Path(tmp)

@@ -112,6 +112,19 @@ def test_export_normalized_carries_typed_attributes(tmp_path, config):
                              for v in attrs.values() if isinstance(v, dict))
 
 
+def test_every_command_runs_with_the_adapter_gc_thresholds(config):
+    import gc
+
+    saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # CPython's defaults
+    try:
+        result = cli("check-config", "--config", str(config))
+        assert result.exit_code == 0, result.output
+        assert gc.get_threshold() == (50_000, 20, 100)  # adapter.process.tune_gc
+    finally:
+        gc.set_threshold(*saved)
+
+
 def test_check_config_never_shows_secrets(config):
     secret = "tok-3f9a7c1e-never-print-me"
     result = cli("check-config", "--config", str(config), BURGAS_BROKER_TOKEN=secret)
