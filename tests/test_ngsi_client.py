@@ -63,6 +63,43 @@ def upsert_all(*entities: OutgoingEntity):
 
 # -- status-code matrix -------------------------------------------------------------------------
 
+def test_a_large_upsert_is_encoded_batch_by_batch_not_all_at_once(monkeypatch):
+    encoded: list[str] = []
+    original = OutgoingEntity.encode
+
+    def counting(self: OutgoingEntity, with_context: bool) -> bytes:
+        encoded.append(self.id)
+        return original(self, with_context)
+    monkeypatch.setattr(OutgoingEntity, "encode", counting)
+    encoded_at_request: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        encoded_at_request.append(len(encoded))
+        return httpx.Response(204)
+
+    (result, requests) = run(answer, upsert_all(*(entity(n) for n in range(100))),
+                             batch_max_entities=10, concurrency=1)
+    assert result.ok and len(result.succeeded) == 100 and len(requests) == 10
+    assert sorted(i for r in requests for i in sent_ids(r)) == sorted(ids(*range(100)))
+    # Held as bytes when request i goes out: what was encoded minus the i batches already answered.
+    # At most the batches of the window (in flight, ready, being built): never all 100 at once.
+    held = [n - 10 * i for i, n in enumerate(encoded_at_request)]
+    assert max(held) <= 31 and encoded_at_request[0] < 100
+
+
+def test_entities_with_different_contexts_go_in_separate_requests_with_their_link():
+    other = ["https://example.org/other.jsonld"]
+    mixed = [entity(1), OutgoingEntity("urn:ngsi-ld:T:2", "T", {"id": "urn:ngsi-ld:T:2", "type": "T"}, other),
+             entity(3)]
+    (result, requests) = run(lambda r: httpx.Response(204), lambda c: c.upsert(mixed), context_mode="link")
+    assert result.ok and len(requests) == 2
+    by_link = {r.headers["Link"]: sent_ids(r) for r in requests}
+    assert by_link == {'<https://example.org/ctx.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; '
+                       'type="application/ld+json"': ids(1, 3),
+                       '<https://example.org/other.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; '
+                       'type="application/ld+json"': ids(2)}
+
+
 def test_upsert_201_with_all_ids_is_success():
     result, reqs = run(lambda r: httpx.Response(201, json=sent_ids(r)), upsert_all(entity(1), entity(2)))
     assert result.ok and result.succeeded == ids(1, 2)

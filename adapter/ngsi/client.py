@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
@@ -99,6 +99,7 @@ class BrokerClient:
         self._http = http or httpx.AsyncClient(
             timeout=self.timeout, limits=httpx.Limits(max_connections=concurrency,
                                                       max_keepalive_connections=concurrency))
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
 
     @classmethod
@@ -153,27 +154,61 @@ class BrokerClient:
 
     async def _upsert_round(self, entities: Sequence[OutgoingEntity]) -> BatchResult[str]:
         result: BatchResult[str] = BatchResult()
-        groups: dict[str | None, list[tuple[str, bytes]]] = {}
         in_body = self.context_mode == "body"
+        groups: dict[str | None, list[OutgoingEntity]] = {}
+        links: dict[Any, str | None] = {}  # a snapshot shares a handful of contexts
         for entity in entities:
             try:
-                link = None if in_body else link_url(entity.context)
-                groups.setdefault(link, []).append((entity.id, entity.encode(with_context=in_body)))
+                link = None
+                if not in_body:
+                    key = _context_key(entity.context)
+                    if key is None:
+                        link = link_url(entity.context)
+                    elif key in links:
+                        link = links[key]
+                    else:
+                        link = links[key] = link_url(entity.context)
             except AdapterError as exc:
                 exc.entity_id = exc.entity_id or entity.id
                 result.failed[entity.id] = exc
-        params = {"options": self.upsert_mode}
-        tasks = []
-        for link, items in groups.items():
-            headers = self._content_headers(link)
-            for batch, oversize in build_batches(items, self.batch_max_entities, self.batch_max_bytes):
-                for key in oversize:
-                    result.failed[key] = _too_large(key, self.batch_max_bytes)
-                if batch.items:
-                    tasks.append(self._send_batch("upsert", "/entityOperations/upsert", batch,
-                                                  headers, params))
-        for partial in await asyncio.gather(*tasks):
-            result.merge(partial)
+                continue
+            groups.setdefault(link, []).append(entity)
+
+        def encoded(group: list[OutgoingEntity]) -> Iterator[tuple[str, bytes]]:
+            for entity in group:
+                try:
+                    yield entity.id, entity.encode(with_context=in_body)
+                except AdapterError as exc:
+                    exc.entity_id = exc.entity_id or entity.id
+                    result.failed[entity.id] = exc
+
+        # Entities are encoded batch by batch as slots free up, so only the batches in flight
+        # (and the next one) are held as bytes, whatever the number of entities.
+        window = asyncio.Semaphore(self.concurrency + 1)
+
+        async def send(batch: Batch, headers: Mapping[str, str]) -> BatchResult:
+            try:
+                return await self._send_batch("upsert", "/entityOperations/upsert", batch, headers,
+                                              {"options": self.upsert_mode})
+            finally:
+                window.release()
+
+        tasks: list[asyncio.Future[BatchResult]] = []
+        try:
+            for link, group in groups.items():
+                headers = self._content_headers(link)
+                for batch, oversize in build_batches(encoded(group), self.batch_max_entities,
+                                                     self.batch_max_bytes):
+                    for key in oversize:
+                        result.failed[key] = _too_large(key, self.batch_max_bytes)
+                    if batch.items:
+                        await window.acquire()
+                        tasks.append(asyncio.ensure_future(send(batch, headers)))
+            for partial in await asyncio.gather(*tasks):
+                result.merge(partial)
+        finally:
+            for task in tasks:
+                task.cancel()  # only unfinished ones (an error above): finished tasks ignore it
         return result
 
     async def delete(self, entity_ids: Iterable[str]) -> BatchResult[str]:
@@ -443,3 +478,12 @@ def _too_large(entity_id: str, max_bytes: int) -> EntityRejectedError:
     return EntityRejectedError(f"entity is larger than the batch byte limit ({max_bytes} bytes)",
                                entity_id=entity_id, status=413, title="Entity too large",
                                detail=f"max {max_bytes} bytes", problem_type="")
+
+
+def _context_key(context: Any) -> Any:
+    """A hashable stand-in for a @context made of URLs (the usual case), else None."""
+    if isinstance(context, str):
+        return context
+    if isinstance(context, (list, tuple)) and all(isinstance(c, str) for c in context):
+        return tuple(context)
+    return None
