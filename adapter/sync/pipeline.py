@@ -28,7 +28,7 @@ from adapter.sync.quarantine import Quarantine
 from adapter.sync.report import SyncReport
 from adapter.sync.skip import RecordSkipper, SkipIndex
 from adapter.sync.state import StateStore
-from data_models import Entity
+from data_models import Entity, model_for
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,14 @@ class Pipeline:
             raise MappingError(f"entity cannot be encoded as JSON: {exc}", entity_id=entity.id) from None
         return OutgoingEntity(entity.id, entity.entity_type, body, context,
                               frozenset(document).difference(("id", "type", "@context")))
+
+    def _context_of_type(self, entity_type: str) -> Any:
+        """The @context of an entity type's model (KeyError for a type no model has)."""
+        model = model_for(entity_type)
+        context = self._contexts.get(model)
+        if context is None:
+            context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
+        return context
 
     def _encodable(self, by_id: dict[str, Mapped], report: SyncReport) -> list[OutgoingEntity]:
         outgoing = []
@@ -281,7 +289,8 @@ class Pipeline:
         plan = self.state.sync_snapshot(
             self.tenant, name, outgoing, run_id=run_id, complete=complete,
             delete_missing=snapshot and self.delete_missing,
-            upsert_mode=self.upsert_mode, present=present)  # type: ignore[arg-type]
+            upsert_mode=self.upsert_mode, present=present,  # type: ignore[arg-type]
+            context_of=self._context_of_type)
         report.unchanged = len(plan.unchanged)
         report.skipped_records = (sum(map(len, skipper.skipped.values())) + skipper.page_records
                                   if skipper is not None else 0)
