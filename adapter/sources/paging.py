@@ -260,6 +260,7 @@ async def iter_pages(get_json: GetJSON, request: PageRequest, paginator: Paginat
     finally:
         if in_flight is not None:
             in_flight[2].cancel()
+            await asyncio.wait([in_flight[2]])  # settled before the caller closes its HTTP client
 
 
 def _consume_outcome(future: asyncio.Future[Any]) -> None:
