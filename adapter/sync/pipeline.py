@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import DEFAULT_CONTEXT_BASE_URL, ContextMode, context_for
 from adapter.ngsi.serialize import Form, to_dict
 from adapter.sources.base import RawRecord, Source, VersionedSource
+from adapter.sync.early import EARLY_DELIVERY_THRESHOLD, EarlyDelivery
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.report import SyncReport
@@ -45,33 +46,50 @@ class HistorySink(Protocol):
     def write(self, source: str, readings: tuple[Entity, ...]) -> None: ...
 
 
+Progress = Callable[[dict[str, "Mapped"], list[str]], Awaitable[None]]
+"""``(entities so far, ids new since the last call)``: awaited every PROGRESS_EVERY records."""
+PROGRESS_EVERY = 500
+
+
 async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[[Rejected], None],
                     on_record: Callable[[], None] | None = None,
-                    skipper: RecordSkipper | None = None) -> tuple[dict[str, Mapped], Any]:
+                    skipper: RecordSkipper | None = None,
+                    progress: Progress | None = None) -> tuple[dict[str, Mapped], Any]:
     """One fetch of a source, mapped; records giving the same entity id are merged.
 
     A transient error part-way keeps what was mapped so far (the fetch is then incomplete, so
     nothing is deleted on its account); a fatal one is raised. With a skipper, pages and records
     mapped before are not mapped again, unless a changed record gives the same entity as a
     skipped record (then the entity is rebuilt from all its records, as a merge needs them all;
-    for a skipped page, the caller reads the source again without page skipping).
+    for a skipped page, the caller reads the source again without page skipping). ``progress``
+    lets the caller act on what is mapped while the fetch goes on (see EarlyDelivery).
     """
     fetch = source.fetch()
     if skipper is not None:
         fetch.page_filter = skipper.skip_page
     by_id: dict[str, Mapped] = {}
+    fresh: list[str] = []
 
     def add(result: Mapped | Rejected) -> None:
         if isinstance(result, Rejected):
             on_rejected(result)
             return
         earlier = by_id.get(result.entity.id)
-        by_id[result.entity.id] = result if earlier is None else merge(earlier, result)
+        if earlier is None:
+            by_id[result.entity.id] = result
+            fresh.append(result.entity.id)
+        else:
+            by_id[result.entity.id] = merge(earlier, result)
 
     try:
+        count = 0
         async for record in fetch:
             if on_record is not None:
                 on_record()
+            count += 1
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                await progress(by_id, fresh)
+                fresh = []
             if skipper is None:
                 add(mapper(record))
                 continue
@@ -99,7 +117,8 @@ class Pipeline:
     def __init__(self, state: StateStore, client: BrokerClient | None, *, tenant: str | None = None,
                  context_mode: ContextMode = ContextMode.GENERATED,
                  context_base_url: str = DEFAULT_CONTEXT_BASE_URL, delete_missing: bool = True,
-                 upsert_mode: str = "update", history: HistorySink | None = None) -> None:
+                 upsert_mode: str = "update", history: HistorySink | None = None,
+                 early_delivery: int = EARLY_DELIVERY_THRESHOLD) -> None:
         self.state = state
         self.outbox = Outbox(state)
         self.quarantine = Quarantine(state)
@@ -110,6 +129,7 @@ class Pipeline:
         self.delete_missing = delete_missing
         self.upsert_mode = upsert_mode
         self.history = history
+        self.early_delivery = early_delivery  # entities mapped before a long fetch starts delivering
         self._contexts: dict[type[Entity], Any] = {}
 
     def outgoing(self, entity: Entity) -> OutgoingEntity:
@@ -130,7 +150,7 @@ class Pipeline:
         return OutgoingEntity(entity.id, entity.entity_type, body, context,
                               frozenset(document).difference(("id", "type", "@context")))
 
-    def _context_of_type(self, entity_type: str) -> Any:
+    def context_of_type(self, entity_type: str) -> Any:
         """The @context of an entity type's model (KeyError for a type no model has)."""
         model = model_for(entity_type)
         context = self._contexts.get(model)
@@ -138,7 +158,8 @@ class Pipeline:
             context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
         return context
 
-    def _encodable(self, by_id: dict[str, Mapped], report: SyncReport) -> list[OutgoingEntity]:
+    def encodable(self, by_id: dict[str, Mapped], report: SyncReport) -> list[OutgoingEntity]:
+        """The entities as sent; one that cannot be encoded is quarantined as its record."""
         outgoing = []
         for mapped in by_id.values():
             try:
@@ -149,7 +170,8 @@ class Pipeline:
         return outgoing
 
     async def map_source(self, source: Source, mapper: RecordMapper, report: SyncReport,
-                         skipper: RecordSkipper | None = None) -> tuple[dict[str, Mapped], Any]:
+                         skipper: RecordSkipper | None = None,
+                         progress: Progress | None = None) -> tuple[dict[str, Mapped], Any]:
         """Fetch and map one source; rejected records are quarantined as they come. Returns the
         mapped entities and the fetch (None when it failed at once)."""
         def rejected(result: Rejected) -> None:
@@ -159,7 +181,7 @@ class Pipeline:
             report.records_in += 1
 
         try:
-            by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper)
+            by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper, progress)
             if skipper is not None and not skipper.page_ids.isdisjoint(by_id):
                 # A changed record gives the entity of a skipped page: the merge needs that page's
                 # records, which were not read. Rare (ids moved between records): read it all.
@@ -264,7 +286,19 @@ class Pipeline:
     async def _run(self, name: str, source: Source, mapper: RecordMapper, report: SyncReport,
                    run_id: str, *, snapshot: bool, skipper: RecordSkipper | None, salt: str,
                    version: str | None, skips: SkipIndex) -> None:
-        by_id, fetch = await self.map_source(source, mapper, report, skipper)
+        early = EarlyDelivery(self, name, report, run_id, threshold=self.early_delivery)
+        try:
+            await self._run_with(early, name, source, mapper, report, run_id, snapshot=snapshot,
+                                 skipper=skipper, salt=salt, version=version, skips=skips)
+        except BaseException:
+            early.cancel()
+            raise
+        await early.finish()
+
+    async def _run_with(self, early: EarlyDelivery, name: str, source: Source, mapper: RecordMapper,
+                        report: SyncReport, run_id: str, *, snapshot: bool, skipper: RecordSkipper | None,
+                        salt: str, version: str | None, skips: SkipIndex) -> None:
+        by_id, fetch = await self.map_source(source, mapper, report, skipper, early)
         if skipper is not None and fetch is not None and not report.skipped and \
                 skipper.unchanged_everywhere(fetch, self.state.count(self.tenant, name)):
             # Every page was one mapped before and the state holds nothing else: as if the
@@ -284,14 +318,16 @@ class Pipeline:
             report.readings += len(mapped.history)
             if self.history is not None and mapped.history:
                 self.history.write(name, mapped.history)
-        outgoing = self._encodable(by_id, report)
-        present = [*skipper.skipped, *skipper.page_ids] if skipper is not None else ()
+        enqueued = early.unchanged_since(by_id)  # planned while the fetch went on
+        outgoing = self.encodable({i: m for i, m in by_id.items() if i not in enqueued}, report)
+        present = [*skipper.skipped, *skipper.page_ids] if skipper is not None else []
+        present.extend(enqueued)
         plan = self.state.sync_snapshot(
             self.tenant, name, outgoing, run_id=run_id, complete=complete,
             delete_missing=snapshot and self.delete_missing,
             upsert_mode=self.upsert_mode, present=present,  # type: ignore[arg-type]
-            context_of=self._context_of_type)
-        report.unchanged = len(plan.unchanged)
+            context_of=self.context_of_type)
+        report.unchanged = len(set(plan.unchanged) - early.upserted)
         report.skipped_records = (sum(map(len, skipper.skipped.values())) + skipper.page_records
                                   if skipper is not None else 0)
         # Only now does the state reflect this run: remember what can be skipped next time.

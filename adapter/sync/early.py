@@ -1,0 +1,112 @@
+"""Early delivery: a long fetch's upserts reach the outbox and the broker while the rest is mapped.
+
+Mapping a large layer takes seconds, and so does the broker's work on what it receives; done one
+after the other they add up. Once a fetch has mapped ``threshold`` entities not yet enqueued, they are
+planned and applied (upserts and attribute deletes only, exactly as the final plan would: the state
+diff is the same) and a delivery starts in the background, which the mapping loop lets run every
+few hundred records. Entity deletes still wait for the end of a complete fetch (the final plan), and
+an entity merged with a later record after it was enqueued is planned again then. Small sources
+never reach the threshold and run as before.
+
+Delivery errors here are left to the final delivery of the run, which finds the same operations
+still in the outbox and reports (or raises) what stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from adapter.errors import AdapterError
+
+if TYPE_CHECKING:
+    from adapter.mapping.base import Mapped
+    from adapter.sync.outbox import DeliveryReport
+    from adapter.sync.pipeline import Pipeline
+    from adapter.sync.report import SyncReport
+
+logger = logging.getLogger(__name__)
+
+EARLY_DELIVERY_THRESHOLD = 5000  # entities mapped and not yet enqueued
+
+
+class EarlyDelivery:
+    """The ``progress`` hook of one run's fetch (``map_fetch``): enqueue in chunks, deliver meanwhile."""
+
+    def __init__(self, pipeline: Pipeline, name: str, report: SyncReport, run_id: str, *,
+                 threshold: int = EARLY_DELIVERY_THRESHOLD) -> None:
+        self.pipeline = pipeline
+        self.name = name
+        self.report = report
+        self.run_id = run_id
+        self.threshold = max(1, threshold)
+        self.enqueued: dict[str, Mapped] = {}  # entity id -> the result planned early (by identity)
+        self.upserted: set[str] = set()  # ids the early plans sent as upserts
+        self._waiting: list[str] = []
+        self._task: asyncio.Task[DeliveryReport | None] | None = None
+        self._deliveries: list[DeliveryReport] = []
+
+    async def __call__(self, by_id: dict[str, Mapped], fresh: list[str]) -> None:
+        self._waiting.extend(fresh)
+        if len(self._waiting) >= self.threshold:
+            self._enqueue(by_id)
+        if self._task is not None:
+            if self._task.done():
+                self._collect()
+            else:
+                await asyncio.sleep(0)  # the delivery's answers and next requests go out now
+
+    def _enqueue(self, by_id: dict[str, Mapped]) -> None:
+        chunk = {i: by_id[i] for i in self._waiting}
+        self._waiting = []
+        outgoing = self.pipeline.encodable(chunk, self.report)
+        plan = self.pipeline.state.sync_snapshot(
+            self.pipeline.tenant, self.name, outgoing, run_id=self.run_id, complete=False,
+            delete_missing=False, upsert_mode=self.pipeline.upsert_mode,  # type: ignore[arg-type]
+            context_of=self.pipeline.context_of_type)
+        self.enqueued.update((entity.id, chunk[entity.id]) for entity in outgoing)
+        self.upserted.update(entity.id for entity, _, _ in plan.upserts)
+        if self.pipeline.client is not None and (self._task is None or self._task.done()):
+            if self._task is not None:
+                self._collect()
+            self._task = asyncio.ensure_future(self._deliver())
+
+    async def _deliver(self) -> DeliveryReport | None:
+        try:
+            return await self.pipeline.outbox.deliver(self.pipeline.client,  # type: ignore[arg-type]
+                                                      tenant=self.pipeline.tenant, source=self.name)
+        except AdapterError as exc:  # the final delivery meets (and reports) it again
+            logger.debug("%s: early delivery stopped: %s", self.name, exc)
+            return None
+
+    def _collect(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.cancelled() and task.result() is not None:
+            self._deliveries.append(task.result())  # type: ignore[arg-type]
+
+    def unchanged_since(self, by_id: dict[str, Mapped]) -> set[str]:
+        """Ids enqueued early whose result has not changed since (no later record merged in)."""
+        return {i for i, mapped in self.enqueued.items() if by_id.get(i) is mapped}
+
+    async def finish(self) -> None:
+        """Wait for the delivery in progress and add what it did to the report."""
+        if self._task is not None:
+            await asyncio.wait([self._task])
+            self._collect()
+        for delivery in self._deliveries:
+            self.report.sent += delivery.upserted
+            self.report.deleted += delivery.deleted
+            self.report.attrs_deleted += delivery.attrs_deleted
+            self.report.rejected += delivery.rejected
+            for error in delivery.errors[: max(0, 20 - len(self.report.rejections))]:
+                self.report.rejections.append(str(error))
+        self._deliveries = []
+
+    def cancel(self) -> None:
+        """Stop the delivery in progress (the run itself failed or was cancelled)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"EarlyDelivery({self.name!r}, enqueued={len(self.enqueued)})"
