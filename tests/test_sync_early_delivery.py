@@ -157,3 +157,27 @@ def test_a_fetch_that_fails_part_way_keeps_what_was_delivered_early_and_deletes_
     assert report.sent == N - PAGE and _count(broker) == N  # every page but the last one, nothing deleted
     names = _names(broker)
     assert sum(1 for name in names.values() if name.endswith("(нов)")) == N - PAGE
+
+
+def test_a_bounded_delivery_turn_leaves_the_rest_for_the_next_turn(world):
+    from adapter.ngsi.batching import OutgoingEntity
+    from adapter.sync.outbox import Outbox
+
+    *_, broker, tmp_path = world
+    context = ["https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]
+    entities = [OutgoingEntity(f"urn:ngsi-ld:Thing:{i}", "Thing",
+                               {"id": f"urn:ngsi-ld:Thing:{i}", "type": "Thing",
+                                "n": {"type": "Property", "value": i}}, context) for i in range(30)]
+
+    async def run() -> tuple[int, int, int, int]:
+        store = StateStore(tmp_path / "turns.sqlite3")
+        try:
+            store.sync_snapshot("", "things", entities, run_id="r", complete=False)
+            outbox = Outbox(store, window=7)
+            async with BrokerClient(broker.url) as client:
+                first = await outbox.deliver(client, source="things", max_ops=10)
+                rest = await outbox.deliver(client, source="things")
+            return first.upserted, first.remaining, rest.upserted, rest.remaining
+        finally:
+            store.close()
+    assert asyncio.run(run()) == (10, 20, 20, 0)

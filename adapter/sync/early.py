@@ -53,7 +53,9 @@ class EarlyDelivery:
             self._enqueue(by_id)
         if self._task is not None:
             if self._task.done():
-                self._collect()
+                last = self._collect()
+                if last is not None and last.delivered and last.remaining:
+                    self._start()  # what the last turn left (it delivers one chunk per turn)
             else:
                 await asyncio.sleep(0)  # the delivery's answers and next requests go out now
 
@@ -67,6 +69,9 @@ class EarlyDelivery:
             context_of=self.pipeline.context_of_type)
         self.enqueued.update((entity.id, chunk[entity.id]) for entity in outgoing)
         self.upserted.update(entity.id for entity, _, _ in plan.upserts)
+        self._start()
+
+    def _start(self) -> None:
         if self.pipeline.client is not None and (self._task is None or self._task.done()):
             if self._task is not None:
                 self._collect()
@@ -74,16 +79,20 @@ class EarlyDelivery:
 
     async def _deliver(self) -> DeliveryReport | None:
         try:
+            # One chunk's worth per turn: a stream waiting to deliver gets the outbox in between.
             return await self.pipeline.outbox.deliver(self.pipeline.client,  # type: ignore[arg-type]
-                                                      tenant=self.pipeline.tenant, source=self.name)
+                                                      tenant=self.pipeline.tenant, source=self.name,
+                                                      max_ops=self.threshold)
         except AdapterError as exc:  # the final delivery meets (and reports) it again
             logger.debug("%s: early delivery stopped: %s", self.name, exc)
             return None
 
-    def _collect(self) -> None:
+    def _collect(self) -> DeliveryReport | None:
         task, self._task = self._task, None
-        if task is not None and not task.cancelled() and task.result() is not None:
-            self._deliveries.append(task.result())  # type: ignore[arg-type]
+        if task is None or task.cancelled() or task.result() is None:
+            return None
+        self._deliveries.append(task.result())  # type: ignore[arg-type]
+        return task.result()
 
     def unchanged_since(self, by_id: dict[str, Mapped]) -> set[str]:
         """Ids enqueued early whose result has not changed since (no later record merged in)."""

@@ -104,16 +104,23 @@ class Outbox:
         return [_op(row) for row in rows]
 
     async def deliver(self, client: BrokerClient, *, tenant: str | None = None,
-                      source: str | None = None) -> DeliveryReport:
-        """Deliver pending operations in order; raises the FatalError that stopped delivery, if any."""
+                      source: str | None = None, max_ops: int | None = None) -> DeliveryReport:
+        """Deliver pending operations in order; raises the FatalError that stopped delivery, if any.
+
+        ``max_ops`` stops after about that many operations (whole windows), so that a deliverer
+        feeding a long run (adapter.sync.early) lets others waiting for the outbox take turns.
+        """
         async with self._delivering:  # one deliverer per outbox: in-order delivery depends on it
             started = time.monotonic()
             report = DeliveryReport()
             blocked: set[tuple[str, str]] = set()
             after = 0
+            taken = 0
             fatal: FatalError | None = None
-            while fatal is None:
-                ops = self.ops(tenant=tenant, source=source, after=after, limit=self.window)
+            while fatal is None and (max_ops is None or taken < max_ops):
+                limit = self.window if max_ops is None else max(1, min(self.window, max_ops - taken))
+                ops = self.ops(tenant=tenant, source=source, after=after, limit=limit)
+                taken += len(ops)
                 if not ops:
                     break
                 after = ops[-1].seq
