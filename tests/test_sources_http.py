@@ -156,6 +156,10 @@ def test_params_are_added_to_an_existing_query_string() -> None:
     assert handler.requests[0].url.params.get_list("lang") == ["en"]
     assert handler.requests[0].url.params["key"] == "abc"
     assert with_params("https://h/p", {"lang": "bg"}) == "https://h/p?lang=bg"
+    # The form httpx itself writes: a given key replaced, spaces as +, reserved characters escaped.
+    assert with_params("https://h/q?a=1&lang=xx&lang=yy", {"lang": "bg", "where": "1=1",
+                                                          "orderByFields": "OBJECTID ASC", "outFields": "*"}) \
+        == "https://h/q?a=1&lang=bg&where=1%3D1&orderByFields=OBJECTID+ASC&outFields=%2A"
 
 
 def test_files_and_file_urls_read_through_the_same_interface(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 import httpx
@@ -104,10 +104,12 @@ def with_params(url: str, params: Mapping[str, str] | None) -> str:
     """``url`` with ``params`` set, keeping any query it already has (a key given again is replaced)."""
     if not params:
         return url
-    merged = httpx.URL(url)
-    for key, value in params.items():
-        merged = merged.copy_set_param(key, value)
-    return str(merged)
+    # One parse and one encode (httpx.URL.copy_set_param re-parses the URL per parameter: ~1.5 ms
+    # for a paged query's seven); the same form as httpx writes (spaces as +, reserved escaped).
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query.extend(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def decode_json(payload: Payload, *, source: str) -> Any:
