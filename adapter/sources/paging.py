@@ -184,7 +184,11 @@ class NextLinkPaginator:
 
 def records_digest(records: Sequence[Any]) -> bytes:
     """A digest of a page's records, exactly as sent (order included)."""
-    return hashlib.blake2b(orjson.dumps(records, default=str), digest_size=16).digest()
+    try:
+        body = orjson.dumps(records, default=str)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits in one record
+        body = repr(records).encode()
+    return hashlib.blake2b(body, digest_size=16).digest()
 
 
 GetJSON = Callable[[PageRequest], Awaitable[Any]]
@@ -254,6 +258,10 @@ async def iter_pages(get_json: GetJSON, request: PageRequest, paginator: Paginat
                     in_flight = send(number)
                 except SourceFormatError as exc:
                     refused = exc
+                else:
+                    # Let the request go out now: mapping a page never waits on I/O, so without
+                    # this turn of the loop it would only start when the next page is awaited.
+                    await asyncio.sleep(0)
             yield page
             if refused is not None:
                 raise refused

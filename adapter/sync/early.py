@@ -43,6 +43,7 @@ class EarlyDelivery:
         self.threshold = max(1, threshold)
         self.enqueued: dict[str, Mapped] = {}  # entity id -> the result planned early (by identity)
         self.upserted: set[str] = set()  # ids the early plans sent as upserts
+        self.failed: dict[str, Mapped] = {}  # quarantined early (could not be encoded)
         self._waiting: list[str] = []
         self._task: asyncio.Task[DeliveryReport | None] | None = None
         self._deliveries: list[DeliveryReport] = []
@@ -60,13 +61,20 @@ class EarlyDelivery:
                 await asyncio.sleep(0)  # the delivery's answers and next requests go out now
 
     def _enqueue(self, by_id: dict[str, Mapped]) -> None:
-        chunk = {i: by_id[i] for i in self._waiting}
+        # Only entities the state does not hold yet (a first sync, added features): a known entity
+        # may be one built from several records, and sending it before its last record is read
+        # would send a half-built entity, then the whole one, on every run.
+        known = self.pipeline.state.held(self.pipeline.tenant, self.name, self._waiting)
+        chunk = {i: by_id[i] for i in self._waiting if i not in known}
         self._waiting = []
+        if not chunk:
+            return
         outgoing = self.pipeline.encodable(chunk, self.report)
+        encoded = {entity.id for entity in outgoing}
+        self.failed.update((i, m) for i, m in chunk.items() if i not in encoded)
         plan = self.pipeline.state.sync_snapshot(
             self.pipeline.tenant, self.name, outgoing, run_id=self.run_id, complete=False,
-            delete_missing=False, upsert_mode=self.pipeline.upsert_mode,  # type: ignore[arg-type]
-            context_of=self.pipeline.context_of_type)
+            delete_missing=False, upsert_mode=self.pipeline.upsert_mode)  # type: ignore[arg-type]
         self.enqueued.update((entity.id, chunk[entity.id]) for entity in outgoing)
         self.upserted.update(entity.id for entity, _, _ in plan.upserts)
         self._start()
@@ -97,6 +105,10 @@ class EarlyDelivery:
     def unchanged_since(self, by_id: dict[str, Mapped]) -> set[str]:
         """Ids enqueued early whose result has not changed since (no later record merged in)."""
         return {i for i, mapped in self.enqueued.items() if by_id.get(i) is mapped}
+
+    def failed_since(self, by_id: dict[str, Mapped]) -> set[str]:
+        """Ids quarantined early whose result has not changed since (not to be quarantined twice)."""
+        return {i for i, mapped in self.failed.items() if by_id.get(i) is mapped}
 
     async def finish(self) -> None:
         """Wait for the delivery in progress and add what it did to the report."""

@@ -29,7 +29,7 @@ from adapter.sync.quarantine import Quarantine
 from adapter.sync.report import SyncReport
 from adapter.sync.skip import RecordSkipper, SkipIndex
 from adapter.sync.state import StateStore
-from data_models import Entity, model_for
+from data_models import Entity
 
 logger = logging.getLogger(__name__)
 
@@ -149,14 +149,6 @@ class Pipeline:
             raise MappingError(f"entity cannot be encoded as JSON: {exc}", entity_id=entity.id) from None
         return OutgoingEntity(entity.id, entity.entity_type, body, context,
                               frozenset(document).difference(("id", "type", "@context")))
-
-    def context_of_type(self, entity_type: str) -> Any:
-        """The @context of an entity type's model (KeyError for a type no model has)."""
-        model = model_for(entity_type)
-        context = self._contexts.get(model)
-        if context is None:
-            context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
-        return context
 
     def encodable(self, by_id: dict[str, Mapped], report: SyncReport) -> list[OutgoingEntity]:
         """The entities as sent; one that cannot be encoded is quarantined as its record."""
@@ -319,14 +311,14 @@ class Pipeline:
             if self.history is not None and mapped.history:
                 self.history.write(name, mapped.history)
         enqueued = early.unchanged_since(by_id)  # planned while the fetch went on
-        outgoing = self.encodable({i: m for i, m in by_id.items() if i not in enqueued}, report)
+        done = enqueued | early.failed_since(by_id)
+        outgoing = self.encodable({i: m for i, m in by_id.items() if i not in done}, report)
         present = [*skipper.skipped, *skipper.page_ids] if skipper is not None else []
         present.extend(enqueued)
         plan = self.state.sync_snapshot(
             self.tenant, name, outgoing, run_id=run_id, complete=complete,
             delete_missing=snapshot and self.delete_missing,
-            upsert_mode=self.upsert_mode, present=present,  # type: ignore[arg-type]
-            context_of=self.context_of_type)
+            upsert_mode=self.upsert_mode, present=present)  # type: ignore[arg-type]
         report.unchanged = len(set(plan.unchanged) - early.upserted)
         report.skipped_records = (sum(map(len, skipper.skipped.values())) + skipper.page_records
                                   if skipper is not None else 0)

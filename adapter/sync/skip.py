@@ -55,7 +55,10 @@ def salt_for(source_config: Any) -> str:
 
 def raw_hash(record: RawRecord) -> str:
     """Hash of what a mapper reads from a record: its payload and translations."""
-    body = orjson.dumps([record.payload, record.translations], option=_HASH_OPTIONS, default=str)
+    try:
+        body = orjson.dumps([record.payload, record.translations], option=_HASH_OPTIONS, default=str)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits: the mapper rejects it
+        body = repr((record.payload, record.translations)).encode()
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 

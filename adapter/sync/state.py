@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -128,9 +128,6 @@ class SyncPlan:
     deletes: list[tuple[str, str]] = field(default_factory=list)  # id, type
     unchanged: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # stream readings older than one already enqueued
-    # Entities this source lets go while another source of the tenant still writes them (e.g. a GIS
-    # layer and a live feed sharing ids): not deleted; only this source's own attributes are.
-    released: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -207,6 +204,17 @@ class StateStore:
         return self.conn.execute("SELECT COUNT(*) FROM entity_state WHERE tenant=? AND source=? "
                                  "AND want_hash IS NOT NULL", (tenant, source)).fetchone()[0]
 
+    def held(self, tenant: str, source: str, ids: Iterable[str]) -> set[str]:
+        """Those of `ids` the state has a row for (sent, pending, or being deleted)."""
+        wanted = list(ids)
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            found.update(row[0] for row in self.conn.execute(
+                "SELECT entity_id FROM entity_state WHERE tenant=? AND source=? "
+                f"AND entity_id IN ({','.join('?' * len(chunk))})", (tenant, source, *chunk)))
+        return found
+
     def entities(self, tenant: str, source: str) -> list[EntityState]:
         """Every entity of a source."""
         rows = self.conn.execute("SELECT * FROM entity_state WHERE tenant=? AND source=? ORDER BY entity_id",
@@ -216,15 +224,13 @@ class StateStore:
     def plan(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *, run_id: str,
              complete: bool, delete_missing: bool = True,
              upsert_mode: Literal["update", "replace"] = "update",
-             present: Iterable[str] = (), context_of: Callable[[str], Any] | None = None) -> SyncPlan:
+             present: Iterable[str] = ()) -> SyncPlan:
         """Diff a freshly mapped snapshot against the state (reads only).
 
         Entities absent from the snapshot are deleted only when the fetch was `complete` and
         `delete_missing` is set: a partial fetch never deletes anything. `present` names entities
         the run saw but did not map again because their records had not changed (adapter.sync.skip):
-        they are unchanged, and not missing. What another source of the tenant still writes is
-        never deleted (:meth:`_spare_shared`); `context_of(entity_type)` gives the @context to name
-        the attributes that are deleted instead.
+        they are unchanged, and not missing.
         """
         plan = SyncPlan(tenant, source, run_id)
         present = set(present)
@@ -265,54 +271,7 @@ class StateStore:
                 "SELECT entity_id, entity_type FROM entity_state WHERE tenant=? AND source=? "
                 "AND want_hash IS NOT NULL", (tenant, source)))
             plan.deletes = [(i, types[i]) for i in types if i not in latest and i not in present]
-        if plan.deletes or plan.attr_deletes:
-            self._spare_shared(plan, known, context_of)
         return plan
-
-    def _spare_shared(self, plan: SyncPlan, known: dict[str, tuple], context_of: Callable[[str], Any] | None) -> None:
-        """Entities and attributes another source of the tenant still writes are not deleted.
-
-        A source dropping an entity that others still hold releases it: its state row goes and only
-        the attributes no other source writes are deleted. An attribute a source dropped stays when
-        another source writes it.
-        """
-        held = self._held_by_others(plan.tenant, plan.source,
-                                    {i for i, _ in plan.deletes} | {d[0] for d in plan.attr_deletes})
-        if not held:
-            return
-        plan.attr_deletes = [d for d in plan.attr_deletes if d[2] not in held.get(d[0], ())]
-        deletes = []
-        for entity_id, entity_type in plan.deletes:
-            others = held.get(entity_id)
-            if others is None:
-                deletes.append((entity_id, entity_type))
-                continue
-            try:
-                context = context_of(entity_type) if context_of is not None else None
-            except KeyError:
-                context = None
-            row = known[entity_id]
-            for attr in sorted((_attrs(row[2]) | _attrs(row[3])) - others):
-                plan.attr_deletes.append((entity_id, entity_type, attr, context))
-            plan.released.append(entity_id)
-        plan.deletes = deletes
-
-    def _held_by_others(self, tenant: str, source: str, ids: Iterable[str]) -> dict[str, set[str]]:
-        """Entity id -> the attributes other sources of the tenant want or have sent, for those of
-        `ids` that another source still holds."""
-        others = [row[0] for row in self.conn.execute(
-            "SELECT DISTINCT source FROM entity_state WHERE tenant=? AND source<>?", (tenant, source))]
-        held: dict[str, set[str]] = {}
-        wanted = list(ids)
-        for other in others:  # per source: the primary key answers each lookup
-            for i in range(0, len(wanted), 500):
-                chunk = wanted[i:i + 500]
-                for entity_id, want, sent in self.conn.execute(
-                        "SELECT entity_id, want_attrs, sent_attrs FROM entity_state WHERE tenant=? AND "
-                        f"source=? AND want_hash IS NOT NULL AND entity_id IN ({','.join('?' * len(chunk))})",
-                        (tenant, other, *chunk)):
-                    held.setdefault(entity_id, set()).update(_attrs(want), _attrs(sent))
-        return held
 
     def apply(self, plan: SyncPlan) -> None:
         """Enqueue a plan in the outbox and record it as wanted, in one transaction."""
@@ -324,11 +283,8 @@ class StateStore:
         t, s = plan.tenant, plan.source
         # Pending work for a re-planned entity is replaced, not repeated. Only entities with a
         # state row can have pending work (both are written in this one transaction).
-        touched = [(t, s, i) for i in (*plan.replaces_pending, *plan.released)] + \
-            [(t, s, i) for i, _ in plan.deletes]
+        touched = [(t, s, i) for i in plan.replaces_pending] + [(t, s, i) for i, _ in plan.deletes]
         db.executemany("DELETE FROM outbox WHERE tenant=? AND source=? AND entity_id=?", touched)
-        db.executemany("DELETE FROM entity_state WHERE tenant=? AND source=? AND entity_id=?",
-                       [(t, s, i) for i in plan.released])
         context_json = _ContextCache()
         db.executemany(
             "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, body, context, "
@@ -362,11 +318,10 @@ class StateStore:
     def sync_snapshot(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *,
                       run_id: str, complete: bool, delete_missing: bool = True,
                       upsert_mode: Literal["update", "replace"] = "update",
-                      present: Iterable[str] = (), context_of: Callable[[str], Any] | None = None) -> SyncPlan:
+                      present: Iterable[str] = ()) -> SyncPlan:
         """Plan and enqueue a snapshot; returns the plan (for the run report)."""
         plan = self.plan(tenant, source, snapshot, run_id=run_id, complete=complete,
-                         delete_missing=delete_missing, upsert_mode=upsert_mode, present=present,
-                         context_of=context_of)
+                         delete_missing=delete_missing, upsert_mode=upsert_mode, present=present)
         self.apply(plan)
         return plan
 
