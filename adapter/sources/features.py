@@ -18,7 +18,7 @@ latitude first for EPSG:4326 from WFS 2.0) and ``EPSG:<n>`` when they are x/y (l
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ import orjson
 
 from adapter.errors import GeometryError, SourceFormatError
 from adapter.geometry import CRS84, SourceCRS, parse_crs
-from adapter.sources.base import RawRecord
+from adapter.sources.base import RawRecord, utcnow
 
 
 def crs_spec(crs: SourceCRS) -> str:
@@ -94,6 +94,16 @@ def page_key(records_digest: bytes, crs: SourceCRS, *shaping: Any) -> bytes:
     CRS written into each record, and whatever else shapes them (id field, date fields...)."""
     context = orjson.dumps([crs_spec(crs), *shaping], default=str)
     return hashlib.blake2b(records_digest + context, digest_size=16).digest()
+
+
+def page_records(fetch: Any, source: str, page: Any, start: int, crs: SourceCRS) -> Iterator[RawRecord]:
+    """The raw records of one GeoJSON page numbered from ``start``; none when the consumer
+    already holds the page (``Fetch.skip_page``)."""
+    if fetch.skip_page(page_key(page.digest, crs), len(page.records)):
+        return
+    fetched_at = utcnow()
+    for index, feature in enumerate(page.records, start):
+        yield feature_record(source, feature, index, crs=crs, fetched_at=fetched_at, origin=page.url)
 
 
 def page_size(configured: int | None, server_max: Any, default: int = 1000) -> int:

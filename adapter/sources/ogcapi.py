@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from adapter.sources.base import Fetch, RawRecord, utcnow
-from adapter.sources.features import feature_record, features_of, page_key, resolve_crs
+from adapter.sources.base import Fetch, RawRecord
+from adapter.sources.features import features_of, page_records, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, is_local
 from adapter.sources.paging import (NextLinkPaginator, PageLimits, PageRequest, Paginator,
                                     SinglePagePaginator, iter_pages)
@@ -56,14 +56,9 @@ class OGCAPIFeaturesSource:
             async with aclosing(iter_pages(self._get_json, request, paginator, records_of=self._features,
                                            source=self.name, limits=self.limits)) as pages:
                 async for page in pages:
-                    if fetch.skip_page(page_key(page.digest, crs), len(page.records)):
-                        index += len(page.records)
-                        continue
-                    fetched_at = utcnow()
-                    for feature in page.records:
-                        yield feature_record(self.name, feature, index, crs=crs, fetched_at=fetched_at,
-                                             origin=page.url)
-                        index += 1
+                    for record in page_records(fetch, self.name, page, index, crs):
+                        yield record
+                    index += len(page.records)
         finally:
             await self._fetcher.aclose()
 
