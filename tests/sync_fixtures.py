@@ -105,6 +105,25 @@ class FeedServer(PayloadServer):
         return copy.deepcopy(self.payloads)
 
 
+def sync_static(state: Path, broker_url: str, config: Any, *, base_url: str, full: bool = False,
+                **pipeline: Any) -> Any:
+    """One `Pipeline.run_once` of a static (GIS/GTFS) source config into a broker, over real HTTP."""
+    from adapter.ngsi.client import BrokerClient
+    from adapter.sync.pipeline import Pipeline
+    from adapter.sync.skip import salt_for
+
+    async def run() -> Any:
+        store = StateStore(state)
+        try:
+            async with httpx.AsyncClient() as http, BrokerClient(broker_url) as client:
+                runner = Pipeline(store, client, context_base_url=base_url, **pipeline)
+                return await runner.run_once(config.name, build_source(config, http), build_mapper(config),
+                                             static=True, salt=salt_for(config), full=full)
+        finally:
+            store.close()
+    return asyncio.run(run())
+
+
 def write_config(path: Path, feeds: FeedServer, names: Iterable[str] | None = None) -> Path:
     """A pipeline file with the Smart Burgas sources pointing at `feeds`."""
     lines = ["sources:"]

@@ -21,12 +21,10 @@ from adapter.geometry import from_wgs84
 from adapter.ngsi.client import BrokerClient
 from adapter.runtime import local_reference_contexts, write_generated_contexts
 from adapter.samples.gis.server import ArcGISLayer
-from adapter.sync.factory import build_mapper, build_source
-from adapter.sync.pipeline import Pipeline
 from adapter.sync.report import SyncReport
-from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 from tests.servers import PayloadServer
+from tests.sync_fixtures import sync_static
 
 pytestmark = pytest.mark.integration
 BASE_URL = "http://contexts.invalid/"
@@ -70,18 +68,8 @@ def _config(server: PayloadServer) -> Any:
 
 def _sync(world, *, early_delivery: int = 1000) -> SyncReport:
     _, server, broker, tmp_path = world
-    config = _config(server)
-
-    async def run() -> SyncReport:
-        store = StateStore(tmp_path / "state.sqlite3")
-        try:
-            async with httpx.AsyncClient() as http, BrokerClient(broker.url) as client:
-                pipeline = Pipeline(store, client, context_base_url=BASE_URL, early_delivery=early_delivery)
-                return await pipeline.run_once(config.name, build_source(config, http),
-                                               build_mapper(config), static=True, salt=salt_for(config))
-        finally:
-            store.close()
-    return asyncio.run(run())
+    return sync_static(tmp_path / "state.sqlite3", broker.url, _config(server), base_url=BASE_URL,
+                       early_delivery=early_delivery)
 
 
 def _count(broker) -> int:

@@ -7,7 +7,6 @@ Real path: loopback GIS servers -> sources -> pipeline -> embedded broker over H
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from typing import Any
@@ -17,15 +16,12 @@ import pytest
 
 from adapter.config import PipelineConfig
 from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
-from adapter.ngsi.client import BrokerClient
 from adapter.runtime import local_reference_contexts, write_generated_contexts
 from adapter.samples.gis.server import ArcGISLayer, OGCCollection, WFSLayer
-from adapter.sync.factory import build_mapper, build_source
-from adapter.sync.pipeline import Pipeline
 from adapter.sync.report import SyncReport
-from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 from tests.servers import PayloadServer, Reply
+from tests.sync_fixtures import sync_static
 
 pytestmark = pytest.mark.integration
 PREFIX = "/arcgis/rest/services/Beaches/FeatureServer/0"
@@ -58,17 +54,7 @@ def _config(source: dict[str, Any]) -> Any:
 
 def _sync(world, config) -> SyncReport:
     *_, broker, tmp_path = world
-
-    async def run() -> SyncReport:
-        store = StateStore(tmp_path / "state.sqlite3")
-        try:
-            async with httpx.AsyncClient() as http, BrokerClient(broker.url) as client:
-                pipeline = Pipeline(store, client, context_base_url=BASE_URL)
-                return await pipeline.run_once(config.name, build_source(config, http),
-                                               build_mapper(config), static=True, salt=salt_for(config))
-        finally:
-            store.close()
-    return asyncio.run(run())
+    return sync_static(tmp_path / "state.sqlite3", broker.url, config, base_url=BASE_URL)
 
 
 def _state_rows(tmp_path) -> list[tuple]:

@@ -128,6 +128,3 @@ class EarlyDelivery:
         """Stop the delivery in progress (the run itself failed or was cancelled)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
-
-    def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        return f"EarlyDelivery({self.name!r}, enqueued={len(self.enqueued)})"
