@@ -14,6 +14,7 @@ WORKDIR /opt/burgas
 COPY pyproject.toml README.md ./
 COPY adapter ./adapter
 COPY data_models ./data_models
+COPY ngsild_broker ./ngsild_broker
 COPY config ./config
 RUN pip install . && rm -rf build *.egg-info
 

@@ -17,16 +17,21 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
 )
 from rich.table import Table
 
 from adapter.config import load_config
-from adapter.embedded_broker.cli import app as broker_app
 from adapter.errors import AdapterError
 from adapter.logs import setup_logging
 from adapter.settings import Settings, load_settings
 from adapter.sync.report import SyncReport
+from ngsild_broker.cli import app as broker_app
 
 app = typer.Typer(help="Sync Smart Burgas and GIS-Burgas into an NGSI-LD broker.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

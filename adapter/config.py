@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -162,8 +162,7 @@ class MQTTSourceConfig(_SourceBase):
 
 
 SourceConfig = Annotated[
-    Union[SmartBurgasSourceConfig, ArcGISSourceConfig, WFSSourceConfig, OGCAPISourceConfig,
-          GeoJSONSourceConfig, GTFSSourceConfig, MQTTSourceConfig],
+    SmartBurgasSourceConfig | ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig | GeoJSONSourceConfig | GTFSSourceConfig | MQTTSourceConfig,
     Field(discriminator="type"),
 ]
 

@@ -86,10 +86,11 @@ def load_json(relative: str) -> object:
 
 
 def core_context() -> dict:
-    """The ETSI NGSI-LD core @context v1.8 (the document, with its top-level "@context")."""
-    doc = load_json(CORE_CONTEXT_FILE)
-    assert isinstance(doc, dict)
-    return doc
+    """The ETSI NGSI-LD core @context v1.8 (the document, with its top-level "@context"): package
+    data of the broker package, never downloaded."""
+    from ngsild_broker.core_context import core_context as packaged
+
+    return packaged()
 
 
 def prefetch() -> list[str]:
@@ -97,7 +98,7 @@ def prefetch() -> list[str]:
     contexts); returns what could not be had. Run at set-up, so later runs need no network."""
     from adapter.ngsi.context import subjects
 
-    wanted = [CORE_CONTEXT_FILE] + [f"smart-data-models/{s}/context.jsonld" for s in subjects()
+    wanted = [f"smart-data-models/{s}/context.jsonld" for s in subjects()
                                     if s.startswith("dataModel.")]
     missing = []
     for relative in wanted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,16 @@ import httpx
 import orjson
 
 from adapter.config import PipelineConfig
-from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
-from datetime import UTC, datetime
-
 from adapter.errors import AdapterError, ConfigError, FatalError
 from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import (
-    CORE_CONTEXT_URL, SDM_CONTEXT_URL, ContextMode, generated_context_document,
-    generated_context_url, subjects,
+    SDM_CONTEXT_URL,
+    ContextMode,
+    generated_context_document,
+    generated_context_url,
+    subjects,
 )
-from adapter.reference import CORE_CONTEXT_FILE, cache_dir, shared_dir
+from adapter.reference import cache_dir, shared_dir
 from adapter.samples.serving import close_samples
 from adapter.settings import Settings
 from adapter.sync.factory import build_mapper, build_source
@@ -34,6 +35,7 @@ from adapter.sync.report import SyncReport
 from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 from adapter.sync.status import record_run
+from ngsild_broker import BrokerSettings, EmbeddedBroker
 
 logger = logging.getLogger(__name__)
 # Sources whose records map the same way whatever the time: their unchanged records are skipped.
@@ -59,9 +61,9 @@ def local_reference_contexts() -> dict[str, Path]:
     """Official context URLs -> local copies (reference directory or download cache), as far as
     they are here; the embedded broker then needs no network for them either."""
     files = {}
-    wanted = {CORE_CONTEXT_URL: CORE_CONTEXT_FILE}
-    wanted.update({SDM_CONTEXT_URL.format(subject=subject): f"smart-data-models/{subject}/context.jsonld"
-                   for subject in subjects()})
+    # The core context is built into the broker (package data), so only the subject contexts.
+    wanted = {SDM_CONTEXT_URL.format(subject=subject): f"smart-data-models/{subject}/context.jsonld"
+              for subject in subjects()}
     local = shared_dir()
     for url, relative in wanted.items():
         for base in (local, cache_dir()):

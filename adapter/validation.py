@@ -13,8 +13,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 from referencing.exceptions import NoSuchResource
+from referencing.jsonschema import DRAFT202012
 
 from adapter.reference import load_json
 from data_models import Entity

@@ -82,8 +82,8 @@ def _post(url: str, body: bytes) -> None:
 
 
 def _serve(port: int, db: str) -> None:
-    from adapter.embedded_broker.server import serve
-    from adapter.embedded_broker.settings import BrokerSettings
+    from ngsild_broker.server import serve
+    from ngsild_broker.settings import BrokerSettings
     serve(BrokerSettings(port=port, db_path=Path(db)))
 
 

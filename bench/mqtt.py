@@ -144,9 +144,9 @@ def serve_broker(port: int, state: str, base_url: str) -> None:
     """The embedded broker in its own process (what `burgas-adapter broker serve` runs)."""
     import logging
 
-    from adapter.embedded_broker import BrokerSettings
-    from adapter.embedded_broker.server import serve
     from adapter.runtime import local_reference_contexts, write_generated_contexts
+    from ngsild_broker import BrokerSettings
+    from ngsild_broker.server import serve
 
     logging.disable(logging.WARNING)
     contexts = {**write_generated_contexts(Path(state) / "contexts", base_url), **local_reference_contexts()}

@@ -21,14 +21,14 @@ import json
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from adapter.ngsi.serialize import Form, dumps
 from adapter.sources.base import RawRecord
 from data_models import AirQualityObserved
 
-T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 2, 1, tzinfo=UTC)
 POLLUTANTS = (("so2", 2.5), ("no2", 29.6), ("o3", 70.2), ("pm10", 14.7), ("c6h6", 0.7))
 POOL_STATIONS = 100
 

@@ -4,7 +4,7 @@ entities pushed by FiLiP and ngsildclient, side by side in one run.
     python -m bench sync [-n 100000] [--no-peers]
 
 - The layer: ArcGIS-style points in CCS2005 (EPSG:7801), 2000 per page, served by a child process.
-- The broker: `adapter.embedded_broker.serve` in another child process (SQLite file, WAL), offline
+- The broker: `ngsild_broker.serve` in another child process (SQLite file, WAL), offline
   @context files. Its CPU is read from /proc; the adapter's is this process's getrusage.
 - Ours: `Pipeline.run_once` (fetch -> CRS transform -> map -> state diff -> outbox -> batched
   concurrent upserts), tenant "adapter". Then the same again with nothing changed.
@@ -80,8 +80,8 @@ def serve_layer(n: int) -> None:
 
 def serve_broker(port: int, db: str, contexts: str) -> None:
     """Child: the embedded broker in the foreground."""
-    from adapter.embedded_broker.server import serve
-    from adapter.embedded_broker.settings import BrokerSettings
+    from ngsild_broker.server import serve
+    from ngsild_broker.settings import BrokerSettings
 
     files = {url: Path(path) for url, path in orjson.loads(Path(contexts).read_bytes()).items()}
     serve(BrokerSettings(port=port, db_path=Path(db), context_files=files))
@@ -141,7 +141,6 @@ def _free_port() -> int:
 
 async def _ours(layer_url: str, broker_url: str, state: Path, export: Path, broker_pid: int) -> dict[str, Any]:
     from adapter.config import PipelineConfig
-    from adapter.ngsi.batching import OutgoingEntity
     from adapter.ngsi.client import BrokerClient
     from adapter.sync.factory import build_mapper, build_source
     from adapter.sync.pipeline import Pipeline
@@ -266,8 +265,8 @@ def _peer_python(name: str, package: str) -> tuple[Path | None, str]:
 
 
 def _count(broker_url: str, tenant: str) -> int:
-    from adapter.ngsi.context import ContextMode, context_for
     from adapter.ngsi.batching import link_header, link_url
+    from adapter.ngsi.context import ContextMode, context_for
     from data_models import PointOfInterest
 
     link = link_url(context_for(PointOfInterest, ContextMode.GENERATED))
@@ -305,9 +304,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-peers", action="store_true", help="skip FiLiP and ngsildclient")
     args = parser.parse_args(argv)
 
+    from adapter.process import tune_gc
     from adapter.runtime import local_reference_contexts, write_generated_contexts
     from adapter.settings import Settings
-    from adapter.process import tune_gc
 
     tune_gc()  # as the CLI's commands run
 

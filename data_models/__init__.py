@@ -3,7 +3,13 @@
 from data_models._base import BURGAS, NGSI_LD, SDM, AttrKind, AttrMeta, AttrSpec, Entity, NgsiAttr, model_for
 from data_models._commons import PostalAddress, SmartDataModel
 from data_models._types import (
-    Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon,
+    Geometry,
+    LineString,
+    MultiLineString,
+    MultiPoint,
+    MultiPolygon,
+    Point,
+    Polygon,
 )
 from data_models._values import ContactPoint, DatePeriod, SlotAvailability, SpotAvailability
 from data_models.building import Building

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Annotated, Literal, Union
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict
 
@@ -20,7 +20,7 @@ def check_uri(value: str) -> str:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 Uri = Annotated[str, Strict(), AfterValidator(check_uri)]
@@ -132,6 +132,6 @@ class MultiPolygon(BaseModel):
 
 # NGSI-LD GeoProperties take any GeoJSON geometry but GeometryCollection (Orion-LD rejects it).
 Geometry = Annotated[
-    Union[Point, MultiPoint, LineString, MultiLineString, Polygon, MultiPolygon],
+    Point | MultiPoint | LineString | MultiLineString | Polygon | MultiPolygon,
     Field(discriminator="type"),
 ]

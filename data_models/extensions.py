@@ -6,7 +6,7 @@ belong to no official subject: their @context is the inline/generated extension 
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Union
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -15,7 +15,7 @@ from data_models._commons import SmartDataModel
 from data_models._formats import NonEmptyText
 from data_models._types import MultiPolygon, NonNegative, Polygon, Text
 
-AreaGeometry = Annotated[Union[Polygon, MultiPolygon], Field(discriminator="type")]
+AreaGeometry = Annotated[Polygon | MultiPolygon, Field(discriminator="type")]
 
 
 class AdministrativeArea(SmartDataModel):

@@ -10,10 +10,23 @@ from data_models._base import BURGAS, NGSI_LD, SDM, GeoProperty, Property, Relat
 from data_models._commons import SmartDataModel
 from data_models._formats import IsoDuration, PositiveInt
 from data_models._types import (
-    Flag, Geometry, Integer, NonNegative, NonNegativeInt, Number, Ratio, Text, Uri, UtcDateTime,
+    Flag,
+    Geometry,
+    Integer,
+    NonNegative,
+    NonNegativeInt,
+    Number,
+    Ratio,
+    Text,
+    Uri,
+    UtcDateTime,
 )
 from data_models._values import (
-    ContactPoint, JsonObject, MunicipalityInfo, SlotAvailability, SpotAvailability,
+    ContactPoint,
+    JsonObject,
+    MunicipalityInfo,
+    SlotAvailability,
+    SpotAvailability,
 )
 
 PARKING = SDM + "dataModel.Parking/"

@@ -6,11 +6,18 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from data_models._base import BURGAS, NGSI_LD, SDM, GeoProperty, Property, Relationship
+from data_models._base import BURGAS, NGSI_LD, SDM, Property, Relationship
 from data_models._commons import SmartDataModel
 from data_models._formats import PositiveInt
 from data_models._types import (
-    Flag, Geometry, NonNegative, NonNegativeInt, Number, Ratio, Text, Uri, UtcDateTime,
+    Flag,
+    NonNegative,
+    NonNegativeInt,
+    Number,
+    Ratio,
+    Text,
+    Uri,
+    UtcDateTime,
 )
 from data_models._values import ContactPoint
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
+from ngsild_broker import BrokerSettings, EmbeddedBroker
 
 BASE = "/ngsi-ld/v1"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"

@@ -5,16 +5,17 @@ The example's defects are repaired exactly as tests/test_models_examples.py name
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from adapter.ngsi.serialize import from_key_values
 from data_models import AttrMeta, Entity
+
 
 def example_path(model: type[Entity]) -> str:
     return f"smart-data-models/{model.subject}/{model.entity_type}/examples/example.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def sample_entity(model: type[Entity]) -> Entity:
     """The model's official example with its named defects repaired (tests/test_models_examples.py)."""
     if model.subject.startswith("burgas."):

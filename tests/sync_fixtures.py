@@ -27,8 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
-from adapter.config import PipelineConfig, load_config
-from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
+from adapter.config import PipelineConfig
 from adapter.mapping.base import Rejected
 from adapter.runtime import local_reference_contexts, write_generated_contexts
 from adapter.settings import Settings
@@ -36,6 +35,7 @@ from adapter.sources.smartburgas_feeds import FEEDS, LANGS
 from adapter.sync.factory import build_mapper, build_source
 from adapter.sync.outbox import Outbox
 from adapter.sync.state import StateStore
+from ngsild_broker import BrokerSettings, EmbeddedBroker
 from tests.servers import PayloadServer, Reply, Request
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.broker_fixtures import (  # noqa: F401 - fixtures
-    ERRORS, assert_problem, broker, client, entity, new_id)
+from tests.broker_fixtures import ERRORS, assert_problem, broker, client, entity, new_id  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,8 @@ import httpx
 import orjson
 import pytest
 
-from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
-from tests.broker_fixtures import (  # noqa: F401 - fixtures
-    BASE, CORE, assert_problem, broker, client, entity, free_port, link, new_id)
+from ngsild_broker import BrokerSettings, EmbeddedBroker
+from tests.broker_fixtures import BASE, CORE, assert_problem, broker, client, entity, free_port, link, new_id  # noqa: F401 - fixtures
 from tests.servers import PayloadServer, Reply
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.broker_fixtures import (  # noqa: F401 - fixtures
-    CORE, DEFAULT_VOCAB, assert_problem, broker, client, entity, new_id)
+from tests.broker_fixtures import CORE, DEFAULT_VOCAB, assert_problem, broker, client, entity, new_id  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 

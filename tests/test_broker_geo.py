@@ -10,8 +10,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapter.embedded_broker.geo import (EARTH_RADIUS_M, GeoQuery, GeoQueryError, geometry_bbox,
-                                         parse_geoquery)
+from ngsild_broker.geo import EARTH_RADIUS_M, GeoQuery, GeoQueryError, geometry_bbox, parse_geoquery
 
 SPHERE = pyproj.Geod(a=EARTH_RADIUS_M, b=EARTH_RADIUS_M)
 # Burgas centre and a box around the bay.

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapter.embedded_broker.q import QSyntaxError, datetime_ijd, parse_q, to_sql
+from ngsild_broker.q import QSyntaxError, datetime_ijd, parse_q, to_sql
 
 NS = "https://ex.org/ns#"
 

@@ -7,8 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.broker_fixtures import (  # noqa: F401 - fixtures
-    assert_problem, broker, client, entity, link, new_id)
+from tests.broker_fixtures import assert_problem, broker, client, entity, link, new_id  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 

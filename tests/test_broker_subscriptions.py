@@ -10,13 +10,13 @@ import httpx
 import orjson
 import pytest
 
-from adapter.embedded_broker.contexts import ContextResolver
-from adapter.embedded_broker.errors import NgsiError
-from adapter.embedded_broker.notifier import MqttTarget, Notifier
-from adapter.embedded_broker.operations import Change
-from adapter.embedded_broker.settings import BrokerSettings
-from adapter.embedded_broker.store import Store
-from adapter.embedded_broker.subscriptions import SubscriptionManager, validate
+from ngsild_broker.contexts import ContextResolver
+from ngsild_broker.errors import NgsiError
+from ngsild_broker.notifier import MqttTarget, Notifier
+from ngsild_broker.operations import Change
+from ngsild_broker.settings import BrokerSettings
+from ngsild_broker.store import Store
+from ngsild_broker.subscriptions import SubscriptionManager, validate
 from tests.mqtt_fixtures import MqttListener, mqtt_broker  # noqa: F401 - fixture
 from tests.servers import PayloadServer, Reply
 
@@ -406,7 +406,7 @@ def test_mqtt_notification_is_published_to_the_topic(mqtt_broker: tuple[str, int
 
 @pytest.mark.integration
 def test_end_to_end_through_the_broker_over_http(mqtt_broker: tuple[str, int]) -> None:  # noqa: F811
-    from adapter.embedded_broker.server import EmbeddedBroker
+    from ngsild_broker.server import EmbeddedBroker
 
     host, port = mqtt_broker
     topic = f"burgas/e2e/{time.time_ns()}"

@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
-from tests.broker_fixtures import (  # noqa: F401 - fixtures
-    BASE, assert_problem, broker, client, entity, link, new_id)
+from ngsild_broker import BrokerSettings, EmbeddedBroker
+from tests.broker_fixtures import BASE, assert_problem, broker, client, entity, link, new_id  # noqa: F401 - fixtures
 from tests.servers import PayloadServer
 
 pytestmark = pytest.mark.integration

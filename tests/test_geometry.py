@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from shapely.geometry import shape
 
 from adapter.errors import GeometryError
-from adapter.geometry import (BULGARIA_BBOX, esri_to_geojson, from_wgs84, normalize_geometry,
-                              parse_crs)
+from adapter.geometry import BULGARIA_BBOX, esri_to_geojson, from_wgs84, normalize_geometry, parse_crs
 
 BURGAS = (27.4678, 42.5048)  # lon, lat of the city centre
 

@@ -14,7 +14,12 @@ from adapter.ngsi.serialize import Form, dumps, to_dict
 from adapter.sources.smartburgas_feeds import FEEDS
 from adapter.validation import schema_errors
 from tests.smartburgas_records import (
-    aq_row, aq_station, detector, record, sample_record, sample_records,
+    aq_row,
+    aq_station,
+    detector,
+    record,
+    sample_record,
+    sample_records,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "mapping"

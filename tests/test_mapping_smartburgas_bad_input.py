@@ -18,7 +18,13 @@ from adapter.ngsi.serialize import Form, dumps
 from adapter.sources.base import RawRecord
 from adapter.sources.smartburgas_feeds import FEEDS
 from tests.smartburgas_records import (
-    FETCHED_AT, aq_row, aq_station, detector, record, sample_record, sample_records,
+    FETCHED_AT,
+    aq_row,
+    aq_station,
+    detector,
+    record,
+    sample_record,
+    sample_records,
 )
 
 ROWS = [aq_row("2026-02-27 15:00:05", NO2="29.6", h2s="0.0026")]

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from adapter.mapping import MAPPERS, Mapped, map_one
 from adapter.mapping.localtime import (
-    SOFIA, LocalTimeError, is_ambiguous, local_to_utc, localize_series, parse_local, parse_slashed,
+    SOFIA,
+    LocalTimeError,
+    is_ambiguous,
+    local_to_utc,
+    localize_series,
+    parse_local,
+    parse_slashed,
 )
 from tests.smartburgas_records import FETCHED_AT, aq_row, aq_station, detector, record, sample_records
 

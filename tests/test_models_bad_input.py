@@ -8,8 +8,15 @@ import pytest
 from pydantic import ValidationError
 
 from data_models import (
-    AdministrativeArea, AirQualityObserved, EVChargingStation, GtfsAgency, GtfsTrip,
-    OffStreetParking, OnStreetParking, PointOfInterest, TrafficFlowObserved,
+    AdministrativeArea,
+    AirQualityObserved,
+    EVChargingStation,
+    GtfsAgency,
+    GtfsTrip,
+    OffStreetParking,
+    OnStreetParking,
+    PointOfInterest,
+    TrafficFlowObserved,
 )
 
 POINT = {"type": "Point", "coordinates": [27.4679, 42.5048]}

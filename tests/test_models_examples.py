@@ -8,8 +8,9 @@ keeps every attribute of it (none silently dropped, except the few listed with a
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import pytest

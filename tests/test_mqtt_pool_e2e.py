@@ -18,11 +18,16 @@ from typing import Any
 import pytest
 
 from adapter.runtime import Runtime
-from adapter.sync.quarantine import Quarantine
 from adapter.sync.stream_pool import StreamPool, build_stream
 from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
 from tests.test_mqtt_e2e import (  # noqa: F401 - fixtures
-    noise_entities, prefix, publisher, reading, runtime_for, source_config, until,
+    noise_entities,
+    prefix,
+    publisher,
+    reading,
+    runtime_for,
+    source_config,
+    until,
 )
 
 pytestmark = pytest.mark.integration
@@ -61,19 +66,18 @@ def test_two_workers_share_the_subscription_and_every_reading_arrives(
     expected = {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(60)}
 
     async def scenario() -> tuple[dict[str, float], dict[str, Any], dict[str, Any], list[str]]:
-        async with runtime_for(tmp_path) as runtime:
-            async with running_pool(runtime, config) as pool:
-                for i in range(60):
-                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
-                publisher.send(f"{prefix}/lp/bad/noise", b"{not json")
+        async with runtime_for(tmp_path) as runtime, running_pool(runtime, config) as pool:
+            for i in range(60):
+                publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+            publisher.send(f"{prefix}/lp/bad/noise", b"{not json")
 
-                async def arrived() -> bool:
-                    return len(await noise_entities(runtime)) == 60 and pool.status.quarantined == 1
-                await until(arrived)
-                assert runtime.pipeline is not None
-                quarantined = [e.locator.split(" #")[0]
-                               for e in runtime.pipeline.quarantine.list(source="mqtt.test")]
-                return await noise_entities(runtime), pool.source.status(), pool.as_dict(), quarantined
+            async def arrived() -> bool:
+                return len(await noise_entities(runtime)) == 60 and pool.status.quarantined == 1
+            await until(arrived)
+            assert runtime.pipeline is not None
+            quarantined = [e.locator.split(" #")[0]
+                           for e in runtime.pipeline.quarantine.list(source="mqtt.test")]
+            return await noise_entities(runtime), pool.source.status(), pool.as_dict(), quarantined
 
     entities, source, stream, quarantined = asyncio.run(scenario())
     assert entities == expected
@@ -117,25 +121,24 @@ def test_a_killed_worker_is_restarted_and_its_unacknowledged_messages_are_not_lo
     config = source_config(prefix, *mqtt_broker, workers=2)
 
     async def scenario() -> tuple[dict[str, float], dict[str, Any]]:
-        async with runtime_for(tmp_path) as runtime:
-            async with running_pool(runtime, config) as pool:
-                victim = pool._processes[0]
-                os.kill(victim.pid, signal.SIGKILL)
+        async with runtime_for(tmp_path) as runtime, running_pool(runtime, config) as pool:
+            victim = pool._processes[0]
+            os.kill(victim.pid, signal.SIGKILL)
 
-                async def shown_down() -> bool:  # before the restart, /status must not say connected
-                    status = pool.source.status()
-                    return not status["connected"] and status["per_worker"][0].get("down") is True
-                await until(shown_down, timeout=10)
-                assert pool.source.lag() >= 0.0
-                # Published while worker 0 is dead: its share waits in its session.
-                for i in range(40):
-                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 2, 50 + i))
+            async def shown_down() -> bool:  # before the restart, /status must not say connected
+                status = pool.source.status()
+                return not status["connected"] and status["per_worker"][0].get("down") is True
+            await until(shown_down, timeout=10)
+            assert pool.source.lag() >= 0.0
+            # Published while worker 0 is dead: its share waits in its session.
+            for i in range(40):
+                publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 2, 50 + i))
 
-                async def restarted_and_all_arrived() -> bool:
-                    return (pool.pooled.restarts >= 1 and pool._processes[0].pid != victim.pid
-                            and len(await noise_entities(runtime)) == 40)
-                await until(restarted_and_all_arrived, timeout=60)
-                return await noise_entities(runtime), pool.as_dict()
+            async def restarted_and_all_arrived() -> bool:
+                return (pool.pooled.restarts >= 1 and pool._processes[0].pid != victim.pid
+                        and len(await noise_entities(runtime)) == 40)
+            await until(restarted_and_all_arrived, timeout=60)
+            return await noise_entities(runtime), pool.as_dict()
 
     entities, status = asyncio.run(scenario())
     assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(50 + i) for i in range(40)}
@@ -148,24 +151,23 @@ def test_the_newest_reading_of_a_sensor_wins_whichever_worker_stores_it_last(
     config = source_config(prefix, *mqtt_broker, workers=2, batch_max_ms=5)
 
     async def scenario() -> float:
-        async with runtime_for(tmp_path) as runtime:
-            async with running_pool(runtime, config) as pool:
-                # The newest reading first, stored; then older ones, which either worker may take and
-                # store after it: without the stale guard the last one stored (20.0) would win.
-                publisher.send(f"{prefix}/lp/a/noise", reading("a", 30, 99.0))
+        async with runtime_for(tmp_path) as runtime, running_pool(runtime, config) as pool:
+            # The newest reading first, stored; then older ones, which either worker may take and
+            # store after it: without the stale guard the last one stored (20.0) would win.
+            publisher.send(f"{prefix}/lp/a/noise", reading("a", 30, 99.0))
 
-                async def newest_stored() -> bool:
-                    return (await noise_entities(runtime)).get("urn:ngsi-ld:NoiseLevelObserved:lamppost:a") == 99.0
-                await until(newest_stored)
-                for minute in range(1, 21):
-                    publisher.send(f"{prefix}/lp/a/noise", reading("a", minute, float(minute)))
+            async def newest_stored() -> bool:
+                return (await noise_entities(runtime)).get("urn:ngsi-ld:NoiseLevelObserved:lamppost:a") == 99.0
+            await until(newest_stored)
+            for minute in range(1, 21):
+                publisher.send(f"{prefix}/lp/a/noise", reading("a", minute, float(minute)))
 
-                async def settled() -> bool:
-                    return pool.status.messages == 21 and pool.status.pending == 0
-                await until(settled)
-                await asyncio.sleep(0.3)
-                assert pool.status.stale >= 1  # deterministic: every later batch is older than what is stored
-                return (await noise_entities(runtime))["urn:ngsi-ld:NoiseLevelObserved:lamppost:a"]
+            async def settled() -> bool:
+                return pool.status.messages == 21 and pool.status.pending == 0
+            await until(settled)
+            await asyncio.sleep(0.3)
+            assert pool.status.stale >= 1  # deterministic: every later batch is older than what is stored
+            return (await noise_entities(runtime))["urn:ngsi-ld:NoiseLevelObserved:lamppost:a"]
 
     assert asyncio.run(scenario()) == 99.0
 
@@ -266,27 +268,26 @@ def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
     total = 600
 
     async def scenario() -> tuple[dict[str, float], int]:
-        async with runtime_for(tmp_path) as runtime:
-            async with running_pool(runtime, config) as pool:
-                victim = pool._processes[0]
+        async with runtime_for(tmp_path) as runtime, running_pool(runtime, config) as pool:
+            victim = pool._processes[0]
 
-                def publish() -> None:
-                    for i in range(total):
-                        publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, float(i)))
+            def publish() -> None:
+                for i in range(total):
+                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, float(i)))
 
-                sender = threading.Thread(target=publish)
-                sender.start()
+            sender = threading.Thread(target=publish)
+            sender.start()
 
-                async def midway() -> bool:
-                    return pool.status.messages >= 100
-                await until(midway)
-                os.kill(victim.pid, signal.SIGKILL)
-                await asyncio.to_thread(sender.join, 60)
+            async def midway() -> bool:
+                return pool.status.messages >= 100
+            await until(midway)
+            os.kill(victim.pid, signal.SIGKILL)
+            await asyncio.to_thread(sender.join, 60)
 
-                async def all_arrived() -> bool:
-                    return len(await noise_entities(runtime)) == total and pool.status.pending == 0
-                await until(all_arrived, timeout=90)
-                return await noise_entities(runtime), pool.pooled.restarts
+            async def all_arrived() -> bool:
+                return len(await noise_entities(runtime)) == total and pool.status.pending == 0
+            await until(all_arrived, timeout=90)
+            return await noise_entities(runtime), pool.pooled.restarts
 
     entities, restarts = asyncio.run(scenario())
     assert entities == {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(i) for i in range(total)}
@@ -345,23 +346,22 @@ def test_a_worker_stopped_by_sigterm_is_restarted_and_the_others_go_on(
     config = source_config(prefix, *mqtt_broker, workers=2)
 
     async def scenario() -> tuple[dict[str, float], int]:
-        async with runtime_for(tmp_path) as runtime:
-            async with running_pool(runtime, config) as pool:
-                victim = pool._processes[1]
-                os.kill(victim.pid, signal.SIGTERM)
+        async with runtime_for(tmp_path) as runtime, running_pool(runtime, config) as pool:
+            victim = pool._processes[1]
+            os.kill(victim.pid, signal.SIGTERM)
 
-                async def replaced() -> bool:
-                    current = pool._processes[1]
-                    return current.pid != victim.pid and pool.source.status()["connected"]
-                await until(replaced, timeout=60)
-                await asyncio.sleep(0.3)
-                for i in range(20):
-                    publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
+            async def replaced() -> bool:
+                current = pool._processes[1]
+                return current.pid != victim.pid and pool.source.status()["connected"]
+            await until(replaced, timeout=60)
+            await asyncio.sleep(0.3)
+            for i in range(20):
+                publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
 
-                async def all_arrived() -> bool:
-                    return len(await noise_entities(runtime)) == 20
-                await until(all_arrived, timeout=30)
-                return await noise_entities(runtime), pool.pooled.restarts
+            async def all_arrived() -> bool:
+                return len(await noise_entities(runtime)) == 20
+            await until(all_arrived, timeout=30)
+            return await noise_entities(runtime), pool.pooled.restarts
 
     entities, restarts = asyncio.run(scenario())
     assert len(entities) == 20 and restarts == 1

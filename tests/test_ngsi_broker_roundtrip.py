@@ -10,13 +10,13 @@ import asyncio
 
 import pytest
 
-from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
 from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import ContextMode, context_for
 from adapter.ngsi.serialize import Form, from_dict, to_dict
 from adapter.runtime import local_reference_contexts, write_generated_contexts
 from data_models import Entity
+from ngsild_broker import BrokerSettings, EmbeddedBroker
 from tests.model_samples import sample_entity
 
 pytestmark = pytest.mark.integration

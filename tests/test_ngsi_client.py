@@ -10,7 +10,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from adapter.errors import (AuthError, BrokerUnavailableError, ConfigError, EntityRejectedError)
+from adapter.errors import AuthError, BrokerUnavailableError, ConfigError, EntityRejectedError
 from adapter.ngsi.auth import BearerToken, OAuth2ClientCredentials
 from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import AttributeDelete, BrokerClient, RetryPolicy

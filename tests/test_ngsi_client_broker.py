@@ -7,13 +7,13 @@ import asyncio
 import orjson
 import pytest
 
-from adapter.embedded_broker.server import EmbeddedBroker
-from adapter.embedded_broker.settings import BrokerSettings
 from adapter.errors import EntityRejectedError
 from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import AttributeDelete, BrokerClient, RetryPolicy
 from adapter.sync.outbox import Outbox
 from adapter.sync.state import StateStore
+from ngsild_broker.server import EmbeddedBroker
+from ngsild_broker.settings import BrokerSettings
 
 pytestmark = pytest.mark.integration
 

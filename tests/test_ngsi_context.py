@@ -9,7 +9,11 @@ import pytest
 from pyld import jsonld
 
 from adapter.ngsi.context import (
-    CORE_CONTEXT_URL, ContextMode, context_for, generated_context_document, generated_context_url,
+    CORE_CONTEXT_URL,
+    ContextMode,
+    context_for,
+    generated_context_document,
+    generated_context_url,
     subjects,
 )
 from adapter.ngsi.serialize import Form, to_dict

@@ -4,8 +4,8 @@ the API key, and secrets that never show in /status or the logs."""
 from __future__ import annotations
 
 import logging
-import threading
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator

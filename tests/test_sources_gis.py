@@ -12,15 +12,13 @@ import pytest
 
 from adapter.errors import SourceFormatError
 from adapter.geometry import normalize_geometry
-from adapter.samples.gis.server import (BEACHES_PATH, ArcGISLayer, OGCCollection, WFSLayer,
-                                        serve_gis_samples)
+from adapter.samples.gis.server import BEACHES_PATH, ArcGISLayer, OGCCollection, WFSLayer, serve_gis_samples
 from adapter.sources.arcgis import ArcGISSource
 from adapter.sources.base import Fetch, RawRecord
 from adapter.sources.geojson import GeoJSONSource
 from adapter.sources.http import FetchOptions
 from adapter.sources.ogcapi import OGCAPIFeaturesSource
-from adapter.sources.paging import (NextLinkPaginator, OffsetPaginator, PageLimits, PageRequest,
-                                    iter_pages)
+from adapter.sources.paging import NextLinkPaginator, OffsetPaginator, PageLimits, PageRequest, iter_pages
 from adapter.sources.wfs import WFSSource
 from tests.servers import PayloadServer, Reply, Request
 

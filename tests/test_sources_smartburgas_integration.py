@@ -7,13 +7,13 @@ import random
 
 import httpx
 import pytest
-from tests.servers import PayloadServer, Reply, Request
 
 from adapter.errors import SourceFormatError, SourceUnavailableError
 from adapter.sources.base import Fetch, RawRecord
 from adapter.sources.http import FetchOptions, PayloadFetcher
 from adapter.sources.smartburgas import SmartBurgasSource
 from adapter.sources.smartburgas_feeds import FEEDS, FeedSpec
+from tests.servers import PayloadServer, Reply, Request
 
 pytestmark = pytest.mark.integration
 

@@ -293,7 +293,7 @@ def test_admin_regions() -> None:
     assert features[-1]["geometry"]["type"] == "MultiPolygon"
     names = [f["properties"]["CAU"] for f in features]
     assert all(re.match(r'^ДЦАУ "[А-Я ]+"$', n) for n in names)
-    assert 'ДЦАУ "ЦЕНТЪР"' in names and 'ДЦАУ "ПРИМОРИЕ"' == names[-1]
+    assert 'ДЦАУ "ЦЕНТЪР"' in names and names[-1] == 'ДЦАУ "ПРИМОРИЕ"'
     rings = [r for f in features for r in (
         f["geometry"]["coordinates"] if f["geometry"]["type"] == "Polygon"
         else [part[0] for part in f["geometry"]["coordinates"]])]

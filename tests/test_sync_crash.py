@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from adapter.sync.outbox import Outbox

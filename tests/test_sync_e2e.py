@@ -21,9 +21,22 @@ from adapter.settings import Settings
 from adapter.sync.report import SyncReport
 from tests.servers import PayloadServer, Reply, Request
 from tests.sync_fixtures import (
-    BrokerProcess, BrokerProxy, FeedServer, RestartableBroker, broker_entities, broker_ids, by_type,
-    cli_env, context_files, expected_entities, free_port, modified_at, outbox_pending, run_cli,
-    start_cli, write_config,
+    BrokerProcess,
+    BrokerProxy,
+    FeedServer,
+    RestartableBroker,
+    broker_entities,
+    broker_ids,
+    by_type,
+    cli_env,
+    context_files,
+    expected_entities,
+    free_port,
+    modified_at,
+    outbox_pending,
+    run_cli,
+    start_cli,
+    write_config,
 )
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from adapter.config import PipelineConfig
-from adapter.embedded_broker import BrokerSettings, EmbeddedBroker
 from adapter.runtime import local_reference_contexts, write_generated_contexts
 from adapter.samples.gis.server import ArcGISLayer, OGCCollection, WFSLayer
 from adapter.sync.report import SyncReport
 from adapter.sync.state import StateStore
+from ngsild_broker import BrokerSettings, EmbeddedBroker
 from tests.servers import PayloadServer, Reply
 from tests.sync_fixtures import sync_static
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 from adapter.mapping.base import (
-    Attr, FeedMapper, Mapped, Rejected, iter_mapped, map_feed, map_one, merge,
+    Attr,
+    FeedMapper,
+    Mapped,
+    Rejected,
+    iter_mapped,
+    map_feed,
+    map_one,
+    merge,
 )
 from adapter.mapping.smartburgas_districts import DISTRICTS
 from adapter.mapping.smartburgas_environment import AIR_QUALITY

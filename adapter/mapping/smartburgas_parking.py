@@ -29,7 +29,13 @@ from adapter.mapping import parse
 from adapter.mapping.base import Attr, FeedMapper, Mapped, build, read
 from adapter.mapping.localtime import LocalTimeError, parse_slashed, to_utc
 from adapter.mapping.smartburgas_common import (
-    area, feed_key, names, point, properties, readings, smartburgas_id,
+    area,
+    feed_key,
+    names,
+    point,
+    properties,
+    readings,
+    smartburgas_id,
 )
 from adapter.sources.base import RawRecord
 from data_models import OffStreetParking, OnStreetParking

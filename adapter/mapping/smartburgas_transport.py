@@ -25,7 +25,13 @@ from adapter.errors import MappingError
 from adapter.mapping import parse
 from adapter.mapping.base import Attr, FeedMapper, Mapped, build, read
 from adapter.mapping.smartburgas_common import (
-    feed_key, names, point, position_key, properties, readings, smartburgas_id,
+    feed_key,
+    names,
+    point,
+    position_key,
+    properties,
+    readings,
+    smartburgas_id,
 )
 from adapter.sources.base import RawRecord
 from data_models import EVChargingStation, TrafficFlowObserved

@@ -23,15 +23,27 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from tenacity import (AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay,
-                      wait_exponential, wait_random)
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
 
 from adapter.errors import AdapterError, BrokerUnavailableError, ConfigError, EntityRejectedError
 from adapter.ngsi.auth import BearerToken, BrokerAuth, OAuth2ClientCredentials
-from adapter.ngsi.batching import (Batch, OutgoingEntity, attribute_target, build_batches, link_header,
-                                   link_url, occurrence_rounds)
-from adapter.ngsi.results import (BatchResult, Operation, parse_problem, read_batch_answer, request_error,
-                                  should_isolate)
+from adapter.ngsi.batching import (
+    Batch,
+    OutgoingEntity,
+    attribute_target,
+    build_batches,
+    link_header,
+    link_url,
+    occurrence_rounds,
+)
+from adapter.ngsi.results import BatchResult, Operation, parse_problem, read_batch_answer, request_error, should_isolate
 from adapter.settings import DEFAULT_BATCH_MAX_BYTES, Settings
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,16 @@ from typing import Any, Generic, Literal, TypeVar
 
 import orjson
 
-from adapter.errors import (AdapterError, AuthError, BrokerUnavailableError, ConfigError,
-                            EntityRejectedError, FatalError, RecordError, TransientError)
+from adapter.errors import (
+    AdapterError,
+    AuthError,
+    BrokerUnavailableError,
+    ConfigError,
+    EntityRejectedError,
+    FatalError,
+    RecordError,
+    TransientError,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ then a single pass over its fields, which keeps it fast enough to stream large l
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -42,7 +43,7 @@ _MAX_FORMATTED = 4096
 
 def format_datetime(value: datetime) -> str:
     """UTC ISO 8601 with a Z, as Orion-LD writes it (milliseconds only when present)."""
-    if value.tzinfo is timezone.utc:
+    if value.tzinfo is UTC:
         text = _FORMATTED.get(value)
         if text is None:
             if len(_FORMATTED) >= _MAX_FORMATTED:

@@ -17,9 +17,9 @@ layer metadata. ArcGIS reports errors as HTTP 200 with an ``error`` object; thos
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -30,8 +30,15 @@ from adapter.geometry import SourceCRS
 from adapter.sources.base import Fetch, RawRecord, utcnow
 from adapter.sources.features import feature_record, features_of, page_key, page_size, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, is_local
-from adapter.sources.paging import (IdChunkPaginator, OffsetPaginator, PageLimits, PageRequest,
-                                    Paginator, SinglePagePaginator, iter_pages)
+from adapter.sources.paging import (
+    IdChunkPaginator,
+    OffsetPaginator,
+    PageLimits,
+    PageRequest,
+    Paginator,
+    SinglePagePaginator,
+    iter_pages,
+)
 
 logger = logging.getLogger(__name__)
 

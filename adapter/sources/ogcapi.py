@@ -17,8 +17,14 @@ import httpx
 from adapter.sources.base import Fetch, RawRecord
 from adapter.sources.features import features_of, page_records, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, is_local
-from adapter.sources.paging import (NextLinkPaginator, PageLimits, PageRequest, Paginator,
-                                    SinglePagePaginator, iter_pages)
+from adapter.sources.paging import (
+    NextLinkPaginator,
+    PageLimits,
+    PageRequest,
+    Paginator,
+    SinglePagePaginator,
+    iter_pages,
+)
 
 
 class OGCAPIFeaturesSource:

@@ -22,8 +22,7 @@ from adapter.errors import SourceFormatError
 from adapter.sources.base import Fetch, RawRecord
 from adapter.sources.features import features_of, page_records, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, is_local
-from adapter.sources.paging import (OffsetPaginator, PageLimits, PageRequest, Paginator,
-                                    SinglePagePaginator, iter_pages)
+from adapter.sources.paging import OffsetPaginator, PageLimits, PageRequest, Paginator, SinglePagePaginator, iter_pages
 
 
 def wfs_has_more(payload: Mapping[str, Any], returned: int, offset: int, count: int) -> bool:

@@ -8,8 +8,13 @@ from typing import Any
 import httpx
 
 from adapter.config import (
-    ArcGISSourceConfig, GeoJSONSourceConfig, GTFSSourceConfig, MQTTSourceConfig, OGCAPISourceConfig,
-    SmartBurgasSourceConfig, WFSSourceConfig,
+    ArcGISSourceConfig,
+    GeoJSONSourceConfig,
+    GTFSSourceConfig,
+    MQTTSourceConfig,
+    OGCAPISourceConfig,
+    SmartBurgasSourceConfig,
+    WFSSourceConfig,
 )
 from adapter.errors import ConfigError
 from adapter.mapping import MAPPERS

@@ -6,12 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from adapter.embedded_broker import operations as ops
-from adapter.embedded_broker.contexts import Context
-from adapter.embedded_broker.entities import check_uri, parse_entity
-from adapter.embedded_broker.errors import NgsiError, bad_request, not_found
-from adapter.embedded_broker.protocol import JSONLD, begin, empty, json_response
-from adapter.embedded_broker.state import BrokerState, broker_of
+from ngsild_broker import operations as ops
+from ngsild_broker.contexts import Context
+from ngsild_broker.entities import check_uri, parse_entity
+from ngsild_broker.errors import NgsiError, bad_request, not_found
+from ngsild_broker.protocol import JSONLD, begin, empty, json_response
+from ngsild_broker.state import BrokerState, broker_of
 
 router = APIRouter()
 PREFIX = "/ngsi-ld/v1/entityOperations/"

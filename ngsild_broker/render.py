@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Literal
 
-from adapter.embedded_broker.contexts import Context
-from adapter.embedded_broker.entities import MEMBERS, SYSTEM
+from ngsild_broker.contexts import Context
+from ngsild_broker.entities import MEMBERS, SYSTEM
 
 Format = Literal["normalized", "keyValues", "concise"]
 

@@ -6,18 +6,39 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from adapter.embedded_broker import operations as ops
-from adapter.embedded_broker.contexts import Context
-from adapter.embedded_broker.entities import (
-    EntityInput, check_uri, expand_attr_name, parse_attribute, parse_attributes, parse_entity,
-    parse_types)
-from adapter.embedded_broker.errors import NgsiError, already_exists, bad_request, not_found
-from adapter.embedded_broker.protocol import (
-    GEOJSON, JSONLD, Incoming, begin, empty, entity_headers, json_response, request_context)
-from adapter.embedded_broker.query import (
-    EntityQuery, OutputOptions, QueryResult, parse_options, query_from_body, query_from_params, run_query)
-from adapter.embedded_broker.render import render_entity, render_feature
-from adapter.embedded_broker.state import BrokerState, broker_of
+from ngsild_broker import operations as ops
+from ngsild_broker.contexts import Context
+from ngsild_broker.entities import (
+    EntityInput,
+    check_uri,
+    expand_attr_name,
+    parse_attribute,
+    parse_attributes,
+    parse_entity,
+    parse_types,
+)
+from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
+from ngsild_broker.protocol import (
+    GEOJSON,
+    JSONLD,
+    Incoming,
+    begin,
+    empty,
+    entity_headers,
+    json_response,
+    request_context,
+)
+from ngsild_broker.query import (
+    EntityQuery,
+    OutputOptions,
+    QueryResult,
+    parse_options,
+    query_from_body,
+    query_from_params,
+    run_query,
+)
+from ngsild_broker.render import render_entity, render_feature
+from ngsild_broker.state import BrokerState, broker_of
 
 router = APIRouter()
 PREFIX = "/ngsi-ld/v1"

@@ -20,14 +20,14 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from adapter import reference
-from adapter.embedded_broker.errors import NgsiError, bad_request
-from adapter.embedded_broker.settings import BrokerSettings
-from adapter.embedded_broker.store import Store
+from ngsild_broker.core_context import CORE_CONTEXT_URL, core_context
+from ngsild_broker.errors import NgsiError, bad_request
+from ngsild_broker.settings import BrokerSettings
+from ngsild_broker.store import Store
 
 logger = logging.getLogger(__name__)
 
-CORE_URL = reference.CORE_CONTEXT_URL
+CORE_URL = CORE_CONTEXT_URL
 LINK_REL = "http://www.w3.org/ns/json-ld#context"
 _CORE_URL_RE = re.compile(r"^https?://uri\.etsi\.org/ngsi-ld/(v1/)?ngsi-ld-core-context(-v[\d.]+)?\.jsonld$")
 _HOSTED_PATH_RE = re.compile(r"/ngsi-ld/v1/jsonldContexts/([^/]+)$")
@@ -210,7 +210,7 @@ class ContextResolver:
         self._store = store
         self._client = client
         self._owns_client = client is None
-        self._core_doc = reference.core_context()["@context"]
+        self._core_doc = core_context()["@context"]
         self.core = Context([self._core_doc])
         self._records: dict[str, ContextRecord] = {}
         for url, local_id, kind, body, created in store.load_contexts():

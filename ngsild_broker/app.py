@@ -28,12 +28,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapter.embedded_broker import api_batch, api_entities, api_meta
-from adapter.embedded_broker.contexts import ContextResolver
-from adapter.embedded_broker.errors import NgsiError, bad_request, not_found
-from adapter.embedded_broker.settings import BrokerSettings
-from adapter.embedded_broker.state import BrokerState
-from adapter.embedded_broker.store import Store
+from ngsild_broker import api_batch, api_entities, api_meta
+from ngsild_broker.contexts import ContextResolver
+from ngsild_broker.errors import NgsiError, bad_request, not_found
+from ngsild_broker.settings import BrokerSettings
+from ngsild_broker.state import BrokerState
+from ngsild_broker.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +103,9 @@ class Outermost:
 
 def _subscriptions_module() -> Any:
     try:
-        return importlib.import_module("adapter.embedded_broker.subscriptions")
+        return importlib.import_module("ngsild_broker.subscriptions")
     except ModuleNotFoundError as exc:
-        if exc.name != "adapter.embedded_broker.subscriptions":
+        if exc.name != "ngsild_broker.subscriptions":
             raise
         return None
 

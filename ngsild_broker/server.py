@@ -15,8 +15,8 @@ from types import TracebackType
 
 import uvicorn
 
-from adapter.embedded_broker.app import create_app
-from adapter.embedded_broker.settings import BrokerSettings
+from ngsild_broker.app import create_app
+from ngsild_broker.settings import BrokerSettings
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adapter.embedded_broker.contexts import Context
-from adapter.embedded_broker.errors import bad_request
+from ngsild_broker.contexts import Context
+from ngsild_broker.errors import bad_request
 
 ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty",
                              "JsonProperty", "VocabProperty", "ListProperty", "ListRelationship"})

@@ -8,12 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from adapter.embedded_broker.contexts import CORE_URL, Context, ContextRecord
-from adapter.embedded_broker.entities import SYSTEM
-from adapter.embedded_broker.errors import NgsiError, bad_request, not_found
-from adapter.embedded_broker.protocol import begin, empty, entity_headers, json_response
-from adapter.embedded_broker.state import BrokerState, broker_of
-from adapter.embedded_broker.store import SqlFilter, Store
+from ngsild_broker.contexts import CORE_URL, Context, ContextRecord
+from ngsild_broker.entities import SYSTEM
+from ngsild_broker.errors import NgsiError, bad_request, not_found
+from ngsild_broker.protocol import begin, empty, entity_headers, json_response
+from ngsild_broker.state import BrokerState, broker_of
+from ngsild_broker.store import SqlFilter, Store
 
 router = APIRouter()
 PREFIX = "/ngsi-ld/v1"

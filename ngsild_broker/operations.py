@@ -11,10 +11,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from adapter.embedded_broker.entities import (
-    EntityInput, location_bbox, merge_attributes, new_document, now_iso, stamp)
-from adapter.embedded_broker.errors import NgsiError, already_exists, bad_request, not_found
-from adapter.embedded_broker.store import Store, Stored, Writer
+from ngsild_broker.entities import EntityInput, location_bbox, merge_attributes, new_document, now_iso, stamp
+from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
+from ngsild_broker.store import Store, Stored, Writer
 
 
 class Change(NamedTuple):

@@ -1,4 +1,4 @@
-"""`burgas-adapter broker ...`: the embedded broker's Typer sub-app."""
+"""`burgas-adapter broker ...` and `python -m ngsild_broker ...`: the broker's Typer app."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from adapter.embedded_broker.server import serve as serve_broker
-from adapter.embedded_broker.settings import BrokerSettings
+from ngsild_broker.server import serve as serve_broker
+from ngsild_broker.settings import BrokerSettings
 
 app = typer.Typer(help="The embedded NGSI-LD broker.", no_args_is_help=True)
 

@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from fastapi import Request
 
-from adapter.embedded_broker.contexts import ContextResolver
-from adapter.embedded_broker.operations import Change
-from adapter.embedded_broker.settings import BrokerSettings
-from adapter.embedded_broker.store import Store
+from ngsild_broker.contexts import ContextResolver
+from ngsild_broker.operations import Change
+from ngsild_broker.settings import BrokerSettings
+from ngsild_broker.store import Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,15 +20,15 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
-from adapter.embedded_broker.contexts import Context, ContextResolver, link_header
-from adapter.embedded_broker.errors import NgsiError, already_exists, bad_request, not_found
-from adapter.embedded_broker.geo import GeoQuery, GeoQueryError, parse_geoquery
-from adapter.embedded_broker.notifier import Delivery, DeliveryError, Notifier
-from adapter.embedded_broker.operations import Change
-from adapter.embedded_broker.protocol import JSONLD, begin, empty, json_response, request_context
-from adapter.embedded_broker.q import QNode, QSyntaxError, parse_q
-from adapter.embedded_broker.render import render_entity
-from adapter.embedded_broker.store import Store
+from ngsild_broker.contexts import Context, ContextResolver, link_header
+from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
+from ngsild_broker.geo import GeoQuery, GeoQueryError, parse_geoquery
+from ngsild_broker.notifier import Delivery, DeliveryError, Notifier
+from ngsild_broker.operations import Change
+from ngsild_broker.protocol import JSONLD, begin, empty, json_response, request_context
+from ngsild_broker.q import QNode, QSyntaxError, parse_q
+from ngsild_broker.render import render_entity
+from ngsild_broker.store import Store
 
 logger = logging.getLogger(__name__)
 

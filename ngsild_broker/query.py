@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapter.embedded_broker import geo as geolang
-from adapter.embedded_broker import q as qlang
-from adapter.embedded_broker.contexts import Context
-from adapter.embedded_broker.entities import LOCATION, check_uri
-from adapter.embedded_broker.errors import bad_request
-from adapter.embedded_broker.store import SqlFilter, Store
+from ngsild_broker import geo as geolang
+from ngsild_broker import q as qlang
+from ngsild_broker.contexts import Context
+from ngsild_broker.entities import LOCATION, check_uri
+from ngsild_broker.errors import bad_request
+from ngsild_broker.store import SqlFilter, Store
 
 FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}

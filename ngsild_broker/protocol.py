@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 
-from adapter.embedded_broker.contexts import Context, ContextResolver, link_header
-from adapter.embedded_broker.errors import NgsiError, bad_request, invalid_request
-from adapter.embedded_broker.store import DEFAULT_TENANT, Store
+from ngsild_broker.contexts import Context, ContextResolver, link_header
+from ngsild_broker.errors import NgsiError, bad_request, invalid_request
+from ngsild_broker.store import DEFAULT_TENANT, Store
 
 JSON = "application/json"
 JSONLD = "application/ld+json"

@@ -1,0 +1,5 @@
+"""`python -m ngsild_broker serve ...`: the broker on its own, without the adapter."""
+
+from ngsild_broker.cli import app
+
+app(prog_name="python -m ngsild_broker")
