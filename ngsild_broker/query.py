@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, check_uri
 from ngsild_broker.errors import bad_request
+from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.store import SqlFilter, Store
 
 FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
@@ -189,9 +189,9 @@ def _pattern(text: str | None) -> str | None:
     if text is None:
         return None
     try:
-        re.compile(text)
-    except re.error as exc:
-        raise bad_request("Invalid idPattern", f"{text}: {exc}") from exc
+        compile_pattern(text)
+    except RegexError as exc:
+        raise bad_request("Invalid idPattern", f"{text}: {exc}") from None
     return text
 
 

@@ -9,7 +9,6 @@ itself as `broker_state.subscriptions` for the routes; `await manager.start()` a
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -20,13 +19,16 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
-from ngsild_broker.contexts import Context, ContextResolver, link_header
+from ngsild_broker.contexts import Context, ContextResolver, header_uri, link_header
+from ngsild_broker.entities import check_uri
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
 from ngsild_broker.geo import GeoQuery, GeoQueryError, parse_geoquery
+from ngsild_broker.limits import MAX_NESTING, too_deep
 from ngsild_broker.notifier import Delivery, DeliveryError, Notifier
 from ngsild_broker.operations import Change
 from ngsild_broker.protocol import JSONLD, begin, empty, json_response, request_context
 from ngsild_broker.q import QNode, QSyntaxError, parse_q
+from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.render import render_entity
 from ngsild_broker.store import Store
 
@@ -125,6 +127,10 @@ def validate(doc: Any) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if k not in IGNORED}
     if "id" in out and (not isinstance(out["id"], str) or ":" not in out["id"]):
         raise bad_request("Invalid Subscription::id", "not a URI")
+    if "id" in out:
+        check_uri(out["id"], "Subscription::id")
+    if too_deep(out):
+        raise bad_request("Invalid Payload Body", f"the subscription nests deeper than {MAX_NESTING} levels")
     if out.get("type", "Subscription") != "Subscription":
         raise bad_request("Invalid value for Subscription::type", str(out.get("type")))
     if "csf" in out:
@@ -142,10 +148,12 @@ def validate(doc: Any) -> dict[str, Any]:
             if "id" in sel and (not isinstance(sel["id"], str) or ":" not in sel["id"]):
                 raise bad_request("Invalid Entity ID", "Subscription::entities::id is not a URI")
             if "idPattern" in sel:
+                if not isinstance(sel["idPattern"], str):
+                    raise bad_request("Invalid idPattern", "Subscription::entities::idPattern is not a string")
                 try:
-                    re.compile(sel["idPattern"])
-                except (re.error, TypeError):
-                    raise bad_request("Invalid idPattern", str(sel["idPattern"])) from None
+                    compile_pattern(sel["idPattern"])
+                except RegexError as exc:
+                    raise bad_request("Invalid idPattern", f"{sel['idPattern']}: {exc}") from None
     if "watchedAttributes" in out:
         _strings(out["watchedAttributes"], "watchedAttributes")
     if "entities" not in out and "watchedAttributes" not in out:
@@ -221,7 +229,7 @@ class Subscription:
     def __post_init__(self) -> None:
         expand = self.ctx.expand
         self.selectors = [(expand(s["type"]), s.get("id"),
-                           re.compile(s["idPattern"]) if "idPattern" in s else None)
+                           compile_pattern(s["idPattern"]) if "idPattern" in s else None)
                           for s in self.doc.get("entities", [])]
         watched = self.doc.get("watchedAttributes")
         self.watched = {expand(a) for a in watched} if watched else None
@@ -489,7 +497,7 @@ async def post_subscription(request: Request) -> Response:
     if not isinstance(incoming.payload.data, dict):
         raise bad_request("Invalid Payload Body", "a subscription is a JSON object")
     sub = await _manager(request).create(incoming.tenant, incoming.payload.data, ctx)
-    return empty(201, {"Location": f"/ngsi-ld/v1/subscriptions/{sub.id}"})
+    return empty(201, {"Location": header_uri(f"/ngsi-ld/v1/subscriptions/{sub.id}")})
 
 
 def _answer(data: Any, media: str, ctx: Context, headers: dict[str, str] | None = None) -> Response:
