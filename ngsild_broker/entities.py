@@ -130,13 +130,18 @@ def _remember_good(name: str) -> None:
         _GOOD_NAMES.add(name)
 
 
-def expand_attr_name(name: str, ctx: Context) -> str:
-    """Expanded attribute name, rejecting names Orion-LD rejects."""
+def check_attr_name(name: str) -> str:
+    """An attribute name Orion-LD accepts (also in `attrs=`, where it reaches SQL as a parameter)."""
     if name not in _GOOD_NAMES:
         if not name or _BAD_NAME.search(name):
             raise bad_request("Invalid attribute name", f"invalid character in {name!r}")
         _remember_good(name)
-    return ctx.expand(name)
+    return name
+
+
+def expand_attr_name(name: str, ctx: Context) -> str:
+    """Expanded attribute name, rejecting names Orion-LD rejects."""
+    return ctx.expand(check_attr_name(name))
 
 
 def _too_deep(iri: str) -> Exception:

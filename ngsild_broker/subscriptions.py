@@ -538,7 +538,7 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:  # "²".isdigit() is True, int() fails
         raise bad_request(f"Bad value for URI parameter /{name}/", raw)
     return int(raw)
 
