@@ -195,7 +195,7 @@ def check_context_url(url: str) -> None:
     if ":" not in url:
         raise bad_request("Invalid @context", "Not a URI")
     try:
-        urlsplit(url).port  # .port raises on a port out of range
+        _ = urlsplit(url).port  # .port raises on a port out of range
     except ValueError as exc:
         raise bad_request("Invalid @context", f"Not a URI: {exc}") from None
 

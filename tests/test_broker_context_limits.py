@@ -107,7 +107,8 @@ def test_gzip_compressed_context_is_used() -> None:
             EmbeddedBroker(BrokerSettings(port=0)) as running, \
             httpx.Client(base_url=running.url + BASE) as http:
         ident = new_id("Bin")
-        assert http.post("/entities", json=entity(ident, "Bin"), headers=link(srv.url("/ctx.jsonld"))).status_code == 201
+        created = http.post("/entities", json=entity(ident, "Bin"), headers=link(srv.url("/ctx.jsonld")))
+        assert created.status_code == 201
         assert http.get(f"/entities/{ident}").json()["type"] == "https://example.org/waste#Bin"
         corrupt = Reply(gzip.compress(doc)[:-12] + b"garbage!garbage!", headers={"Content-Encoding": "gzip"})
         srv.add("/bad.jsonld", corrupt)
