@@ -251,3 +251,30 @@ def test_deeply_nested_context_is_400(client: httpx.Client) -> None:
     assert_problem(client.post("/entities", json={**entity(new_id()), "@context": {"x": deep_def}},
                                headers=LD), 400, "BadRequestData", "Invalid @context")
     assert_problem(client.post("/jsonldContexts", json={"@context": deep}), 400, "BadRequestData")
+
+
+@pytest.mark.timeout(30)
+def test_catastrophic_regex_through_the_service_map_proxy(client: httpx.Client, broker) -> None:
+    # The service's unauthenticated /map proxy forwards q to the broker (here over real HTTP).
+    import asyncio
+
+    from fastapi import FastAPI
+
+    from adapter.ngsi.client import BrokerClient
+    from adapter.service.map import map_router
+
+    kind = f"Evil{new_id()[-8:]}"
+    plain = new_id(kind)
+    assert client.post("/entityOperations/upsert", json=[
+        entity(new_id(kind), kind, name=VICTIM), entity(plain, kind, name="aaaa")]).status_code == 201
+
+    async def through_proxy() -> httpx.Response:
+        async with httpx.AsyncClient() as to_broker:
+            app = FastAPI()
+            app.include_router(map_router(lambda: BrokerClient(broker.url, http=to_broker), http=to_broker))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as svc:
+                return await svc.get("/map/ngsi-ld/v1/entities", params={"type": kind, "q": f'name~="{EVIL}"'})
+
+    answer = asyncio.run(through_proxy())
+    assert answer.status_code == 200, answer.text
+    assert [e["id"] for e in answer.json()] == [plain]
