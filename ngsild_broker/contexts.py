@@ -374,9 +374,11 @@ class ContextResolver:
         async with self._download_slots:
             for attempt in range(1, self._settings.context_attempts + 1):
                 try:
-                    body = await self._fetch(url)
+                    # A whole-download deadline too: a server trickling bytes would hold a slot.
+                    async with asyncio.timeout(2 * self._settings.context_timeout):
+                        body = await self._fetch(url)
                     break
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, TimeoutError) as exc:
                     last = exc
                     logger.info("context download %s attempt %d failed: %s", url, attempt, exc)
                 except zlib.error as exc:

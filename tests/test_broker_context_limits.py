@@ -172,3 +172,35 @@ def test_requests_never_read_files_outside_the_contexts_dir(tmp_path: Path) -> N
         assert http.post("/entities", json=entity(ident, "Secret"),
                          headers=link("http://inside/ok.jsonld")).status_code == 201
         assert http.get(f"/entities/{ident}").json()["type"] == "https://example.org/ok#Secret"
+
+
+@pytest.mark.timeout(30)
+def test_trickling_context_server_gets_a_504_not_a_held_slot() -> None:
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            try:
+                for _ in range(200):  # one byte every 0.1 s: each read is within the read timeout
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        settings = BrokerSettings(port=0, context_timeout=0.5, context_attempts=1, max_context_downloads=1)
+        with EmbeddedBroker(settings) as running, httpx.Client(base_url=running.url + BASE, timeout=20) as http:
+            url = f"http://127.0.0.1:{httpd.server_address[1]}/slow.jsonld"
+            assert_problem(http.post("/entities", json=entity(new_id()), headers=link(url)), 504,
+                           "LdContextNotAvailable")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
