@@ -4,8 +4,8 @@ Python's `re` backtracks: `(a+)+$` against 30 characters takes seconds while hol
 request froze every other one. RE2 matches in time linear in the input and never backtracks. It
 accepts the Perl/ECMAScript syntax NGSI-LD patterns are written in, except backreferences and
 lookaround assertions (which cannot be matched in linear time): those are answered 400 with the
-reason, instead of being run. Other differences from Python's `re`: `\d`, `\w`, `\s` are ASCII
-classes (as in ECMAScript), `$` does not match before a final newline, and `\Z` is written `\z`.
+reason, instead of being run. Other differences from Python's `re`: `\\d`, `\\w`, `\\s` are ASCII
+classes (as in ECMAScript), `$` does not match before a final newline, and `\\Z` is written `\\z`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ itself as `broker_state.subscriptions` for the routes; `await manager.start()` a
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -81,6 +82,10 @@ def _datetime(value: Any, what: str) -> float:
         raise bad_request("Invalid DateTime", f"Subscription::{what}") from None
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")  # no controls (CR, LF, NUL), Latin-1
+
+
 def _key_values(value: Any, what: str) -> list[dict[str, str]]:
     if not isinstance(value, list) or not all(
             isinstance(kv, dict) and set(kv) == {"key", "value"}
@@ -104,7 +109,11 @@ def _check_endpoint(endpoint: Any) -> None:
     if accept not in ACCEPTS:
         raise bad_request("Invalid value for Subscription::notification::endpoint::accept", str(accept))
     if "receiverInfo" in endpoint:
-        _key_values(endpoint["receiverInfo"], "receiverInfo")
+        # Sent as HTTP headers with every notification: a value no header can carry is refused now,
+        # not at each delivery.
+        for kv in _key_values(endpoint["receiverInfo"], "receiverInfo"):
+            if not _HEADER_NAME.match(kv["key"]) or not _HEADER_VALUE.match(kv["value"]):
+                raise bad_request("Invalid value", f"receiverInfo {kv['key']!r}: not a valid HTTP header")
     if "notifierInfo" in endpoint:
         # Only the MQTT keys (S/payloadCheck/pcheckNotifierInfo.cpp:85-125).
         for kv in _key_values(endpoint["notifierInfo"], "notifierInfo"):

@@ -278,3 +278,12 @@ def test_catastrophic_regex_through_the_service_map_proxy(client: httpx.Client, 
     answer = asyncio.run(through_proxy())
     assert answer.status_code == 200, answer.text
     assert [e["id"] for e in answer.json()] == [plain]
+
+
+@pytest.mark.parametrize(("key", "value"), [("X-Ok", "a\r\nInjected: 1"), ("X Bad", "v"), ("X-Ok", "Бургас"),
+                                            ("X-Ok", "\u0000")])
+def test_receiver_info_that_no_header_can_carry_is_400(client: httpx.Client, key: str, value: str) -> None:
+    sub = {"type": "Subscription", "entities": [{"type": "T"}],
+           "notification": {"endpoint": {"uri": "http://127.0.0.1:9/none",
+                                         "receiverInfo": [{"key": key, "value": value}]}}}
+    assert_problem(client.post("/subscriptions", json=sub), 400, "BadRequestData")
