@@ -163,16 +163,20 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
     ids: list[str] = []
     types: list[str] = []
     patterns: list[str] = []
-    for selector in body.get("entities") or []:
+    selectors = body.get("entities") or []
+    if not isinstance(selectors, list):
+        raise bad_request("Invalid Payload Body", "entities must be an array of objects")
+    for selector in selectors:
         if not isinstance(selector, dict):
             raise bad_request("Invalid Payload Body", "entities must be an array of objects")
         if "id" in selector:
             ids.append(check_uri(selector["id"], "id"))
         if "idPattern" in selector:
-            patterns.append(selector["idPattern"])
+            patterns.append(_pattern(_text(selector["idPattern"], "entities[].idPattern")))
         if "type" in selector:
             raw = selector["type"]
-            types.extend(ctx.expand(t.strip()) for t in (raw if isinstance(raw, list) else str(raw).split(",")))
+            names = raw if isinstance(raw, list) else _text(raw, "entities[].type").split(",")
+            types.extend(ctx.expand(_text(t, "entities[].type").strip()) for t in names)
     attrs = body.get("attrs")
     if isinstance(attrs, str):
         attrs = _split(attrs)
@@ -181,6 +185,11 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
     for name in attrs or ():
         check_attr_name(name)
     geo_q = body.get("geoQ") or {}
+    if not isinstance(geo_q, dict):
+        raise bad_request("Invalid Payload Body", "geoQ must be a JSON object")
+    for member in ("georel", "geometry", "geoproperty"):
+        if member in geo_q:
+            _text(geo_q[member], f"geoQ.{member}")
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     q_text = body.get("q")
     return EntityQuery(
@@ -191,6 +200,12 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
                       geo_q.get("geoproperty")) if geo_q else None,
         geoproperty=ctx.expand(geo_q.get("geoproperty", "location")) if geo_q else LOCATION,
         limit=limit, offset=offset, count=count, local=bool(body.get("local")), expand=ctx.expand)
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise bad_request("Invalid Payload Body", f"{what} must be a string")
+    return value
 
 
 def _pattern(text: str | None) -> str | None:

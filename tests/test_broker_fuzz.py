@@ -70,6 +70,12 @@ bodies = st.one_of(
     st.none(), entities, st.lists(entities, max_size=4), subscriptions, json_values,
     st.builds(lambda e, c: {**e, "@context": c}, entities, contexts),
     st.builds(lambda q: {"type": "Query", "entities": [{"type": "Fuzz", "idPattern": q}], "q": q}, text),
+    st.fixed_dictionaries({"type": st.just("Query")}, optional={
+        "entities": st.one_of(json_values, st.lists(st.dictionaries(
+            st.sampled_from(["id", "type", "idPattern"]), st.one_of(text, json_values), max_size=3), max_size=2)),
+        "attrs": st.one_of(json_values, st.lists(names, max_size=2)), "q": st.one_of(text, json_values),
+        "geoQ": st.one_of(json_values, st.dictionaries(st.sampled_from(["georel", "geometry", "coordinates",
+                                                                         "geoproperty"]), json_values))}),
     st.binary(max_size=64))
 
 

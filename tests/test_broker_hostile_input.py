@@ -287,3 +287,12 @@ def test_receiver_info_that_no_header_can_carry_is_400(client: httpx.Client, key
            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/none",
                                          "receiverInfo": [{"key": key, "value": value}]}}}
     assert_problem(client.post("/subscriptions", json=sub), 400, "BadRequestData")
+
+
+@pytest.mark.parametrize("body", [{"type": "Query", "entities": 2.5}, {"type": "Query", "entities": [{"type": [1]}]},
+                                  {"type": "Query", "entities": [{"type": "T", "idPattern": 5}]},
+                                  {"type": "Query", "entities": [{"type": "T"}], "geoQ": [1, 2]},
+                                  {"type": "Query", "entities": [{"type": "T"}],
+                                   "geoQ": {"georel": 1, "geometry": "Point", "coordinates": [27, 42]}}])
+def test_query_bodies_of_the_wrong_shape_are_400(client: httpx.Client, body: dict) -> None:
+    assert_problem(client.post("/entityOperations/query", json=body), 400, "BadRequestData")
