@@ -144,6 +144,12 @@ def expand_attr_name(name: str, ctx: Context) -> str:
     return ctx.expand(check_attr_name(name))
 
 
+def _kind(member: dict[str, Any]) -> str | None:
+    """The `type` member when it is a string (a list or object there is not hashable: no set lookup)."""
+    kind = member.get("type")
+    return kind if type(kind) is str else None
+
+
 def _too_deep(iri: str) -> Exception:
     return bad_request("Invalid attribute value", f"{iri}: nested deeper than {MAX_NESTING} levels")
 
@@ -159,7 +165,7 @@ def parse_attribute(value: Any, iri: str, ctx: Context, depth: int = 0) -> dict[
         raise bad_request("The use of NULL value is not recommended for JSON-LD "
                           "(the whole attribute gets ignored)", iri)
     if not isinstance(value, dict):
-        if isinstance(value, list) and any(isinstance(v, dict) and ("datasetId" in v or v.get("type") in
+        if isinstance(value, list) and any(isinstance(v, dict) and ("datasetId" in v or _kind(v) in
                                                                     ATTRIBUTE_TYPES) for v in value):
             raise bad_request("Invalid attribute", f"{iri}: attribute must be a JSON object "
                               "(multi-attributes are not supported)")
@@ -167,6 +173,8 @@ def parse_attribute(value: Any, iri: str, ctx: Context, depth: int = 0) -> dict[
             raise _too_deep(iri)
         return {"type": "Property", "value": value}
     kind = value.get("type")
+    if kind is not None and type(kind) is not str:
+        raise bad_request("Invalid value for attribute /type/", f"{iri}: the type must be a string")
     if kind in GEOMETRY_TYPES and "value" not in value:
         check_geometry(value)
         return {"type": "GeoProperty", "value": value}
@@ -189,7 +197,7 @@ def parse_attribute(value: Any, iri: str, ctx: Context, depth: int = 0) -> dict[
     if main is None:
         raise bad_request("The use of NULL value is not recommended for JSON-LD "
                           "(the whole attribute gets ignored)", iri)
-    if kind == "Property" and isinstance(main, dict) and main.get("type") in GEOMETRY_TYPES \
+    if kind == "Property" and isinstance(main, dict) and _kind(main) in GEOMETRY_TYPES \
             and iri == LOCATION:
         kind = "GeoProperty"
     if kind == "GeoProperty":
@@ -230,7 +238,7 @@ def check_geometry(geometry: Any) -> None:
     for member in geometry:
         if member not in ("type", "coordinates"):
             raise bad_request("Unexpected Field in value of GeoProperty", member)
-    kind = geometry.get("type")
+    kind = _kind(geometry)
     if kind not in GEOMETRY_TYPES:
         raise bad_request("Invalid GeoJSON", f"invalid geometry type: {kind}")
     if "coordinates" not in geometry:

@@ -3,12 +3,16 @@ and bodies, built from the shapes NGSI-LD requests take and from hostile text.
 
 Every answer must be below 500, every error a ProblemDetails (application/json with type and title);
 afterwards the broker still answers and the entities preloaded in a tenant the fuzzer never names
-are unchanged. Bounded: a fixed number of examples (a few seconds).
+are unchanged. The one 5xx allowed is 504 LdContextNotAvailable: some requests name a context on a
+port where nothing listens, and the broker reports that upstream failure as Orion-LD does.
+Bounded: a fixed number of examples (a few seconds). Under CI the examples are derandomized (the
+same every run, so a merge is never blocked by chance); locally every run explores new ones.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -102,7 +106,7 @@ param_values = st.one_of(text, st.sampled_from(["Fuzz", "near;maxDistance==1000"
                                                 "temperature>2", str(2**63)]))
 params = st.dictionaries(st.sampled_from(PARAMS), param_values, max_size=4)
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
-                      max_size=40)
+                      max_size=40).map(str.strip)  # the client refuses surrounding whitespace
 headers = st.fixed_dictionaries({}, optional={
     "Content-Type": st.sampled_from(["application/json", "application/ld+json", "application/merge-patch+json",
                                      "text/plain", "application/json; charset=utf-8"]),
@@ -137,7 +141,8 @@ def http(fuzzed: tuple[EmbeddedBroker, Any]) -> Iterator[httpx.Client]:
 
 def _check(response: httpx.Response) -> None:
     where = f"{response.request.method} {response.request.url} -> {response.status_code}"
-    assert response.status_code < 500, f"{where}: {response.text[:500]}"
+    upstream = response.status_code == 504 and "/LdContextNotAvailable" in response.text
+    assert response.status_code < 500 or upstream, f"{where}: {response.text[:500]}"
     if response.status_code >= 400:
         assert response.headers.get("content-type", "").startswith("application/json"), where
         problem = response.json()
@@ -145,7 +150,7 @@ def _check(response: httpx.Response) -> None:
             f"{where}: {response.text[:500]}"
 
 
-@settings(max_examples=300, deadline=None, database=None,
+@settings(max_examples=300, deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(method=st.sampled_from(["GET", "POST", "PATCH", "PUT", "DELETE"]), path=paths, query=params,

@@ -296,3 +296,13 @@ def test_receiver_info_that_no_header_can_carry_is_400(client: httpx.Client, key
                                    "geoQ": {"georel": 1, "geometry": "Point", "coordinates": [27, 42]}}])
 def test_query_bodies_of_the_wrong_shape_are_400(client: httpx.Client, body: dict) -> None:
     assert_problem(client.post("/entityOperations/query", json=body), 400, "BadRequestData")
+
+
+@pytest.mark.parametrize("attr", [{"type": ["Property"], "value": 1}, {"type": {"a": 1}, "object": "urn:x"},
+                                  {"type": "GeoProperty", "value": {"type": ["Point"], "coordinates": [1, 2]}}])
+def test_attribute_types_that_are_not_strings_are_400(client: httpx.Client, attr: object) -> None:
+    ident = new_id()
+    assert_problem(client.post("/entities", json={"id": ident, "type": "T", "a": attr}), 400, "BadRequestData")
+    assert client.post("/entities", json=entity(ident, a=1)).status_code == 201
+    assert_problem(client.patch(f"/entities/{ident}", json={"a": attr}), 400, "BadRequestData")
+    assert_problem(client.put(f"/entities/{ident}/attrs/a", json=attr), 400, "BadRequestData")
