@@ -58,7 +58,7 @@ def check_uri(value: Any, field: str) -> str:
         raise bad_request("Invalid URI - no colon found", field)
     if _BAD_URI.search(value):
         raise bad_request("Invalid URI - invalid character", field)
-    invisible = invisible_character(value)
+    invisible = None if value.isascii() else invisible_character(value)  # _BAD_URI covers ASCII
     if invisible is not None:
         raise bad_request("Invalid URI - invalid character", f"{field}: {invisible} is not allowed in an IRI")
     return value
@@ -67,7 +67,7 @@ def check_uri(value: Any, field: str) -> str:
 def _is_uri(value: Any) -> bool:
     """`check_uri` would accept a single string (the fast path: no error text is built)."""
     return (type(value) is str and ":" in value and _BAD_URI.search(value) is None
-            and invisible_character(value) is None)
+            and (value.isascii() or invisible_character(value) is None))
 
 
 @dataclass(slots=True)

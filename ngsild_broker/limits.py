@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -15,6 +16,7 @@ MAX_NESTING = 64
 # line separator), surrogates and private use, plus the default-ignorable and blank code points
 # whose category says letter or symbol (Hangul fillers, variation selectors, Braille blank).
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zs", "Zl", "Zp"})
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _INVISIBLE_RANGES = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
                      (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0),
                      (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
@@ -42,10 +44,8 @@ def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
 def invisible_character(text: str) -> str | None:
     """The first character of `text` that has no visible rendering in an IRI, as `U+XXXX`."""
     if text.isascii():
-        for ch in text:
-            if ch < " " or ch == "\x7f":
-                return f"U+{ord(ch):04X}"
-        return None
+        control = _ASCII_CONTROL.search(text)
+        return None if control is None else f"U+{ord(control.group()):04X}"
     for ch in text:
         code = ord(ch)
         if code < 0x80:
