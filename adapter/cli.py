@@ -52,7 +52,8 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 logger = logging.getLogger(__name__)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Pipeline file (default: bundled Burgas).")]
-BrokerOpt = Annotated[str | None, typer.Option("--broker-url", help="NGSI-LD broker (default: start the embedded one).")]
+BrokerOpt = Annotated[str | None,
+                      typer.Option("--broker-url", help="NGSI-LD broker (default: start the embedded one).")]
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="NGSILD-Tenant to write to.")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="Where state, outbox and quarantine live.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
@@ -102,8 +103,10 @@ def exit_code(reports: list[SyncReport], strict: bool) -> int:
 @app.command()
 def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or groups (default: all).")] = None,
          config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None,
-         state_dir: StateOpt = None, strict: Annotated[bool, typer.Option(help="Exit 5 when anything was rejected.")] = False,
-         full: Annotated[bool, typer.Option(help="Fetch and map everything again (ignore layer versions and unchanged records).")] = False,
+         state_dir: StateOpt = None,
+         strict: Annotated[bool, typer.Option(help="Exit 5 when anything was rejected.")] = False,
+         full: Annotated[bool, typer.Option(
+             help="Fetch and map everything again (ignore layer versions and unchanged records).")] = False,
          as_json: JsonOpt = False) -> None:
     """One pass over the chosen sources (e.g. `sync smartburgas`)."""
     from adapter.runtime import Runtime
@@ -146,7 +149,8 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
            sources: Annotated[list[str] | None, typer.Argument(help="Sources or groups (default: all).")] = None,
            config: ConfigOpt = None,
            form: Annotated[str, typer.Option(help="normalized | concise | keyValues")] = "normalized",
-           history: Annotated[bool, typer.Option(help="Also write every reading of each time series.")] = False) -> None:
+           history: Annotated[bool,
+                              typer.Option(help="Also write every reading of each time series.")] = False) -> None:
     """Write the mapped entities (with @context) to a file, without a broker."""
     from adapter.exporter import export_entities
 
@@ -276,7 +280,8 @@ def run(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gro
 @app.command()
 def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None,
           state_dir: StateOpt = None,
-          host: Annotated[str | None, typer.Option(help="Address to bind (default BURGAS_SERVICE_HOST, 127.0.0.1).")] = None,
+          host: Annotated[str | None,
+                          typer.Option(help="Address to bind (default BURGAS_SERVICE_HOST, 127.0.0.1).")] = None,
           port: Annotated[int | None, typer.Option(help="Port (default BURGAS_SERVICE_PORT, 8080).")] = None) -> None:
     """Run the service: polled sources on schedule, MQTT streams, health/status/metrics/@context API."""
     import uvicorn

@@ -162,7 +162,8 @@ class MQTTSourceConfig(_SourceBase):
 
 
 SourceConfig = Annotated[
-    SmartBurgasSourceConfig | ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig | GeoJSONSourceConfig | GTFSSourceConfig | MQTTSourceConfig,
+    SmartBurgasSourceConfig | ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig | GeoJSONSourceConfig
+    | GTFSSourceConfig | MQTTSourceConfig,
     Field(discriminator="type"),
 ]
 

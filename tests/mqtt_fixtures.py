@@ -7,9 +7,8 @@ MQTT 5, which the stream source speaks by default, with "Unsupported protocol ve
 shared subscriptions; and, tried with MQTT 3.1.1 and clean_session=False, it did not queue QoS 1
 messages for an offline session, which the "nothing lost while the adapter is down" tests check.
 Those tests would then fail or have to skip, so they fail loudly only where Mosquitto is expected.)
-Import the fixture into a test module:
-
-    from tests.mqtt_fixtures import MqttListener, mqtt_broker  # noqa: F401
+The fixture reaches every test module through conftest.py's `pytest_plugins`; import `MqttListener`
+from here.
 """
 
 from __future__ import annotations

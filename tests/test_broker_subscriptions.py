@@ -17,7 +17,7 @@ from ngsild_broker.operations import Change
 from ngsild_broker.settings import BrokerSettings
 from ngsild_broker.store import Store
 from ngsild_broker.subscriptions import SubscriptionManager, validate
-from tests.mqtt_fixtures import MqttListener, mqtt_broker  # noqa: F401 - fixture
+from tests.mqtt_fixtures import MqttListener
 from tests.servers import PayloadServer, Reply
 
 NS = "https://ex.org/ns#"

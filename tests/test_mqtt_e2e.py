@@ -25,7 +25,6 @@ from adapter.sources.mqtt import MQTTSource
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.stream import StreamRunner
 from data_models import NoiseLevelObserved
-from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
 
 pytestmark = pytest.mark.integration
 LOCATION = [27.4712, 42.4958]

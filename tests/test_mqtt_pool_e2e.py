@@ -19,7 +19,6 @@ import pytest
 
 from adapter.runtime import Runtime
 from adapter.sync.stream_pool import StreamPool, build_stream
-from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
 from tests.test_mqtt_e2e import (  # noqa: F401 - fixtures
     noise_entities,
     prefix,

@@ -19,7 +19,6 @@ from adapter.config import PipelineConfig
 from adapter.ngsi.context import generated_context_document, subjects
 from adapter.service.app import create_app
 from adapter.settings import load_settings
-from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
 from tests.servers import PayloadServer, Request
 
 pytestmark = pytest.mark.integration

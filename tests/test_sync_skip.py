@@ -4,6 +4,7 @@ records of static sources skip the mapper; any change still reaches the broker."
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -133,7 +134,7 @@ def test_a_gtfs_url_with_an_unchanged_etag_is_not_downloaded_again(world):
     from tests.servers import Reply
 
     _, server, _, _ = world
-    body = open(SAMPLES.resolve("samples:gtfs/burgasbus.zip"), "rb").read()
+    body = Path(SAMPLES.resolve("samples:gtfs/burgasbus.zip")).read_bytes()
     server.add("/gtfs/burgasbus.zip", Reply(body, 200, "application/zip", {"ETag": '"v1"'}))
     url = server.url("/gtfs/burgasbus.zip")
     assert _gtfs_sync(world, url).sent == 136

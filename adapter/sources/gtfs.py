@@ -111,7 +111,8 @@ class GTFSSource:
                 members.setdefault(table, info)
         return members
 
-    def _rows(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[tuple[int, dict[str, str], str | None]]:
+    def _rows(self, archive: zipfile.ZipFile,
+              info: zipfile.ZipInfo) -> Iterator[tuple[int, dict[str, str], str | None]]:
         """``(line, row, problem)`` for each data row; file-level damage raises, naming file and line."""
         limit = self.limits
         line = 1

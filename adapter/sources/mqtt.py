@@ -252,7 +252,7 @@ class MQTTSource:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
                       properties: Any) -> None:
-        refused = [t for t, r in zip(self.topics, reasons) if r.is_failure]
+        refused = [t for t, r in zip(self.topics, reasons, strict=True) if r.is_failure]
         if refused:
             self._fail(AuthError(f"the broker refused the subscription to {', '.join(refused)}",
                                  source=self.name))

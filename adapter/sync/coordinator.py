@@ -6,6 +6,7 @@ and logs a failure once and the recovery once. A failing source never stops the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -110,10 +111,8 @@ class Coordinator:
             wait = self.delay(status)
             status.next_run = time.time() + wait
             status.trigger.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(status.trigger.wait(), timeout=wait)
-            except TimeoutError:
-                pass
 
     def start(self) -> None:
         """Start one task per source."""

@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 STATUS_INTERVAL = 0.5  # s between a worker's status reports
 RETIRED_EXIT = 75  # a retiring worker's exit code once its session is drained and ended
 RETIRE_QUIET = 2.0  # s without a message after which a retiring worker's session counts as drained
-MAX_WORKERS = 16  # as MQTTSourceConfig.workers allows: sessions of workers beyond a pool's size are looked for up to here
+# as MQTTSourceConfig.workers allows: sessions of workers beyond a pool's size are looked for up to here
+MAX_WORKERS = 16
 MAX_RESTART_DELAY = 30.0
 _EVENT_QUEUE_SIZE = 10_000
 
