@@ -377,7 +377,7 @@ def test_http_notification_reaches_a_real_receiver() -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("qos", ["0", "1", "2"])
-def test_mqtt_notification_is_published_to_the_topic(mqtt_broker: tuple[str, int], qos: str) -> None:  # noqa: F811
+def test_mqtt_notification_is_published_to_the_topic(mqtt_broker: tuple[str, int], qos: str) -> None:
     host, port = mqtt_broker
     topic = f"burgas/test/{time.time_ns()}"
     with MqttListener(host, port, topic) as listener:
@@ -405,7 +405,7 @@ def test_mqtt_notification_is_published_to_the_topic(mqtt_broker: tuple[str, int
 
 
 @pytest.mark.integration
-def test_end_to_end_through_the_broker_over_http(mqtt_broker: tuple[str, int]) -> None:  # noqa: F811
+def test_end_to_end_through_the_broker_over_http(mqtt_broker: tuple[str, int]) -> None:
     from ngsild_broker.server import EmbeddedBroker
 
     host, port = mqtt_broker

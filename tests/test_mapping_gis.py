@@ -33,8 +33,8 @@ from adapter.samples.gis.server import BEACHES_PATH, OGC_PATH, WFS_PATH, sample_
 from adapter.samples.serving import SAMPLES, SampleServers
 from adapter.sources.base import RawRecord
 from adapter.sync.factory import build_mapper, build_source
-from adapter.validation import schema_errors
 from data_models import Beach, PointOfInterest
+from tests.schema_validation import schema_errors
 
 GOLDEN = Path(__file__).parent / "golden" / "mapping"
 LAYERS = ("gis.beaches", "gis.bus_stops", "gis.parks")

@@ -20,7 +20,7 @@ from adapter.mapping.gtfs import gtfs_mapper, route_type
 from adapter.ngsi.serialize import Form, dumps, to_dict
 from adapter.sources.base import RawRecord
 from adapter.sources.gtfs import GTFSSource
-from adapter.validation import schema_errors
+from tests.schema_validation import schema_errors
 
 GOLDEN = Path(__file__).parent / "golden" / "mapping"
 FEED = Path(__file__).resolve().parent.parent / "adapter" / "samples" / "gtfs" / "burgasbus.zip"

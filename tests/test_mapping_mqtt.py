@@ -14,7 +14,7 @@ from adapter.mapping.base import Mapped, Rejected
 from adapter.mapping.mqtt import FAMILIES, TopicMapper, flood_status
 from adapter.ngsi.serialize import Form, to_dict
 from adapter.sources.base import RawRecord
-from adapter.validation import schema_errors
+from tests.schema_validation import schema_errors
 
 TOPICS = {
     "burgas/bogoridi/lamppost/+/noise": "lamppost.noise",

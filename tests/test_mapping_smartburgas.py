@@ -12,7 +12,7 @@ import pytest
 from adapter.mapping import MAPPERS, Mapped, Rejected, map_one, map_records
 from adapter.ngsi.serialize import Form, dumps, to_dict
 from adapter.sources.smartburgas_feeds import FEEDS
-from adapter.validation import schema_errors
+from tests.schema_validation import schema_errors
 from tests.smartburgas_records import (
     aq_row,
     aq_station,

@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from adapter.ngsi.serialize import Form, dumps, from_dict, to_dict, to_key_values
-from adapter.validation import schema_errors
 from data_models import AirQualityObserved, AttrMeta, Entity
 from tests.model_samples import sample_entity
+from tests.schema_validation import schema_errors
 
 MODELS = sorted(Entity.registry.values(), key=lambda m: m.entity_type)
 GOLDEN = Path(__file__).parent / "golden" / "ngsi"

@@ -170,7 +170,7 @@ class PooledSource:
     def down(self, index: int) -> None:
         """A worker exited: it is not connected, and its share of the messages waits in its session."""
         at, status = self.reports.get(index, (time.monotonic(), {}))
-        self.reports[index] = (time.monotonic(), {**status, "connected": False, "waiting": 0,
+        self.reports[index] = (time.monotonic(), {**status, "connected": False, "subscribed": False, "waiting": 0,
                                                   "lag_seconds": 0.0, "down": True})
 
     def lag(self) -> float:
@@ -191,6 +191,7 @@ class PooledSource:
                 "protocol": self.template.protocol, "topics": self.template.topics,
                 "share_group": self.template.share_group, "workers": self.workers,
                 "connected": all(w.get("connected") for w in per_worker),
+                "subscribed": all(w.get("subscribed") for w in per_worker),
                 "connections": sum(w.get("connections", 0) for w in per_worker),
                 "received": sum(w.get("received", 0) for w in per_worker),
                 "acknowledged": sum(w.get("acknowledged", 0) for w in per_worker),

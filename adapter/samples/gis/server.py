@@ -296,7 +296,7 @@ class SampleServer:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 handler = routes.get(parts.path.rstrip("/") or "/")
                 status, body = 404, b"<html><body>404 Not Found</body></html>"
