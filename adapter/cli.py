@@ -85,7 +85,7 @@ def report_table(reports: list[SyncReport], title: str = "Sync") -> Table:
         table.add_column(column, justify="left" if column in ("source", "last error") else "right")
     for r in reports:
         table.add_row(r.source, str(r.records_in), str(r.mapped), str(r.readings), str(r.sent),
-                      str(r.unchanged), str(r.deleted), str(r.skipped + r.rejected), str(r.pending),
+                      str(r.unchanged), str(r.deleted), str(r.records_rejected + r.rejected), str(r.pending),
                       "yes" if r.complete else "[red]no[/red]", f"{r.duration:.2f}",
                       escape((r.last_error or "")[:80]))
     return table
@@ -95,7 +95,7 @@ def exit_code(reports: list[SyncReport], strict: bool) -> int:
     """0 when every source synced; 4 when one failed or work waits; 5 for rejections if strict."""
     if any(not r.ok for r in reports):
         return 4
-    if strict and any(r.skipped or r.rejected for r in reports):
+    if strict and any(r.records_rejected or r.rejected for r in reports):
         return 5
     return 0
 
@@ -217,7 +217,7 @@ def quarantine_list(source: Annotated[str | None, typer.Option(help="Only this s
     settings = _settings(None, None, state_dir)
     store = StateStore(settings.state_file)
     try:
-        entries = Quarantine(store).list(source=source)
+        entries = Quarantine(store).entries(source=source)
     finally:
         store.close()
     if as_json:

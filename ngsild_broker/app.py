@@ -66,7 +66,7 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return _problem(bad_request("Invalid request", str(exc)))
 
 
-class Outermost:
+class TenantEchoAndInternalErrorMiddleware:
     """Echo the request's tenant as `NGSILD-Tenant` (Orion-LD does); unexpected errors become 500s."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -146,5 +146,5 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
     # (path regex, methods) of every route, for the Allow header of 405 answers.
     app.state.allow = [(r.path_regex, r.methods) for router in routers for r in router.routes
                        if hasattr(r, "methods")]
-    app.add_middleware(Outermost)
+    app.add_middleware(TenantEchoAndInternalErrorMiddleware)  # added last: it wraps every other layer
     return app

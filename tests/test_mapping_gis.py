@@ -411,7 +411,7 @@ def test_runtime_syncs_gis_and_gtfs_from_the_loopback_samples_into_the_embedded_
         return first, again, counts, SAMPLES.running
 
     first, again, counts, still_running = asyncio.run(run())
-    assert [(r.source, r.records_in, r.mapped, r.sent, r.skipped, r.complete) for r in first] == [
+    assert [(r.source, r.records_in, r.mapped, r.sent, r.records_rejected, r.complete) for r in first] == [
         ("gis.beaches", 6, 6, 6, 0, True), ("gis.bus_stops", 40, 40, 40, 0, True),
         ("gis.parks", 6, 6, 6, 0, True), ("gtfs.burgasbus", 136, 136, 136, 0, True)]
     assert [(r.sent, r.unchanged) for r in again] == [(0, 6), (0, 40), (0, 6), (0, 136)]

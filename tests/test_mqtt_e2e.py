@@ -133,7 +133,7 @@ def test_malformed_payloads_are_quarantined_and_the_stream_continues(tmp_path, m
                     return bool(await noise_entities(runtime))
                 await until(arrived)
                 assert runtime.state is not None
-                return await noise_entities(runtime), Quarantine(runtime.state).list(source="mqtt.test")
+                return await noise_entities(runtime), Quarantine(runtime.state).entries(source="mqtt.test")
             finally:
                 await runner.stop()
 
@@ -187,7 +187,7 @@ def test_oversized_payloads_are_quarantined_and_huge_ones_never_reach_the_adapte
                     return bool(await noise_entities(runtime))
                 await until(arrived)
                 assert runtime.state is not None
-                return (await noise_entities(runtime), Quarantine(runtime.state).list(source="mqtt.test"),
+                return (await noise_entities(runtime), Quarantine(runtime.state).entries(source="mqtt.test"),
                         runner.source.status()["received"])
             finally:
                 await runner.stop()

@@ -72,7 +72,7 @@ def test_two_workers_share_the_subscription_and_every_reading_arrives(
             await until(arrived)
             assert runtime.pipeline is not None
             quarantined = [e.locator.split(" #")[0]
-                           for e in runtime.pipeline.quarantine.list(source="mqtt.test")]
+                           for e in runtime.pipeline.quarantine.entries(source="mqtt.test")]
             return await noise_entities(runtime), pool.source.status(), pool.as_dict(), quarantined
 
     entities, source, stream, quarantined = asyncio.run(scenario())
