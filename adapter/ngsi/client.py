@@ -199,14 +199,14 @@ class BrokerClient:
         # (and the next one) are held as bytes, whatever the number of entities.
         window = asyncio.Semaphore(self.concurrency + 1)
 
-        async def send(batch: Batch, headers: Mapping[str, str]) -> BatchResult:
+        async def send(batch: Batch[str], headers: Mapping[str, str]) -> BatchResult[str]:
             try:
                 return await self._send_batch("upsert", "/entityOperations/upsert", batch, headers,
                                               {"options": self.upsert_mode})
             finally:
                 window.release()
 
-        tasks: list[asyncio.Future[BatchResult]] = []
+        tasks: list[asyncio.Future[BatchResult[str]]] = []
         try:
             for link, group in groups.items():
                 headers = self._content_headers(link)
@@ -279,10 +279,10 @@ class BrokerClient:
             error.entity_id = item.entity_id
         return error
 
-    async def _send_batch(self, op: Operation, path: str, batch: Batch, headers: Mapping[str, str],
-                          params: Mapping[str, str]) -> BatchResult:
+    async def _send_batch(self, op: Operation, path: str, batch: Batch[str], headers: Mapping[str, str],
+                          params: Mapping[str, str]) -> BatchResult[str]:
         """Send one batch; 413 and entity-specific refusals split it to isolate the culprit."""
-        result: BatchResult = BatchResult()
+        result: BatchResult[str] = BatchResult()
         try:
             response = await self._request("POST", path, content=batch.body(), headers=headers, params=params)
         except AdapterError as exc:
@@ -323,7 +323,8 @@ class BrokerClient:
         if response.status_code == 404:
             return None
         self._raise_for_status(response, "get")
-        return self._json(response)
+        entity: dict[str, Any] = self._json(response)
+        return entity
 
     async def count(self, params: Mapping[str, Any], *, context: Any = None) -> int:
         """How many entities match a GET /entities query (NGSILD-Results-Count), without reading them."""

@@ -174,7 +174,7 @@ class _Backoff:
 
     def __call__(self, state: RetryCallState) -> float:
         o = self.options
-        delay = min(o.backoff_max, o.backoff_initial * 2 ** (state.attempt_number - 1))
+        delay: float = min(o.backoff_max, o.backoff_initial * 2 ** (state.attempt_number - 1))
         delay += self.rng.uniform(0, o.jitter)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _TransientError) and exc.retry_after is not None:

@@ -278,7 +278,7 @@ class MQTTSource:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = message.payload
-        self._inbox.append(MQTTMessage(message.topic, payload[: self.max_payload_bytes], len(payload),
+        self._inbox.append(MQTTMessage(message.topic, bytes(payload[: self.max_payload_bytes]), len(payload),
                                        message.qos, message.mid, time.time(), time.monotonic(),
                                        self._generation))
         self.received += 1
