@@ -150,7 +150,7 @@ class Path:
         also only for string and DateTime literals).
         """
         if not self.subs and self.meta is None and not self.keys and self.attr in ENTITY_MEMBERS:
-            node = (self.attr,)
+            node: tuple[str, ...] = (self.attr,)
             return [(node, "each")], [node]
         node = (expand(self.attr), *(expand(s) for s in self.subs))
         if self.meta is not None:
@@ -435,7 +435,7 @@ class _Parser:
 
     def parse_scalar(self) -> tuple[str, bool]:
         if self.peek() == '"':
-            out = []
+            out: list[str] = []
             self.i += 1
             while True:
                 c = self.peek()

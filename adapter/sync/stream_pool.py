@@ -28,6 +28,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -200,12 +201,19 @@ class PooledSource:
                 "last_exit": self.last_exit, "retired_sessions": self.retired,
                 "last_error": errors[0] if errors else None, "per_worker": per_worker}
 
-    # The workers connect; these are here for the StreamSource protocol.
+    # The workers connect, receive and acknowledge; these are here for the StreamSource protocol
+    # (StreamPool.start runs delivery only, never the runner's receive loop).
     def start(self) -> None:
         pass
 
     def stop(self) -> None:
         pass
+
+    async def receive(self, max_messages: int, max_wait: float) -> Sequence[Any]:
+        raise RuntimeError(f"{self.name}: a pool's messages are received by its worker processes")
+
+    def ack(self, messages: Sequence[Any]) -> int:
+        raise RuntimeError(f"{self.name}: a pool's messages are acknowledged by its worker processes")
 
 
 class StreamPool(StreamRunner):

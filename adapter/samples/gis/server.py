@@ -271,7 +271,7 @@ class SampleServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``."""
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path``."""

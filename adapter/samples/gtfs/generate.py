@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -93,7 +94,7 @@ def _add(hms: str, seconds: float) -> str:
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"  # GTFS allows hours >= 24
 
 
-def _csv(rows: list[list[object]], *, bom: bool = False) -> bytes:
+def _csv(rows: Sequence[Sequence[object]], *, bom: bool = False) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return (b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode("utf-8")
@@ -122,9 +123,10 @@ def build() -> dict[str, bytes]:
         ["WD", 1, 1, 1, 1, 1, 0, 0, "20250101", "20251231"],
         ["WE", 0, 0, 0, 0, 0, 1, 1, "20250101", "20251231"],
     ])
-    trips = [["route_id", "service_id", "trip_id", "trip_headsign", "direction_id", "shape_id"]]
-    times = [["trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence"]]
-    shapes = [["shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence", "shape_dist_traveled"]]
+    trips: list[list[object]] = [["route_id", "service_id", "trip_id", "trip_headsign", "direction_id", "shape_id"]]
+    times: list[list[object]] = [["trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence"]]
+    shapes: list[list[object]] = [
+        ["shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence", "shape_dist_traveled"]]
     for short, _long, _colour, outbound in ROUTES:
         for direction, stops in enumerate((outbound, outbound[::-1])):
             shape_id = f"SH{short}_{direction}"
