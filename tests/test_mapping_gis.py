@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from adapter.samples.serving import SAMPLES, SampleServers
 from adapter.sources.base import RawRecord
 from adapter.sync.factory import build_mapper, build_source
 from data_models import Beach, PointOfInterest
+from tests.golden import assert_golden
 from tests.schema_validation import schema_errors
 
 GOLDEN = Path(__file__).parent / "golden" / "mapping"
@@ -123,10 +123,7 @@ def test_first_feature_of_each_bundled_layer_maps_to_the_golden_entity(layer):
     result = build_mapper(source_config(layer))(layer_records(layer)[0])
     assert isinstance(result, Mapped), result
     produced = golden_document(result)
-    golden = GOLDEN / f"{layer}.json"
-    if os.environ.get("UPDATE_GOLDEN") == "1" or not golden.exists():
-        golden.write_bytes(produced)
-    assert produced.decode() == golden.read_text(encoding="utf-8")
+    assert_golden(GOLDEN / f"{layer}.json", produced)
 
 
 @pytest.mark.parametrize(("layer", "model", "count", "crs"), [
