@@ -152,6 +152,7 @@ def test_existing_id_is_409_and_missing_is_404() -> None:
     run(go())
 
 
+@pytest.mark.integration  # connects to a closed loopback port
 def test_unreachable_mqtt_server_at_creation_is_500() -> None:
     async def go() -> None:
         manager, _ = await manager_with()
