@@ -18,7 +18,7 @@ SHELL = {"BURGAS_TENANT": "from-the-shell", "BURGAS_BROKER_URL": "http://shell.i
 
 def test_settings_and_feed_urls_of_the_shell_do_not_reach_a_test():
     env = {**os.environ, **SHELL, "ENVIRONMENT_PROBE": "1"}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
                           f"{__file__}::test_probe"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
