@@ -269,11 +269,10 @@ def _check_coords(coords: Any, depth: int, kind: str) -> None:
     if depth == 1:
         # The hot loop (every ring and line): 2-number positions checked inline, no call per position.
         for position in coords:
-            if type(position) is not list or len(position) != 2 or type(position[0]) not in _NUMBER \
-                    or type(position[1]) not in _NUMBER or not -180 <= position[0] <= 180 \
-                    or not -90 <= position[1] <= 90:
-                if not _is_position(position):
-                    raise bad_request("Invalid GeoJSON", f"{kind}: {_POSITION}")
+            if (type(position) is not list or len(position) != 2 or type(position[0]) not in _NUMBER
+                    or type(position[1]) not in _NUMBER or not -180 <= position[0] <= 180
+                    or not -90 <= position[1] <= 90) and not _is_position(position):
+                raise bad_request("Invalid GeoJSON", f"{kind}: {_POSITION}")
         return
     for item in coords:
         _check_coords(item, depth - 1, kind)

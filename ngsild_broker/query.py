@@ -12,9 +12,10 @@ from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, check_attr_name, check_uri
 from ngsild_broker.errors import bad_request
 from ngsild_broker.regex import RegexError, compile_pattern
+from ngsild_broker.render import Format
 from ngsild_broker.store import SqlFilter, Store
 
-FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
+FORMATS: dict[str, Format] = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
 MAX_OFFSET = 2**53
 _OPTIONS = {*FORMATS, "sysAttrs", "count", "noOverwrite", "update", "replace", "append"}
@@ -24,7 +25,7 @@ _OPTIONS = {*FORMATS, "sysAttrs", "count", "noOverwrite", "update", "replace", "
 class OutputOptions:
     """How entities are rendered: format, sysAttrs, count."""
 
-    fmt: str = "normalized"
+    fmt: Format = "normalized"
     sys_attrs: bool = False
     count: bool = False
     flags: frozenset[str] = frozenset()
@@ -172,7 +173,9 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
         if "id" in selector:
             ids.append(check_uri(selector["id"], "id"))
         if "idPattern" in selector:
-            patterns.append(_pattern(_text(selector["idPattern"], "entities[].idPattern")))
+            pattern = _text(selector["idPattern"], "entities[].idPattern")
+            _pattern(pattern)  # each one checked: the error names it
+            patterns.append(pattern)
         if "type" in selector:
             raw = selector["type"]
             names = raw if isinstance(raw, list) else _text(raw, "entities[].type").split(",")

@@ -10,6 +10,8 @@ classes (as in ECMAScript), `$` does not match before a final newline, and `\\Z`
 
 from __future__ import annotations
 
+from typing import Any, Protocol, cast
+
 import re2
 
 __all__ = ["MAX_PATTERN_LENGTH", "Pattern", "RegexError", "compile_pattern"]
@@ -19,14 +21,18 @@ _CACHE_SIZE = 256
 # RE2's own bound on the compiled program (repetitions such as `a{1000}{1000}` exceed it).
 _MAX_PROGRAM_BYTES = 8 << 20
 
-Pattern = re2._Regexp
+
+class Pattern(Protocol):
+    """What callers use of a compiled RE2 pattern."""
+
+    def search(self, text: str) -> Any: ...
 
 
 class RegexError(ValueError):
     """A pattern RE2 cannot run (syntax error, backreference, lookaround, too large)."""
 
 
-def _options() -> re2.Options:
+def _options() -> Any:
     options = re2.Options()
     options.log_errors = False  # errors are answered to the client, not written to stderr
     options.max_mem = _MAX_PROGRAM_BYTES
@@ -45,7 +51,7 @@ def compile_pattern(pattern: str) -> Pattern:
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise RegexError(f"regular expression longer than {MAX_PATTERN_LENGTH} characters")
     try:
-        compiled = re2.compile(pattern, options=_OPTIONS)
+        compiled = cast(Pattern, re2.compile(pattern, options=_OPTIONS))
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) \
             else str(exc)

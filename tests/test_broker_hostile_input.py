@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.broker_fixtures import BASE, assert_problem, broker, client, entity, link, new_id  # noqa: F401 - fixtures
+from tests.broker_fixtures import BASE, assert_problem, entity, link, new_id
 
 pytestmark = pytest.mark.integration
 LD = {"Content-Type": "application/ld+json"}
