@@ -16,11 +16,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapter.errors import ConfigError
+from adapter.sources.http import DEFAULT_REQUEST_DEADLINE
+from adapter.sync.deletes import DEFAULT_MAX_DELETE_SHARE
 
 # config/burgas.yaml, reached through a link inside the package so that an installed wheel has it.
 BUNDLED_CONFIG = Path(__file__).resolve().parent / "bundled" / "burgas.yaml"
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _MAX_CONFIG_BYTES = 1024 * 1024
+DEFAULT_FETCH_DEADLINE = 900.0
 
 
 class _Strict(BaseModel):
@@ -60,6 +63,15 @@ class _SourceBase(_Strict):
     # A snapshot source lists everything it has on each fetch: entities it no longer lists are
     # gone (deleted after a complete fetch, by setting). Streams and partial feeds are not.
     snapshot: bool = True
+    # A complete fetch that would delete more than this share of the source's entities (or all
+    # of them) holds those deletions until the next complete fetch confirms them
+    # (adapter.sync.deletes).
+    max_delete_share: float = Field(DEFAULT_MAX_DELETE_SHARE, ge=0, le=1)
+    # Deadlines in seconds: one request's whole answer (each retry gets its own), and the whole
+    # fetch of the source (every page, retries and waits included). Past them the source is
+    # unavailable this run; the other sources go on.
+    request_deadline_seconds: float = Field(DEFAULT_REQUEST_DEADLINE, gt=0)
+    fetch_deadline_seconds: float = Field(DEFAULT_FETCH_DEADLINE, gt=0)
 
 
 class SmartBurgasSourceConfig(_SourceBase):

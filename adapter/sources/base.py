@@ -18,10 +18,13 @@ mapper quarantines it, so one bad feature never stops the others.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
+
+from adapter.errors import SourceUnavailableError
 
 
 def utcnow() -> datetime:
@@ -73,6 +76,9 @@ class Fetch:
     then ask it about each page (:meth:`skip_page`) and yield none of the records of a page it
     already holds, so an unchanged page costs its download and one hash, nothing per record
     (adapter.sync.skip). ``skipped_records`` counts the records not yielded for that reason.
+
+    ``deadline`` (seconds, set before iterating) bounds the whole run's waiting on the source:
+    past it the run ends with :class:`SourceUnavailableError`, whatever the source was doing.
     """
 
     def __init__(self, source: str, produce: RecordProducer) -> None:
@@ -87,6 +93,7 @@ class Fetch:
         self.error: BaseException | None = None
         self.page_filter: PageFilter | None = None
         self.skipped_records = 0
+        self.deadline: float | None = None
 
     def skip_page(self, key: bytes, count: int) -> bool:
         """Whether to leave out a page's ``count`` records: the consumer holds them (see above).
@@ -111,9 +118,21 @@ class Fetch:
 
     async def _iterate(self) -> AsyncIterator[RawRecord]:
         self.started_at = utcnow()
+        loop = asyncio.get_running_loop()
+        give_up = None if self.deadline is None else loop.time() + self.deadline
+        records = self._produce(self)
         exhausted = False
         try:
-            async for record in self._produce(self):
+            while True:
+                try:
+                    async with asyncio.timeout_at(give_up):
+                        record = await anext(records)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise SourceUnavailableError(
+                        f"the fetch did not finish within its {self.deadline:g} s deadline "
+                        f"({self.record_count} records read)", source=self.source) from None
                 self.record_count += 1
                 yield record
             exhausted = True
@@ -128,6 +147,9 @@ class Fetch:
         finally:
             self.finished_at = utcnow()
             self.complete = exhausted and not self.incomplete_reasons
+            close = getattr(records, "aclose", None)
+            if close is not None:
+                await close()
 
 
 @runtime_checkable
