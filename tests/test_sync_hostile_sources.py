@@ -1,5 +1,6 @@
-"""Broken and hostile upstreams through the real path: `burgas-adapter sync` in a child process,
-feeds on loopback, the embedded broker over HTTP. None of them may delete, freeze, crash or leak:
+"""Broken and hostile upstreams through the real path: `burgas-adapter sync` (the CLI app, run in
+this process: a child process costs seconds per run), feeds on loopback, the embedded broker over
+HTTP. None of them may delete, freeze, crash or leak:
 
 - an empty feed does not delete a source's entities at once (the mass-deletion guard);
 - a feed trickling a byte a second ends at its deadline, and the other sources still run;
@@ -19,7 +20,9 @@ from pathlib import Path
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from adapter.cli import app
 from adapter.config import load_config
 from adapter.service.app import create_app
 from adapter.settings import load_settings
@@ -29,7 +32,6 @@ from tests.sync_fixtures import (
     RestartableBroker,
     broker_ids,
     context_files,
-    run_cli,
 )
 
 pytestmark = pytest.mark.integration
@@ -109,12 +111,25 @@ def write_pipeline(path: Path, *lines: str) -> Path:
     return path
 
 
+FAST = {"BURGAS_RETRY_ATTEMPTS": "1", "BURGAS_RETRY_INITIAL_WAIT": "0", "BURGAS_CONNECT_TIMEOUT": "2",
+        "COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def run_cli(*args: str):
+    """`burgas-adapter <args>`; the result has exit_code, stdout and stderr (logs) apart."""
+    result = CliRunner().invoke(app, list(args), env=FAST)
+    if isinstance(result.exception, BaseException) and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    result.returncode = result.exit_code  # type: ignore[attr-defined]
+    return result
+
+
 def sync(tmp_path: Path, config: Path, broker_url: str, *args: str):
     """`burgas-adapter sync --json` into `broker_url`; returns (exit code, reports by source, stderr)."""
     result = run_cli("sync", "--config", str(config), "--broker-url", broker_url,
-                     "--state-dir", str(tmp_path / "state"), "--json", *args, timeout=90)
+                     "--state-dir", str(tmp_path / "state"), "--json", *args)
     reports = {r["source"]: r for r in orjson.loads(result.stdout)} if result.stdout.strip() else {}
-    return result.returncode, reports, result.stderr
+    return result.exit_code, reports, result.stderr
 
 
 def parks_in(broker: RestartableBroker) -> set[str]:
