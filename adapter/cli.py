@@ -188,16 +188,37 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
 
 @app.command("check-config")
 def check_config(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None) -> None:
-    """Validate settings and the pipeline file; show them with secrets redacted."""
+    """Validate settings and the pipeline file, reporting every problem at once (exit 2); show
+    them with secrets redacted."""
+    from adapter.errors import ConfigError
     from adapter.sync.factory import build_mapper
 
+    problems: list[str] = []
+
+    def collect(exc: ConfigError) -> None:
+        problems.extend(exc.context.get("problems") or [str(exc)])
+
+    settings = pipeline = None
     try:
         settings = _settings(broker_url, tenant, None)
+    except ConfigError as exc:
+        collect(exc)
+    try:
         pipeline = load_config(config)
-        for source in pipeline.sources:
+    except ConfigError as exc:
+        collect(exc)
+    for source in pipeline.sources if pipeline is not None else ():
+        try:
             build_mapper(source)
-    except AdapterError as exc:
-        _fail(exc)
+        except ConfigError as exc:
+            collect(exc)
+    if problems:
+        console.print(f"[red]error[/red]: {len(problems)} problem(s) in the configuration"
+                      + (f" ({config})" if config else ""), highlight=False)
+        for problem in problems:
+            console.print(f"  {escape(redact(problem))}", highlight=False)
+        raise typer.Exit(2)
+    assert settings is not None and pipeline is not None
     console.print_json(orjson.dumps(settings.redacted(), default=str).decode())
     table = Table(title="Sources")
     for column in ("name", "group", "type", "interval s", "enabled"):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapter.errors import ConfigError
 from adapter.sources.http import DEFAULT_REQUEST_DEADLINE
@@ -24,6 +25,25 @@ BUNDLED_CONFIG = Path(__file__).resolve().parent / "bundled" / "burgas.yaml"
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_FETCH_DEADLINE = 900.0
+
+
+def _known_crs(value: str | int | None) -> str | int | None:
+    """A CRS pyproj knows as a 2D map CRS (read as the sources read it), else a config error now
+    rather than a failed sync later."""
+    if value is None:
+        return value
+    from adapter.errors import GeometryError
+    from adapter.geometry import parse_crs
+
+    try:
+        parse_crs(value)
+    except GeometryError as exc:
+        raise ValueError(exc.reason) from None
+    return value
+
+
+CRSName = Annotated[str | None, AfterValidator(_known_crs)]
+CRSCode = Annotated[int | None, AfterValidator(_known_crs)]
 
 
 class _Strict(BaseModel):
@@ -88,8 +108,8 @@ class ArcGISSourceConfig(_SourceBase):
     type: Literal["arcgis"]
     url: str
     output: Literal["json", "geojson"] = "json"
-    out_sr: int | None = None
-    crs: str | None = None
+    out_sr: CRSCode = None
+    crs: CRSName = None
     page_size: int | None = Field(None, ge=1, le=10_000)
     mapping: LayerMapping
 
@@ -100,8 +120,8 @@ class WFSSourceConfig(_SourceBase):
     type: Literal["wfs"]
     url: str
     type_name: str
-    srs_name: str | None = None
-    crs: str | None = None
+    srs_name: CRSName = None
+    crs: CRSName = None
     page_size: int = Field(1000, ge=1, le=10_000)
     mapping: LayerMapping
 
@@ -112,7 +132,7 @@ class OGCAPISourceConfig(_SourceBase):
     type: Literal["ogcapi"]
     url: str
     collection: str
-    crs: str | None = None
+    crs: CRSName = None
     page_size: int = Field(1000, ge=1, le=10_000)
     mapping: LayerMapping
 
@@ -122,7 +142,7 @@ class GeoJSONSourceConfig(_SourceBase):
 
     type: Literal["geojson"]
     url: str
-    crs: str | None = None
+    crs: CRSName = None
     mapping: LayerMapping
 
 
@@ -218,8 +238,19 @@ class PipelineConfig(_Strict):
 
 
 def expand_env(value: Any, env: dict[str, str] | None = None) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string of a parsed YAML document."""
-    env = os.environ if env is None else env
+    """Replace ${VAR} and ${VAR:-default} in every string of a parsed YAML document; every
+    variable that is missing is named in one ConfigError."""
+    missing: list[str] = []
+    expanded = _expand(value, os.environ if env is None else env, missing)
+    if missing:
+        names = ", ".join(dict.fromkeys(missing))
+        raise ConfigError(f"environment variable(s) not set and without a default: {names}",
+                          problems=[f"environment variable {n} is not set and has no default"
+                                    for n in dict.fromkeys(missing)])
+    return expanded
+
+
+def _expand(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
     if isinstance(value, str):
         def substitute(m: re.Match[str]) -> str:
             found = env.get(m["name"])
@@ -227,12 +258,13 @@ def expand_env(value: Any, env: dict[str, str] | None = None) -> Any:
                 return found
             if m["default"] is not None:
                 return m["default"]
-            raise ConfigError(f"environment variable {m['name']} is not set and has no default")
+            missing.append(m["name"])
+            return ""
         return _ENV.sub(substitute, value)
     if isinstance(value, list):
-        return [expand_env(v, env) for v in value]
+        return [_expand(v, env, missing) for v in value]
     if isinstance(value, dict):
-        return {k: expand_env(v, env) for k, v in value.items()}
+        return {k: _expand(v, env, missing) for k, v in value.items()}
     return value
 
 
@@ -252,5 +284,6 @@ def load_config(path: Path | str | None = None, env: dict[str, str] | None = Non
     try:
         return PipelineConfig.model_validate(expand_env(document, env))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"pipeline file {path} is invalid: {problems}") from None
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"pipeline file {path} is invalid: {'; '.join(problems)}",
+                          problems=problems) from None
