@@ -30,6 +30,7 @@ from tests.servers import Reply
 from tests.sync_fixtures import (
     FeedServer,
     RestartableBroker,
+    broker_entities,
     broker_ids,
     context_files,
 )
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.integration
 PARKS = "smartburgas.car_parks"
 ZONES = "smartburgas.paid_parking_zones"
 EMPTY = b'{"type": "FeatureCollection", "features1": []}'
+GTFS_ZIP = Path(__file__).resolve().parent.parent / "adapter" / "samples" / "gtfs" / "burgasbus.zip"
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ class TrickleServer:
                 except OSError:  # the client gave up
                     pass
 
-            do_HEAD = do_GET
+            do_HEAD = do_GET  # noqa: N815 - stdlib name
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -242,9 +244,12 @@ def test_credentials_in_source_urls_show_nowhere(tmp_path, feeds, broker):
 
     def secret_url(path: str) -> str:
         return feeds.url(path).replace("http://", f"http://reader:{password}@") + f"?token={token}"
+    # GTFS: the agency's entitySource is the feed URL, so the URL itself reaches entities and the outbox.
+    feeds.add("/gtfs.zip", Reply(GTFS_ZIP.read_bytes(), content_type="application/zip"))
     config = write_pipeline(tmp_path / "burgas.yaml",
                             source_line(PARKS, secret_url("/api/car_parks")),  # works
-                            source_line(ZONES, secret_url("/api/nowhere")))  # 404: the URL is in the error
+                            source_line(ZONES, secret_url("/api/nowhere")),  # 404: the URL is in the error
+                            f"  - {{name: gtfs.bus, group: gtfs, type: gtfs, url: '{secret_url('/gtfs.zip')}'}}")
     state = tmp_path / "state"
     result = run_cli("sync", "--config", str(config), "--broker-url", broker.url, "--state-dir", str(state),
                      "--json")
@@ -254,7 +259,10 @@ def test_credentials_in_source_urls_show_nowhere(tmp_path, feeds, broker):
     assert result.returncode == 4 and table.returncode == 4
     reports = {r["source"]: r for r in orjson.loads(result.stdout)}
     assert "404" in reports[ZONES]["last_error"] and "REDACTED" in reports[ZONES]["last_error"]
-    assert reports[PARKS]["ok"]
+    assert reports[PARKS]["ok"] and reports["gtfs.bus"]["ok"]
+    agencies = [e for e in broker_entities(broker.url).values() if ":GtfsAgency:" in e["id"]]
+    urls = [v["value"] for e in agencies for k, v in e.items() if k.endswith("entitySource")]
+    assert urls and all(url.startswith("http://**REDACTED**@") and token not in url for url in urls)
     for shown in (result, table, status, status_table):
         for secret in (password, token):
             assert secret not in shown.stdout and secret not in shown.stderr

@@ -40,6 +40,7 @@ import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from adapter.errors import AuthError, SourceFormatError, SourceUnavailableError
+from adapter.redaction import scrub_url
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +300,8 @@ class PayloadFetcher:
                     raise SourceUnavailableError(f"HTTP {status} from {url}", source=source,
                                                  url=url, status=status)
                 body = await self._read_bounded(response, url, source)
-                return Payload(str(response.url), body, status,
+                # Where the body came from (origins, messages): without credentials.
+                return Payload(scrub_url(str(response.url)), body, status,
                                response.headers.get("Content-Type", ""))
         except httpx.TimeoutException as exc:
             raise _Transient(f"timeout ({type(exc).__name__})") from None
