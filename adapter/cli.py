@@ -119,7 +119,7 @@ def exit_code(reports: list[SyncReport], strict: bool) -> int:
 @app.command()
 def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or groups (default: all).")] = None,
          config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None,
-         state_dir: StateOpt = None, strict: Annotated[bool, typer.Option(help="Exit 5 when anything was rejected.")] = False,
+         state_dir: StateOpt = None, strict: Annotated[bool, typer.Option(help="Exit 5 when anything was rejected or deletions were held.")] = False,
          full: Annotated[bool, typer.Option(help="Fetch and map everything again (ignore layer versions and unchanged records).")] = False,
          allow_deletes: Annotated[list[str] | None, typer.Option(
              "--allow-deletes", metavar="SOURCE",
