@@ -7,6 +7,7 @@ rejects are quarantined with their reason; everything else goes on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -240,7 +241,7 @@ class Pipeline:
         report = SyncReport(name, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
         skips = SkipIndex(self.state)
         try:
-            version = None if full else await self._version(source)
+            version = None if full else await self._version(source, fetch_deadline)
             if version is not None and version == skips.version(self.tenant, name, salt):
                 self._not_modified(name, report)
             else:
@@ -256,13 +257,14 @@ class Pipeline:
         self.quarantine.trim(self.tenant, name)
         return report
 
-    async def _version(self, source: Source) -> str | None:
+    async def _version(self, source: Source, deadline: float | None = None) -> str | None:
         if not isinstance(source, VersionedSource):
             return None
         try:
-            return await source.version()
-        except AdapterError as exc:  # the fetch will meet (and report) the same problem
-            logger.debug("%s: no version: %s", source.name, exc)
+            async with asyncio.timeout(deadline):  # the fetch deadline bounds this look too
+                return await source.version()
+        except (AdapterError, TimeoutError) as exc:  # the fetch will meet (and report) the same problem
+            logger.debug("%s: no version: %r", source.name, exc)
             return None
 
     def _hold_deletes(self, name: str, report: SyncReport) -> bool:
