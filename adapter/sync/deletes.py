@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from adapter.sync.state import StateStore, utcnow
+from adapter.sync.state import StateStore, SyncPlan, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -92,3 +92,26 @@ def remember(store: StateStore, tenant: str, source: str, outcome: DeleteReview)
     if outcome.released:
         logger.info("%s: %d held deletion(s) confirmed by this fetch: deleting them", source,
                     outcome.released)
+
+
+class DeleteGuard:
+    """The guard as one run of a source uses it: review the plan, then remember the verdict."""
+
+    def __init__(self, max_share: float = DEFAULT_MAX_DELETE_SHARE, allowed: bool = False) -> None:
+        self.max_share = max_share
+        self.allowed = allowed
+        self.outcome: DeleteReview | None = None
+
+    def review(self, state: StateStore, tenant: str, source: str, plan: SyncPlan) -> int:
+        """Take the held deletions out of a complete run's ``plan`` before it is applied;
+        returns how many are held."""
+        total = state.count(tenant, source)  # before the plan is applied
+        self.outcome = review(state, tenant, source, plan.deletes, total, max_share=self.max_share,
+                              allowed=self.allowed)
+        plan.deletes = self.outcome.send
+        return len(self.outcome.held)
+
+    def remember(self, state: StateStore, tenant: str, source: str) -> None:
+        """Keep the reviewed run's held deletions (after its plan is applied)."""
+        if self.outcome is not None:
+            remember(state, tenant, source, self.outcome)

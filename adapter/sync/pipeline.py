@@ -235,7 +235,7 @@ class Pipeline:
         everything again. ``fetch_deadline`` bounds the fetch (seconds); deletions beyond
         ``max_delete_share`` of the source are held unless ``allow_deletes`` (adapter.sync.deletes).
         """
-        guard = _DeleteGuard(max_delete_share, allow_deletes)
+        guard = deletes.DeleteGuard(max_delete_share, allow_deletes)
         started = time.monotonic()
         run_id = uuid.uuid4().hex
         report = SyncReport(name, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
@@ -296,12 +296,12 @@ class Pipeline:
     async def _run(self, name: str, source: Source, mapper: RecordMapper, report: SyncReport,
                    run_id: str, *, snapshot: bool, skipper: RecordSkipper | None, salt: str,
                    version: str | None, skips: SkipIndex, deadline: float | None = None,
-                   guard: _DeleteGuard | None = None) -> None:
+                   guard: deletes.DeleteGuard | None = None) -> None:
         early = EarlyDelivery(self, name, report, run_id, threshold=self.early_delivery)
         try:
             await self._run_with(early, name, source, mapper, report, run_id, snapshot=snapshot,
                                  skipper=skipper, salt=salt, version=version, skips=skips,
-                                 deadline=deadline, guard=guard or _DeleteGuard())
+                                 deadline=deadline, guard=guard or deletes.DeleteGuard())
         except BaseException:
             early.cancel()
             raise
@@ -310,7 +310,7 @@ class Pipeline:
     async def _run_with(self, early: EarlyDelivery, name: str, source: Source, mapper: RecordMapper,
                         report: SyncReport, run_id: str, *, snapshot: bool, skipper: RecordSkipper | None,
                         salt: str, version: str | None, skips: SkipIndex, deadline: float | None,
-                        guard: _DeleteGuard) -> None:
+                        guard: deletes.DeleteGuard) -> None:
         by_id, fetch = await self.map_source(source, mapper, report, skipper, early, deadline)
         if skipper is not None and fetch is not None and not report.skipped and \
                 skipper.unchanged_everywhere(fetch, self.state.count(self.tenant, name)):
@@ -341,7 +341,9 @@ class Pipeline:
             self.tenant, name, outgoing, run_id=run_id, complete=complete,
             delete_missing=delete_missing, upsert_mode=self.upsert_mode,  # type: ignore[arg-type]
             present=present)
-        held = complete and delete_missing and guard.review(self.state, self.tenant, name, plan, report)
+        held = 0
+        if complete and delete_missing:
+            held = report.held_deletes = guard.review(self.state, self.tenant, name, plan)
         self.state.apply(plan)
         if complete and delete_missing:
             guard.remember(self.state, self.tenant, name)
@@ -375,25 +377,3 @@ class Pipeline:
         if delivery.last_error and report.last_error is None and delivery.remaining:
             report.last_error = delivery.last_error
 
-
-class _DeleteGuard:
-    """One run's use of the mass-deletion guard (adapter.sync.deletes)."""
-
-    def __init__(self, max_share: float = deletes.DEFAULT_MAX_DELETE_SHARE, allowed: bool = False) -> None:
-        self.max_share = max_share
-        self.allowed = allowed
-        self.outcome: deletes.DeleteReview | None = None
-
-    def review(self, state: StateStore, tenant: str, source: str, plan: Any, report: SyncReport) -> bool:
-        """Take the held deletions out of ``plan``; True when some are held."""
-        total = state.count(tenant, source)
-        self.outcome = deletes.review(state, tenant, source, plan.deletes, total,
-                                      max_share=self.max_share, allowed=self.allowed)
-        plan.deletes = self.outcome.send
-        report.held_deletes = len(self.outcome.held)
-        return bool(self.outcome.held)
-
-    def remember(self, state: StateStore, tenant: str, source: str) -> None:
-        """Keep this run's held deletions (after the plan is applied)."""
-        if self.outcome is not None:
-            deletes.remember(state, tenant, source, self.outcome)
