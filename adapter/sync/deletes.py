@@ -70,9 +70,9 @@ def review(store: StateStore, tenant: str, source: str, deletes: list[tuple[str,
     if not allowed and fresh and (len(fresh) >= total or len(fresh) > max_share * total):
         outcome.send, outcome.held = confirmed, fresh
         share = f"all {total}" if len(fresh) >= total else f"{len(fresh)} of {total}"
-        outcome.reason = (f"the fetch would delete {share} entities (more than {max_share:.0%}): "
-                          "held until the next complete fetch confirms them, or "
-                          f"`burgas-adapter sync --allow-deletes {source}`")
+        outcome.reason = (f"the fetch would delete {share} entities (the limit is {max_share:.0%} "
+                          "of them, and never all at once): held until the next complete fetch "
+                          f"confirms them, or `burgas-adapter sync --allow-deletes {source}`")
     else:
         outcome.send = deletes
     return outcome
