@@ -19,7 +19,8 @@ mapper quarantines it, so one bad feature never stops the others.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -118,18 +119,17 @@ class Fetch:
 
     async def _iterate(self) -> AsyncIterator[RawRecord]:
         self.started_at = utcnow()
-        loop = asyncio.get_running_loop()
-        give_up = None if self.deadline is None else loop.time() + self.deadline
         records = self._produce(self)
+        deadline = _Deadline(self.deadline)
         exhausted = False
         try:
             while True:
                 try:
-                    async with asyncio.timeout_at(give_up):
+                    with deadline.waiting():
                         record = await anext(records)
                 except StopAsyncIteration:
                     break
-                except TimeoutError:
+                except _DeadlinePassedError:
                     raise SourceUnavailableError(
                         f"the fetch did not finish within its {self.deadline:g} s deadline "
                         f"({self.record_count} records read)", source=self.source) from None
@@ -145,11 +145,67 @@ class Fetch:
             self.mark_incomplete(f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            deadline.cancel()
             self.finished_at = utcnow()
             self.complete = exhausted and not self.incomplete_reasons
             close = getattr(records, "aclose", None)
             if close is not None:
                 await close()
+
+
+class _DeadlinePassedError(Exception):
+    """Internal: the fetch's deadline passed while it waited on the source."""
+
+
+class _Deadline:
+    """One timer for a whole fetch (a timeout per record would cost a timer each).
+
+    When it fires while the task waits on the source, the task is cancelled and the wait ends in
+    _DeadlinePassedError; when it fires while the consumer works (maps, delivers), nothing is
+    interrupted and the next wait on the source ends at once.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.passed = False
+        self._waiting = False
+        self._cancelled = False
+        self._task = asyncio.current_task()
+        self._handle = None if seconds is None else \
+            asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.passed = True
+        if self._waiting and self._task is not None:
+            self._cancelled = True
+            self._task.cancel()
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Around a wait on the source: raises _DeadlinePassedError when the deadline ends it."""
+        if self.passed:
+            raise _DeadlinePassedError
+        self._waiting = True
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self._cancelled:
+                raise
+            self._cancelled = False
+            if self._task is not None and self._task.uncancel() > 0:
+                raise  # cancelled from outside too: that wins
+            raise _DeadlinePassedError from None
+        finally:
+            self._waiting = False
+        if self._cancelled:  # the source swallowed our cancellation and went on
+            self._cancelled = False
+            if self._task is not None:
+                self._task.uncancel()
+            raise _DeadlinePassedError
+
+    def cancel(self) -> None:
+        """Stop the timer."""
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 @runtime_checkable
