@@ -101,20 +101,15 @@ def test_a_fetch_past_its_deadline_is_unavailable_and_incomplete() -> None:
 
 
 def test_the_deadline_never_interrupts_the_consumer_only_the_next_wait_on_the_source() -> None:
-    async def consume(fetch: Fetch) -> list[str]:
-        seen = []
-        async for record in fetch:
-            await asyncio.sleep(0.1)  # the consumer's own work (delivery) outlives the deadline
-            seen.append(f"done {record.key}")
-        return seen
-
     fetch = Fetch("s", producer(3))
     fetch.deadline = 0.02
     seen: list[str] = []
 
     async def run() -> None:
         try:
-            seen.extend(await consume(fetch))
+            async for record in fetch:
+                await asyncio.sleep(0.1)  # the consumer's own work (delivery) outlives the deadline
+                seen.append(f"done {record.key}")
         except SourceUnavailableError:
             seen.append("deadline")
     asyncio.run(run())
