@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from adapter.errors import ConfigError
+from adapter.errors import ConfigError, GeometryError
 from adapter.sources.http import DEFAULT_REQUEST_DEADLINE
 from adapter.sync.deletes import DEFAULT_MAX_DELETE_SHARE
 
@@ -32,8 +32,7 @@ def _known_crs(value: str | int | None) -> str | int | None:
     rather than a failed sync later."""
     if value is None:
         return value
-    from adapter.errors import GeometryError
-    from adapter.geometry import parse_crs
+    from adapter.geometry import parse_crs  # pyproj: loaded only when a file names a CRS
 
     try:
         parse_crs(value)
