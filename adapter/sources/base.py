@@ -19,8 +19,7 @@ mapper quarantines it, so one bad feature never stops the others.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -124,18 +123,27 @@ class Fetch:
         exhausted = False
         try:
             while True:
+                # Inline rather than a context manager: this runs once per record.
+                deadline.begin()
                 try:
-                    with deadline.waiting():
-                        record = await anext(records)
+                    record = await anext(records)
                 except StopAsyncIteration:
                     break
-                except _DeadlinePassedError:
-                    raise SourceUnavailableError(
-                        f"the fetch did not finish within its {self.deadline:g} s deadline "
-                        f"({self.record_count} records read)", source=self.source) from None
+                except asyncio.CancelledError:
+                    deadline.interrupted()
+                    raise
+                finally:
+                    deadline.end()
                 self.record_count += 1
                 yield record
             exhausted = True
+        except _DeadlinePassedError:
+            exc = SourceUnavailableError(
+                f"the fetch did not finish within its {self.deadline:g} s deadline "
+                f"({self.record_count} records read)", source=self.source)
+            self.error = exc
+            self.mark_incomplete(str(exc))
+            raise exc from None
         except GeneratorExit:
             # The consumer stopped early (break, cancellation): the run saw only part of the source.
             self.mark_incomplete("consumer stopped before the end")
@@ -160,15 +168,15 @@ class _DeadlinePassedError(Exception):
 class _Deadline:
     """One timer for a whole fetch (a timeout per record would cost a timer each).
 
-    When it fires while the task waits on the source, the task is cancelled and the wait ends in
-    _DeadlinePassedError; when it fires while the consumer works (maps, delivers), nothing is
-    interrupted and the next wait on the source ends at once.
+    When it fires while the task waits on the source (between :meth:`begin` and :meth:`end`),
+    the task is cancelled and the wait ends in _DeadlinePassedError; when it fires while the
+    consumer works (maps, delivers), nothing is interrupted and the next wait ends at once.
     """
 
     def __init__(self, seconds: float | None) -> None:
         self.passed = False
         self._waiting = False
-        self._cancelled = False
+        self._cancelled = False  # this timer cancelled the task
         self._task = asyncio.current_task()
         self._handle = None if seconds is None else \
             asyncio.get_running_loop().call_later(seconds, self._expire)
@@ -179,24 +187,23 @@ class _Deadline:
             self._cancelled = True
             self._task.cancel()
 
-    @contextmanager
-    def waiting(self) -> Iterator[None]:
-        """Around a wait on the source: raises _DeadlinePassedError when the deadline ends it."""
+    def begin(self) -> None:
+        """A wait on the source starts (raises _DeadlinePassedError when the deadline is past)."""
         if self.passed:
             raise _DeadlinePassedError
         self._waiting = True
-        try:
-            yield
-        except asyncio.CancelledError:
-            if not self._cancelled:
-                raise
+
+    def interrupted(self) -> None:
+        """The wait was cancelled: raises _DeadlinePassedError when by this timer alone."""
+        if self._cancelled:
             self._cancelled = False
-            if self._task is not None and self._task.uncancel() > 0:
-                raise  # cancelled from outside too: that wins
-            raise _DeadlinePassedError from None
-        finally:
-            self._waiting = False
-        if self._cancelled:  # the source swallowed our cancellation and went on
+            if self._task is None or self._task.uncancel() == 0:
+                raise _DeadlinePassedError  # else cancelled from outside too: that wins
+
+    def end(self) -> None:
+        """The wait is over; a cancellation the source swallowed still ends the fetch."""
+        self._waiting = False
+        if self._cancelled:
             self._cancelled = False
             if self._task is not None:
                 self._task.uncancel()
