@@ -55,10 +55,10 @@ PREFIX = "/ngsi-ld/v1/temporal"
 _QUERY_PARAMS = ("id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
                  "geoproperty", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "options",
                  "format", "aggrMethods", "aggrPeriodDuration", "limit", "offset", "count", "local",
-                 "datasetId", "lang", "prettyPrint", "spaces")
+                 "datasetId", "lang", "prettyPrint", "spaces", "pick", "omit")
 _RETRIEVE_PARAMS = ("attrs", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "options",
                     "format", "aggrMethods", "aggrPeriodDuration", "datasetId", "lang", "prettyPrint",
-                    "spaces")
+                    "spaces", "pick", "omit")
 _SIMPLIFIED_KEY = {"Property": "values", "GeoProperty": "values", "Relationship": "objects",
                    "LanguageProperty": "languageMaps", "JsonProperty": "jsons", "VocabProperty": "vocabs",
                    "ListProperty": "valueLists", "ListRelationship": "objectLists"}
@@ -95,14 +95,8 @@ def _render_entity(entity: TemporalEntity, tq: TemporalQuery, ctx: Context,
     for iri, instances in entity.attrs.items():
         name = ctx.compact(iri)
         if tq.fmt == "temporalValues":
-            kind = instances[-1].kind if instances else "Property"
-            pairs = []
-            for inst in instances:
-                moment = inst.time_of("deletedAt" if tq.deleted else "observedAt" if tq.column == "obs"
-                                      else "createdAt" if tq.column == "created" else "modifiedAt")
-                value = {"languageMap": inst.value} if kind == "LanguageProperty" else inst.value
-                pairs.append([value, format_time(moment) if moment is not None else None])
-            out[name] = {"type": kind, _SIMPLIFIED_KEY.get(kind, "values"): pairs}
+            groups = _simplified(instances, tq)
+            out[name] = groups[0] if len(groups) == 1 else groups
             continue
         rendered = []
         for inst in instances:
@@ -114,6 +108,38 @@ def _render_entity(entity: TemporalEntity, tq: TemporalQuery, ctx: Context,
             rendered.append(item)
         out[name] = rendered
     return out
+
+
+_WRAPPED = {"LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab"}
+
+
+def _simplified(instances: list[Any], tq: TemporalQuery) -> list[dict[str, Any]]:
+    """The simplified temporal representation (4.5.9): [value, time] pairs, one group per datasetId."""
+    prop = ("deletedAt" if tq.deleted else "observedAt" if tq.column == "obs"
+            else "createdAt" if tq.column == "created" else "modifiedAt")
+    groups: dict[Any, dict[str, Any]] = {}
+    for inst in instances:
+        dataset = inst.meta.get("datasetId")
+        group = groups.get(dataset)
+        if group is None:
+            group = groups[dataset] = {"type": inst.kind}
+            if dataset is not None:
+                group["datasetId"] = dataset
+            group[_SIMPLIFIED_KEY.get(inst.kind, "values")] = []
+        moment = inst.time_of(prop)
+        value = {_WRAPPED[inst.kind]: inst.value} if inst.kind in _WRAPPED else inst.value
+        group[_SIMPLIFIED_KEY.get(inst.kind, "values")].append(
+            [value, format_time(moment) if moment is not None else None])
+    return list(groups.values()) or [{"type": "Property", "values": []}]
+
+
+def _project(body: dict[str, Any], tq: TemporalQuery) -> dict[str, Any]:
+    """pick / omit on the rendered entity's members (id, type, attribute names)."""
+    if tq.pick:
+        body = {k: v for k, v in body.items() if k in tq.pick}
+    if tq.omit:
+        body = {k: v for k, v in body.items() if k not in tq.omit}
+    return body
 
 
 def _answer(body: Any, ctx: Context, media: str, content_range: str | None,
@@ -139,7 +165,8 @@ async def _run_query(broker: BrokerState, history: TemporalStore, tq: TemporalQu
         matched = select(history, tq)
         page = matched[tq.offset:tq.offset + tq.limit]
         content_range = fill(history, tq, page, broker.settings.temporal_limit)
-        return [_render_entity(e, tq, ctx, history) for e in page], len(matched), content_range
+        body = [_project(_render_entity(e, tq, ctx, history), tq) for e in page]
+        return body, len(matched), content_range
 
     body, total, content_range = await broker.run(work)
     extra = {"NGSILD-Results-Count": str(total)} if tq.count else None
@@ -282,7 +309,10 @@ async def _retrieve(request: Request, entity_id: str) -> Response:
         entity = found[0]
         if tq.attrs is not None and not entity.attrs:
             raise not_found("Combination Entity/Attributes Not Found", entity_id)
-        return _render_entity(entity, tq, ctx, history), content_range
+        body = _project(_render_entity(entity, tq, ctx, history), tq)
+        if not body:
+            raise not_found("No entity member matches pick/omit", entity_id)
+        return body, content_range
 
     body, content_range = await broker.run(work)
     return _answer(body, ctx, incoming.media, content_range)

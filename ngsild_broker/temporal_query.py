@@ -20,7 +20,7 @@ from typing import Any
 from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, check_uri
-from ngsild_broker.errors import bad_request
+from ngsild_broker.errors import bad_request, invalid_request
 from ngsild_broker.query import parse_geo, parse_limits, parse_q
 from ngsild_broker.temporal_store import Instance, TemporalStore, format_time, parse_time
 
@@ -62,6 +62,8 @@ class TemporalQuery:
     aggr_methods: list[str] = field(default_factory=list)
     aggr_period: int | None = None
     dataset_ids: list[str] | None = None
+    pick: list[str] | None = None  # compacted member names (id, type, attributes) kept
+    omit: list[str] | None = None  # ... or left out
     limit: int = 20
     offset: int = 0
     count: bool = False
@@ -160,13 +162,13 @@ def _format(tq: TemporalQuery, options: str | None, fmt: str | None) -> None:
     raw = _split(options) or []
     for option in raw:
         if option not in _OPTIONS:
-            raise bad_request("Invalid value for URI param /options/", option)
+            raise invalid_request("Invalid value for URI param /options/", option)
     tq.sys_attrs = "sysAttrs" in raw
     tq.count = "count" in raw
     chosen = [o for o in raw if o in ("temporalValues", "aggregatedValues")]
     if fmt is not None:
         if fmt not in _FORMATS:
-            raise bad_request("Invalid value for URI param /format/", fmt)
+            raise invalid_request("Invalid value for URI param /format/", fmt)
         chosen = [fmt] if fmt in ("temporalValues", "aggregatedValues") else []
     if len(set(chosen)) > 1:
         raise bad_request("Incoherent value for /options/ URI param",
@@ -198,7 +200,17 @@ def from_params(params: dict[str, str], tenant: str, ctx: Context, default_limit
     tq.count = tq.count or params.get("count") == "true"
     tq.limit, tq.offset = parse_limits(params, default_limit, max_limit, tq.count)
     tq.local = params.get("local") == "true"
+    _projection(tq, params.get("pick"), params.get("omit"))
     return tq
+
+
+def _projection(tq: TemporalQuery, pick: Any, omit: Any) -> None:
+    """pick/omit (NGSI-LD 1.8 4.21): exclusive with attrs and with each other on a member."""
+    tq.pick, tq.omit = _split(pick), _split(omit)
+    if (tq.pick or tq.omit) and tq.attrs:
+        raise bad_request("Invalid projection", "pick and omit cannot be combined with attrs")
+    if tq.pick and tq.omit and set(tq.pick) & set(tq.omit):
+        raise bad_request("Invalid projection", "a member cannot be both picked and omitted")
 
 
 def from_body(body: Any, params: dict[str, str], tenant: str, ctx: Context, default_limit: int,
@@ -249,6 +261,7 @@ def from_body(body: Any, params: dict[str, str], tenant: str, ctx: Context, defa
     tq.count = tq.count or params.get("count") == "true"
     tq.limit, tq.offset = parse_limits(params, default_limit, max_limit, tq.count)
     tq.local = bool(body.get("local"))
+    _projection(tq, body.get("pick"), body.get("omit"))
     return tq
 
 
@@ -344,8 +357,12 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
         if types is not None and not types.intersection(etypes):
             continue
         entity = TemporalEntity(ident, etypes, {}, eid)
+        series = {attr: sid for sid, attr in store.series(eid)}
+        probe = None if tq.dataset_ids is not None else 1  # datasetId is filtered after reading
+        if single is None and not any(_window(store, tq, sid, limit=probe) for attr, sid in series.items()
+                                      if tq.attrs is None or attr in tq.attrs):
+            continue  # a query answers entities with instances in the window
         if tq.q is not None or tq.geo is not None:
-            series = dict((attr, sid) for sid, attr in store.series(eid))
             wanted = _q_attrs(tq.q, tq.expand) if tq.q is not None else set()
             if tq.geo is not None:
                 wanted.add(tq.geoproperty)
