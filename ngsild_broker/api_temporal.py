@@ -32,11 +32,16 @@ from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.operations import Change
 from ngsild_broker.protocol import (
     JSONLD,
-    begin,
+    KNOWN_PARAMS,
+    Incoming,
     empty,
     entity_headers,
     json_response,
+    negotiate,
+    no_body,
+    read_json,
     request_context,
+    tenant_of,
 )
 from ngsild_broker.render import render_attribute
 from ngsild_broker.state import BrokerState, broker_of
@@ -65,10 +70,29 @@ _SIMPLIFIED_KEY = {"Property": "values", "GeoProperty": "values", "Relationship"
 _TOO_BROAD = "Need at least one of: entity-type, attribute-list, Q-filter, geo-query, local=true"
 
 
-async def _begin(request: Request, allowed: tuple[str, ...], **kwargs: Any) -> tuple[BrokerState, Any]:
+# URI parameters only the temporal API knows (protocol.check_params rejects them elsewhere).
+_TEMPORAL_ONLY = frozenset({"aggrMethods", "aggrPeriodDuration", "pick", "omit"})
+
+
+async def _begin(request: Request, allowed: tuple[str, ...], *, body: bool = False,
+                 create_tenant: bool = False) -> tuple[BrokerState, Incoming]:
+    """protocol.begin's checks, in its order, with the temporal API's parameters known."""
     broker = broker_of(request)
-    incoming = await begin(request, broker.store, broker.settings.max_payload, allowed, **kwargs)
-    return broker, incoming
+    media = negotiate(request, geojson=False)
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in KNOWN_PARAMS and name not in _TEMPORAL_ONLY:
+            raise bad_request("Unknown URI parameter", name)
+        if name not in allowed:
+            raise bad_request("Unsupported URI parameter", name)
+        if value == "":
+            raise bad_request("Empty right-hand-side for a URI parameter", name)
+        params[name] = value
+    tenant_of(request, broker.store, create=True)  # name checks before the payload
+    payload = await read_json(request, broker.settings.max_payload) if body else None
+    if not body:
+        no_body(request)
+    return broker, Incoming(params, media, tenant_of(request, broker.store, create=create_tenant), payload)
 
 
 def _history(broker: BrokerState) -> TemporalStore:
