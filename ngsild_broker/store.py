@@ -158,6 +158,8 @@ class Store:
                 writer.flush()
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                if self.history is not None:
+                    self.history.forget()  # its id caches may name rows that were rolled back
                 raise
             self._conn.execute("COMMIT")
         if self._checkpointer is not None:

@@ -60,6 +60,7 @@ _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
 _ENC_INT, _ENC_FLOAT, _ENC_JSON, _ENC_DELETED = 0, 1, 2, 3
 _SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
 _EXACT_INT = 2 ** 53
+_CACHE_MAX = 100_000  # entries per id cache (entities, series, interned metadata)
 INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
 NULL = "urn:ngsi-ld:null"
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$")
@@ -166,6 +167,12 @@ class TemporalStore:
         self._mids: dict[bytes, int] = {}
         self._meta: dict[int, dict[str, Any]] = {}
 
+    def forget(self) -> None:
+        """Drop the id caches (a write transaction rolled back: new rows may be gone)."""
+        self._eids.clear()
+        self._sids.clear()
+        self._mids.clear()
+
     # -- writing (inside a Store.write() transaction: `conn` is its connection) ---------------------
     def _eid(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str] | None) -> int:
         known = self._eids.get((tenant, entity_id))
@@ -184,6 +191,8 @@ class TemporalStore:
                 merged = list(dict.fromkeys([*orjson.loads(stored), *(types or [])]))
                 stored = orjson.dumps(merged).decode()
                 conn.execute("UPDATE t_entities SET types=? WHERE eid=?", (stored, eid))
+        if len(self._eids) > _CACHE_MAX:
+            self._eids.clear()
         self._eids[(tenant, entity_id)] = (eid, stored)
         return eid
 
@@ -193,6 +202,8 @@ class TemporalStore:
             row = conn.execute("SELECT sid FROM t_series WHERE eid=? AND attr=?", (eid, attr)).fetchone()
             sid = row[0] if row else conn.execute("INSERT INTO t_series(eid, attr) VALUES (?,?)",
                                                   (eid, attr)).lastrowid
+            if len(self._sids) > _CACHE_MAX:
+                self._sids.clear()
             self._sids[(eid, attr)] = sid
         return sid
 
@@ -204,7 +215,7 @@ class TemporalStore:
         if mid is None:
             row = conn.execute("SELECT mid FROM t_meta WHERE body=?", (body,)).fetchone()
             mid = row[0] if row else conn.execute("INSERT INTO t_meta(body) VALUES (?)", (body,)).lastrowid
-            if len(self._mids) > 50_000:
+            if len(self._mids) > _CACHE_MAX:
                 self._mids.clear()
             self._mids[body] = mid
         return mid
@@ -327,12 +338,29 @@ class TemporalStore:
                      (new[1], now_ms(), new[4], new[5], new[6], new[7], iid))
         return True
 
-    def prune(self, older_than_ms: int) -> int:
-        """Retention: delete instances observed (or, without observedAt, recorded) before a time."""
-        with self.store.write() as tx:
-            deleted = tx.conn.execute("DELETE FROM t_instances WHERE coalesce(obs, created) < ?",
-                                      (older_than_ms,)).rowcount
+    def prune(self, older_than_ms: int, series_per_transaction: int = 200) -> int:
+        """Retention: delete instances observed (or, without observedAt, recorded) before a time.
+
+        Series by series over the (series, observedAt) index, a few hundred series per transaction,
+        so writers wait at most a few milliseconds for the lock.
+        """
+        with self.store._read() as conn:
+            sids = [r[0] for r in conn.execute("SELECT sid FROM t_series ORDER BY sid")]
+        deleted = 0
+        for start in range(0, len(sids), series_per_transaction):
+            with self.store.write() as tx:
+                for sid in sids[start:start + series_per_transaction]:
+                    deleted += tx.conn.execute("DELETE FROM t_instances WHERE sid=? AND obs<?",
+                                               (sid, older_than_ms)).rowcount
+                    deleted += tx.conn.execute("DELETE FROM t_instances WHERE sid=? AND obs IS NULL "
+                                               "AND created<?", (sid, older_than_ms)).rowcount
         return deleted
+
+    def prune_expired(self) -> int:
+        """Apply `retention_days` (no-op without it)."""
+        if self.retention_days is None:
+            return 0
+        return self.prune(now_ms() - int(self.retention_days * 86_400_000))
 
     # -- reading ------------------------------------------------------------------------------------
     def _decode_meta(self, mid: int | None) -> dict[str, Any]:
@@ -343,7 +371,7 @@ class TemporalStore:
             with self.store._read() as conn:
                 row = conn.execute("SELECT body FROM t_meta WHERE mid=?", (mid,)).fetchone()
             meta = orjson.loads(row[0]) if row else {}
-            if len(self._meta) > 50_000:
+            if len(self._meta) > _CACHE_MAX:
                 self._meta.clear()
             self._meta[mid] = meta
         return meta
