@@ -109,11 +109,7 @@ def _render_entity(entity: TemporalEntity, tq: TemporalQuery, ctx: Context,
     types = [ctx.compact(t) for t in entity.types]
     out: dict[str, Any] = {"id": entity.id, "type": types[0] if len(types) == 1 else types}
     if tq.fmt == "aggregatedValues":
-        kinds = {}
-        for sid, attr in history.series(entity.eid):
-            last = history.instances(sid, last=1, deleted=False)
-            kinds[attr] = last[0].kind if last else "Property"
-        for iri, body in aggregate_entity(history, tq, entity, kinds).items():
+        for iri, body in aggregate_entity(history, tq, entity).items():
             out[ctx.compact(iri)] = body
         return out
     for iri, instances in entity.attrs.items():

@@ -284,6 +284,7 @@ class TemporalEntity:
     types: list[str]
     attrs: dict[str, list[Instance]]
     eid: int = 0
+    series: list[tuple[int, str]] = field(default_factory=list)  # (sid, attribute IRI)
 
 
 @dataclass(slots=True)
@@ -343,12 +344,14 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
     if single is not None:
         found = store.entity(tq.tenant, single)
         candidates = [(found[0], single, found[1])] if found else []
+        all_series = {found[0]: store.series(found[0])} if found else {}
     else:
         candidates = list(store.entities(tq.tenant))
+        all_series = store.tenant_series(tq.tenant)
     pattern = re.compile(tq.id_pattern) if tq.id_pattern else None
     ids = set(tq.ids) if tq.ids else None
     types = set(tq.types) if tq.types else None
-    out = []
+    kept = []
     for eid, ident, etypes in candidates:
         if ids is not None and ident not in ids:
             continue
@@ -356,18 +359,24 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
             continue
         if types is not None and not types.intersection(etypes):
             continue
-        entity = TemporalEntity(ident, etypes, {}, eid)
-        series = {attr: sid for sid, attr in store.series(eid)}
-        probe = None if tq.dataset_ids is not None else 1  # datasetId is filtered after reading
-        if single is None and not any(_window(store, tq, sid, limit=probe) for attr, sid in series.items()
-                                      if tq.attrs is None or attr in tq.attrs):
-            continue  # a query answers entities with instances in the window
+        wanted = [(sid, attr) for sid, attr in all_series.get(eid, ()) if tq.attrs is None or attr in tq.attrs]
+        kept.append(TemporalEntity(ident, etypes, {}, eid, wanted))
+    if single is None:  # a query answers entities with instances in the window
+        if tq.dataset_ids is None:
+            live = store.sids_in_window([sid for e in kept for sid, _ in e.series], tq.column, tq.lower,
+                                        tq.upper, tq.deleted)
+        else:  # datasetId is filtered after reading
+            live = {sid for e in kept for sid, _ in e.series if _window(store, tq, sid)}
+        kept = [e for e in kept if any(sid in live for sid, _ in e.series)]
+    out = []
+    for entity in kept:
+        series = {attr: sid for sid, attr in all_series.get(entity.eid, ())}
         if tq.q is not None or tq.geo is not None:
             wanted = _q_attrs(tq.q, tq.expand) if tq.q is not None else set()
             if tq.geo is not None:
                 wanted.add(tq.geoproperty)
             windows = {iri: _window(store, tq, series[iri], limit=_Q_SAFETY) for iri in wanted if iri in series}
-            base = {"id": ident, "type": etypes}
+            base = {"id": entity.id, "type": entity.types}
             if tq.q is not None and not _q_holds(tq.q, windows, base, tq.expand):
                 continue
             if tq.geo is not None and not any(
@@ -386,9 +395,7 @@ def fill(store: TemporalStore, tq: TemporalQuery, entities: list[TemporalEntity]
         per_attr = None  # aggregation reads through SQL; nothing is listed
     hits: list[int] = []  # for each attribute that reached the limit: its farthest instance time
     for entity in entities:
-        for sid, attr in store.series(entity.eid):
-            if tq.attrs is not None and attr not in tq.attrs:
-                continue
+        for sid, attr in entity.series:
             if per_attr is None:
                 entity.attrs[attr] = []
                 continue

@@ -16,12 +16,13 @@ Instance ids are `urn:ngsi-ld:Instance:<rowid>`. Deletions are instances too (`d
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -48,7 +49,9 @@ CREATE TABLE IF NOT EXISTS t_instances(
     val BLOB,
     mid INTEGER
 );
-CREATE INDEX IF NOT EXISTS t_instances_series ON t_instances(sid, obs);
+-- Covering for aggregation (num): a 30-day window of one series is one index range, whatever
+-- order the rows were written in.
+CREATE INDEX IF NOT EXISTS t_instances_series ON t_instances(sid, obs, num);
 """
 
 TYPES = ("Property", "Relationship", "GeoProperty", "LanguageProperty", "JsonProperty",
@@ -82,10 +85,11 @@ def parse_time(text: Any) -> int | None:
     return int(moment.timestamp() * 1000 + (0.5 if moment.timestamp() >= 0 else -0.5))
 
 
+@functools.lru_cache(maxsize=8192)  # period bounds repeat across the entities of one answer
 def format_time(ms: int) -> str:
     """Epoch milliseconds as NGSI-LD writes DateTimes (`.mmm` only when not whole seconds)."""
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    t = time.gmtime(ms // 1000)
+    text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
     return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else text + "Z"
 
 
@@ -150,6 +154,7 @@ class Instance:
         return out
 
 
+_TIME_EXPR = {"obs": "obs", "created": "created", "modified": "coalesce(modified, created)"}
 Row = tuple[int, int, int | None, int, int | None, int, float | None, bytes | None, int | None]
 _COLUMNS = "iid, sid, obs, created, modified, kind, num, val, mid"
 
@@ -412,6 +417,33 @@ class TemporalStore:
         with self.store._read() as conn:
             return conn.execute("SELECT sid, attr FROM t_series WHERE eid=? ORDER BY sid", (eid,)).fetchall()
 
+    def tenant_series(self, tenant: str) -> dict[int, list[tuple[int, str]]]:
+        """eid -> [(sid, attribute IRI)] of every entity of a tenant (one query for a whole answer)."""
+        out: dict[int, list[tuple[int, str]]] = {}
+        with self.store._read() as conn:
+            for eid, sid, attr in conn.execute(
+                    "SELECT s.eid, s.sid, s.attr FROM t_series s JOIN t_entities e ON e.eid=s.eid "
+                    "WHERE e.tenant=? ORDER BY s.sid", (tenant,)):
+                out.setdefault(eid, []).append((sid, attr))
+        return out
+
+    def sids_in_window(self, sids: list[int], column: str, lower: int | None, upper: int | None,
+                       deleted: bool) -> set[int]:
+        """The series among `sids` with at least one instance in the window."""
+        expr = _TIME_EXPR[column]
+        cond = ["i.sid=s.value", "(i.kind & 3)=3" if deleted else "(i.kind & 3)!=3"]
+        params: list[Any] = []
+        if lower is not None:
+            cond.append(f"i.{expr}>=?" if column != "modified" else f"{expr}>=?")
+            params.append(lower)
+        if upper is not None:
+            cond.append(f"i.{expr}<?" if column != "modified" else f"{expr}<?")
+            params.append(upper)
+        sql = (f"SELECT s.value FROM json_each(?) s WHERE EXISTS (SELECT 1 FROM t_instances i "
+               f"WHERE {' AND '.join(cond)})")
+        with self.store._read() as conn:
+            return {row[0] for row in conn.execute(sql, [orjson.dumps(sids).decode(), *params])}
+
     def instances(self, sid: int, *, column: str = "obs", lower: int | None = None,
                   upper: int | None = None, last: int | None = None, limit: int | None = None,
                   deleted: bool | None = None) -> list[Instance]:
@@ -420,7 +452,7 @@ class TemporalStore:
         `last`: only the newest N (still returned oldest first); `limit` caps the count from the
         oldest. `column` is the time column (obs, created, modified) the range and order use.
         """
-        expr = {"obs": "obs", "created": "created", "modified": "coalesce(modified, created)"}[column]
+        expr = _TIME_EXPR[column]
         where, params = ["sid=?"], [sid]
         if lower is not None:
             where.append(f"{expr}>=?")
@@ -448,9 +480,9 @@ class TemporalStore:
         return [self.decode(r) for r in rows]
 
     def aggregate(self, sid: int, start: int, period: int, lower: int | None, upper: int | None,
-                  column: str = "obs") -> list[tuple[int, int, int, float, float, float, float, float]]:
-        """Per period bucket: (bucket, count, distinct, sum, sumsq, min, max, avg) of numeric instances."""
-        expr = {"obs": "obs", "created": "created", "modified": "coalesce(modified, created)"}[column]
+                  column: str = "obs") -> list[tuple[int, int, float, float, float, float]]:
+        """Per period bucket of numeric instances: (bucket, count, sum, sum of squares, min, max)."""
+        expr = _TIME_EXPR[column]
         where, params = ["sid=?", f"{expr} IS NOT NULL", "num IS NOT NULL"], [start, period, sid]
         if lower is not None:
             where.append(f"{expr}>=?")
@@ -458,16 +490,15 @@ class TemporalStore:
         if upper is not None:
             where.append(f"{expr}<?")
             params.append(upper)
-        sql = (f"SELECT ({expr}-?)/? AS b, count(*), count(DISTINCT num), sum(num), sum(num*num), "
-               f"min(num), max(num), avg(num) FROM t_instances WHERE {' AND '.join(where)} "
-               "GROUP BY b ORDER BY b")
+        sql = (f"SELECT ({expr}-?)/? AS b, count(*), sum(num), sum(num*num), min(num), max(num) "
+               f"FROM t_instances WHERE {' AND '.join(where)} GROUP BY b ORDER BY b")
         with self.store._read() as conn:
             return conn.execute(sql, params).fetchall()
 
     def count_all(self, sid: int, start: int, period: int, lower: int | None, upper: int | None,
                   column: str = "obs") -> list[tuple[int, int, int]]:
         """Per bucket: (bucket, count, distinct values) over every instance (numbers or not)."""
-        expr = {"obs": "obs", "created": "created", "modified": "coalesce(modified, created)"}[column]
+        expr = _TIME_EXPR[column]
         where, params = ["sid=?", f"{expr} IS NOT NULL"], [start, period, sid]
         if lower is not None:
             where.append(f"{expr}>=?")
@@ -479,6 +510,13 @@ class TemporalStore:
                f"WHERE {' AND '.join(where)} GROUP BY b ORDER BY b")
         with self.store._read() as conn:
             return conn.execute(sql, params).fetchall()
+
+    def kind(self, sid: int) -> str:
+        """The attribute type of a series' newest instance."""
+        with self.store._read() as conn:
+            row = conn.execute("SELECT kind FROM t_instances WHERE sid=? ORDER BY obs DESC LIMIT 1",
+                               (sid,)).fetchone()
+        return TYPES[row[0] >> 2] if row else "Property"
 
     def stats(self) -> dict[str, int]:
         """Row counts (bench, diagnostics)."""
