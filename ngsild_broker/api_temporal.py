@@ -249,7 +249,7 @@ def _add_history(store: Any, tenant: str, entity_id: str, types: list[str] | Non
     change = None
     with store.write() as tx:
         tx.ensure_tenant(tenant)
-        existed = history.entity(tenant, entity_id) is not None
+        existed = history.entity(tenant, entity_id, tx.conn) is not None
         if need_entity and not existed:
             raise not_found("Entity does not exist", entity_id)
         history.add(tx.conn, tenant, entity_id, types, attrs)
@@ -366,7 +366,7 @@ async def _append(request: Request, entity_id: str) -> Response:
 
 def _on_history(store: Any, tenant: str, entity_id: str, fn: Any) -> Any:
     with store.write() as tx:
-        found = store.history.entity(tenant, entity_id)
+        found = store.history.entity(tenant, entity_id, tx.conn)
         if found is None:
             raise not_found("Entity not found", entity_id)
         return fn(tx.conn, found[0])

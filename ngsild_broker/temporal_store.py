@@ -397,11 +397,15 @@ class TemporalStore:
         return Instance(iid, obs, created, modified, type_name, value, enc == _ENC_DELETED,
                         dict(self._decode_meta(mid)))
 
-    def entity(self, tenant: str, entity_id: str) -> tuple[int, list[str]] | None:
-        """(eid, expanded types) of a recorded entity."""
-        with self.store._read() as conn:
-            row = conn.execute("SELECT eid, types FROM t_entities WHERE tenant=? AND id=?",
-                               (tenant, entity_id)).fetchone()
+    def entity(self, tenant: str, entity_id: str,
+               conn: sqlite3.Connection | None = None) -> tuple[int, list[str]] | None:
+        """(eid, expanded types) of a recorded entity; `conn`: inside a write transaction."""
+        sql = "SELECT eid, types FROM t_entities WHERE tenant=? AND id=?"
+        if conn is not None:
+            row = conn.execute(sql, (tenant, entity_id)).fetchone()
+        else:
+            with self.store._read() as reader:
+                row = reader.execute(sql, (tenant, entity_id)).fetchone()
         return (row[0], orjson.loads(row[1])) if row else None
 
     def entities(self, tenant: str) -> Iterator[tuple[int, str, list[str]]]:
