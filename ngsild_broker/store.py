@@ -386,6 +386,8 @@ class Writer:
 
     def flush(self) -> None:
         """Write pending inserts and replacements with one executemany per table."""
+        if self.history is not None:
+            self.history.flush(self.conn)  # the attribute instances recorded in this transaction
         dumps = orjson.dumps
         if self._new:
             new = self._new.items()
