@@ -94,11 +94,12 @@ def _p50(http: httpx.Client, path: str, params: dict, runs: int) -> tuple[float,
     return statistics.median(times), response
 
 
-def run(scale: float) -> dict:
+def run(scale: float, backfill: int | None = None) -> dict:
     stations = 300
     base_hours = max(800, int(7_500 * scale))  # 300 x 4 x 7,500 = 9,000,000; >= 31 days
     detectors = 100
-    days = max(1, int(round(1_000_000 * scale / (detectors * 192))))  # 192 readings per request
+    backfill = backfill if backfill is not None else int(1_000_000 * scale)
+    days = max(1, int(round(backfill / (detectors * 192))))  # 192 readings per request
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "b.sqlite"
         start = time.perf_counter()
@@ -170,8 +171,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench temporal")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="fraction of the issue's sizes (1: 9M built + 1M backfilled)")
+    parser.add_argument("--backfill", type=int, default=None,
+                        help="readings to backfill over HTTP (default: 1,000,000 x scale)")
     args = parser.parse_args(argv)
-    figures = run(args.scale)
+    figures = run(args.scale, args.backfill)
     for key, value in figures.items():
         print(f"{key}: {value:,.1f}" if isinstance(value, float) else f"{key}: {value:,}"
               if isinstance(value, int) else f"{key}: {value}")
