@@ -341,13 +341,34 @@ class TemporalStore:
 
     def add(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str] | None,
             attrs: dict[str, list[dict[str, Any]]]) -> int:
-        """Append instances given as attribute -> normalized instances (temporal create/append)."""
+        """Add instances given as attribute -> normalized instances (temporal create/append).
+
+        An instance with the observedAt and datasetId of a stored one replaces it (its modifiedAt is
+        set), so sending the same readings again adds nothing.
+        """
+        self.flush(conn)
         now = now_ms()
         eid, new = self._eid(conn, tenant, entity_id, types)
-        rows = [self.encode(conn, self._sid(conn, eid, iri, new), inst, now)
-                for iri, instances in attrs.items() for inst in instances]
-        self._insert(conn, rows)
-        return len(rows)
+        keyed: dict[tuple[int, int, Any], tuple[Any, ...]] = {}
+        rows = []
+        for iri, instances in attrs.items():
+            sid = self._sid(conn, eid, iri, new)
+            for inst in instances:
+                row = self.encode(conn, sid, inst, now)
+                if row[1] is None:
+                    rows.append(row)
+                else:
+                    keyed[(sid, row[1], inst.get("datasetId"))] = row  # the last of equal ones wins
+        for (sid, obs, dataset), row in list(keyed.items()) if not new else ():
+            for iid, mid in conn.execute("SELECT iid, mid FROM t_instances WHERE sid=? AND obs=? "
+                                         "AND (kind & 3)!=3", (sid, obs)):
+                if self._decode_meta(mid, conn).get("datasetId") == dataset:
+                    conn.execute("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
+                                 (now, row[4], row[5], row[6], row[7], iid))
+                    del keyed[(sid, obs, dataset)]
+                    break
+        self._insert(conn, [*rows, *keyed.values()])
+        return len(rows) + len(keyed)
 
     def add_rows(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str],
                  attr: str, rows: Iterable[tuple[int | None, float, dict[str, Any]]]) -> None:
@@ -384,7 +405,7 @@ class TemporalStore:
             return 0
         rows = conn.execute(f"SELECT {_COLUMNS} FROM t_instances WHERE sid=?", (sid[0],)).fetchall()
         doomed = [r[0] for r in rows
-                  if delete_all or self._decode_meta(r[8]).get("datasetId") == dataset_id]
+                  if delete_all or self._decode_meta(r[8], conn).get("datasetId") == dataset_id]
         conn.executemany("DELETE FROM t_instances WHERE iid=?", [(i,) for i in doomed])
         return len(doomed)
 
@@ -435,13 +456,16 @@ class TemporalStore:
         return self.prune(now_ms() - int(self.retention_days * 86_400_000))
 
     # -- reading ------------------------------------------------------------------------------------
-    def _decode_meta(self, mid: int | None) -> dict[str, Any]:
+    def _decode_meta(self, mid: int | None, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
         if mid is None:
             return {}
         meta = self._meta.get(mid)
         if meta is None:
-            with self.store._read() as conn:
+            if conn is not None:  # inside a write transaction: its own rows are visible
                 row = conn.execute("SELECT body FROM t_meta WHERE mid=?", (mid,)).fetchone()
+            else:
+                with self.store._read() as reader:
+                    row = reader.execute("SELECT body FROM t_meta WHERE mid=?", (mid,)).fetchone()
             meta = orjson.loads(row[0]) if row else {}
             if len(self._meta) > _CACHE_MAX:
                 self._meta.clear()

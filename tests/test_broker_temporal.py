@@ -243,3 +243,15 @@ def test_numbers_are_stored_as_reals_and_retention_prunes_old_instances(tmp_path
         while _values(http.get(f"{T}/{ident}"), "pm10") != [3] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _values(http.get(f"{T}/{ident}"), "pm10") == [3]
+
+
+def test_the_same_reading_sent_again_replaces_its_instance(client):
+    ident = new_id("Station")
+    assert client.post(T, json=_readings(ident, "pm10", [1, 2, 3])).status_code == 201
+    again = _readings(ident, "pm10", [1, 20])  # 00:00 unchanged, 01:00 corrected
+    again["pm10"].append({"type": "Property", "value": 7, "observedAt": "2024-03-01T01:00:00Z",
+                          "datasetId": "urn:ngsi-ld:Dataset:raw"})  # another dataset: its own instance
+    assert client.post(T, json=again).status_code == 204
+    got = client.get(f"{T}/{ident}").json()["pm10"]
+    assert [(i["value"], i.get("datasetId")) for i in got] == [(1, None), (20, None), (7, "urn:ngsi-ld:Dataset:raw"),
+                                                                (3, None)]
