@@ -359,14 +359,22 @@ class TemporalStore:
                     rows.append(row)
                 else:
                     keyed[(sid, row[1], inst.get("datasetId"))] = row  # the last of equal ones wins
-        for (sid, obs, dataset), row in list(keyed.items()) if not new else ():
-            for iid, mid in conn.execute("SELECT iid, mid FROM t_instances WHERE sid=? AND obs=? "
-                                         "AND (kind & 3)!=3", (sid, obs)):
-                if self._decode_meta(mid, conn).get("datasetId") == dataset:
-                    conn.execute("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
-                                 (now, row[4], row[5], row[6], row[7], iid))
-                    del keyed[(sid, obs, dataset)]
-                    break
+        if keyed and not new:
+            spans: dict[int, list[int]] = {}
+            for sid, obs, _ in keyed:
+                span = spans.setdefault(sid, [obs, obs])
+                span[0], span[1] = min(span[0], obs), max(span[1], obs)
+            updates = []
+            for sid, (low, high) in spans.items():  # one index range per attribute
+                for iid, obs, mid in conn.execute(
+                        "SELECT iid, obs, mid FROM t_instances WHERE sid=? AND obs BETWEEN ? AND ? "
+                        "AND (kind & 3)!=3", (sid, low, high)):
+                    key = (sid, obs, self._decode_meta(mid, conn).get("datasetId"))
+                    row = keyed.pop(key, None)
+                    if row is not None:
+                        updates.append((now, row[4], row[5], row[6], row[7], iid))
+            conn.executemany("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
+                             updates)
         self._insert(conn, [*rows, *keyed.values()])
         return len(rows) + len(keyed)
 
