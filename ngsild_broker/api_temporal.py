@@ -215,6 +215,7 @@ async def post_query_temporal(request: Request) -> Response:
                                               "aggrMethods", "aggrPeriodDuration", "lang"), body=True)
     history = _history(broker)
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    assert incoming.payload is not None
     tq = from_body(incoming.payload.data, incoming.params, incoming.tenant, ctx,
                    broker.settings.default_limit, broker.settings.max_limit)
     return await _run_query(broker, history, tq, ctx, incoming.media)
@@ -271,6 +272,7 @@ async def create_temporal(request: Request) -> Response:
     broker, incoming = await _begin(request, (), body=True, create_tenant=True)
     _history(broker)
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    assert incoming.payload is not None
     data = incoming.payload.data
     if not isinstance(data, dict) or not data:
         raise invalid_request("Invalid Payload Body", "the payload must be a non-empty JSON object")
@@ -373,6 +375,7 @@ async def _append(request: Request, entity_id: str) -> Response:
     broker, incoming = await _begin(request, (), body=True)
     _history(broker)
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    assert incoming.payload is not None
     data = incoming.payload.data
     if not isinstance(data, dict) or not data:
         raise bad_request("Invalid Payload Body", "the payload must be a non-empty JSON object")
@@ -415,6 +418,7 @@ async def _instance(request: Request, entity_id: str, attr: str, instance: str) 
     if iid is None:
         raise not_found("Instance not found", instance)
     if is_patch:
+        assert incoming.payload is not None
         data = incoming.payload.data
         if not isinstance(data, dict) or not data:
             raise bad_request("Invalid Payload Body", "the payload must be a non-empty JSON object")

@@ -372,10 +372,10 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
     for entity in kept:
         series = {attr: sid for sid, attr in all_series.get(entity.eid, ())}
         if tq.q is not None or tq.geo is not None:
-            wanted = _q_attrs(tq.q, tq.expand) if tq.q is not None else set()
+            needed = _q_attrs(tq.q, tq.expand) if tq.q is not None else set()
             if tq.geo is not None:
-                wanted.add(tq.geoproperty)
-            windows = {iri: _window(store, tq, series[iri], limit=_Q_SAFETY) for iri in wanted if iri in series}
+                needed.add(tq.geoproperty)
+            windows = {iri: _window(store, tq, series[iri], limit=_Q_SAFETY) for iri in needed if iri in series}
             base = {"id": entity.id, "type": entity.types}
             if tq.q is not None and not _q_holds(tq.q, windows, base, tq.expand):
                 continue
@@ -390,7 +390,7 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
 def fill(store: TemporalStore, tq: TemporalQuery, entities: list[TemporalEntity],
          temporal_limit: int) -> str | None:
     """Read each entity's in-window instances; returns the Content-Range when the answer is partial."""
-    per_attr = min(tq.last_n, temporal_limit) if tq.last_n is not None else temporal_limit
+    per_attr: int | None = min(tq.last_n, temporal_limit) if tq.last_n is not None else temporal_limit
     if tq.fmt == "aggregatedValues":
         per_attr = None  # aggregation reads through SQL; nothing is listed
     hits: list[int] = []  # for each attribute that reached the limit: its farthest instance time

@@ -113,6 +113,12 @@ def parse_instance_id(text: str) -> int | None:
     return None
 
 
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT gave."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
 def _strip_system(attr: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, sub in attr.items():
@@ -184,7 +190,7 @@ class TemporalStore:
         self._next_eid: int | None = None
         self._next_sid: int | None = None
         self._pending_entities: list[tuple[int, str, str, str]] = []
-        self._pending_series: list[tuple[int, int, str]] = []
+        self._pending_series: list[tuple[int, int, int]] = []
         self._pending: list[tuple[Any, ...]] = []
 
     def forget(self) -> None:
@@ -271,7 +277,7 @@ class TemporalStore:
         aid = self._aids.get(name)
         if aid is None:
             row = conn.execute("SELECT aid FROM t_attrs WHERE name=?", (name,)).fetchone()
-            aid = row[0] if row else conn.execute("INSERT INTO t_attrs(name) VALUES (?)", (name,)).lastrowid
+            aid = row[0] if row else _rowid(conn.execute("INSERT INTO t_attrs(name) VALUES (?)", (name,)))
             self._aids[name] = aid
         return aid
 
@@ -282,7 +288,7 @@ class TemporalStore:
         mid = self._mids.get(body)
         if mid is None:
             row = conn.execute("SELECT mid FROM t_meta WHERE body=?", (body,)).fetchone()
-            mid = row[0] if row else conn.execute("INSERT INTO t_meta(body) VALUES (?)", (body,)).lastrowid
+            mid = row[0] if row else _rowid(conn.execute("INSERT INTO t_meta(body) VALUES (?)", (body,)))
             if len(self._mids) > _CACHE_MAX:
                 self._mids.clear()
             self._mids[body] = mid
@@ -370,8 +376,8 @@ class TemporalStore:
                         "SELECT iid, obs, mid FROM t_instances WHERE sid=? AND obs BETWEEN ? AND ? "
                         "AND (kind & 3)!=3", (sid, low, high)):
                     key = (sid, obs, self._decode_meta(mid, conn).get("datasetId"))
-                    row = keyed.pop(key, None)
-                    if row is not None:
+                    if key in keyed:
+                        row = keyed.pop(key)
                         updates.append((now, row[4], row[5], row[6], row[7], iid))
             conn.executemany("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
                              updates)
