@@ -10,32 +10,35 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from adapter.config import load_config
 from adapter.errors import AdapterError
-from adapter.logs import setup_logging
-from adapter.settings import Settings, load_settings
-from adapter.sync.report import SyncReport
-from ngsild_broker.cli import app as broker_app
+from ngsild_broker.cli import build_app as build_broker_app
+
+if TYPE_CHECKING:
+    from adapter.settings import Settings
+    from adapter.sync.report import SyncReport
+
+# Heavy modules (settings, the pipeline file, the sync engine, FastAPI and the embedded broker)
+# are imported inside the commands that use them: `--help` and `sync --broker-url` stay fast.
+
+
+def _reference_dirs() -> list[Path]:
+    from adapter.reference import smart_data_models_dirs
+
+    return smart_data_models_dirs()
+
 
 app = typer.Typer(help="Sync Smart Burgas and GIS-Burgas into an NGSI-LD broker.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-app.add_typer(broker_app, name="broker")
+app.add_typer(build_broker_app(_reference_dirs, "BURGAS_SHARED_DIR/smart-data-models, then the "
+                               "download cache, as far as they exist"), name="broker")
 
 
 @app.callback()
@@ -58,7 +61,16 @@ StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="Where state,
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
+def _pipeline(config: Path | None) -> Any:
+    from adapter.config import load_config
+
+    return load_config(config)
+
+
 def _settings(broker_url: str | None, tenant: str | None, state_dir: Path | None) -> Settings:
+    from adapter.logs import setup_logging
+    from adapter.settings import load_settings
+
     overrides: dict[str, Any] = {}
     if broker_url:
         overrides["broker_url"] = broker_url
@@ -106,6 +118,15 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
          full: Annotated[bool, typer.Option(help="Fetch and map everything again (ignore layer versions and unchanged records).")] = False,
          as_json: JsonOpt = False) -> None:
     """One pass over the chosen sources (e.g. `sync smartburgas`)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from adapter.runtime import Runtime
 
     async def run() -> list[SyncReport]:
@@ -127,7 +148,7 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        pipeline = load_config(config)
+        pipeline = _pipeline(config)
         reports = asyncio.run(run())
     except AdapterError as exc:
         _fail(exc)
@@ -152,7 +173,7 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
 
     try:
         settings = _settings(None, None, None)
-        counts = asyncio.run(export_entities(load_config(config), sources, output, form, settings, history))
+        counts = asyncio.run(export_entities(_pipeline(config), sources, output, form, settings, history))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"wrote {counts['entities']} entities ({counts['readings']} readings, "
@@ -166,7 +187,7 @@ def check_config(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant:
 
     try:
         settings = _settings(broker_url, tenant, None)
-        pipeline = load_config(config)
+        pipeline = _pipeline(config)
         for source in pipeline.sources:
             build_mapper(source)
     except AdapterError as exc:
@@ -239,7 +260,7 @@ def quarantine_retry(ids: Annotated[list[int] | None, typer.Argument(help="Quara
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        outcome = asyncio.run(retry_quarantine(settings, load_config(config), list(ids) if ids else None))
+        outcome = asyncio.run(retry_quarantine(settings, _pipeline(config), list(ids) if ids else None))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"retried {outcome['entities']} entity operations and {outcome['records']} records "
@@ -265,7 +286,7 @@ def run(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gro
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        pipeline = load_config(config)
+        pipeline = _pipeline(config)
         asyncio.run(forever())
     except AdapterError as exc:
         _fail(exc)
@@ -285,7 +306,7 @@ def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: Tenant
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        application = create_app(settings, load_config(config))
+        application = create_app(settings, _pipeline(config))
     except AdapterError as exc:
         _fail(exc)
     # log_config=None: uvicorn keeps the logging set up above (plain or JSON, BURGAS_LOG_FORMAT).

@@ -41,9 +41,7 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         """Bind, start serving, and return once the app has started."""
-        sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, self.settings.port))
+        sock = listen(self.settings.host, self.settings.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(self.settings), log_level="warning", lifespan="on",
                                 access_log=False)
@@ -89,8 +87,26 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def serve(settings: BrokerSettings) -> None:
-    """Serve in the foreground until interrupted (the CLI's `broker serve`)."""
+def listen(host: str, port: int) -> socket.socket:
+    """A bound socket for `host:port` (0 = any free port); OSError (e.g. port in use) as is.
+
+    Bound before the app starts, so a busy port fails before anything says it started.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(settings: BrokerSettings, sock: socket.socket | None = None) -> None:
+    """Serve in the foreground until interrupted (the CLI's `broker serve`), on `sock` if given."""
+    sock = sock or listen(settings.host, settings.port)
     app = create_app(settings)
     tune_gc()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host=settings.host, port=port, log_level="info", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])

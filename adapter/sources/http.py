@@ -37,6 +37,7 @@ import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from adapter.errors import AuthError, SourceFormatError, SourceUnavailableError
+from adapter.loopback import DIRECT
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class PayloadFetcher:
         """The HTTP client, created on first use when none was injected."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.options.httpx_timeout(),
-                                             follow_redirects=True)
+                                             follow_redirects=True, mounts=DIRECT)
         return self._client
 
     async def aclose(self) -> None:

@@ -24,6 +24,7 @@ from adapter.ngsi.context import DEFAULT_CONTEXT_BASE_URL, ContextMode, context_
 from adapter.ngsi.serialize import Form, to_dict
 from adapter.sources.base import RawRecord, Source, VersionedSource
 from adapter.sync.early import EARLY_DELIVERY_THRESHOLD, EarlyDelivery
+from adapter.sync.hosting import HostedContexts
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.report import SyncReport
@@ -118,9 +119,13 @@ class Pipeline:
                  context_mode: ContextMode = ContextMode.GENERATED,
                  context_base_url: str = DEFAULT_CONTEXT_BASE_URL, delete_missing: bool = True,
                  upsert_mode: str = "update", history: HistorySink | None = None,
-                 early_delivery: int = EARLY_DELIVERY_THRESHOLD) -> None:
+                 early_delivery: int = EARLY_DELIVERY_THRESHOLD,
+                 hosting: HostedContexts | None = None) -> None:
         self.state = state
         self.outbox = Outbox(state)
+        # The broker hosts our generated @context documents; the outbox names them at delivery.
+        self.hosting = hosting
+        self.outbox.contexts = hosting
         self.quarantine = Quarantine(state)
         self.client = client
         self.tenant = tenant or ""
@@ -221,6 +226,8 @@ class Pipeline:
         everything again.
         """
         started = time.monotonic()
+        if self.hosting is not None:
+            self.hosting.new_run()
         run_id = uuid.uuid4().hex
         report = SyncReport(name, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
         skips = SkipIndex(self.state)
@@ -343,7 +350,8 @@ class Pipeline:
         report.attrs_deleted += delivery.attrs_deleted
         report.rejected += delivery.rejected
         report.pending = delivery.remaining
-        for error in delivery.errors[: _SHOWN_REJECTIONS - len(report.rejections)]:
+        # Only rejections: what waits in the outbox is counted as pending, its error is last_error.
+        for error in delivery.rejections[: max(0, _SHOWN_REJECTIONS - len(report.rejections))]:
             report.rejections.append(str(error))
         if delivery.last_error and report.last_error is None and delivery.remaining:
             report.last_error = delivery.last_error
