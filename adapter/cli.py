@@ -303,15 +303,24 @@ def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: Tenant
     import uvicorn
 
     from adapter.service.app import create_app
+    from ngsild_broker.listen import listen
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
         application = create_app(settings, _pipeline(config))
     except AdapterError as exc:
         _fail(exc)
+    bind_host, bind_port = host or settings.service_host, port or settings.service_port
+    try:
+        sock = listen(bind_host, bind_port)
+    except OSError as exc:
+        console.print(f"[red]error[/red]: cannot listen on {bind_host}:{bind_port}: "
+                      f"{escape(exc.strerror or str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     # log_config=None: uvicorn keeps the logging set up above (plain or JSON, BURGAS_LOG_FORMAT).
-    uvicorn.run(application, host=host or settings.service_host, port=port or settings.service_port,
-                log_config=None, access_log=False)
+    config = uvicorn.Config(application, host=bind_host, port=sock.getsockname()[1], log_config=None,
+                            access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @app.command()

@@ -39,7 +39,7 @@ def build_app(reference_dirs: Callable[[], list[Path]] | None = None,
         max_payload: Annotated[int, typer.Option(help="Largest accepted request body in bytes.")] = 1024 * 1024,
     ) -> None:
         """Serve /ngsi-ld/v1 over HTTP until interrupted."""
-        from ngsild_broker.server import listen
+        from ngsild_broker.listen import listen
         from ngsild_broker.server import serve as serve_broker
         from ngsild_broker.settings import BrokerSettings
 

@@ -16,6 +16,7 @@ from types import TracebackType
 import uvicorn
 
 from ngsild_broker.app import create_app
+from ngsild_broker.listen import listen
 from ngsild_broker.settings import BrokerSettings
 
 logger = logging.getLogger(__name__)
@@ -85,21 +86,6 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A bound socket for `host:port` (0 = any free port); OSError (e.g. port in use) as is.
-
-    Bound before the app starts, so a busy port fails before anything says it started.
-    """
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def serve(settings: BrokerSettings, sock: socket.socket | None = None) -> None:

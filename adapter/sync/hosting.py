@@ -73,6 +73,7 @@ class HostedContexts:
         self._hosted: dict[str, str] = {}  # subject -> URL on the broker
         self._checked: set[str] = set()  # subjects known to be there during this run
         self._unsupported: str | None = None  # the broker's answer when it has no hosting
+        self._reset_told = False
 
     def new_run(self) -> None:
         """A sync run starts: check again (GET) that each document it uses is still hosted."""
@@ -141,9 +142,15 @@ class HostedContexts:
                 "it at /contexts/; set BURGAS_CONTEXT_BASE_URL to an address the broker reaches)",
                 self.broker, refusal, self.service_url)
             return
-        if known is not None:
-            logger.info("@context of %s published again on %s (%s)", subject, self.broker,
-                        "changed" if known[1] != digest else "the broker no longer had it")
+        if known is not None and known[1] == digest and not self._reset_told:
+            self._reset_told = True
+            logger.warning(
+                "the broker at %s no longer has the @context documents published on it before: it "
+                "was restarted without its data, or its database was reset. They are published "
+                "again; entities it lost are sent again only when they change (the state remembers "
+                "what the broker confirmed)", self.broker)
+        elif known is not None:
+            logger.info("@context of %s changed: published again on %s", subject, self.broker)
         self.state.set_hosted_context(self.broker, subject, url, digest)
         self._hosted[subject] = url
         self._checked.add(subject)
