@@ -6,7 +6,6 @@ unavailable (work is kept in the outbox); 5 records or entities were rejected (`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -59,6 +58,12 @@ BrokerOpt = Annotated[str | None, typer.Option("--broker-url", help="NGSI-LD bro
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="NGSILD-Tenant to write to.")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="Where state, outbox and quarantine live.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _run(coroutine: Any) -> Any:
+    import asyncio  # ~50 ms: only for the commands that run something
+
+    return asyncio.run(coroutine)
 
 
 def _pipeline(config: Path | None) -> Any:
@@ -149,7 +154,7 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
     try:
         settings = _settings(broker_url, tenant, state_dir)
         pipeline = _pipeline(config)
-        reports = asyncio.run(run())
+        reports = _run(run())
     except AdapterError as exc:
         _fail(exc)
     if as_json:
@@ -173,7 +178,7 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
 
     try:
         settings = _settings(None, None, None)
-        counts = asyncio.run(export_entities(_pipeline(config), sources, output, form, settings, history))
+        counts = _run(export_entities(_pipeline(config), sources, output, form, settings, history))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"wrote {counts['entities']} entities ({counts['readings']} readings, "
@@ -260,7 +265,7 @@ def quarantine_retry(ids: Annotated[list[int] | None, typer.Argument(help="Quara
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        outcome = asyncio.run(retry_quarantine(settings, _pipeline(config), list(ids) if ids else None))
+        outcome = _run(retry_quarantine(settings, _pipeline(config), list(ids) if ids else None))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"retried {outcome['entities']} entity operations and {outcome['records']} records "
@@ -287,7 +292,7 @@ def run(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gro
     try:
         settings = _settings(broker_url, tenant, state_dir)
         pipeline = _pipeline(config)
-        asyncio.run(forever())
+        _run(forever())
     except AdapterError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -330,7 +335,7 @@ def demo(state_dir: StateOpt = None) -> None:
 
     try:
         settings = _settings(None, None, state_dir)
-        code = asyncio.run(run_demo(settings, console))
+        code = _run(run_demo(settings, console))
     except AdapterError as exc:
         _fail(exc)
     raise typer.Exit(code)
