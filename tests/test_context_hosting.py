@@ -142,7 +142,8 @@ def test_broker_serve_and_sync_as_two_processes_with_default_settings(tmp_path, 
         # Entities were written through the hosted document: their terms expand to the models' IRIs.
         stored = httpx.get(f"{broker.url}{API}/entities/{CAR_PARK}").json()
         assert stored["type"] == PARKING_IRI + "OffStreetParking"
-        parking = next(u for (_, subject), u in remembered(tmp_path / "state").items() if subject == "dataModel.Parking")
+        parking = next(u for (_, subject), u in remembered(tmp_path / "state").items()
+                       if subject == "dataModel.Parking")
         link = {"Link": f'<{parking}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'}
         assert httpx.get(f"{broker.url}{API}/entities/{CAR_PARK}", headers=link).json()["type"] == "OffStreetParking"
 
@@ -176,31 +177,6 @@ def test_in_memory_broker_restarted_between_two_syncs_gets_the_context_again(tmp
         parking = httpx.get(f"{restarted.url}{API}/entities/{CAR_PARK}", params={"options": "keyValues"}).json()
         assert parking[PARKING_IRI + "availableSpotNumber"] == 7
         assert outbox_pending(tmp_path / "state" / "state.sqlite3") == 0
-
-
-def test_broker_losing_the_context_mid_run_gets_it_again_and_the_refused_entities_go_through(tmp_path, feeds):
-    config = write_config(tmp_path / "burgas.yaml", feeds, NAMES)
-    broker = RestartableBroker(tmp_path / "unused.sqlite3", {})
-    broker.settings = broker.settings.model_copy(update={"db_path": None})  # in memory
-    with broker, BrokerProxy(broker.url) as proxy:
-        assert all(r.ok for r in sync(tmp_path, config, proxy.url))
-        feeds.edit("car_parks", "4", lambda p: p["data"][0].update(free_lots="9"))
-        # The broker restarts (empty) after this run checked its contexts, before the upsert.
-        restarts: list[int] = []
-
-        def restart_once(n: int) -> None:
-            if not restarts:
-                restarts.append(n)
-                broker.stop()
-                broker.start()
-        proxy.before_upsert = restart_once
-        reports = sync(tmp_path, config, proxy.url)
-        assert restarts, "no upsert reached the broker"
-        assert all(r.ok and r.pending == 0 for r in reports), [(r.source, r.last_error) for r in reports]
-        assert not any(r.rejections for r in reports)
-        parking = httpx.get(f"{broker.url}{API}/entities/{CAR_PARK}", params={"options": "keyValues"}).json()
-        assert parking[PARKING_IRI + "availableSpotNumber"] == 9
-        assert len(hosted(broker.url)) == 1
 
 
 def test_broker_without_context_hosting_falls_back_to_the_service_url_with_one_warning(tmp_path, feeds, caplog):

@@ -39,6 +39,7 @@ def _known_subjects() -> frozenset[str]:
     return frozenset(subjects())
 
 
+@lru_cache(maxsize=1024)  # a handful of distinct URLs, looked up for every delivered entity
 def subject_of(url: str) -> str | None:
     """The subject whose generated context `url` names at a service (any base URL), else None."""
     match = _SERVICE_PATH.search(url)
@@ -116,6 +117,10 @@ class HostedContexts:
                 if hosted == url or subject_of(url) == subject:
                     self._checked.discard(subject)
                     ours = True
+            if not ours and self._hosted and "/jsonldContexts/" in url:
+                # A hosted context, named some other way (another host name of the broker): check all.
+                self._checked.clear()
+                ours = True
         return ours
 
     def _url(self, item: Any) -> Any:
