@@ -164,6 +164,10 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
         for r in reports:
             for reason in r.rejections[:5]:
                 console.print(f"  [yellow]rejected[/yellow] {escape(reason)}", highlight=False)
+            more = r.skipped + r.rejected - min(5, len(r.rejections))
+            if r.rejections and more > 0:
+                console.print(f"  ... {more} more rejected in {r.source} (burgas-adapter quarantine list)",
+                              highlight=False)
     raise typer.Exit(exit_code(reports, strict))
 
 
