@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from adapter.errors import AdapterError
+from adapter.errors import AdapterError, TransientError
 from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import generated_context_document, subjects
 from adapter.sync.state import StateStore
@@ -100,6 +100,25 @@ class HostedContexts:
             if self._unsupported is not None:
                 return
 
+    async def broker_was_reset(self) -> bool:
+        """Whether the broker lost the documents published on it before, and with them (restarted
+        in memory, database reset) the entities: one GET, when a run starts. They are published
+        again at once, so the next check finds them; the caller sends the entities again."""
+        latest = self.state.latest_hosted_context(self.broker) if self._unsupported is None else None
+        if latest is None:
+            return False
+        try:
+            if await self.client.has_context(latest[1]):
+                return False
+            self._tell_reset()
+            for subject in self.state.hosted_subjects(self.broker):
+                if subject in _known_subjects():
+                    await self._ensure(subject)
+        except TransientError as exc:  # the delivery meets it and reports it
+            logger.debug("checking the @context on %s: %s", self.broker, exc)
+            return False
+        return True
+
     def resolve(self, context: Any) -> Any:
         """`context` with each generated service URL replaced by the broker's URL for it."""
         if not self._hosted:
@@ -129,6 +148,14 @@ class HostedContexts:
         subject = subject_of(item)
         return self._hosted.get(subject, item) if subject is not None else item
 
+    def _tell_reset(self) -> None:
+        if not self._reset_told:
+            self._reset_told = True
+            logger.warning(
+                "the broker at %s no longer has the @context documents published on it before: it "
+                "was restarted without its data, or its database was reset. They are published "
+                "again, and every entity is sent again by its source's next run", self.broker)
+
     async def _ensure(self, subject: str) -> None:
         document, digest = _document(subject)
         known = self.state.hosted_context(self.broker, subject)
@@ -147,13 +174,8 @@ class HostedContexts:
                 "it at /contexts/; set BURGAS_CONTEXT_BASE_URL to an address the broker reaches)",
                 self.broker, refusal, self.service_url)
             return
-        if known is not None and known[1] == digest and not self._reset_told:
-            self._reset_told = True
-            logger.warning(
-                "the broker at %s no longer has the @context documents published on it before: it "
-                "was restarted without its data, or its database was reset. They are published "
-                "again; entities it lost are sent again only when they change (the state remembers "
-                "what the broker confirmed)", self.broker)
+        if known is not None and known[1] == digest:
+            self._tell_reset()
         elif known is not None:
             logger.info("@context of %s changed: published again on %s", subject, self.broker)
         self.state.set_hosted_context(self.broker, subject, url, digest)

@@ -226,11 +226,15 @@ class Pipeline:
         everything again.
         """
         started = time.monotonic()
-        if self.hosting is not None:
-            self.hosting.new_run()
         run_id = uuid.uuid4().hex
         report = SyncReport(name, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
         skips = SkipIndex(self.state)
+        if self.hosting is not None:
+            self.hosting.new_run()
+            if await self.hosting.broker_was_reset():
+                # It holds none of what the state says it confirmed: every source sends all again.
+                skips.forget()
+                self.state.forget_confirmed()
         try:
             version = None if full else await self._version(source)
             if version is not None and version == skips.version(self.tenant, name, salt):

@@ -209,6 +209,26 @@ class StateStore:
             db.execute("INSERT OR REPLACE INTO hosted_context VALUES (?, ?, ?, ?, ?)",
                        (broker, subject, url, digest, utcnow()))
 
+    def latest_hosted_context(self, broker: str) -> tuple[str, str] | None:
+        """(subject, URL) of the @context most recently published on `broker`, if any."""
+        row = self.conn.execute("SELECT subject, url FROM hosted_context WHERE broker=? "
+                                "ORDER BY published_at DESC LIMIT 1", (broker,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def hosted_subjects(self, broker: str) -> list[str]:
+        """The subjects whose @context was published on `broker`."""
+        return [row[0] for row in self.conn.execute(
+            "SELECT subject FROM hosted_context WHERE broker=? ORDER BY subject", (broker,))]
+
+    def forget_confirmed(self) -> int:
+        """The broker lost everything it held (restarted in memory, database reset): every entity
+        not pending deletion is planned again as new by its source's next run (and nothing counts
+        as confirmed). Returns how many. The caller also forgets what lets runs skip work
+        (adapter.sync.skip), so that the next runs map every record."""
+        with self.transaction() as db:
+            return db.execute("UPDATE entity_state SET want_hash='', sent_hash=NULL, sent_attrs=NULL "
+                              "WHERE want_hash IS NOT NULL").rowcount
+
     def get(self, tenant: str, source: str, entity_id: str) -> EntityState | None:
         """The state of one entity."""
         row = self.conn.execute(
