@@ -335,10 +335,14 @@ class BrokerClient:
         self._raise_for_status(response, "host_context")
         raise BrokerUnavailableError(f"broker answered POST /jsonldContexts with {problem.describe()}")
 
-    async def has_context(self, url: str) -> bool:
-        """Whether the broker still hosts the context it gave `url` for (GET /jsonldContexts/{id})."""
+    async def has_context(self, url: str, *, retry: bool = True) -> bool:
+        """Whether the broker still hosts the context it gave `url` for (GET /jsonldContexts/{id});
+        `retry=False`: one attempt (a check that may be skipped when the broker is down)."""
         local_id = url.rstrip("/").rsplit("/", 1)[-1]
-        response = await self.with_tenant(None)._request(
+        client = self.with_tenant(None)
+        if not retry:
+            client.retry = RetryPolicy(attempts=1)
+        response = await client._request(
             "GET", f"/jsonldContexts/{quote(local_id, safe='')}", headers={"Accept": "application/ld+json"})
         if response.status_code == 200:
             return True
