@@ -325,6 +325,8 @@ class BrokerClient:
             headers={"Content-Type": "application/json"})
         status = response.status_code
         location = response.headers.get("Location", "")
+        if status == 201 and location.startswith("/"):  # relative: on this broker
+            location = f"{self.base_url}{location}"
         if status == 201 and "://" in location:
             return location, ""
         if status < 300:
