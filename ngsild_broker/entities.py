@@ -230,10 +230,9 @@ def _check_coords(coords: Any, depth: int, kind: str) -> None:
     if depth == 1:
         # The hot loop (every ring and line): 2-number positions checked inline, no call per position.
         for position in coords:
-            if type(position) is not list or len(position) != 2 or type(position[0]) not in _NUMBER \
-                    or type(position[1]) not in _NUMBER:
-                if not _is_position(position):
-                    raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
+            if (type(position) is not list or len(position) != 2 or type(position[0]) not in _NUMBER
+                    or type(position[1]) not in _NUMBER) and not _is_position(position):
+                raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
         return
     for item in coords:
         _check_coords(item, depth - 1, kind)

@@ -12,9 +12,10 @@ from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, check_uri
 from ngsild_broker.errors import bad_request
+from ngsild_broker.render import Format
 from ngsild_broker.store import SqlFilter, Store
 
-FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
+FORMATS: dict[str, Format] = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
 _OPTIONS = {*FORMATS, "sysAttrs", "count", "noOverwrite", "update", "replace", "append"}
 
@@ -23,7 +24,7 @@ _OPTIONS = {*FORMATS, "sysAttrs", "count", "noOverwrite", "update", "replace", "
 class OutputOptions:
     """How entities are rendered: format, sysAttrs, count."""
 
-    fmt: str = "normalized"
+    fmt: Format = "normalized"
     sys_attrs: bool = False
     count: bool = False
     flags: frozenset[str] = frozenset()
