@@ -332,9 +332,9 @@ def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: Tenant
                       f"{escape(exc.strerror or str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     # log_config=None: uvicorn keeps the logging set up above (plain or JSON, BURGAS_LOG_FORMAT).
-    config = uvicorn.Config(application, host=bind_host, port=sock.getsockname()[1], log_config=None,
+    server = uvicorn.Config(application, host=bind_host, port=sock.getsockname()[1], log_config=None,
                             access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(server).run(sockets=[sock])
 
 
 @app.command()
