@@ -76,7 +76,7 @@ def test_work_queued_under_another_context_url_arrives_through_the_hosted_one(tm
 
 
 @pytest.mark.parametrize("mode", ["body", "link"])
-def test_context_lost_mid_run_is_published_again_in_link_mode_too(tmp_path, feeds, mode):
+def test_context_lost_mid_run_is_published_again_and_the_next_run_sends_everything(tmp_path, feeds, mode):
     config = write_config(tmp_path / "burgas.yaml", feeds, NAMES)
     broker = RestartableBroker(tmp_path / "unused.sqlite3", {})
     broker.settings = broker.settings.model_copy(update={"db_path": None})  # in memory
@@ -95,3 +95,8 @@ def test_context_lost_mid_run_is_published_again_in_link_mode_too(tmp_path, feed
         assert restarts and all(r.ok and r.pending == 0 for r in reports), [(r.source, r.last_error) for r in reports]
         parking = httpx.get(f"{broker.url}{API}/entities/{CAR_PARK}", params={"options": "keyValues"}).json()
         assert parking["https://smartdatamodels.org/dataModel.Parking/availableSpotNumber"] == 11
+        # The restart emptied the broker: the next run sends everything again, and it converges.
+        expected = expected_entities(load_config(config))
+        again = sync(tmp_path, config, proxy.url, context_mode=mode)
+        assert all(r.ok for r in again) and sum(r.sent for r in again) == len(expected)
+        assert broker_ids(broker.url) == by_type(expected)

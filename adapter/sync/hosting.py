@@ -75,6 +75,7 @@ class HostedContexts:
         self._checked: set[str] = set()  # subjects known to be there during this run
         self._unsupported: str | None = None  # the broker's answer when it has no hosting
         self._reset_told = False
+        self._reset_seen = False  # a lost document found while delivering (see take_reset)
 
     def new_run(self) -> None:
         """A sync run starts: check again (GET) that each document it uses is still hosted."""
@@ -110,14 +111,21 @@ class HostedContexts:
         try:
             if await self.client.has_context(latest[1], retry=False):  # a down broker: one try
                 return False
-            self._tell_reset()
             for subject in self.state.hosted_subjects(self.broker):
                 if subject in _known_subjects():
                     await self._ensure(subject)
         except TransientError as exc:  # the delivery meets it and reports it
             logger.debug("checking the @context on %s: %s", self.broker, exc)
             return False
+        self._tell_reset()
+        self._reset_seen = False  # told to the caller now
         return True
+
+    def take_reset(self) -> bool:
+        """Whether a delivery found the broker without a document it had (it restarted during a
+        run, or under a live stream); the caller then sends everything again. Once per finding."""
+        seen, self._reset_seen = self._reset_seen, False
+        return seen
 
     def resolve(self, context: Any) -> Any:
         """`context` with each generated service URL replaced by the broker's URL for it."""
@@ -154,7 +162,8 @@ class HostedContexts:
             logger.warning(
                 "the broker at %s no longer has the @context documents published on it before: it "
                 "was restarted without its data, or its database was reset. They are published "
-                "again, and every entity is sent again by its source's next run", self.broker)
+                "again, and every source sends all its entities again from its next run on",
+                self.broker)
 
     async def _ensure(self, subject: str) -> None:
         document, digest = _document(subject)
@@ -174,7 +183,8 @@ class HostedContexts:
                 "it at /contexts/; set BURGAS_CONTEXT_BASE_URL to an address the broker reaches)",
                 self.broker, refusal, self.service_url)
             return
-        if known is not None and known[1] == digest:
+        if known is not None and known[1] == digest:  # it had it: it lost its data
+            self._reset_seen = True
             self._tell_reset()
         elif known is not None:
             logger.info("@context of %s changed: published again on %s", subject, self.broker)

@@ -232,9 +232,7 @@ class Pipeline:
         if self.hosting is not None:
             self.hosting.new_run()
             if await self.hosting.broker_was_reset():
-                # It holds none of what the state says it confirmed: every source sends all again.
-                skips.forget()
-                self.state.forget_confirmed()
+                self._broker_was_reset()
         try:
             version = None if full else await self._version(source)
             if version is not None and version == skips.version(self.tenant, name, salt):
@@ -338,6 +336,12 @@ class Pipeline:
             skips.save(self.tenant, name, salt, skipper, complete=complete)
         skips.set_version(self.tenant, name, salt, version if complete else None)
 
+    def _broker_was_reset(self) -> None:
+        """The broker holds none of what the state says it confirmed (adapter.sync.hosting): every
+        source maps and sends everything again from its next run on (this one, at a run's start)."""
+        SkipIndex(self.state).forget()
+        self.state.forget_confirmed()
+
     async def deliver(self, report: SyncReport, *, source: str | None = None) -> None:
         """Deliver what waits in the outbox for this tenant (and source) into the report."""
         if self.client is None:
@@ -349,6 +353,8 @@ class Pipeline:
             report.last_error = str(exc)
             report.pending = self.outbox.pending(tenant=self.tenant, source=source)
             return
+        if self.hosting is not None and self.hosting.take_reset():
+            self._broker_was_reset()  # after this run's plan and skip index were saved
         report.sent += delivery.upserted
         report.deleted += delivery.deleted
         report.attrs_deleted += delivery.attrs_deleted
