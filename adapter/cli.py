@@ -52,9 +52,9 @@ app.add_typer(build_broker_app(_reference_dirs, "BURGAS_SHARED_DIR/smart-data-mo
 @app.callback()
 def _process() -> None:
     """Process-wide settings every command shares."""
-    from adapter.process import tune_gc
+    from ngsild_broker.process import ADAPTER, tune_gc
 
-    tune_gc()
+    tune_gc(ADAPTER)
 
 quarantine_app = typer.Typer(help="Records and entities set aside with their reason.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")

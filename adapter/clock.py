@@ -27,3 +27,8 @@ class SystemClock:
     async def wait(self, event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout=timeout)
+
+
+async def sleep(clock: Clock, seconds: float) -> None:
+    """``seconds`` on ``clock`` (a wait for an event nobody sets)."""
+    await clock.wait(asyncio.Event(), seconds)

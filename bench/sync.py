@@ -304,11 +304,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-peers", action="store_true", help="skip FiLiP and ngsildclient")
     args = parser.parse_args(argv)
 
-    from adapter.process import tune_gc
     from adapter.runtime import local_reference_contexts, write_generated_contexts
     from adapter.settings import Settings
+    from ngsild_broker.process import ADAPTER, tune_gc
 
-    tune_gc()  # as the CLI's commands run
+    tune_gc(ADAPTER)  # as the CLI's commands run
 
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         work = Path(tmp)

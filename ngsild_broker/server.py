@@ -6,7 +6,6 @@ about 3-4 µs less server CPU per upserted entity than h11 + asyncio (bench/READ
 
 from __future__ import annotations
 
-import gc
 import logging
 import socket
 import threading
@@ -17,6 +16,7 @@ import uvicorn
 
 from ngsild_broker.app import create_app
 from ngsild_broker.listen import listen
+from ngsild_broker.process import BROKER, tune_gc
 from ngsild_broker.settings import BrokerSettings
 
 logger = logging.getLogger(__name__)
@@ -73,26 +73,11 @@ class EmbeddedBroker:
         self.stop()
 
 
-def tune_gc() -> None:
-    """Fewer and cheaper garbage collections, for a process that does nothing but serve the broker.
-
-    A 1000-entity batch allocates ~50,000 dicts and lists that all live until its answer is sent:
-    with CPython's default first-generation threshold (700) that is ~70 collections per batch, each
-    walking the surviving batch objects, and the full ones walk every imported module's objects too.
-    Freezing the startup heap and a 20,000 threshold cut the server's CPU per upserted entity by
-    ~10-20 % (bench/README.md). Reference cycles are rare here, so memory is not held much longer.
-    Not applied by `EmbeddedBroker`, which shares its process with tests and the demo.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
-
-
 def serve(settings: BrokerSettings, sock: socket.socket | None = None) -> None:
     """Serve in the foreground until interrupted (the CLI's `broker serve`), on `sock` if given."""
     sock = sock or listen(settings.host, settings.port)
     app = create_app(settings)
-    tune_gc()
+    tune_gc(BROKER, freeze=True)  # this process serves the broker and nothing else
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, host=settings.host, port=port, log_level="info", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])

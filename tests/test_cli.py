@@ -132,7 +132,7 @@ def test_every_command_runs_with_the_adapter_gc_thresholds(config):
     try:
         result = cli("check-config", "--config", str(config))
         assert result.exit_code == 0, result.output
-        assert gc.get_threshold() == (50_000, 20, 100)  # adapter.process.tune_gc
+        assert gc.get_threshold() == (50_000, 20, 100)  # ngsild_broker.process.ADAPTER
     finally:
         gc.set_threshold(*saved)
 

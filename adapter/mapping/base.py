@@ -134,16 +134,22 @@ def map_feed(mapper: FeedMapper, records: Iterable[RawRecord]) -> Iterator[Mappe
         result = map_one(mapper, record)
         if isinstance(result, Rejected):
             yield result
-            continue
-        key = result.entity.id
-        earlier = by_id.get(key)
-        if earlier is None:
-            by_id[key] = result
         else:
-            logger.debug("%s: merging %s into %s (same id %s)", record.source, record.key,
-                         earlier.record, key)
-            by_id[key] = merge(earlier, result)
+            fold(by_id, result)
     yield from by_id.values()
+
+
+def fold(by_id: dict[str, Mapped], result: Mapped) -> bool:
+    """Add one result to a fetch's entities by id, merged into an earlier result of the same id
+    (see merge); True when the id is new. The one merge loop of batch fetches and streams."""
+    key = result.entity.id
+    earlier = by_id.get(key)
+    if earlier is None:
+        by_id[key] = result
+        return True
+    logger.debug("merging %s into %s (same id %s)", result.record, earlier.record, key)
+    by_id[key] = merge(earlier, result)
+    return False
 
 
 def merge(earlier: Mapped, later: Mapped) -> Mapped:

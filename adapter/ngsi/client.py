@@ -23,15 +23,10 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-    wait_random,
-)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
+from adapter.backoff import TRANSIENT_STATUSES, Backoff, clock_sleep
+from adapter.clock import Clock, SystemClock
 from adapter.errors import AdapterError, BrokerUnavailableError, ConfigError, EntityRejectedError
 from adapter.loopback import DIRECT
 from adapter.ngsi.auth import BearerToken, BrokerAuth, OAuth2ClientCredentials
@@ -51,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 API = "/ngsi-ld/v1"
 MAX_PAGE_SIZE = 1000  # Orion-LD refuses limit > 1000 (summary item 12)
-_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 NO_HOSTING_STATUSES = frozenset({404, 405, 501})  # a broker without POST /jsonldContexts
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
@@ -64,6 +58,11 @@ class RetryPolicy:
     max_seconds: float = 120.0
     initial_wait: float = 0.5
     max_wait: float = 15.0
+
+    @property
+    def backoff(self) -> Backoff:
+        """The wait between attempts (jitter: up to one initial wait)."""
+        return Backoff(self.initial_wait, self.max_wait, jitter=self.initial_wait)
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ class BrokerClient:
                  concurrency: int = 4, retry: RetryPolicy = RetryPolicy(),
                  timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
                  max_response_bytes: int = 64 * 1024 * 1024, page_size: int = MAX_PAGE_SIZE,
-                 max_query_results: int = 1_000_000) -> None:
+                 max_query_results: int = 1_000_000, clock: Clock | None = None) -> None:
         if upsert_mode not in ("update", "replace") or context_mode not in ("link", "body"):
             raise ConfigError(f"bad upsert_mode {upsert_mode!r} or context_mode {context_mode!r}")
         self.base_url = base_url.rstrip("/")
@@ -109,6 +108,7 @@ class BrokerClient:
         self.max_response_bytes = max_response_bytes
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.max_query_results = max_query_results
+        self.clock = clock or SystemClock()  # what retries wait on
         self._owns_http = http is None
         # Keep-alive pool sized for the batches in flight.
         self._http = http or httpx.AsyncClient(
@@ -476,8 +476,7 @@ class BrokerClient:
         policy = self.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
-            wait=wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
-            + wait_random(0, policy.initial_wait),
+            wait=policy.backoff.tenacity_wait(), sleep=clock_sleep(self.clock),
             retry=retry_if_exception_type(_RetryError), reraise=True)
         try:
             async for attempt in retrying:
@@ -513,7 +512,7 @@ class BrokerClient:
                 raise BrokerUnavailableError(f"broker request failed: {type(exc).__name__}: {exc}") from None
         final = httpx.Response(response.status_code, headers=response.headers, content=body,
                                request=request)
-        if response.status_code in _RETRY_STATUSES and not context_unavailable(final):
+        if response.status_code in TRANSIENT_STATUSES and not context_unavailable(final):
             logger.debug("broker answered %d to %s %s; will retry", response.status_code, method, url)
             raise _RetryError(response=final)
         return final

@@ -39,6 +39,8 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from adapter.backoff import TRANSIENT_STATUSES, Backoff, clock_sleep
+from adapter.clock import Clock, SystemClock
 from adapter.errors import AuthError, SourceFormatError, SourceUnavailableError
 from adapter.loopback import DIRECT
 from adapter.redaction import scrub_url
@@ -47,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_REQUEST_DEADLINE = 120.0  # seconds for one whole answer, body included
-TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _SNIPPET = 120
 
 
@@ -64,6 +65,11 @@ class FetchOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     deadline: float = DEFAULT_REQUEST_DEADLINE
     headers: Mapping[str, str] = field(default_factory=lambda: {"Accept": "application/json"})
+
+    @property
+    def backoff(self) -> Backoff:
+        """The wait between attempts."""
+        return Backoff(self.backoff_initial, self.backoff_max, jitter=self.jitter)
 
     def httpx_timeout(self) -> httpx.Timeout:
         """The httpx timeout these options describe."""
@@ -179,19 +185,18 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 class _Backoff:
-    """Exponential backoff with full jitter, raised to the server's Retry-After when it asks."""
+    """The source's backoff, raised to the server's Retry-After when it asks (up to backoff_max)."""
 
     def __init__(self, options: FetchOptions, rng: random.Random) -> None:
         self.options = options
+        self.policy = options.backoff
         self.rng = rng
 
     def __call__(self, state: RetryCallState) -> float:
-        o = self.options
-        delay: float = min(o.backoff_max, o.backoff_initial * 2 ** (state.attempt_number - 1))
-        delay += self.rng.uniform(0, o.jitter)
+        delay = self.policy.delay(state.attempt_number, self.rng)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _TransientError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, o.backoff_max))
+            delay = max(delay, min(exc.retry_after, self.options.backoff_max))
         return delay
 
 
@@ -199,12 +204,12 @@ class PayloadFetcher:
     """Fetches bounded payloads over HTTP(S) or from files, with retries; see the module docstring."""
 
     def __init__(self, client: httpx.AsyncClient | None = None, options: FetchOptions | None = None,
-                 *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 *, clock: Clock | None = None, sleep: Callable[[float], Awaitable[None]] | None = None,
                  rng: random.Random | None = None) -> None:
         self.options = options or FetchOptions()
         self._own_client = client is None
         self._client = client
-        self._sleep = sleep
+        self._sleep = sleep or clock_sleep(clock or SystemClock())
         self._rng = rng or random.Random()
 
     @property
@@ -291,7 +296,7 @@ class PayloadFetcher:
             async with self.client.stream("GET", url, headers=dict(self.options.headers),
                                           timeout=self.options.httpx_timeout()) as response:
                 status = response.status_code
-                if status in TRANSIENT_STATUS:
+                if status in TRANSIENT_STATUSES:
                     raise _TransientError(f"HTTP {status}", status=status,
                                      retry_after=_retry_after(response))
                 if status in (401, 403):

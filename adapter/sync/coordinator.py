@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapter.backoff import Backoff
 from adapter.clock import Clock, SystemClock
 from adapter.errors import FatalError
 from adapter.sync.report import SyncReport
@@ -63,9 +64,10 @@ class Coordinator:
         return all(s.runs > 0 for s in self.status.values())
 
     def delay(self, status: SourceStatus) -> float:
-        """Seconds until the next run: the interval, backed off after failures, with jitter."""
-        factor = min(2 ** status.failures, MAX_BACKOFF_FACTOR) if status.failures else 1
-        return status.interval * factor * (1 + self.rng.uniform(-self.jitter, self.jitter))
+        """Seconds until the next run: the interval, doubled after each failure (at most
+        MAX_BACKOFF_FACTOR times), ± jitter."""
+        policy = Backoff(status.interval, status.interval * MAX_BACKOFF_FACTOR, spread=self.jitter)
+        return policy.delay(status.failures + 1, self.rng)
 
     async def run_source(self, name: str, *, full: bool = False) -> SyncReport:
         """One run of one source now (also what POST /sync/{source} calls); `full`: map every record."""

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 
 from adapter.errors import AdapterError, AuthError, FatalError, MappingError, TransientError
-from adapter.mapping.base import Mapped, Rejected, merge
+from adapter.mapping.base import Mapped, Rejected, fold
 from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import DEFAULT_CONTEXT_BASE_URL, ContextMode, context_for
@@ -80,12 +80,8 @@ async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[
         if isinstance(result, Rejected):
             on_rejected(result)
             return
-        earlier = by_id.get(result.entity.id)
-        if earlier is None:
-            by_id[result.entity.id] = result
+        if fold(by_id, result):
             fresh.append(result.entity.id)
-        else:
-            by_id[result.entity.id] = merge(earlier, result)
 
     try:
         count = 0

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from adapter.backoff import Backoff
+from adapter.clock import Clock, SystemClock
 from adapter.errors import FatalError, MappingError
-from adapter.mapping.base import Mapped, Rejected, merge
+from adapter.mapping.base import Mapped, Rejected, fold
 from adapter.sources.base import RawRecord
 from adapter.sync.pipeline import Pipeline, RecordMapper
 from adapter.sync.quarantine import QuarantineEntry
@@ -32,6 +34,8 @@ from adapter.sync.state import SyncPlan
 logger = logging.getLogger(__name__)
 
 MAX_DELIVERY_BACKOFF = 30.0
+STORE_BACKOFF = Backoff(2.0, MAX_DELIVERY_BACKOFF)  # a batch the state file cannot take
+DELIVERY_BACKOFF = Backoff(0.5, MAX_DELIVERY_BACKOFF)  # a broker that is down
 MAX_CLOCK_AHEAD = 600  # s a reading may be dated after its arrival (device clocks drift)
 _REJECTION_LOG_INTERVAL = 60.0
 
@@ -57,10 +61,8 @@ def _not_ahead(result: Mapped | Rejected, record: RawRecord, received: float) ->
 
 def _fold(by_id: dict[str, Mapped], origins: dict[str, list[Any]], result: Mapped, origin: Any) -> None:
     """Coalesce a reading into the batch (newest state wins) and note where it came from."""
-    key = result.entity.id
-    earlier = by_id.get(key)
-    by_id[key] = result if earlier is None else merge(earlier, result)
-    origins.setdefault(key, []).append(origin)
+    fold(by_id, result)
+    origins.setdefault(result.entity.id, []).append(origin)
 
 
 class StreamMessage(Protocol):
@@ -131,8 +133,10 @@ class StreamRunner:
     def __init__(self, source: StreamSource, mapper: RecordMapper, pipeline: Pipeline, *,
                  batch_max_messages: int = 500, batch_max_ms: int = 100,
                  on_batch: Callable[[StreamBatch], None] | None = None,
-                 on_delivery: Callable[[SyncReport], None] | None = None, deliver: bool = True) -> None:
+                 on_delivery: Callable[[SyncReport], None] | None = None, deliver: bool = True,
+                 clock: Clock | None = None) -> None:
         self.source = source
+        self.clock = clock or SystemClock()  # what retries wait on
         self.deliver = deliver  # False in a worker process: its parent delivers the outbox
         self.name = source.name
         self.mapper = mapper
@@ -305,10 +309,10 @@ class StreamRunner:
                     self.status.last_error = f"cannot store a batch: {type(exc).__name__}: {exc}"
                     if failures == 1:
                         logger.exception("%s: cannot store a batch; retrying", self.name)
-                    await asyncio.sleep(min(2 ** failures, MAX_DELIVERY_BACKOFF))
+                    await STORE_BACKOFF.pause(failures, self.clock)
 
     async def _deliver(self) -> None:
-        backoff = 0.0
+        down = 0  # consecutive deliveries that sent nothing with work waiting
         while True:
             await self._work.wait()
             self._work.clear()
@@ -325,13 +329,13 @@ class StreamRunner:
             report.duration = time.monotonic() - started
             self._delivered(report)
             if report.pending and not (report.sent or report.rejected):
-                backoff = min(max(backoff * 2, 0.5), MAX_DELIVERY_BACKOFF)  # the broker is down
-                await asyncio.sleep(backoff)
+                down += 1  # the broker is down
+                await DELIVERY_BACKOFF.pause(down, self.clock)
                 self._work.set()
             elif report.pending:
                 self._work.set()  # more than one delivery window waits
             else:
-                backoff = 0.0
+                down = 0
 
     def _pending(self) -> int:
         try:

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from adapter.backoff import Backoff
 from adapter.config import MQTTSourceConfig
 from adapter.mapping.mqtt import mapper_for
 from adapter.ngsi.context import ContextMode
@@ -49,6 +50,7 @@ RETIRE_QUIET = 2.0  # s without a message after which a retiring worker's sessio
 # as MQTTSourceConfig.workers allows: sessions of workers beyond a pool's size are looked for up to here
 MAX_WORKERS = 16
 MAX_RESTART_DELAY = 30.0
+RESTART_BACKOFF = Backoff(1.0, MAX_RESTART_DELAY)  # a worker that keeps exiting
 _EVENT_QUEUE_SIZE = 10_000
 
 
@@ -321,7 +323,7 @@ class StreamPool(StreamRunner):
                     self.pooled.down(index)
                     failures = self._failures.get(index, 0) + 1
                     self._failures[index] = failures
-                    delay = min(2.0 ** (failures - 1), MAX_RESTART_DELAY)
+                    delay = RESTART_BACKOFF.delay(failures)
                     restart_at[index] = time.monotonic() + delay
                     self.pooled.last_exit = (f"worker {index} exited with code {process.exitcode} at "
                                              f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
