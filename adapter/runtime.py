@@ -115,7 +115,8 @@ class Runtime:
             self.state, self.client, tenant=self.settings.tenant,
             context_mode=ContextMode(self.settings.ngsi_context),
             context_base_url=self.settings.context_base_url,
-            delete_missing=self.settings.delete_missing, upsert_mode=self.settings.upsert_mode)
+            delete_missing=self.settings.delete_missing, upsert_mode=self.settings.upsert_mode,
+            temporal_url=self.settings.temporal_url)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -142,7 +143,7 @@ class Runtime:
             report = await self.pipeline.run_once(
                 source_config.name, source, mapper, snapshot=source_config.snapshot,
                 static=source_config.type in STATIC_KINDS, salt=salt_for(source_config),
-                full=self.full if full is None else full)
+                full=self.full if full is None else full, history=source_config.history)
         except AdapterError as exc:
             if isinstance(exc, FatalError):
                 raise

@@ -16,6 +16,8 @@ class SyncReport:
     records_in: int = 0
     mapped: int = 0  # entities the mapper produced (after merging equal ids)
     readings: int = 0  # time-series readings that reached the pipeline (history snapshots)
+    history: int = 0  # attribute instances of those readings enqueued for the temporal API
+    history_sent: int = 0  # attribute instances the broker's temporal API confirmed
     skipped: int = 0  # records the mapper rejected (quarantined)
     mapper_failures: int = 0  # of those, records on which the mapper itself failed (a bug)
     unchanged: int = 0
