@@ -114,6 +114,7 @@ class Store:
         self._tenants = {row[0] for row in self._conn.execute("SELECT name FROM tenants")}
         self._tenants.add(DEFAULT_TENANT)
         self._checkpointer: _Checkpointer | None = None
+        self.history: Any = None  # a temporal_store.TemporalStore: records attribute instances
         if self._path is not None:
             # Checkpoints run in a background thread (see _Checkpointer); the writer only steps in
             # when the WAL grows past ~40 MB, which bounds it if the thread ever falls behind.
@@ -152,7 +153,7 @@ class Store:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                writer = Writer(self._conn, self._tenants)
+                writer = Writer(self._conn, self._tenants, self.history)
                 yield writer
                 writer.flush()
             except BaseException:
@@ -325,8 +326,9 @@ class _Checkpointer:
 class Writer:
     """Operations inside one write transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, tenants: set[str]) -> None:
+    def __init__(self, conn: sqlite3.Connection, tenants: set[str], history: Any = None) -> None:
         self.conn = conn
+        self.history = history
         self._tenants = tenants
         self._next_seq: int | None = None
         self._new: dict[int, tuple[str, dict[str, Any], BBox | None]] = {}
