@@ -89,7 +89,18 @@ def series(mapped: Mapped) -> Series:
     return Series(mapped.entity, mapped.history, CONTEXT)
 
 
-def deliver(history: HistoryOutbox, fake: TemporalFake, tenant: str = "") -> Any:
+def confirm_all(store: StateStore) -> None:
+    """As if the broker had confirmed the current state of every entity with pending history."""
+    with store.transaction() as db:
+        db.execute("INSERT OR IGNORE INTO entity_state (tenant, source, entity_id, entity_type, want_hash, "
+                   "sent_hash) SELECT DISTINCT tenant, source, entity_id, entity_type, 'h', 'h' FROM history_outbox")
+        db.execute("UPDATE entity_state SET sent_hash='h' WHERE sent_hash IS NULL")
+
+
+def deliver(history: HistoryOutbox, fake: TemporalFake, tenant: str = "", *, confirm: bool = True) -> Any:
+    if confirm:
+        confirm_all(history.store)
+
     async def run() -> Any:
         async with BrokerClient(BROKER, http=httpx.AsyncClient(transport=httpx.MockTransport(fake)),
                                 retry=RetryPolicy(attempts=1)) as client:
@@ -200,7 +211,7 @@ def test_instances_a_crash_left_in_flight_are_not_sent_twice(history):
             deliver(history, fake)
     finally:
         HistoryOutbox._commit = original
-    assert len(fake.times(mapped.entity.id, "no2")) == 3 and history.pending() == 1
+    assert len(fake.times(mapped.entity.id, "no2")) == 3 and history.pending(held=True) == 1
     report = deliver(history, fake)
     assert report.sent == 1 and history.pending() == 0
     assert fake.times(mapped.entity.id, "no2") == AUTUMN_UTC[:3]  # once each
@@ -245,3 +256,13 @@ def test_every_reading_of_a_stream_batch_reaches_the_history_once(tmp_path):
                             source.message("lp/b/noise", noise("b", 6, 50.0), 11)]).history == 0
     finally:
         store.close()
+
+
+def test_history_waits_for_the_broker_to_confirm_the_current_state(history):
+    rows = [aq_row("2026-02-27 15:00:05", NO2="30"), aq_row("2026-02-27 14:00:05", NO2="29")]
+    history.enqueue("", "aq", [series(station(rows))])
+    fake = TemporalFake()
+    waiting = deliver(history, fake, confirm=False)  # its upsert is pending or quarantined
+    assert waiting.sent == 0 and waiting.remaining == 0 and fake.requests == []
+    assert history.pending(held=True) == 1
+    assert deliver(history, fake).sent == 1

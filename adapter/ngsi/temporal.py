@@ -64,7 +64,23 @@ class TemporalWriter:
             shared.attrs_supported = False
 
     async def append(self, entity_id: str, entity_type: str, instances: Instances, context: Any) -> None:
-        """Add the instances to the entity's history; raises the AdapterError of a failure."""
+        """Add the instances to the entity's history; raises the AdapterError of a failure.
+
+        A request the broker finds too large (413) is split in halves until it fits.
+        """
+        try:
+            await self._append(entity_id, entity_type, instances, context)
+        except EntityRejectedError as exc:
+            flat = [(name, value) for name, values in instances.items() for value in values]
+            if exc.context.get("status") != 413 or len(flat) < 2:
+                raise
+            for part in (flat[: len(flat) // 2], flat[len(flat) // 2:]):
+                half: dict[str, list[Any]] = {}
+                for name, value in part:
+                    half.setdefault(name, []).append(value)
+                await self.append(entity_id, entity_type, half, context)
+
+    async def _append(self, entity_id: str, entity_type: str, instances: Instances, context: Any) -> None:
         if self.attrs_supported:
             body = {**instances}
             problem = await self._post(f"/temporal/entities/{quote(entity_id, safe='')}/attrs", body, context)

@@ -11,7 +11,8 @@ A reading becomes attribute instances: each attribute of its snapshot that carri
 
 So a re-sync of the same feed adds nothing, and a source answering with an older window does not
 rewrite history (its readings are not newer than the marks). Delivery (``HistoryOutbox.deliver``)
-flags an operation as in flight (committed) before sending it, and removes it once the broker
+sends an entity's instances once the broker has confirmed its current state, flags an operation
+as in flight (committed) before sending it, and removes it once the broker
 confirms: an operation found in flight after a crash may have reached the broker, so the
 instances the broker already holds are asked for and left out before it goes again. A SIGKILL at
 any point thus loses and doubles nothing.
@@ -50,6 +51,12 @@ CREATE TABLE IF NOT EXISTS history_outbox (
 );
 CREATE INDEX IF NOT EXISTS history_outbox_source ON history_outbox (tenant, source, seq);
 """
+# History follows the current state: an entity's instances go once the broker has confirmed an
+# upsert of it. A rejected (quarantined) entity's history waits for it, instead of a temporal write
+# bringing the entity into being (the embedded broker creates the current entity from the history
+# when there is none).
+_CONFIRMED = ("EXISTS (SELECT 1 FROM entity_state e WHERE e.tenant=h.tenant AND e.source=h.source "
+              "AND e.entity_id=h.entity_id AND e.sent_hash IS NOT NULL)")
 MAX_INSTANCES_PER_OP = 500  # ~60 KB of JSON: far below Orion-LD's 1 MiB request cap
 MAX_REPORTED_ERRORS = 20
 
@@ -182,10 +189,13 @@ class HistoryOutbox:
         """attribute -> observedAt (Unix seconds) of the newest instance enqueued for one entity."""
         return self._marks(self.store.conn, tenant, source, [entity_id]).get(entity_id, {})
 
-    def pending(self, *, tenant: str | None = None, source: str | None = None) -> int:
-        """How many instance operations wait for delivery."""
-        where, args = _filter(tenant, source)
-        return self.store.conn.execute(f"SELECT COUNT(*) FROM history_outbox{where}", args).fetchone()[0]
+    def pending(self, *, tenant: str | None = None, source: str | None = None, held: bool = False) -> int:
+        """How many instance operations wait for delivery; ``held``: also those whose entity the broker
+        has not confirmed yet (its upsert pending, or rejected and quarantined)."""
+        where, args = _filter(tenant, source, "h.")
+        if not held:
+            where = f"{where} AND {_CONFIRMED}" if where else f" WHERE {_CONFIRMED}"
+        return self.store.conn.execute(f"SELECT COUNT(*) FROM history_outbox h{where}", args).fetchone()[0]
 
     # --- delivery ------------------------------------------------------------------------------
 
@@ -197,11 +207,12 @@ class HistoryOutbox:
             after, taken = 0, 0
             fatal: FatalError | None = None
             while fatal is None and (max_ops is None or taken < max_ops):
-                where, args = _filter(tenant, source)
-                where = (where + " AND" if where else " WHERE") + " seq > ?"
+                where, args = _filter(tenant, source, "h.")
+                where = (where + " AND" if where else " WHERE") + " h.seq > ?"
                 rows = self.store.conn.execute(
-                    "SELECT seq, tenant, entity_id, entity_type, body, context, instances, in_flight "
-                    f"FROM history_outbox{where} ORDER BY seq LIMIT ?", (*args, after, window)).fetchall()
+                    "SELECT h.seq, h.tenant, h.entity_id, h.entity_type, h.body, h.context, h.instances, "
+                    f"h.in_flight FROM history_outbox h{where} AND {_CONFIRMED} ORDER BY h.seq LIMIT ?",
+                    (*args, after, window)).fetchall()
                 if not rows:
                     break
                 after = rows[-1][0]
@@ -268,13 +279,13 @@ class HistoryOutbox:
         return fatal
 
 
-def _filter(tenant: str | None, source: str | None) -> tuple[str, list[str]]:
+def _filter(tenant: str | None, source: str | None, prefix: str = "") -> tuple[str, list[str]]:
     clauses, args = [], []
     if tenant is not None:
-        clauses.append("tenant=?")
+        clauses.append(f"{prefix}tenant=?")
         args.append(tenant)
     if source is not None:
-        clauses.append("source=?")
+        clauses.append(f"{prefix}source=?")
         args.append(source)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 

@@ -342,8 +342,8 @@ class Pipeline:
     async def deliver(self, report: SyncReport, *, source: str | None = None) -> None:
         """Deliver what waits in the outbox for this tenant (and source) into the report."""
         if self.client is None:
-            report.pending = self.outbox.pending(tenant=self.tenant, source=source) + \
-                self.history.pending(tenant=self.tenant, source=source)
+            report.pending = self.outbox.pending(tenant=self.tenant, source=source)
+            report.history_pending = self.history.pending(tenant=self.tenant, source=source)
             return
         try:
             delivery = await self.outbox.deliver(self.client, tenant=self.tenant, source=source)
@@ -373,11 +373,11 @@ class Pipeline:
             delivery = await self.history.deliver(self._temporal, tenant=self.tenant, source=source)
         except FatalError as exc:
             report.last_error = report.last_error or str(exc)
-            report.pending += self.history.pending(tenant=self.tenant, source=source)
+            report.history_pending = self.history.pending(tenant=self.tenant, source=source)
             return
         report.history_sent += delivery.instances
         report.rejected += delivery.rejected
-        report.pending += delivery.remaining
+        report.history_pending = delivery.remaining
         for error in delivery.errors[: max(0, _SHOWN_REJECTIONS - len(report.rejections))]:
             report.rejections.append(f"history: {error}")
         if delivery.last_error and report.last_error is None and delivery.remaining:

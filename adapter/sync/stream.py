@@ -338,11 +338,12 @@ class StreamRunner:
                 report.pending = max(self._pending(), 1)  # (the backoff below needs it non-zero)
             report.duration = time.monotonic() - started
             self._delivered(report)
-            if report.pending and not (report.sent or report.rejected):
+            waiting = report.pending + report.history_pending
+            if waiting and not (report.sent or report.rejected or report.history_sent):
                 backoff = min(max(backoff * 2, 0.5), MAX_DELIVERY_BACKOFF)  # the broker is down
                 await asyncio.sleep(backoff)
                 self._work.set()
-            elif report.pending:
+            elif waiting:
                 self._work.set()  # more than one delivery window waits
             else:
                 backoff = 0.0
