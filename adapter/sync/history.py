@@ -185,6 +185,20 @@ class HistoryOutbox:
                 marks.setdefault(entity_id, {})[attr] = when
         return marks
 
+    def behind(self, tenant: str, source: str, currents: Iterable[Entity]) -> set[str]:
+        """Ids of current states older than what was sent before: their newest observation is older
+        than their entity's newest mark (the source answered an older window). Sending them would
+        move the broker's present back in time and record old readings again."""
+        currents = list(currents)
+        marks = self._marks(self.store.conn, tenant, source, [e.id for e in currents])
+        behind = set()
+        for entity in currents:
+            known = marks.get(entity.id)
+            carried = [observed(v) for v in instances_of(entity).values()] if known else []
+            if carried and max(carried) < max(known.values()):  # type: ignore[union-attr]
+                behind.add(entity.id)
+        return behind
+
     def marks(self, tenant: str, source: str, entity_id: str) -> dict[str, float]:
         """attribute -> observedAt (Unix seconds) of the newest instance enqueued for one entity."""
         return self._marks(self.store.conn, tenant, source, [entity_id]).get(entity_id, {})

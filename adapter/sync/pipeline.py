@@ -320,6 +320,10 @@ class Pipeline:
             report.entities_by_type[entity_type] = report.entities_by_type.get(entity_type, 0) + 1
             report.readings += len(mapped.history)
         enqueued = early.unchanged_since(by_id)  # planned while the fetch went on
+        # A series answering an older window keeps the newer present the broker has.
+        behind = self.history.behind(self.tenant, name, (m.entity for m in by_id.values() if m.history)) \
+            if history else set()
+        enqueued |= behind
         done = enqueued | early.failed_since(by_id)
         outgoing = self.encodable({i: m for i, m in by_id.items() if i not in done}, report)
         present = [*skipper.skipped, *skipper.page_ids] if skipper is not None else []
