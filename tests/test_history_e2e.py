@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from adapter.sync.factory import build_mapper, build_source
 from adapter.sync.history import instances_of
 from adapter.sync.report import SyncReport
 from ngsild_broker import BrokerSettings, EmbeddedBroker
-from tests.sync_fixtures import FeedServer, context_files, write_config
+from tests.sync_fixtures import BrokerProxy, FeedServer, cli_env, context_files, run_cli, start_cli, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +88,8 @@ def stored(url: str, entity_id: str) -> Counter[tuple[str, str]]:
     for _ in range(100):
         answer = httpx.get(f"{url}{API}/temporal/entities/{entity_id}", timeout=30.0,
                            params={"timerel": "after", "timeAt": since})
+        if answer.status_code == 404:
+            return counts  # not in the broker (yet)
         assert answer.status_code in (200, 206), answer.text
         for name, value in answer.json().items():
             for instance in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
@@ -146,3 +150,48 @@ def test_history_off_for_a_source_sends_only_the_current_state(tmp_path, feeds, 
     for entity_id, pairs in all_stored(broker.url, truth).items():
         # Only what the broker recorded of the current state (its newest reading).
         assert set(pairs) < set(truth[entity_id]) and all(n == 1 for n in pairs.values())
+
+
+class SlowHistory(BrokerProxy):
+    """The proxy, counting temporal requests and holding each temporal write a while (so a kill
+    lands while one is in flight: the broker takes it after the adapter died)."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.temporal_writes = 0
+        self.temporal_reads = 0
+        self.hold = 0.0
+
+    def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if "/temporal/" in path:
+            with self.lock:
+                if method == "POST":
+                    self.temporal_writes += 1
+                else:
+                    self.temporal_reads += 1
+            if method == "POST":
+                time.sleep(self.hold)
+        return super()._answer(method, path, headers, body)
+
+
+def test_sigkill_mid_backfill_loses_and_doubles_nothing(tmp_path, feeds, broker):
+    config = write_config(tmp_path / "burgas.yaml", feeds)
+    truth = readings(config)
+    state = str(tmp_path / "state")
+    with SlowHistory(broker.url) as proxy:
+        proxy.hold = 0.1
+        adapter = start_cli("sync", "--config", str(config), "--broker-url", proxy.url, "--state-dir", state,
+                            env=cli_env(BURGAS_CONCURRENCY="1"))
+        deadline = time.monotonic() + 60
+        while proxy.temporal_writes < 4 and adapter.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        adapter.send_signal(signal.SIGKILL)
+        adapter.communicate()
+        time.sleep(2 * proxy.hold)  # the write in flight reaches the broker after the adapter died
+        partial = all_stored(broker.url, truth)
+        assert partial != truth and any(partial.values())  # killed mid-backfill
+        proxy.hold = 0.0
+        again = run_cli("sync", "--config", str(config), "--broker-url", proxy.url, "--state-dir", state)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert all_stored(broker.url, truth) == truth  # every reading, once
+        assert proxy.temporal_reads >= 1  # the write in flight was checked, not sent blindly

@@ -234,14 +234,22 @@ class HistoryOutbox:
                 with self.store.transaction() as db:  # from here on, a crash may leave them sent
                     db.executemany("UPDATE history_outbox SET in_flight=1 WHERE seq=?",
                                    [(row[0],) for row in rows if not row[7]])
-                outcomes = await asyncio.gather(*(self._send(writer, row) for row in rows))
-                fatal = self._commit(rows, outcomes, report)
+                # Each answer is committed as it comes: a crash re-sends (after a check) only what
+                # was in flight.
+                outcomes = await asyncio.gather(*(self._send_and_commit(writer, row, report) for row in rows))
+                fatal = next((error for error in outcomes if isinstance(error, FatalError)), None)
                 if fatal is None and report.deferred and not any(error is None for error in outcomes):
                     break  # nothing got through: the broker is down; the next pass retries
             report.remaining = self.pending(tenant=tenant, source=source)
             if fatal is not None:
                 raise fatal
             return report
+
+    async def _send_and_commit(self, writer: TemporalWriter, row: tuple,
+                               report: HistoryDelivery) -> AdapterError | None:
+        error = await self._send(writer, row)
+        self._commit([row], [error], report)
+        return error
 
     async def _send(self, writer: TemporalWriter, row: tuple) -> AdapterError | None:
         seq, tenant, entity_id, entity_type, body, context, _, in_flight = row
