@@ -32,11 +32,10 @@ def _start_of(store: TemporalStore, tq: TemporalQuery, sids: list[int]) -> int |
     return min(firsts, default=None)
 
 
-def aggregate_entity(store: TemporalStore, tq: TemporalQuery, entity: TemporalEntity,
-                     kinds: dict[str, str]) -> dict[str, dict[str, Any]]:
+def aggregate_entity(store: TemporalStore, tq: TemporalQuery,
+                     entity: TemporalEntity) -> dict[str, dict[str, Any]]:
     """Attribute IRI -> {"type", <method>: [[value, start, end], ...]} for one entity."""
-    series = [(sid, attr) for sid, attr in store.series(entity.eid)
-              if tq.attrs is None or attr in tq.attrs]
+    series = entity.series
     start = _start_of(store, tq, [sid for sid, _ in series])
     out: dict[str, dict[str, Any]] = {}
     if start is None:
@@ -46,8 +45,9 @@ def aggregate_entity(store: TemporalStore, tq: TemporalQuery, entity: TemporalEn
     for sid, attr in series:
         buckets: dict[int, dict[str, Any]] = {}
         if numeric:
-            for b, n, _, total, squares, low, high, mean in store.aggregate(
-                    sid, start, period, tq.lower, tq.upper, tq.column):
+            for b, n, total, squares, low, high in store.aggregate(sid, start, period, tq.lower,
+                                                                    tq.upper, tq.column):
+                mean = total / n
                 variance = max(squares / n - mean * mean, 0.0)
                 buckets[b] = {"sum": float(total), "sumsq": float(squares), "min": float(low),
                               "max": float(high), "avg": float(mean), "stddev": math.sqrt(variance)}
@@ -56,7 +56,7 @@ def aggregate_entity(store: TemporalStore, tq: TemporalQuery, entity: TemporalEn
                 buckets.setdefault(b, {}).update(totalCount=n, distinctCount=distinct)
         if not buckets:
             continue
-        rendered: dict[str, Any] = {"type": kinds.get(attr, "Property")}
+        rendered: dict[str, Any] = {"type": store.kind(sid)}
         for method in tq.aggr_methods:
             rows = []
             for b in sorted(buckets):

@@ -32,11 +32,16 @@ from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.operations import Change
 from ngsild_broker.protocol import (
     JSONLD,
-    begin,
+    KNOWN_PARAMS,
+    Incoming,
     empty,
     entity_headers,
     json_response,
+    negotiate,
+    no_body,
+    read_json,
     request_context,
+    tenant_of,
 )
 from ngsild_broker.render import render_attribute
 from ngsild_broker.state import BrokerState, broker_of
@@ -55,20 +60,39 @@ PREFIX = "/ngsi-ld/v1/temporal"
 _QUERY_PARAMS = ("id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
                  "geoproperty", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "options",
                  "format", "aggrMethods", "aggrPeriodDuration", "limit", "offset", "count", "local",
-                 "datasetId", "lang", "prettyPrint", "spaces")
+                 "datasetId", "lang", "prettyPrint", "spaces", "pick", "omit")
 _RETRIEVE_PARAMS = ("attrs", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "options",
                     "format", "aggrMethods", "aggrPeriodDuration", "datasetId", "lang", "prettyPrint",
-                    "spaces")
+                    "spaces", "pick", "omit")
 _SIMPLIFIED_KEY = {"Property": "values", "GeoProperty": "values", "Relationship": "objects",
                    "LanguageProperty": "languageMaps", "JsonProperty": "jsons", "VocabProperty": "vocabs",
                    "ListProperty": "valueLists", "ListRelationship": "objectLists"}
 _TOO_BROAD = "Need at least one of: entity-type, attribute-list, Q-filter, geo-query, local=true"
 
 
-async def _begin(request: Request, allowed: tuple[str, ...], **kwargs: Any) -> tuple[BrokerState, Any]:
+# URI parameters only the temporal API knows (protocol.check_params rejects them elsewhere).
+_TEMPORAL_ONLY = frozenset({"aggrMethods", "aggrPeriodDuration", "pick", "omit"})
+
+
+async def _begin(request: Request, allowed: tuple[str, ...], *, body: bool = False,
+                 create_tenant: bool = False) -> tuple[BrokerState, Incoming]:
+    """protocol.begin's checks, in its order, with the temporal API's parameters known."""
     broker = broker_of(request)
-    incoming = await begin(request, broker.store, broker.settings.max_payload, allowed, **kwargs)
-    return broker, incoming
+    media = negotiate(request, geojson=False)
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in KNOWN_PARAMS and name not in _TEMPORAL_ONLY:
+            raise bad_request("Unknown URI parameter", name)
+        if name not in allowed:
+            raise bad_request("Unsupported URI parameter", name)
+        if value == "":
+            raise bad_request("Empty right-hand-side for a URI parameter", name)
+        params[name] = value
+    tenant_of(request, broker.store, create=True)  # name checks before the payload
+    payload = await read_json(request, broker.settings.max_payload) if body else None
+    if not body:
+        no_body(request)
+    return broker, Incoming(params, media, tenant_of(request, broker.store, create=create_tenant), payload)
 
 
 def _history(broker: BrokerState) -> TemporalStore:
@@ -85,24 +109,14 @@ def _render_entity(entity: TemporalEntity, tq: TemporalQuery, ctx: Context,
     types = [ctx.compact(t) for t in entity.types]
     out: dict[str, Any] = {"id": entity.id, "type": types[0] if len(types) == 1 else types}
     if tq.fmt == "aggregatedValues":
-        kinds = {}
-        for sid, attr in history.series(entity.eid):
-            last = history.instances(sid, last=1, deleted=False)
-            kinds[attr] = last[0].kind if last else "Property"
-        for iri, body in aggregate_entity(history, tq, entity, kinds).items():
+        for iri, body in aggregate_entity(history, tq, entity).items():
             out[ctx.compact(iri)] = body
         return out
     for iri, instances in entity.attrs.items():
         name = ctx.compact(iri)
         if tq.fmt == "temporalValues":
-            kind = instances[-1].kind if instances else "Property"
-            pairs = []
-            for inst in instances:
-                moment = inst.time_of("deletedAt" if tq.deleted else "observedAt" if tq.column == "obs"
-                                      else "createdAt" if tq.column == "created" else "modifiedAt")
-                value = {"languageMap": inst.value} if kind == "LanguageProperty" else inst.value
-                pairs.append([value, format_time(moment) if moment is not None else None])
-            out[name] = {"type": kind, _SIMPLIFIED_KEY.get(kind, "values"): pairs}
+            groups = _simplified(instances, tq)
+            out[name] = groups[0] if len(groups) == 1 else groups
             continue
         rendered = []
         for inst in instances:
@@ -114,6 +128,38 @@ def _render_entity(entity: TemporalEntity, tq: TemporalQuery, ctx: Context,
             rendered.append(item)
         out[name] = rendered
     return out
+
+
+_WRAPPED = {"LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab"}
+
+
+def _simplified(instances: list[Any], tq: TemporalQuery) -> list[dict[str, Any]]:
+    """The simplified temporal representation (4.5.9): [value, time] pairs, one group per datasetId."""
+    prop = ("deletedAt" if tq.deleted else "observedAt" if tq.column == "obs"
+            else "createdAt" if tq.column == "created" else "modifiedAt")
+    groups: dict[Any, dict[str, Any]] = {}
+    for inst in instances:
+        dataset = inst.meta.get("datasetId")
+        group = groups.get(dataset)
+        if group is None:
+            group = groups[dataset] = {"type": inst.kind}
+            if dataset is not None:
+                group["datasetId"] = dataset
+            group[_SIMPLIFIED_KEY.get(inst.kind, "values")] = []
+        moment = inst.time_of(prop)
+        value = {_WRAPPED[inst.kind]: inst.value} if inst.kind in _WRAPPED else inst.value
+        group[_SIMPLIFIED_KEY.get(inst.kind, "values")].append(
+            [value, format_time(moment) if moment is not None else None])
+    return list(groups.values()) or [{"type": "Property", "values": []}]
+
+
+def _project(body: dict[str, Any], tq: TemporalQuery) -> dict[str, Any]:
+    """pick / omit on the rendered entity's members (id, type, attribute names)."""
+    if tq.pick:
+        body = {k: v for k, v in body.items() if k in tq.pick}
+    if tq.omit:
+        body = {k: v for k, v in body.items() if k not in tq.omit}
+    return body
 
 
 def _answer(body: Any, ctx: Context, media: str, content_range: str | None,
@@ -139,7 +185,8 @@ async def _run_query(broker: BrokerState, history: TemporalStore, tq: TemporalQu
         matched = select(history, tq)
         page = matched[tq.offset:tq.offset + tq.limit]
         content_range = fill(history, tq, page, broker.settings.temporal_limit)
-        return [_render_entity(e, tq, ctx, history) for e in page], len(matched), content_range
+        body = [_project(_render_entity(e, tq, ctx, history), tq) for e in page]
+        return body, len(matched), content_range
 
     body, total, content_range = await broker.run(work)
     extra = {"NGSILD-Results-Count": str(total)} if tq.count else None
@@ -202,7 +249,7 @@ def _add_history(store: Any, tenant: str, entity_id: str, types: list[str] | Non
     change = None
     with store.write() as tx:
         tx.ensure_tenant(tenant)
-        existed = history.entity(tenant, entity_id) is not None
+        existed = history.entity(tenant, entity_id, tx.conn) is not None
         if need_entity and not existed:
             raise not_found("Entity does not exist", entity_id)
         history.add(tx.conn, tenant, entity_id, types, attrs)
@@ -282,7 +329,10 @@ async def _retrieve(request: Request, entity_id: str) -> Response:
         entity = found[0]
         if tq.attrs is not None and not entity.attrs:
             raise not_found("Combination Entity/Attributes Not Found", entity_id)
-        return _render_entity(entity, tq, ctx, history), content_range
+        body = _project(_render_entity(entity, tq, ctx, history), tq)
+        if not body:
+            raise not_found("No entity member matches pick/omit", entity_id)
+        return body, content_range
 
     body, content_range = await broker.run(work)
     return _answer(body, ctx, incoming.media, content_range)
@@ -316,7 +366,7 @@ async def _append(request: Request, entity_id: str) -> Response:
 
 def _on_history(store: Any, tenant: str, entity_id: str, fn: Any) -> Any:
     with store.write() as tx:
-        found = store.history.entity(tenant, entity_id)
+        found = store.history.entity(tenant, entity_id, tx.conn)
         if found is None:
             raise not_found("Entity not found", entity_id)
         return fn(tx.conn, found[0])

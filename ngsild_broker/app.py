@@ -34,6 +34,7 @@ from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.settings import BrokerSettings
 from ngsild_broker.state import BrokerState
 from ngsild_broker.store import Store
+from ngsild_broker.temporal_retention import start_retention, stop_retention
 from ngsild_broker.temporal_store import TemporalStore
 
 logger = logging.getLogger(__name__)
@@ -126,9 +127,11 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
         if manager is not None:
             await manager.start()
             broker.on_change = manager.entities_changed
+        pruning = start_retention(broker)
         try:
             yield
         finally:
+            await stop_retention(pruning)
             await broker.drain()
             if manager is not None:
                 await manager.stop()

@@ -30,7 +30,6 @@ KNOWN_PARAMS = frozenset({
     "onlyIds", "entityMap", "orderBy", "reverse", "expandValues", "details", "kind", "reload",
     "datasetId", "deleteAll", "observedAt", "prettyPrint", "spaces", "timerel", "timeAt", "endTimeAt",
     "timeproperty", "lastN", "attributeFormat", "subscriptionId", "entityTypeList", "contextSource",
-    "aggrMethods", "aggrPeriodDuration", "pick", "omit",  # the temporal API (api_temporal)
 })
 _TENANT_BAD = re.compile(r"[/. \"\\$]")
 _TENANT_KNOWN = re.compile(r"^[A-Za-z0-9_-]*$")

@@ -158,6 +158,8 @@ class Store:
                 writer.flush()
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                if self.history is not None:
+                    self.history.forget()  # its id caches may name rows that were rolled back
                 raise
             self._conn.execute("COMMIT")
         if self._checkpointer is not None:
@@ -384,6 +386,8 @@ class Writer:
 
     def flush(self) -> None:
         """Write pending inserts and replacements with one executemany per table."""
+        if self.history is not None:
+            self.history.flush(self.conn)  # the attribute instances recorded in this transaction
         dumps = orjson.dumps
         if self._new:
             new = self._new.items()

@@ -20,7 +20,7 @@ from typing import Any
 from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, check_uri
-from ngsild_broker.errors import bad_request
+from ngsild_broker.errors import bad_request, invalid_request
 from ngsild_broker.query import parse_geo, parse_limits, parse_q
 from ngsild_broker.temporal_store import Instance, TemporalStore, format_time, parse_time
 
@@ -62,6 +62,8 @@ class TemporalQuery:
     aggr_methods: list[str] = field(default_factory=list)
     aggr_period: int | None = None
     dataset_ids: list[str] | None = None
+    pick: list[str] | None = None  # compacted member names (id, type, attributes) kept
+    omit: list[str] | None = None  # ... or left out
     limit: int = 20
     offset: int = 0
     count: bool = False
@@ -160,13 +162,13 @@ def _format(tq: TemporalQuery, options: str | None, fmt: str | None) -> None:
     raw = _split(options) or []
     for option in raw:
         if option not in _OPTIONS:
-            raise bad_request("Invalid value for URI param /options/", option)
+            raise invalid_request("Invalid value for URI param /options/", option)
     tq.sys_attrs = "sysAttrs" in raw
     tq.count = "count" in raw
     chosen = [o for o in raw if o in ("temporalValues", "aggregatedValues")]
     if fmt is not None:
         if fmt not in _FORMATS:
-            raise bad_request("Invalid value for URI param /format/", fmt)
+            raise invalid_request("Invalid value for URI param /format/", fmt)
         chosen = [fmt] if fmt in ("temporalValues", "aggregatedValues") else []
     if len(set(chosen)) > 1:
         raise bad_request("Incoherent value for /options/ URI param",
@@ -198,7 +200,17 @@ def from_params(params: dict[str, str], tenant: str, ctx: Context, default_limit
     tq.count = tq.count or params.get("count") == "true"
     tq.limit, tq.offset = parse_limits(params, default_limit, max_limit, tq.count)
     tq.local = params.get("local") == "true"
+    _projection(tq, params.get("pick"), params.get("omit"))
     return tq
+
+
+def _projection(tq: TemporalQuery, pick: Any, omit: Any) -> None:
+    """pick/omit (NGSI-LD 1.8 4.21): exclusive with attrs and with each other on a member."""
+    tq.pick, tq.omit = _split(pick), _split(omit)
+    if (tq.pick or tq.omit) and tq.attrs:
+        raise bad_request("Invalid projection", "pick and omit cannot be combined with attrs")
+    if tq.pick and tq.omit and set(tq.pick) & set(tq.omit):
+        raise bad_request("Invalid projection", "a member cannot be both picked and omitted")
 
 
 def from_body(body: Any, params: dict[str, str], tenant: str, ctx: Context, default_limit: int,
@@ -249,6 +261,7 @@ def from_body(body: Any, params: dict[str, str], tenant: str, ctx: Context, defa
     tq.count = tq.count or params.get("count") == "true"
     tq.limit, tq.offset = parse_limits(params, default_limit, max_limit, tq.count)
     tq.local = bool(body.get("local"))
+    _projection(tq, body.get("pick"), body.get("omit"))
     return tq
 
 
@@ -271,6 +284,7 @@ class TemporalEntity:
     types: list[str]
     attrs: dict[str, list[Instance]]
     eid: int = 0
+    series: list[tuple[int, str]] = field(default_factory=list)  # (sid, attribute IRI)
 
 
 @dataclass(slots=True)
@@ -330,12 +344,14 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
     if single is not None:
         found = store.entity(tq.tenant, single)
         candidates = [(found[0], single, found[1])] if found else []
+        all_series = {found[0]: store.series(found[0])} if found else {}
     else:
         candidates = list(store.entities(tq.tenant))
+        all_series = store.tenant_series(tq.tenant)
     pattern = re.compile(tq.id_pattern) if tq.id_pattern else None
     ids = set(tq.ids) if tq.ids else None
     types = set(tq.types) if tq.types else None
-    out = []
+    kept = []
     for eid, ident, etypes in candidates:
         if ids is not None and ident not in ids:
             continue
@@ -343,14 +359,24 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
             continue
         if types is not None and not types.intersection(etypes):
             continue
-        entity = TemporalEntity(ident, etypes, {}, eid)
+        wanted = [(sid, attr) for sid, attr in all_series.get(eid, ()) if tq.attrs is None or attr in tq.attrs]
+        kept.append(TemporalEntity(ident, etypes, {}, eid, wanted))
+    if single is None:  # a query answers entities with instances in the window
+        if tq.dataset_ids is None:
+            live = store.sids_in_window([sid for e in kept for sid, _ in e.series], tq.column, tq.lower,
+                                        tq.upper, tq.deleted)
+        else:  # datasetId is filtered after reading
+            live = {sid for e in kept for sid, _ in e.series if _window(store, tq, sid)}
+        kept = [e for e in kept if any(sid in live for sid, _ in e.series)]
+    out = []
+    for entity in kept:
+        series = {attr: sid for sid, attr in all_series.get(entity.eid, ())}
         if tq.q is not None or tq.geo is not None:
-            series = dict((attr, sid) for sid, attr in store.series(eid))
             wanted = _q_attrs(tq.q, tq.expand) if tq.q is not None else set()
             if tq.geo is not None:
                 wanted.add(tq.geoproperty)
             windows = {iri: _window(store, tq, series[iri], limit=_Q_SAFETY) for iri in wanted if iri in series}
-            base = {"id": ident, "type": etypes}
+            base = {"id": entity.id, "type": entity.types}
             if tq.q is not None and not _q_holds(tq.q, windows, base, tq.expand):
                 continue
             if tq.geo is not None and not any(
@@ -369,9 +395,7 @@ def fill(store: TemporalStore, tq: TemporalQuery, entities: list[TemporalEntity]
         per_attr = None  # aggregation reads through SQL; nothing is listed
     hits: list[int] = []  # for each attribute that reached the limit: its farthest instance time
     for entity in entities:
-        for sid, attr in store.series(entity.eid):
-            if tq.attrs is not None and attr not in tq.attrs:
-                continue
+        for sid, attr in entity.series:
             if per_attr is None:
                 entity.attrs[attr] = []
                 continue

@@ -3,7 +3,7 @@
 Layout, compact for years of readings (a few hundred stations x 24-96 readings a day):
 - `t_entities`: one row per (tenant, entity id) ever recorded, with its expanded types;
 - `t_series`: one row per (entity, attribute): the instances' key, so an instance row carries one
-  small integer instead of two names;
+  small integer instead of two names (attribute IRIs are interned in `t_attrs`);
 - `t_instances`: one small row per attribute instance. Times are integer milliseconds since the
   epoch; a number is stored in the REAL column `num`, any other value as JSON in `val`; the
   remaining members (unitCode, datasetId, sub-attributes...) are interned in `t_meta`, since a
@@ -16,12 +16,13 @@ Instance ids are `urn:ngsi-ld:Instance:<rowid>`. Deletions are instances too (`d
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -33,8 +34,9 @@ CREATE TABLE IF NOT EXISTS t_entities(
     eid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL,
     UNIQUE(tenant, id)
 );
+CREATE TABLE IF NOT EXISTS t_attrs(aid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS t_series(
-    sid INTEGER PRIMARY KEY, eid INTEGER NOT NULL, attr TEXT NOT NULL, UNIQUE(eid, attr)
+    sid INTEGER PRIMARY KEY, eid INTEGER NOT NULL, aid INTEGER NOT NULL, UNIQUE(eid, aid)
 );
 CREATE TABLE IF NOT EXISTS t_meta(mid INTEGER PRIMARY KEY, body BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS t_instances(
@@ -48,7 +50,9 @@ CREATE TABLE IF NOT EXISTS t_instances(
     val BLOB,
     mid INTEGER
 );
-CREATE INDEX IF NOT EXISTS t_instances_series ON t_instances(sid, obs);
+-- Covering for aggregation (num): a 30-day window of one series is one index range, whatever
+-- order the rows were written in.
+CREATE INDEX IF NOT EXISTS t_instances_series ON t_instances(sid, obs, num);
 """
 
 TYPES = ("Property", "Relationship", "GeoProperty", "LanguageProperty", "JsonProperty",
@@ -60,6 +64,7 @@ _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
 _ENC_INT, _ENC_FLOAT, _ENC_JSON, _ENC_DELETED = 0, 1, 2, 3
 _SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
 _EXACT_INT = 2 ** 53
+_CACHE_MAX = 100_000  # entries per id cache (entities, series, interned metadata)
 INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
 NULL = "urn:ngsi-ld:null"
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$")
@@ -72,7 +77,14 @@ def now_ms() -> int:
 
 def parse_time(text: Any) -> int | None:
     """A DateTime (a `Z` or offset is required) as epoch milliseconds; None when it is not one."""
-    if not isinstance(text, str) or not _DATETIME.match(text):
+    if not isinstance(text, str):
+        return None
+    return _parse_time(text)
+
+
+@functools.lru_cache(maxsize=8192)  # the readings of one batch share a few observedAt values
+def _parse_time(text: str) -> int | None:
+    if not _DATETIME.match(text):
         return None
     try:
         moment = datetime.fromisoformat(text.replace("z", "Z"))
@@ -81,10 +93,11 @@ def parse_time(text: Any) -> int | None:
     return int(moment.timestamp() * 1000 + (0.5 if moment.timestamp() >= 0 else -0.5))
 
 
+@functools.lru_cache(maxsize=8192)  # period bounds repeat across the entities of one answer
 def format_time(ms: int) -> str:
     """Epoch milliseconds as NGSI-LD writes DateTimes (`.mmm` only when not whole seconds)."""
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    t = time.gmtime(ms // 1000)
+    text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
     return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else text + "Z"
 
 
@@ -149,6 +162,8 @@ class Instance:
         return out
 
 
+_TIME_EXPR = {"obs": "obs", "created": "created", "modified": "coalesce(modified, created)"}
+_AID = "aid=(SELECT aid FROM t_attrs WHERE name=?)"
 Row = tuple[int, int, int | None, int, int | None, int, float | None, bytes | None, int | None]
 _COLUMNS = "iid, sid, obs, created, modified, kind, num, val, mid"
 
@@ -164,37 +179,101 @@ class TemporalStore:
         self._eids: dict[tuple[str, str], tuple[int, str]] = {}
         self._sids: dict[tuple[int, str], int] = {}
         self._mids: dict[bytes, int] = {}
+        self._aids: dict[str, int] = {}
         self._meta: dict[int, dict[str, Any]] = {}
+        self._next_eid: int | None = None
+        self._next_sid: int | None = None
+        self._pending_entities: list[tuple[int, str, str, str]] = []
+        self._pending_series: list[tuple[int, int, str]] = []
+        self._pending: list[tuple[Any, ...]] = []
+
+    def forget(self) -> None:
+        """Drop the id caches and pending rows (a write transaction rolled back)."""
+        self._eids.clear()
+        self._sids.clear()
+        self._mids.clear()
+        self._aids.clear()
+        self._next_eid = self._next_sid = None
+        self._pending_entities.clear()
+        self._pending_series.clear()
+        self._pending.clear()
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write the rows recorded in this transaction (Writer.flush calls it before COMMIT)."""
+        if self._pending_entities:
+            conn.executemany("INSERT INTO t_entities(eid, tenant, id, types) VALUES (?,?,?,?)",
+                             self._pending_entities)
+            self._pending_entities.clear()
+        if self._pending_series:
+            conn.executemany("INSERT INTO t_series(sid, eid, aid) VALUES (?,?,?)", self._pending_series)
+            self._pending_series.clear()
+        if self._pending:
+            conn.executemany("INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid) "
+                             "VALUES (?,?,?,?,?,?,?,?)", self._pending)
+            self._pending.clear()
 
     # -- writing (inside a Store.write() transaction: `conn` is its connection) ---------------------
-    def _eid(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str] | None) -> int:
+    # New entities and series get their ids from counters (the store has one writer, serialised by
+    # its lock) and are written with the instances in three executemany calls per transaction.
+    def _eid(self, conn: sqlite3.Connection, tenant: str, entity_id: str,
+             types: list[str] | None) -> tuple[int, bool]:
+        """(eid, whether it is new in this transaction) of an entity, recording it when unknown."""
         known = self._eids.get((tenant, entity_id))
         types_json = orjson.dumps(types).decode() if types is not None else None
         if known is not None and (types_json is None or known[1] == types_json):
-            return known[0]
-        row = conn.execute("SELECT eid, types FROM t_entities WHERE tenant=? AND id=?",
-                           (tenant, entity_id)).fetchone()
-        if row is None:
-            eid = conn.execute("INSERT INTO t_entities(tenant, id, types) VALUES (?,?,?)",
-                               (tenant, entity_id, types_json or "[]")).lastrowid
-            stored = types_json or "[]"
+            return known[0], False
+        row = None
+        if known is None:
+            row = conn.execute("SELECT eid, types FROM t_entities WHERE tenant=? AND id=?",
+                               (tenant, entity_id)).fetchone()
+        else:
+            row = known
+        new = row is None
+        if new:
+            if self._next_eid is None:
+                self._next_eid = conn.execute("SELECT coalesce(max(eid), 0) + 1 FROM t_entities").fetchone()[0]
+            eid, stored = self._next_eid, types_json or "[]"
+            self._next_eid += 1
+            self._pending_entities.append((eid, tenant, entity_id, stored))
         else:
             eid, stored = row
             if types_json is not None and types_json != stored:
                 merged = list(dict.fromkeys([*orjson.loads(stored), *(types or [])]))
                 stored = orjson.dumps(merged).decode()
+                self.flush(conn)
                 conn.execute("UPDATE t_entities SET types=? WHERE eid=?", (stored, eid))
+        if len(self._eids) > _CACHE_MAX:
+            self._eids.clear()
         self._eids[(tenant, entity_id)] = (eid, stored)
-        return eid
+        return eid, new
 
-    def _sid(self, conn: sqlite3.Connection, eid: int, attr: str) -> int:
+    def _sid(self, conn: sqlite3.Connection, eid: int, attr: str, new_entity: bool = False) -> int:
         sid = self._sids.get((eid, attr))
         if sid is None:
-            row = conn.execute("SELECT sid FROM t_series WHERE eid=? AND attr=?", (eid, attr)).fetchone()
-            sid = row[0] if row else conn.execute("INSERT INTO t_series(eid, attr) VALUES (?,?)",
-                                                  (eid, attr)).lastrowid
+            aid = self._aid(conn, attr)
+            row = None if new_entity else conn.execute("SELECT sid FROM t_series WHERE eid=? AND aid=?",
+                                                       (eid, aid)).fetchone()
+            if row is None:
+                if self._next_sid is None:
+                    self._next_sid = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM t_series").fetchone()[0]
+                sid = self._next_sid
+                self._next_sid += 1
+                self._pending_series.append((sid, eid, aid))
+            else:
+                sid = row[0]
+            if len(self._sids) > _CACHE_MAX:
+                self._sids.clear()
             self._sids[(eid, attr)] = sid
         return sid
+
+    def _aid(self, conn: sqlite3.Connection, name: str) -> int:
+        """The interned id of an attribute IRI (a handful per deployment: cached for good)."""
+        aid = self._aids.get(name)
+        if aid is None:
+            row = conn.execute("SELECT aid FROM t_attrs WHERE name=?", (name,)).fetchone()
+            aid = row[0] if row else conn.execute("INSERT INTO t_attrs(name) VALUES (?)", (name,)).lastrowid
+            self._aids[name] = aid
+        return aid
 
     def _mid(self, conn: sqlite3.Connection, meta: dict[str, Any]) -> int | None:
         if not meta:
@@ -204,7 +283,7 @@ class TemporalStore:
         if mid is None:
             row = conn.execute("SELECT mid FROM t_meta WHERE body=?", (body,)).fetchone()
             mid = row[0] if row else conn.execute("INSERT INTO t_meta(body) VALUES (?)", (body,)).lastrowid
-            if len(self._mids) > 50_000:
+            if len(self._mids) > _CACHE_MAX:
                 self._mids.clear()
             self._mids[body] = mid
         return mid
@@ -235,9 +314,7 @@ class TemporalStore:
                 self._mid(conn, meta))
 
     def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            conn.executemany("INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid) "
-                             "VALUES (?,?,?,?,?,?,?,?)", rows)
+        self._pending.extend(rows)
 
     def record(self, conn: sqlite3.Connection, tenant: str, before: dict[str, Any] | None,
                after: dict[str, Any] | None) -> None:
@@ -246,28 +323,28 @@ class TemporalStore:
         if doc is None:
             return
         now = now_ms()
-        eid = self._eid(conn, tenant, doc["id"], after["type"] if after is not None else None)
+        eid, new = self._eid(conn, tenant, doc["id"], after["type"] if after is not None else None)
         rows = []
         if after is not None:
             for iri, attr in after.items():
                 if iri in ("id", "type", "createdAt", "modifiedAt", "scope") or not isinstance(attr, dict):
                     continue
                 if before is None or before.get(iri) is not attr:
-                    rows.append(self.encode(conn, self._sid(conn, eid, iri), attr, now))
+                    rows.append(self.encode(conn, self._sid(conn, eid, iri, new), attr, now))
         if before is not None:
             for iri, attr in before.items():
                 if iri in ("id", "type", "createdAt", "modifiedAt", "scope") or not isinstance(attr, dict):
                     continue
                 if after is None or iri not in after:
-                    rows.append(self._deletion(conn, self._sid(conn, eid, iri), attr, now))
+                    rows.append(self._deletion(conn, self._sid(conn, eid, iri, new), attr, now))
         self._insert(conn, rows)
 
     def add(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str] | None,
             attrs: dict[str, list[dict[str, Any]]]) -> int:
         """Append instances given as attribute -> normalized instances (temporal create/append)."""
         now = now_ms()
-        eid = self._eid(conn, tenant, entity_id, types)
-        rows = [self.encode(conn, self._sid(conn, eid, iri), inst, now)
+        eid, new = self._eid(conn, tenant, entity_id, types)
+        rows = [self.encode(conn, self._sid(conn, eid, iri, new), inst, now)
                 for iri, instances in attrs.items() for inst in instances]
         self._insert(conn, rows)
         return len(rows)
@@ -276,7 +353,9 @@ class TemporalStore:
                  attr: str, rows: Iterable[tuple[int | None, float, dict[str, Any]]]) -> None:
         """Bulk numeric readings (obs ms, number, meta): the bench's fast path to a large table."""
         now = now_ms()
-        sid = self._sid(conn, self._eid(conn, tenant, entity_id, types), attr)
+        eid, new = self._eid(conn, tenant, entity_id, types)
+        sid = self._sid(conn, eid, attr, new)
+        self.flush(conn)
         conn.executemany(
             "INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid) VALUES (?,?,?,?,?,?,?,?)",
             ((sid, obs, now, None, _ENC_FLOAT if type(num) is float else _ENC_INT, num, None,
@@ -284,6 +363,7 @@ class TemporalStore:
 
     def delete_entity(self, conn: sqlite3.Connection, tenant: str, entity_id: str) -> bool:
         """Forget an entity's whole history; False when there is none."""
+        self.flush(conn)
         row = conn.execute("SELECT eid FROM t_entities WHERE tenant=? AND id=?", (tenant, entity_id)).fetchone()
         if row is None:
             return False
@@ -298,7 +378,8 @@ class TemporalStore:
     def delete_attr(self, conn: sqlite3.Connection, eid: int, attr: str, dataset_id: str | None,
                     delete_all: bool) -> int:
         """Delete an attribute's instances (of one datasetId, or all); the number deleted."""
-        sid = conn.execute("SELECT sid FROM t_series WHERE eid=? AND attr=?", (eid, attr)).fetchone()
+        self.flush(conn)
+        sid = conn.execute(f"SELECT sid FROM t_series WHERE eid=? AND {_AID}", (eid, attr)).fetchone()
         if sid is None:
             return 0
         rows = conn.execute(f"SELECT {_COLUMNS} FROM t_instances WHERE sid=?", (sid[0],)).fetchall()
@@ -309,14 +390,16 @@ class TemporalStore:
 
     def delete_instance(self, conn: sqlite3.Connection, eid: int, attr: str, iid: int) -> bool:
         """Delete one instance; False when it is not an instance of that attribute."""
+        self.flush(conn)
         return conn.execute("DELETE FROM t_instances WHERE iid=? AND sid=(SELECT sid FROM t_series "
-                            "WHERE eid=? AND attr=?)", (iid, eid, attr)).rowcount > 0
+                            f"WHERE eid=? AND {_AID})", (iid, eid, attr)).rowcount > 0
 
     def replace_instance(self, conn: sqlite3.Connection, eid: int, attr: str, iid: int,
                          fragment: dict[str, Any]) -> bool:
         """PATCH of one instance: its members replaced by the fragment's; modifiedAt set."""
+        self.flush(conn)
         row = conn.execute(f"SELECT {_COLUMNS} FROM t_instances WHERE iid=? AND sid=(SELECT sid FROM "
-                           "t_series WHERE eid=? AND attr=?)", (iid, eid, attr)).fetchone()
+                           f"t_series WHERE eid=? AND {_AID})", (iid, eid, attr)).fetchone()
         if row is None:
             return False
         old = self.decode(row).attribute()
@@ -327,12 +410,29 @@ class TemporalStore:
                      (new[1], now_ms(), new[4], new[5], new[6], new[7], iid))
         return True
 
-    def prune(self, older_than_ms: int) -> int:
-        """Retention: delete instances observed (or, without observedAt, recorded) before a time."""
-        with self.store.write() as tx:
-            deleted = tx.conn.execute("DELETE FROM t_instances WHERE coalesce(obs, created) < ?",
-                                      (older_than_ms,)).rowcount
+    def prune(self, older_than_ms: int, series_per_transaction: int = 200) -> int:
+        """Retention: delete instances observed (or, without observedAt, recorded) before a time.
+
+        Series by series over the (series, observedAt) index, a few hundred series per transaction,
+        so writers wait at most a few milliseconds for the lock.
+        """
+        with self.store._read() as conn:
+            sids = [r[0] for r in conn.execute("SELECT sid FROM t_series ORDER BY sid")]
+        deleted = 0
+        for start in range(0, len(sids), series_per_transaction):
+            with self.store.write() as tx:
+                for sid in sids[start:start + series_per_transaction]:
+                    deleted += tx.conn.execute("DELETE FROM t_instances WHERE sid=? AND obs<?",
+                                               (sid, older_than_ms)).rowcount
+                    deleted += tx.conn.execute("DELETE FROM t_instances WHERE sid=? AND obs IS NULL "
+                                               "AND created<?", (sid, older_than_ms)).rowcount
         return deleted
+
+    def prune_expired(self) -> int:
+        """Apply `retention_days` (no-op without it)."""
+        if self.retention_days is None:
+            return 0
+        return self.prune(now_ms() - int(self.retention_days * 86_400_000))
 
     # -- reading ------------------------------------------------------------------------------------
     def _decode_meta(self, mid: int | None) -> dict[str, Any]:
@@ -343,7 +443,7 @@ class TemporalStore:
             with self.store._read() as conn:
                 row = conn.execute("SELECT body FROM t_meta WHERE mid=?", (mid,)).fetchone()
             meta = orjson.loads(row[0]) if row else {}
-            if len(self._meta) > 50_000:
+            if len(self._meta) > _CACHE_MAX:
                 self._meta.clear()
             self._meta[mid] = meta
         return meta
@@ -364,11 +464,16 @@ class TemporalStore:
         return Instance(iid, obs, created, modified, type_name, value, enc == _ENC_DELETED,
                         dict(self._decode_meta(mid)))
 
-    def entity(self, tenant: str, entity_id: str) -> tuple[int, list[str]] | None:
-        """(eid, expanded types) of a recorded entity."""
-        with self.store._read() as conn:
-            row = conn.execute("SELECT eid, types FROM t_entities WHERE tenant=? AND id=?",
-                               (tenant, entity_id)).fetchone()
+    def entity(self, tenant: str, entity_id: str,
+               conn: sqlite3.Connection | None = None) -> tuple[int, list[str]] | None:
+        """(eid, expanded types) of a recorded entity; `conn`: inside a write transaction."""
+        sql = "SELECT eid, types FROM t_entities WHERE tenant=? AND id=?"
+        if conn is not None:
+            self.flush(conn)
+            row = conn.execute(sql, (tenant, entity_id)).fetchone()
+        else:
+            with self.store._read() as reader:
+                row = reader.execute(sql, (tenant, entity_id)).fetchone()
         return (row[0], orjson.loads(row[1])) if row else None
 
     def entities(self, tenant: str) -> Iterator[tuple[int, str, list[str]]]:
@@ -382,7 +487,35 @@ class TemporalStore:
     def series(self, eid: int) -> list[tuple[int, str]]:
         """(sid, attribute IRI) of an entity, in recording order."""
         with self.store._read() as conn:
-            return conn.execute("SELECT sid, attr FROM t_series WHERE eid=? ORDER BY sid", (eid,)).fetchall()
+            return conn.execute("SELECT s.sid, a.name FROM t_series s JOIN t_attrs a ON a.aid=s.aid "
+                                "WHERE s.eid=? ORDER BY s.sid", (eid,)).fetchall()
+
+    def tenant_series(self, tenant: str) -> dict[int, list[tuple[int, str]]]:
+        """eid -> [(sid, attribute IRI)] of every entity of a tenant (one query for a whole answer)."""
+        out: dict[int, list[tuple[int, str]]] = {}
+        with self.store._read() as conn:
+            for eid, sid, attr in conn.execute(
+                    "SELECT s.eid, s.sid, a.name FROM t_series s JOIN t_entities e ON e.eid=s.eid "
+                    "JOIN t_attrs a ON a.aid=s.aid WHERE e.tenant=? ORDER BY s.sid", (tenant,)):
+                out.setdefault(eid, []).append((sid, attr))
+        return out
+
+    def sids_in_window(self, sids: list[int], column: str, lower: int | None, upper: int | None,
+                       deleted: bool) -> set[int]:
+        """The series among `sids` with at least one instance in the window."""
+        expr = _TIME_EXPR[column]
+        cond = ["i.sid=s.value", "(i.kind & 3)=3" if deleted else "(i.kind & 3)!=3"]
+        params: list[Any] = []
+        if lower is not None:
+            cond.append(f"i.{expr}>=?" if column != "modified" else f"{expr}>=?")
+            params.append(lower)
+        if upper is not None:
+            cond.append(f"i.{expr}<?" if column != "modified" else f"{expr}<?")
+            params.append(upper)
+        sql = (f"SELECT s.value FROM json_each(?) s WHERE EXISTS (SELECT 1 FROM t_instances i "
+               f"WHERE {' AND '.join(cond)})")
+        with self.store._read() as conn:
+            return {row[0] for row in conn.execute(sql, [orjson.dumps(sids).decode(), *params])}
 
     def instances(self, sid: int, *, column: str = "obs", lower: int | None = None,
                   upper: int | None = None, last: int | None = None, limit: int | None = None,
@@ -392,7 +525,7 @@ class TemporalStore:
         `last`: only the newest N (still returned oldest first); `limit` caps the count from the
         oldest. `column` is the time column (obs, created, modified) the range and order use.
         """
-        expr = {"obs": "obs", "created": "created", "modified": "coalesce(modified, created)"}[column]
+        expr = _TIME_EXPR[column]
         where, params = ["sid=?"], [sid]
         if lower is not None:
             where.append(f"{expr}>=?")
@@ -420,9 +553,9 @@ class TemporalStore:
         return [self.decode(r) for r in rows]
 
     def aggregate(self, sid: int, start: int, period: int, lower: int | None, upper: int | None,
-                  column: str = "obs") -> list[tuple[int, int, int, float, float, float, float, float]]:
-        """Per period bucket: (bucket, count, distinct, sum, sumsq, min, max, avg) of numeric instances."""
-        expr = {"obs": "obs", "created": "created", "modified": "coalesce(modified, created)"}[column]
+                  column: str = "obs") -> list[tuple[int, int, float, float, float, float]]:
+        """Per period bucket of numeric instances: (bucket, count, sum, sum of squares, min, max)."""
+        expr = _TIME_EXPR[column]
         where, params = ["sid=?", f"{expr} IS NOT NULL", "num IS NOT NULL"], [start, period, sid]
         if lower is not None:
             where.append(f"{expr}>=?")
@@ -430,16 +563,15 @@ class TemporalStore:
         if upper is not None:
             where.append(f"{expr}<?")
             params.append(upper)
-        sql = (f"SELECT ({expr}-?)/? AS b, count(*), count(DISTINCT num), sum(num), sum(num*num), "
-               f"min(num), max(num), avg(num) FROM t_instances WHERE {' AND '.join(where)} "
-               "GROUP BY b ORDER BY b")
+        sql = (f"SELECT ({expr}-?)/? AS b, count(*), sum(num), sum(num*num), min(num), max(num) "
+               f"FROM t_instances WHERE {' AND '.join(where)} GROUP BY b ORDER BY b")
         with self.store._read() as conn:
             return conn.execute(sql, params).fetchall()
 
     def count_all(self, sid: int, start: int, period: int, lower: int | None, upper: int | None,
                   column: str = "obs") -> list[tuple[int, int, int]]:
         """Per bucket: (bucket, count, distinct values) over every instance (numbers or not)."""
-        expr = {"obs": "obs", "created": "created", "modified": "coalesce(modified, created)"}[column]
+        expr = _TIME_EXPR[column]
         where, params = ["sid=?", f"{expr} IS NOT NULL"], [start, period, sid]
         if lower is not None:
             where.append(f"{expr}>=?")
@@ -451,6 +583,13 @@ class TemporalStore:
                f"WHERE {' AND '.join(where)} GROUP BY b ORDER BY b")
         with self.store._read() as conn:
             return conn.execute(sql, params).fetchall()
+
+    def kind(self, sid: int) -> str:
+        """The attribute type of a series' newest instance."""
+        with self.store._read() as conn:
+            row = conn.execute("SELECT kind FROM t_instances WHERE sid=? ORDER BY obs DESC LIMIT 1",
+                               (sid,)).fetchone()
+        return TYPES[row[0] >> 2] if row else "Property"
 
     def stats(self) -> dict[str, int]:
         """Row counts (bench, diagnostics)."""
