@@ -102,7 +102,10 @@ class Runtime:
         contexts.update(local_reference_contexts())
         db = state_dir / "broker.sqlite3" if self.settings.embedded_broker_persist else None
         self.broker = EmbeddedBroker(BrokerSettings(
-            port=self.settings.embedded_broker_port, db_path=db, context_files=contexts)).start()
+            port=self.settings.embedded_broker_port, db_path=db, context_files=contexts,
+            # A sensor's day in one temporal answer (96 quarter-hours per attribute); the broker's
+            # default, 20, is the ETSI suite's.
+            temporal_limit=1000)).start()
 
     async def __aenter__(self) -> Runtime:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)

@@ -411,3 +411,43 @@ def test_an_empty_tenant_is_an_empty_map_and_a_failing_broker_is_said(
                             "&& document.body.dataset.state") == state
         assert tab.evaluate("document.getElementById('status').textContent") == status
         tab.send("Page.close")
+
+
+@pytest.mark.integration
+def test_a_chart_follows_partial_temporal_answers_page_by_page(browser: Chromium) -> None:
+    from ngsild_broker import BrokerSettings, EmbeddedBroker
+    from tests.map_service import serve_app
+
+    end = datetime(2026, 3, 29, 12, 0, tzinfo=ZoneInfo("UTC"))  # the spring change (03:00 EET -> EEST) inside
+    times = [end - timedelta(minutes=30 * n) for n in range(48)][::-1]
+    sensor = "urn:ngsi-ld:NoiseLevelObserved:lamppost:paged"
+    stamp = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    with EmbeddedBroker(BrokerSettings(port=0, temporal_limit=5)) as broker:  # 48 readings: 10 pages
+        api = broker.url + "/ngsi-ld/v1"
+        assert httpx.post(api + "/entities", json={
+            "id": sensor, "type": "NoiseLevelObserved",
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [27.47, 42.5]}},
+            "LAeq": {"type": "Property", "value": 60.0, "unitCode": "2N", "observedAt": stamp(times[-1])}}).status_code == 201
+        assert httpx.post(api + "/temporal/entities/" + sensor + "/attrs", json={"LAeq": [
+            {"type": "Property", "value": 40.0 + n % 9, "unitCode": "2N", "observedAt": stamp(t)}
+            for n, t in enumerate(times[:-1])]}).status_code == 204
+        app = FastAPI()
+        client = BrokerClient(broker.url)
+        app.include_router(map_router(lambda: client))
+        with serve_app(app) as url:
+            tab = browser.new_page(1000, 800)
+            tab.goto(url + "/map")
+            assert tab.wait_for("document.body && document.body.dataset.state !== 'loading' "
+                                "&& document.body.dataset.state") == "ready"
+            tab.evaluate("document.querySelector('g.layer .feature').dispatchEvent("
+                         "new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}))")
+            assert tab.wait_for("(c => c && c.dataset.state !== 'loading' && c.dataset.state)"
+                                "(document.querySelector('#popup .chart'))", timeout=30) == "ready"
+            series = tab.evaluate("[...document.querySelectorAll('#popup .chart g.series')].map(g => "
+                                  "[g.dataset.attr, Number(g.dataset.points)])")
+            labels = tab.evaluate("[...document.querySelectorAll('#popup .chart .axis text:not(.day)')]"
+                                  ".map(t => t.textContent)")
+            tab.send("Page.close")
+    assert series == [["LAeq", 48]]  # every reading, read over ten partial answers
+    # Local hours on both sides of the change: 18:00 and 00:00 EET (UTC+2), 06:00 and 12:00 EEST (UTC+3).
+    assert labels == ["18:00", "00:00", "06:00", "12:00"]
