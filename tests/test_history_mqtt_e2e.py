@@ -71,3 +71,4 @@ def test_every_reading_of_a_coalesced_batch_reaches_the_history_once(tmp_path, m
     assert entities[ENTITY] == 61.0
     assert history == sorted([(f"2025-06-01T10:{m:02d}:00Z", 50.0 + m) for m in (*minutes, 11)])  # once each
     assert runner.status.coalesced == 9 + 1 + 7
+    assert runner.status.history == 9 + 7  # the newest of each batch went as the current state

@@ -116,6 +116,7 @@ class StreamStatus:
     messages: int = 0
     coalesced: int = 0
     enqueued: int = 0
+    history: int = 0  # attribute instances enqueued for the temporal API
     stale: int = 0
     quarantined: int = 0
     sent: int = 0
@@ -262,6 +263,7 @@ class StreamRunner:
         status.messages += batch.messages
         status.coalesced += batch.coalesced
         status.enqueued += batch.enqueued
+        status.history += batch.history
         status.stale += batch.stale
         status.quarantined += batch.quarantined
         status.last_batch_at = time.time()
