@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench serve clean
+.PHONY: demo test test-fast lint bench serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,17 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/burgas-adapter serve
 
-test: $(STAMP)
+# What CI runs (.ci/run): the linters, then every test.
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# The unit tests only (no sockets, no servers): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench all

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from ngsild_broker import operations as ops
-from ngsild_broker.contexts import Context
+from ngsild_broker.contexts import Context, header_uri
 from ngsild_broker.entities import (
     EntityInput,
     check_uri,
@@ -99,7 +100,7 @@ async def create_entity(request: Request) -> Response:
     if outcome.errors:
         raise already_exists("Entity already exists", entity.id)
     broker.changed(incoming.tenant, outcome.changes)
-    return empty(201, {"Location": f"{PREFIX}/entities/{entity.id}"})
+    return empty(201, {"Location": header_uri(f"{PREFIX}/entities/{entity.id}")})
 
 
 @router.get(PREFIX + "/entities")
@@ -328,7 +329,7 @@ async def _delete_attr(request: Request, entity_id: str, attr: str) -> Response:
     return empty()
 
 
-_HANDLERS = {
+_HANDLERS: dict[tuple[str, str], Callable[[Request, str, Any], Awaitable[Response]]] = {
     ("entity", "GET"): _get_entity, ("entity", "DELETE"): _delete_entity,
     ("entity", "PATCH"): _merge_entity, ("entity", "PUT"): _replace_entity,
     ("attrs", "POST"): _append_attrs, ("attrs", "PATCH"): _update_attrs,

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from ngsild_broker.contexts import CORE_URL, Context, ContextRecord
+from ngsild_broker.contexts import CORE_URL, Context, ContextRecord, header_uri
 from ngsild_broker.entities import SYSTEM
 from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.protocol import begin, empty, entity_headers, json_response
@@ -137,7 +137,7 @@ async def create_context(request: Request) -> Response:
         raise bad_request("Invalid @context", "a hosted context must be a non-empty JSON object or array")
     await broker.contexts.from_value(value)  # rejects what could not be used later
     record = await broker.run(broker.contexts.host, value, str(request.base_url))
-    return empty(201, {"Location": record.url})
+    return empty(201, {"Location": header_uri(record.url)})
 
 
 def _record(broker: BrokerState, ident: str) -> ContextRecord:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Request, Response
 
@@ -28,7 +29,7 @@ from ngsild_broker.entities import (
     parse_attribute,
     parse_types,
 )
-from ngsild_broker.errors import NgsiError, bad_request, not_found
+from ngsild_broker.errors import NgsiError, bad_request, invalid_request, not_found
 from ngsild_broker.operations import Change
 from ngsild_broker.protocol import (
     JSONLD,
@@ -89,6 +90,9 @@ async def _begin(request: Request, allowed: tuple[str, ...], *, body: bool = Fal
             raise bad_request("Empty right-hand-side for a URI parameter", name)
         params[name] = value
     tenant_of(request, broker.store, create=True)  # name checks before the payload
+    if body and request.headers.get("content-length") in (None, "0") and \
+            "chunked" not in request.headers.get("transfer-encoding", ""):
+        raise invalid_request("payload missing", "a JSON payload is required")
     payload = await read_json(request, broker.settings.max_payload) if body else None
     if not body:
         no_body(request)
@@ -211,6 +215,7 @@ async def post_query_temporal(request: Request) -> Response:
                                               "aggrMethods", "aggrPeriodDuration", "lang"), body=True)
     history = _history(broker)
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    assert incoming.payload is not None
     tq = from_body(incoming.payload.data, incoming.params, incoming.tenant, ctx,
                    broker.settings.default_limit, broker.settings.max_limit)
     return await _run_query(broker, history, tq, ctx, incoming.media)
@@ -267,9 +272,10 @@ async def create_temporal(request: Request) -> Response:
     broker, incoming = await _begin(request, (), body=True, create_tenant=True)
     _history(broker)
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    assert incoming.payload is not None
     data = incoming.payload.data
     if not isinstance(data, dict) or not data:
-        raise bad_request("Invalid Payload Body", "the payload must be a non-empty JSON object")
+        raise invalid_request("Invalid Payload Body", "the payload must be a non-empty JSON object")
     if "id" not in data:
         raise bad_request("Entity id is missing", "The 'id' field is mandatory")
     entity_id = check_uri(data["id"], "id")
@@ -288,6 +294,13 @@ async def create_temporal(request: Request) -> Response:
 @router.api_route(PREFIX + "/entities/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE"])
 async def temporal_resource(request: Request, rest: str) -> Response:
     """Dispatch on the path shape: ids may contain '/'."""
+    if rest == "":  # /temporal/entities/ is the collection
+        if request.method == "POST":
+            return await create_temporal(request)
+        if request.method == "GET":
+            return await query_temporal(request)
+        raise NgsiError(405, "OperationNotSupported", "Method not allowed",
+                        f"{request.method} is not supported on this resource", headers={"Allow": "GET,POST"})
     attr = instance = None
     if rest.endswith("/attrs"):
         kind, entity_id = "attrs", rest[: -len("/attrs")]
@@ -304,6 +317,13 @@ async def temporal_resource(request: Request, rest: str) -> Response:
                         f"{request.method} is not supported on this resource",
                         headers={"Allow": ",".join(allowed)})
     check_uri(entity_id, "entity id")
+    if kind == "instance" and not attr:  # .../attrs//{instanceId}: the ETSI suite's two answers
+        if request.method == "DELETE":
+            raise bad_request("Invalid attribute name", "no attribute name in the path")
+        raise NgsiError(405, "OperationNotSupported", "Method not allowed", "no attribute name in the path",
+                        headers={"Allow": ""})
+    if attr is not None and unquote(attr) in (".", ".."):  # dot segments, also percent-encoded twice
+        raise bad_request("Invalid attribute name", f"{attr!r} is not an attribute name")
     if kind == "entity":
         return await (_retrieve(request, entity_id) if request.method == "GET"
                       else _delete_entity(request, entity_id))
@@ -355,6 +375,7 @@ async def _append(request: Request, entity_id: str) -> Response:
     broker, incoming = await _begin(request, (), body=True)
     _history(broker)
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    assert incoming.payload is not None
     data = incoming.payload.data
     if not isinstance(data, dict) or not data:
         raise bad_request("Invalid Payload Body", "the payload must be a non-empty JSON object")
@@ -392,10 +413,12 @@ async def _instance(request: Request, entity_id: str, attr: str, instance: str) 
     history = _history(broker)
     ctx = await request_context(request, broker.contexts, incoming.payload)
     iri = expand_attr_name(attr, ctx)
+    check_uri(instance, "instanceId")
     iid = parse_instance_id(instance)
     if iid is None:
         raise not_found("Instance not found", instance)
     if is_patch:
+        assert incoming.payload is not None
         data = incoming.payload.data
         if not isinstance(data, dict) or not data:
             raise bad_request("Invalid Payload Body", "the payload must be a non-empty JSON object")

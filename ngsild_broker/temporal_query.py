@@ -22,6 +22,7 @@ from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, check_uri
 from ngsild_broker.errors import bad_request, invalid_request
 from ngsild_broker.query import parse_geo, parse_limits, parse_q
+from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.temporal_store import Instance, TemporalStore, format_time, parse_time
 
 TIMERELS = ("before", "after", "between")
@@ -266,12 +267,13 @@ def from_body(body: Any, params: dict[str, str], tenant: str, ctx: Context, defa
 
 
 def _pattern(text: str | None) -> str | None:
+    """An idPattern RE2 can run (as the core API checks it)."""
     if text is None:
         return None
     try:
-        re.compile(text)
-    except re.error as exc:
-        raise bad_request("Invalid idPattern", f"{text}: {exc}") from exc
+        compile_pattern(text)
+    except RegexError as exc:
+        raise bad_request("Invalid idPattern", f"{text}: {exc}") from None
     return text
 
 
@@ -348,7 +350,7 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
     else:
         candidates = list(store.entities(tq.tenant))
         all_series = store.tenant_series(tq.tenant)
-    pattern = re.compile(tq.id_pattern) if tq.id_pattern else None
+    pattern = compile_pattern(tq.id_pattern) if tq.id_pattern else None
     ids = set(tq.ids) if tq.ids else None
     types = set(tq.types) if tq.types else None
     kept = []
@@ -372,10 +374,10 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
     for entity in kept:
         series = {attr: sid for sid, attr in all_series.get(entity.eid, ())}
         if tq.q is not None or tq.geo is not None:
-            wanted = _q_attrs(tq.q, tq.expand) if tq.q is not None else set()
+            needed = _q_attrs(tq.q, tq.expand) if tq.q is not None else set()
             if tq.geo is not None:
-                wanted.add(tq.geoproperty)
-            windows = {iri: _window(store, tq, series[iri], limit=_Q_SAFETY) for iri in wanted if iri in series}
+                needed.add(tq.geoproperty)
+            windows = {iri: _window(store, tq, series[iri], limit=_Q_SAFETY) for iri in needed if iri in series}
             base = {"id": entity.id, "type": entity.types}
             if tq.q is not None and not _q_holds(tq.q, windows, base, tq.expand):
                 continue
@@ -390,7 +392,7 @@ def select(store: TemporalStore, tq: TemporalQuery, single: str | None = None) -
 def fill(store: TemporalStore, tq: TemporalQuery, entities: list[TemporalEntity],
          temporal_limit: int) -> str | None:
     """Read each entity's in-window instances; returns the Content-Range when the answer is partial."""
-    per_attr = min(tq.last_n, temporal_limit) if tq.last_n is not None else temporal_limit
+    per_attr: int | None = min(tq.last_n, temporal_limit) if tq.last_n is not None else temporal_limit
     if tq.fmt == "aggregatedValues":
         per_attr = None  # aggregation reads through SQL; nothing is listed
     hits: list[int] = []  # for each attribute that reached the limit: its farthest instance time

@@ -113,6 +113,12 @@ def parse_instance_id(text: str) -> int | None:
     return None
 
 
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT gave."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
 def _strip_system(attr: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, sub in attr.items():
@@ -184,7 +190,7 @@ class TemporalStore:
         self._next_eid: int | None = None
         self._next_sid: int | None = None
         self._pending_entities: list[tuple[int, str, str, str]] = []
-        self._pending_series: list[tuple[int, int, str]] = []
+        self._pending_series: list[tuple[int, int, int]] = []
         self._pending: list[tuple[Any, ...]] = []
 
     def forget(self) -> None:
@@ -271,7 +277,7 @@ class TemporalStore:
         aid = self._aids.get(name)
         if aid is None:
             row = conn.execute("SELECT aid FROM t_attrs WHERE name=?", (name,)).fetchone()
-            aid = row[0] if row else conn.execute("INSERT INTO t_attrs(name) VALUES (?)", (name,)).lastrowid
+            aid = row[0] if row else _rowid(conn.execute("INSERT INTO t_attrs(name) VALUES (?)", (name,)))
             self._aids[name] = aid
         return aid
 
@@ -282,7 +288,7 @@ class TemporalStore:
         mid = self._mids.get(body)
         if mid is None:
             row = conn.execute("SELECT mid FROM t_meta WHERE body=?", (body,)).fetchone()
-            mid = row[0] if row else conn.execute("INSERT INTO t_meta(body) VALUES (?)", (body,)).lastrowid
+            mid = row[0] if row else _rowid(conn.execute("INSERT INTO t_meta(body) VALUES (?)", (body,)))
             if len(self._mids) > _CACHE_MAX:
                 self._mids.clear()
             self._mids[body] = mid
@@ -341,13 +347,42 @@ class TemporalStore:
 
     def add(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str] | None,
             attrs: dict[str, list[dict[str, Any]]]) -> int:
-        """Append instances given as attribute -> normalized instances (temporal create/append)."""
+        """Add instances given as attribute -> normalized instances (temporal create/append).
+
+        An instance with the observedAt and datasetId of a stored one replaces it (its modifiedAt is
+        set), so sending the same readings again adds nothing.
+        """
+        self.flush(conn)
         now = now_ms()
         eid, new = self._eid(conn, tenant, entity_id, types)
-        rows = [self.encode(conn, self._sid(conn, eid, iri, new), inst, now)
-                for iri, instances in attrs.items() for inst in instances]
-        self._insert(conn, rows)
-        return len(rows)
+        keyed: dict[tuple[int, int, Any], tuple[Any, ...]] = {}
+        rows = []
+        for iri, instances in attrs.items():
+            sid = self._sid(conn, eid, iri, new)
+            for inst in instances:
+                row = self.encode(conn, sid, inst, now)
+                if row[1] is None:
+                    rows.append(row)
+                else:
+                    keyed[(sid, row[1], inst.get("datasetId"))] = row  # the last of equal ones wins
+        if keyed and not new:
+            spans: dict[int, list[int]] = {}
+            for sid, obs, _ in keyed:
+                span = spans.setdefault(sid, [obs, obs])
+                span[0], span[1] = min(span[0], obs), max(span[1], obs)
+            updates = []
+            for sid, (low, high) in spans.items():  # one index range per attribute
+                for iid, obs, mid in conn.execute(
+                        "SELECT iid, obs, mid FROM t_instances WHERE sid=? AND obs BETWEEN ? AND ? "
+                        "AND (kind & 3)!=3", (sid, low, high)):
+                    key = (sid, obs, self._decode_meta(mid, conn).get("datasetId"))
+                    if key in keyed:
+                        row = keyed.pop(key)
+                        updates.append((now, row[4], row[5], row[6], row[7], iid))
+            conn.executemany("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
+                             updates)
+        self._insert(conn, [*rows, *keyed.values()])
+        return len(rows) + len(keyed)
 
     def add_rows(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str],
                  attr: str, rows: Iterable[tuple[int | None, float, dict[str, Any]]]) -> None:
@@ -384,7 +419,7 @@ class TemporalStore:
             return 0
         rows = conn.execute(f"SELECT {_COLUMNS} FROM t_instances WHERE sid=?", (sid[0],)).fetchall()
         doomed = [r[0] for r in rows
-                  if delete_all or self._decode_meta(r[8]).get("datasetId") == dataset_id]
+                  if delete_all or self._decode_meta(r[8], conn).get("datasetId") == dataset_id]
         conn.executemany("DELETE FROM t_instances WHERE iid=?", [(i,) for i in doomed])
         return len(doomed)
 
@@ -435,13 +470,16 @@ class TemporalStore:
         return self.prune(now_ms() - int(self.retention_days * 86_400_000))
 
     # -- reading ------------------------------------------------------------------------------------
-    def _decode_meta(self, mid: int | None) -> dict[str, Any]:
+    def _decode_meta(self, mid: int | None, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
         if mid is None:
             return {}
         meta = self._meta.get(mid)
         if meta is None:
-            with self.store._read() as conn:
+            if conn is not None:  # inside a write transaction: its own rows are visible
                 row = conn.execute("SELECT body FROM t_meta WHERE mid=?", (mid,)).fetchone()
+            else:
+                with self.store._read() as reader:
+                    row = reader.execute("SELECT body FROM t_meta WHERE mid=?", (mid,)).fetchone()
             meta = orjson.loads(row[0]) if row else {}
             if len(self._meta) > _CACHE_MAX:
                 self._meta.clear()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from ngsild_broker import BrokerSettings, EmbeddedBroker
-from tests.broker_fixtures import BASE, assert_problem, broker, client, new_id  # noqa: F401
+from tests.broker_fixtures import BASE, assert_problem, new_id
 
 pytestmark = pytest.mark.integration
 T = "/temporal/entities"
@@ -109,7 +109,8 @@ def test_aggregated_values_per_period(client):
     # Two hours: 10, 20, 30 at 00:00/00:20/00:40 and 5 at 01:10.
     times = ["00:00", "00:20", "00:40", "01:10"]
     client.post(T, json={"id": ident, "type": "AirQualityObserved", "no2": [
-        {"type": "Property", "value": v, "observedAt": f"2024-03-01T{t}:00Z"} for v, t in zip([10, 20, 30, 5], times)]})
+        {"type": "Property", "value": v, "observedAt": f"2024-03-01T{t}:00Z"}
+        for v, t in zip([10, 20, 30, 5], times, strict=True)]})
     answer = client.get(f"{T}/{ident}", params={"options": "aggregatedValues", "aggrPeriodDuration": "PT1H",
                                                 "aggrMethods": "totalCount,distinctCount,sum,avg,min,max,stddev,sumsq"})
     assert answer.status_code == 200, answer.text
@@ -193,9 +194,9 @@ def test_tenants_have_their_own_history(client):
 
 @pytest.fixture(scope="module")
 def small_pages():
-    with EmbeddedBroker(BrokerSettings(port=0, temporal_limit=5)) as running:
-        with httpx.Client(base_url=running.url + BASE, timeout=30.0) as http:
-            yield http
+    with EmbeddedBroker(BrokerSettings(port=0, temporal_limit=5)) as running, \
+            httpx.Client(base_url=running.url + BASE, timeout=30.0) as http:
+        yield http
 
 
 def test_instance_pagination_cuts_every_attribute_at_one_instant(small_pages):
@@ -243,3 +244,15 @@ def test_numbers_are_stored_as_reals_and_retention_prunes_old_instances(tmp_path
         while _values(http.get(f"{T}/{ident}"), "pm10") != [3] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _values(http.get(f"{T}/{ident}"), "pm10") == [3]
+
+
+def test_the_same_reading_sent_again_replaces_its_instance(client):
+    ident = new_id("Station")
+    assert client.post(T, json=_readings(ident, "pm10", [1, 2, 3])).status_code == 201
+    again = _readings(ident, "pm10", [1, 20])  # 00:00 unchanged, 01:00 corrected
+    again["pm10"].append({"type": "Property", "value": 7, "observedAt": "2024-03-01T01:00:00Z",
+                          "datasetId": "urn:ngsi-ld:Dataset:raw"})  # another dataset: its own instance
+    assert client.post(T, json=again).status_code == 204
+    got = client.get(f"{T}/{ident}").json()["pm10"]
+    assert [(i["value"], i.get("datasetId")) for i in got] == [(1, None), (20, None), (7, "urn:ngsi-ld:Dataset:raw"),
+                                                                (3, None)]

@@ -19,7 +19,7 @@ class SyncReport:
     history: int = 0  # attribute instances of those readings enqueued for the temporal API
     history_sent: int = 0  # attribute instances the broker's temporal API confirmed
     history_pending: int = 0  # instance operations still in the history outbox
-    skipped: int = 0  # records the mapper rejected (quarantined)
+    records_rejected: int = 0  # records the mapper rejected (quarantined)
     mapper_failures: int = 0  # of those, records on which the mapper itself failed (a bug)
     unchanged: int = 0
     sent: int = 0  # upserts the broker confirmed
@@ -29,7 +29,7 @@ class SyncReport:
     pending: int = 0  # operations still in the outbox (broker unreachable)
     complete: bool = False  # the fetch saw every record of the source
     not_modified: bool = False  # the source's version had not moved: nothing was fetched
-    skipped_records: int = 0  # records not mapped again: their content was mapped before
+    records_unchanged: int = 0  # records not mapped again: their content was mapped before
     duration: float = 0.0
     last_error: str | None = None
     entities_by_type: dict[str, int] = field(default_factory=dict)
