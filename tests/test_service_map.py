@@ -357,7 +357,8 @@ def test_clicking_an_air_quality_station_charts_its_last_24_hours_per_pollutant(
     assert f"Last 24 h to {local.day} {local:%b %Y}, {local:%H:%M}" in opened["text"]
     assert "(Europe/Sofia)" in opened["text"] and local.tzname() in opened["text"]
     # The axis is in local hours: its labels are multiples of 6 hours of Sofia time.
-    labels = page.evaluate("[...document.querySelectorAll('#popup .chart .axis text:not(.day)')].map(t => t.textContent)")
+    labels = page.evaluate("[...document.querySelectorAll('#popup .chart .axis text:not(.day)')]"
+                           ".map(t => t.textContent)")
     assert labels and set(labels) <= {"00:00", "06:00", "12:00", "18:00"}
 
 
@@ -428,7 +429,8 @@ def test_a_chart_follows_partial_temporal_answers_page_by_page(browser: Chromium
         assert httpx.post(api + "/entities", json={
             "id": sensor, "type": "NoiseLevelObserved",
             "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [27.47, 42.5]}},
-            "LAeq": {"type": "Property", "value": 60.0, "unitCode": "2N", "observedAt": stamp(times[-1])}}).status_code == 201
+            "LAeq": {"type": "Property", "value": 60.0, "unitCode": "2N", "observedAt": stamp(times[-1])},
+        }).status_code == 201
         assert httpx.post(api + "/temporal/entities/" + sensor + "/attrs", json={"LAeq": [
             {"type": "Property", "value": 40.0 + n % 9, "unitCode": "2N", "observedAt": stamp(t)}
             for n, t in enumerate(times[:-1])]}).status_code == 204

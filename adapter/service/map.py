@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
-from urllib.parse import quote
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from importlib.resources import files
+from urllib.parse import quote
 
 import httpx
 import orjson

@@ -136,7 +136,8 @@ class HistoryOutbox:
         now = utcnow()
         with self.store.transaction() as db:
             marks = self._marks(db, tenant, source, [s.current.id for s in wanted])
-            rows, moved = [], []
+            rows: list[tuple[Any, ...]] = []
+            moved: list[tuple[str, str, str, str, float]] = []
             for item in wanted:
                 entity_id = item.current.id
                 carried = {name: observed(value) for name, value in instances_of(item.current).items()}
@@ -276,7 +277,7 @@ class HistoryOutbox:
                 report: HistoryDelivery) -> FatalError | None:
         fatal: FatalError | None = None
         with self.store.transaction() as db:
-            for row, error in zip(rows, outcomes):
+            for row, error in zip(rows, outcomes, strict=True):
                 seq, instances = row[0], row[6]
                 if error is None:
                     db.execute("DELETE FROM history_outbox WHERE seq=?", (seq,))
