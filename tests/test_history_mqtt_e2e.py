@@ -10,12 +10,9 @@ import pytest
 
 from adapter.runtime import Runtime
 from adapter.sync.stream import StreamRunner
-from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
-from tests.test_mqtt_e2e import (  # noqa: F401
+from tests.test_mqtt_e2e import (
     connected,
     noise_entities,
-    prefix,
-    publisher,
     reading,
     runner_for,
     runtime_for,
@@ -38,7 +35,7 @@ def laeq_history(runtime: Runtime) -> list[tuple[str, float]]:
     return sorted((i["observedAt"], i["value"]) for i in (instances[0] if instances else []))
 
 
-def test_every_reading_of_a_coalesced_batch_reaches_the_history_once(tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+def test_every_reading_of_a_coalesced_batch_reaches_the_history_once(tmp_path, mqtt_broker, publisher, prefix):
     config = source_config(prefix, *mqtt_broker, batch_max_messages=10, batch_max_ms=60_000)
     minutes = (1, 2, 9, 4, 5, 6, 7, 8, 3, 0)  # one batch, newest (minute 9) in the middle
 
