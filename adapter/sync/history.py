@@ -212,6 +212,11 @@ class HistoryOutbox:
             where = f"{where} AND {_CONFIRMED}" if where else f" WHERE {_CONFIRMED}"
         return self.store.conn.execute(f"SELECT COUNT(*) FROM history_outbox h{where}", args).fetchone()[0]
 
+    def pending_by_source(self) -> list[tuple[str, str, int]]:
+        """(tenant, source, operations waiting), whatever their entity's state."""
+        return self.store.conn.execute(
+            "SELECT tenant, source, COUNT(*) FROM history_outbox GROUP BY tenant, source").fetchall()
+
     # --- delivery ------------------------------------------------------------------------------
 
     async def deliver(self, writer: TemporalWriter, *, tenant: str | None = None, source: str | None = None,
