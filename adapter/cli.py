@@ -1,7 +1,10 @@
 """`burgas-adapter`: one Typer app. Exit codes come from the error classes (adapter.errors).
 
-0 success; 1 unexpected error; 2 configuration; 3 authorisation; 4 a source or the broker was
-unavailable (work is kept in the outbox); 5 records or entities were rejected (``--strict``).
+0 success; 1 unexpected error; 2 configuration; 3 authorisation (a source or the broker refused
+our credentials); 4 a source or the broker was unavailable (work is kept in the outbox); 5
+records or entities were rejected, or deletions were held by the mass-deletion guard
+(``--strict``). When sources of one `sync` end differently, the first of 2, 3, 1, 4, 5 wins: what
+needs a person before what waits.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from rich.table import Table
 from adapter.config import load_config
 from adapter.errors import AdapterError
 from adapter.logs import setup_logging
+from adapter.redaction import redact
 from adapter.settings import Settings, load_settings
 from adapter.sync.report import SyncReport
 from ngsild_broker.cli import app as broker_app
@@ -73,31 +77,43 @@ def _settings(broker_url: str | None, tenant: str | None, state_dir: Path | None
 
 
 def _fail(exc: AdapterError) -> None:
-    console.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False)
+    console.print(f"[red]error[/red]: {escape(redact(str(exc)))}", highlight=False)
     raise typer.Exit(exc.exit_code)
 
 
 def report_table(reports: list[SyncReport], title: str = "Sync") -> Table:
     """One row per source."""
     table = Table(title=title)
+    held = any(r.held_deletes for r in reports)  # the column only when the guard held something
     for column in ("source", "records", "entities", "readings", "history", "sent", "unchanged", "deleted",
-                   "rejected", "pending", "complete", "seconds", "last error"):
+                   *(("held",) if held else ()), "rejected", "pending", "complete", "seconds",
+                   "last error"):
         table.add_column(column, justify="left" if column in ("source", "last error") else "right")
     for r in reports:
         # history: attribute instances the temporal API confirmed (adapter.sync.history)
-        table.add_row(r.source, str(r.records_in), str(r.mapped), str(r.readings), str(r.history_sent), str(r.sent),
-                      str(r.unchanged), str(r.deleted), str(r.records_rejected + r.rejected),
-                      str(r.pending + r.history_pending),
+        table.add_row(r.source, str(r.records_in), str(r.mapped), str(r.readings), str(r.history_sent),
+                      str(r.sent), str(r.unchanged), str(r.deleted),
+                      *((f"[yellow]{r.held_deletes}[/yellow]" if r.held_deletes else "0",) if held else ()),
+                      str(r.records_rejected + r.rejected), str(r.pending + r.history_pending),
                       "yes" if r.complete else "[red]no[/red]", f"{r.duration:.2f}",
-                      escape((r.last_error or "")[:80]))
+                      escape(redact(r.last_error or "")[:80]))
     return table
 
 
+# Which exit code a failed report gives, most urgent first (see the module docstring).
+_FAILURE_CODES = (("configuration", 2), ("authorisation", 3), ("internal", 1))
+
+
 def exit_code(reports: list[SyncReport], strict: bool) -> int:
-    """0 when every source synced; 4 when one failed or work waits; 5 for rejections if strict."""
-    if any(not r.ok for r in reports):
+    """0 when every source synced; 2/3/1 for a configuration, authorisation or internal error;
+    4 when a source failed or work waits; 5 for rejections or held deletions if strict."""
+    failed = {r.error_kind for r in reports if not r.ok}
+    for kind, code in _FAILURE_CODES:
+        if kind in failed:
+            return code
+    if failed:
         return 4
-    if strict and any(r.records_rejected or r.rejected for r in reports):
+    if strict and any(r.records_rejected or r.rejected or r.held_deletes for r in reports):
         return 5
     return 0
 
@@ -106,15 +122,21 @@ def exit_code(reports: list[SyncReport], strict: bool) -> int:
 def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or groups (default: all).")] = None,
          config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None,
          state_dir: StateOpt = None,
-         strict: Annotated[bool, typer.Option(help="Exit 5 when anything was rejected.")] = False,
+         strict: Annotated[bool, typer.Option(
+             help="Exit 5 when anything was rejected or deletions were held.")] = False,
          full: Annotated[bool, typer.Option(
              help="Fetch and map everything again (ignore layer versions and unchanged records).")] = False,
+         allow_deletes: Annotated[list[str] | None, typer.Option(
+             "--allow-deletes", metavar="SOURCE",
+             help="Let this source (or group) delete what its complete fetch no longer lists, even "
+                  "beyond its max_delete_share (releases held deletions). Repeatable.")] = None,
          as_json: JsonOpt = False) -> None:
     """One pass over the chosen sources (e.g. `sync smartburgas`)."""
     from adapter.runtime import Runtime
 
     async def run() -> list[SyncReport]:
-        async with Runtime(settings, pipeline, full=full) as runtime:
+        allowed = frozenset(s.name for s in pipeline.select(allow_deletes)) if allow_deletes else frozenset()
+        async with Runtime(settings, pipeline, full=full, allow_deletes=allowed) as runtime:
             if not console.is_terminal:  # no bars in logs, pipes and CI
                 return await runtime.sync(sources)
             chosen = pipeline.select(sources)
@@ -142,7 +164,12 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
         console.print(report_table(reports))
         for r in reports:
             for reason in r.rejections[:5]:
-                console.print(f"  [yellow]rejected[/yellow] {escape(reason)}", highlight=False)
+                console.print(f"  [yellow]rejected[/yellow] {escape(redact(reason))}", highlight=False)
+            if r.held_deletes:
+                console.print(f"  [yellow]held[/yellow] {r.held_deletes} deletion(s) of {r.source}: its "
+                              "fetch no longer lists them; the next complete fetch that still misses "
+                              f"them deletes them, or `sync --allow-deletes {r.source}` now",
+                              highlight=False)
     raise typer.Exit(exit_code(reports, strict))
 
 
@@ -167,16 +194,37 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
 
 @app.command("check-config")
 def check_config(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None) -> None:
-    """Validate settings and the pipeline file; show them with secrets redacted."""
+    """Validate settings and the pipeline file, reporting every problem at once (exit 2); show
+    them with secrets redacted."""
+    from adapter.errors import ConfigError
     from adapter.sync.factory import build_mapper
 
+    problems: list[str] = []
+
+    def collect(exc: ConfigError) -> None:
+        problems.extend(exc.context.get("problems") or [str(exc)])
+
+    settings = pipeline = None
     try:
         settings = _settings(broker_url, tenant, None)
+    except ConfigError as exc:
+        collect(exc)
+    try:
         pipeline = load_config(config)
-        for source in pipeline.sources:
+    except ConfigError as exc:
+        collect(exc)
+    for source in pipeline.sources if pipeline is not None else ():
+        try:
             build_mapper(source)
-    except AdapterError as exc:
-        _fail(exc)
+        except ConfigError as exc:
+            collect(exc)
+    if problems:
+        console.print(f"[red]error[/red]: {len(problems)} problem(s) in the configuration"
+                      + (f" ({config})" if config else ""), highlight=False)
+        for problem in problems:
+            console.print(f"  {escape(redact(problem))}", highlight=False)
+        raise typer.Exit(2)
+    assert settings is not None and pipeline is not None
     console.print_json(orjson.dumps(settings.redacted(), default=str).decode())
     table = Table(title="Sources")
     for column in ("name", "group", "type", "interval s", "enabled"):
@@ -200,11 +248,12 @@ def status(state_dir: StateOpt = None, as_json: JsonOpt = False) -> None:
         sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
         return
     table = Table(title=f"State in {settings.state_file}")
-    for column in ("tenant", "source", "entities", "pending", "quarantined", "last run", "last error"):
+    for column in ("tenant", "source", "entities", "pending", "quarantined", "held deletes", "last run",
+                   "last error"):
         table.add_column(column)
     for row in info["sources"]:
         table.add_row(row["tenant"] or "-", row["source"], str(row["entities"]), str(row["pending"]),
-                      str(row["quarantined"]), row.get("last_run") or "",
+                      str(row["quarantined"]), str(row["held_deletes"]), row.get("last_run") or "",
                       escape((row.get("last_error") or "")[:60]))
     console.print(table)
 

@@ -14,14 +14,35 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from adapter.errors import ConfigError
+from adapter.errors import ConfigError, GeometryError
+from adapter.sources.http import DEFAULT_REQUEST_DEADLINE
+from adapter.sync.deletes import DEFAULT_MAX_DELETE_SHARE
 
 # config/burgas.yaml, reached through a link inside the package so that an installed wheel has it.
 BUNDLED_CONFIG = Path(__file__).resolve().parent / "bundled" / "burgas.yaml"
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _MAX_CONFIG_BYTES = 1024 * 1024
+DEFAULT_FETCH_DEADLINE = 900.0
+
+
+def _known_crs(value: str | int | None) -> str | int | None:
+    """A CRS pyproj knows as a 2D map CRS (read as the sources read it), else a config error now
+    rather than a failed sync later."""
+    if value is None:
+        return value
+    from adapter.geometry import parse_crs  # pyproj: loaded only when a file names a CRS
+
+    try:
+        parse_crs(value)
+    except GeometryError as exc:
+        raise ValueError(exc.reason) from None
+    return value
+
+
+CRSName = Annotated[str | None, AfterValidator(_known_crs)]
+CRSCode = Annotated[int | None, AfterValidator(_known_crs)]
 
 
 class _Strict(BaseModel):
@@ -64,6 +85,15 @@ class _SourceBase(_Strict):
     # Every reading of a time series (Smart Burgas series, MQTT messages) also goes to the broker's
     # temporal API, once (adapter.sync.history). Off: only the current state is kept.
     history: bool = True
+    # A complete fetch that would delete more than this share of the source's entities (or all
+    # of them) holds those deletions until the next complete fetch confirms them
+    # (adapter.sync.deletes).
+    max_delete_share: float = Field(DEFAULT_MAX_DELETE_SHARE, ge=0, le=1)
+    # Deadlines in seconds: one request's whole answer (each retry gets its own), and the whole
+    # fetch of the source (every page, retries and waits included). Past them the source is
+    # unavailable this run; the other sources go on.
+    request_deadline_seconds: float = Field(DEFAULT_REQUEST_DEADLINE, gt=0)
+    fetch_deadline_seconds: float = Field(DEFAULT_FETCH_DEADLINE, gt=0)
 
 
 class SmartBurgasSourceConfig(_SourceBase):
@@ -80,8 +110,8 @@ class ArcGISSourceConfig(_SourceBase):
     type: Literal["arcgis"]
     url: str
     output: Literal["json", "geojson"] = "json"
-    out_sr: int | None = None
-    crs: str | None = None
+    out_sr: CRSCode = None
+    crs: CRSName = None
     page_size: int | None = Field(None, ge=1, le=10_000)
     mapping: LayerMapping
 
@@ -92,8 +122,8 @@ class WFSSourceConfig(_SourceBase):
     type: Literal["wfs"]
     url: str
     type_name: str
-    srs_name: str | None = None
-    crs: str | None = None
+    srs_name: CRSName = None
+    crs: CRSName = None
     page_size: int = Field(1000, ge=1, le=10_000)
     mapping: LayerMapping
 
@@ -104,7 +134,7 @@ class OGCAPISourceConfig(_SourceBase):
     type: Literal["ogcapi"]
     url: str
     collection: str
-    crs: str | None = None
+    crs: CRSName = None
     page_size: int = Field(1000, ge=1, le=10_000)
     mapping: LayerMapping
 
@@ -114,7 +144,7 @@ class GeoJSONSourceConfig(_SourceBase):
 
     type: Literal["geojson"]
     url: str
-    crs: str | None = None
+    crs: CRSName = None
     mapping: LayerMapping
 
 
@@ -210,9 +240,20 @@ class PipelineConfig(_Strict):
         return chosen
 
 
-def expand_env(value: Any, env: Mapping[str, str] | None = None) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string of a parsed YAML document."""
-    env = os.environ if env is None else env
+def expand_env(value: Any, env: dict[str, str] | None = None) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of a parsed YAML document; every
+    variable that is missing is named in one ConfigError."""
+    missing: list[str] = []
+    expanded = _expand(value, os.environ if env is None else env, missing)
+    if missing:
+        names = ", ".join(dict.fromkeys(missing))
+        raise ConfigError(f"environment variable(s) not set and without a default: {names}",
+                          problems=[f"environment variable {n} is not set and has no default"
+                                    for n in dict.fromkeys(missing)])
+    return expanded
+
+
+def _expand(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
     if isinstance(value, str):
         def substitute(m: re.Match[str]) -> str:
             found = env.get(m["name"])
@@ -220,12 +261,13 @@ def expand_env(value: Any, env: Mapping[str, str] | None = None) -> Any:
                 return found
             if m["default"] is not None:
                 return m["default"]
-            raise ConfigError(f"environment variable {m['name']} is not set and has no default")
+            missing.append(m["name"])
+            return ""
         return _ENV.sub(substitute, value)
     if isinstance(value, list):
-        return [expand_env(v, env) for v in value]
+        return [_expand(v, env, missing) for v in value]
     if isinstance(value, dict):
-        return {k: expand_env(v, env) for k, v in value.items()}
+        return {k: _expand(v, env, missing) for k, v in value.items()}
     return value
 
 
@@ -245,5 +287,6 @@ def load_config(path: Path | str | None = None, env: dict[str, str] | None = Non
     try:
         return PipelineConfig.model_validate(expand_env(document, env))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"pipeline file {path} is invalid: {problems}") from None
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"pipeline file {path} is invalid: {'; '.join(problems)}",
+                          problems=problems) from None

@@ -20,7 +20,12 @@ SECRET_KEYS = frozenset({
 
 
 def redact(value: Any, keys: frozenset[str] = SECRET_KEYS) -> Any:
-    """Return a copy of `value` with secret keys and SecretStr values replaced by a marker."""
+    """Return a copy of `value` safe to show or store: secret keys and SecretStr values replaced
+    by a marker, and credentials in URLs inside strings (``user:pass@``, ``?token=``) too.
+
+    The one redaction of the project: logs, reports, `--json`, /status and the state file."""
+    if isinstance(value, str):
+        return scrub_text(value)
     if isinstance(value, (SecretStr, SecretBytes)):
         return REDACTED if value.get_secret_value() else ""
     if isinstance(value, Mapping):

@@ -17,7 +17,7 @@ import httpx
 import orjson
 
 from adapter.config import PipelineConfig
-from adapter.errors import AdapterError, ConfigError, FatalError
+from adapter.errors import AdapterError, AuthError, ConfigError, FatalError
 from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import (
     SDM_CONTEXT_URL,
@@ -31,7 +31,7 @@ from adapter.samples.serving import close_samples
 from adapter.settings import Settings
 from adapter.sync.factory import build_mapper, build_source
 from adapter.sync.pipeline import Pipeline
-from adapter.sync.report import SyncReport
+from adapter.sync.report import SyncReport, error_kind
 from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 from adapter.sync.status import record_run
@@ -76,10 +76,12 @@ def local_reference_contexts() -> dict[str, Path]:
 class Runtime:
     """State, broker (embedded or remote), HTTP clients and the pipeline of one process."""
 
-    def __init__(self, settings: Settings, config: PipelineConfig, *, full: bool = False) -> None:
+    def __init__(self, settings: Settings, config: PipelineConfig, *, full: bool = False,
+                 allow_deletes: frozenset[str] = frozenset()) -> None:
         self.settings = settings
         self.config = config
         self.full = full  # map every record again, ignoring source versions and raw hashes
+        self.allow_deletes = allow_deletes  # sources whose deletions skip the mass-deletion guard
         self.broker: EmbeddedBroker | None = None
         self.state: StateStore | None = None
         self.http: httpx.AsyncClient | None = None
@@ -134,7 +136,8 @@ class Runtime:
         close_samples()  # the loopback server of `samples:` GIS URLs, if a sync started it
 
     async def sync_source(self, source_config: Any, *, full: bool | None = None) -> SyncReport:
-        """One sync of one configured source; a failing source gives a report, not an exception.
+        """One sync of one configured source; a failing source gives a report, not an exception
+        (a source refusing our credentials too: the other sources still run).
 
         `full` (default: the runtime's) maps every record again, ignoring source versions and
         raw hashes (a quarantine retry needs every record looked at).
@@ -146,12 +149,21 @@ class Runtime:
             report = await self.pipeline.run_once(
                 source_config.name, source, mapper, snapshot=source_config.snapshot,
                 static=source_config.type in STATIC_KINDS, salt=salt_for(source_config),
-                full=self.full if full is None else full, history=source_config.history)
+                full=self.full if full is None else full,
+                fetch_deadline=source_config.fetch_deadline_seconds,
+                max_delete_share=source_config.max_delete_share,
+                allow_deletes=source_config.name in self.allow_deletes, history=source_config.history)
         except AdapterError as exc:
-            if isinstance(exc, FatalError):
+            if isinstance(exc, FatalError) and not isinstance(exc, AuthError):
                 raise
             report = SyncReport(source_config.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
             report.last_error = str(exc)
+            report.error_kind = error_kind(exc)
+        except Exception as exc:  # a bug met by one source must not stop the others
+            logger.exception("%s: unexpected error", source_config.name)
+            report = SyncReport(source_config.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
+            report.last_error = f"{type(exc).__name__}: {exc}"
+            report.error_kind = error_kind(exc)
         assert self.state is not None
         record_run(self.state, self.settings.tenant or "", report)
         return report

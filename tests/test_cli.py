@@ -202,3 +202,41 @@ def test_quarantine_retry_leaves_records_of_a_disabled_source_alone(tmp_path):
     assert result.exit_code == 0, result.output
     assert "not retried" in result.output and "mqtt.live" in result.output
     assert "1 still quarantined" in result.output
+
+
+GEOJSON = ("  - {{name: {name}, group: gis, type: geojson, url: '{url}', crs: '{crs}', "
+           "mapping: {{model: {model}, id_field: id}}}}")
+
+
+def test_check_config_reports_every_error_of_a_file_at_once(tmp_path, config):
+    url = str(tmp_path / "x.geojson")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n" + "\n".join([
+        GEOJSON.format(name="gis.a", url=url, crs="EPSG:99999", model="Beach"),
+        GEOJSON.format(name="gis.b", url=url, crs="EPSG:4978", model="Beach"),  # geocentric: not a map
+        "  - {name: gis.c, group: gis, type: geojson, url: x, interval_seconds: -1, "
+        "mapping: {model: Beach, id_field: id}}",
+    ]) + "\n")
+    result = cli("check-config", "--config", str(bad))
+    assert result.exit_code == 2, result.output
+    assert "3 problem(s)" in result.output
+    assert "EPSG:99999" in result.output and "EPSG:4978" in result.output and "interval_seconds" in result.output
+    synced = cli("sync", "--config", str(bad), "--state-dir", str(tmp_path / "state"))
+    assert synced.exit_code == 2 and "EPSG:99999" in synced.output  # refused before any fetch
+
+    mappings = tmp_path / "mappings.yaml"
+    mappings.write_text("sources:\n" + "\n".join([
+        GEOJSON.format(name="gis.a", url=url, crs="EPSG:7801", model="NoSuchModel"),
+        GEOJSON.format(name="gis.b", url=url, crs="EPSG:32635", model="AlsoMissing"),
+    ]) + "\n")
+    result = cli("check-config", "--config", str(mappings))
+    assert result.exit_code == 2 and "2 problem(s)" in result.output
+    assert "NoSuchModel" in result.output and "AlsoMissing" in result.output
+
+    missing = tmp_path / "env.yaml"
+    missing.write_text("sources:\n" + GEOJSON.format(name="gis.a", url="${NO_SUCH_URL_1}", crs="EPSG:7801",
+                                                     model="Beach")
+                       + "\n" + GEOJSON.format(name="gis.b", url="${NO_SUCH_URL_2}", crs="EPSG:7801",
+                                               model="Beach") + "\n")
+    result = cli("check-config", "--config", str(missing))
+    assert result.exit_code == 2 and "NO_SUCH_URL_1" in result.output and "NO_SUCH_URL_2" in result.output

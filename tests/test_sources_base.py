@@ -77,3 +77,53 @@ def test_protocol_is_structural() -> None:
             return Fetch(self.name, producer(0))
 
     assert isinstance(Dummy(), Source)
+
+
+def stuck_after(count: int, closed: list[str]):
+    """A producer that yields `count` records, then waits for ever (a stuck upstream)."""
+    async def produce(fetch: Fetch) -> AsyncIterator[RawRecord]:
+        try:
+            for i in range(count):
+                yield RawRecord("s", f"features[{i}]", {"i": i}, utcnow())
+            await asyncio.Event().wait()
+        finally:
+            closed.append("closed")
+    return produce
+
+
+def test_a_fetch_past_its_deadline_is_unavailable_and_incomplete() -> None:
+    closed: list[str] = []
+    fetch = Fetch("s", stuck_after(2, closed))
+    fetch.deadline = 0.05
+    with pytest.raises(SourceUnavailableError, match=r"within its 0.05 s deadline \(2 records read\)"):
+        asyncio.run(drain(fetch))
+    assert not fetch.complete and fetch.record_count == 2 and closed == ["closed"]
+
+
+def test_the_deadline_never_interrupts_the_consumer_only_the_next_wait_on_the_source() -> None:
+    fetch = Fetch("s", producer(3))
+    fetch.deadline = 0.02
+    seen: list[str] = []
+
+    async def run() -> None:
+        try:
+            async for record in fetch:
+                await asyncio.sleep(0.1)  # the consumer's own work (delivery) outlives the deadline
+                seen.append(f"done {record.key}")
+        except SourceUnavailableError:
+            seen.append("deadline")
+    asyncio.run(run())
+    # The first record comes before the deadline (no wait); its work finishes; the next wait ends.
+    assert seen == ["done features[0]", "deadline"] and not fetch.complete
+
+
+def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
+    async def run() -> None:
+        fetch = Fetch("s", stuck_after(0, []))
+        fetch.deadline = 60
+        task = asyncio.ensure_future(drain(fetch))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(run())

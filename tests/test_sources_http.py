@@ -183,3 +183,39 @@ def test_missing_or_oversized_files_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceFormatError, match="truncated") as info:
         asyncio.run(PayloadFetcher().get_json(str(broken), source="s"))
     assert str(broken) in str(info.value)
+
+
+def test_a_redirect_loop_is_source_unavailable_and_not_retried() -> None:
+    handler = Recorder(lambda request: httpx.Response(302, headers={"Location": str(request.url)}))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=True)
+    f = PayloadFetcher(client, FetchOptions(attempts=3))
+    with pytest.raises(SourceUnavailableError, match="too many redirects"):
+        get_json(f)
+    assert len(handler.requests) == 21  # httpx's limit of 20 redirects, once
+
+
+@pytest.mark.parametrize("error, expected", [
+    (httpx.DecodingError("bad gzip"), SourceFormatError),
+    (httpx.UnsupportedProtocol("no ftp"), SourceUnavailableError),
+])
+def test_every_httpx_error_is_translated_at_the_boundary(error: Exception, expected: type) -> None:
+    f, _ = fetcher(Recorder(error), attempts=1)
+    with pytest.raises(expected):
+        get_json(f)
+
+
+class _Trickle(httpx.AsyncByteStream):
+    """A body that never ends: one byte, then a long wait (each read well inside the read timeout)."""
+
+    async def __aiter__(self):  # type: ignore[override]
+        while True:
+            yield b" "
+            await asyncio.sleep(0.05)
+
+
+def test_a_request_past_its_deadline_is_retried_then_unavailable() -> None:
+    handler = Recorder(lambda request: httpx.Response(200, stream=_Trickle()))
+    f, slept = fetcher(handler, attempts=2, deadline=0.2)
+    with pytest.raises(SourceUnavailableError, match="0.2 s request deadline"):
+        get_json(f)
+    assert len(handler.requests) == 2 and len(slept) == 1

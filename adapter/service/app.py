@@ -41,6 +41,7 @@ from adapter.service.metrics import ServiceMetrics
 from adapter.service.metrics import router as metrics_router
 from adapter.settings import Settings, load_settings
 from adapter.sync.coordinator import Coordinator
+from adapter.sync.deletes import held_counts
 from adapter.sync.report import SyncReport
 from adapter.sync.stream import StreamRunner
 from adapter.sync.stream_pool import build_stream
@@ -126,6 +127,13 @@ class Service:
             return {}
         rows = self.runtime.state.conn.execute("SELECT source, COUNT(*) FROM quarantine GROUP BY source")
         return dict(rows.fetchall())
+
+    def held_deletes(self) -> dict[str, int]:
+        """Source -> deletions the mass-deletion guard holds (adapter.sync.deletes)."""
+        if self.runtime is None or self.runtime.state is None:
+            return {}
+        tenant = self.settings.tenant or ""
+        return {s: n for (t, s), n in held_counts(self.runtime.state).items() if t == tenant}
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[Service]:

@@ -76,7 +76,8 @@ class ServiceMetrics:
 
 
 class _LiveGauges(Collector):
-    """Gauges computed when scraped: outbox depth, quarantine size, MQTT lag and connection."""
+    """Gauges computed when scraped: outbox depth, quarantine size, held deletions, MQTT lag and
+    connection."""
 
     def __init__(self, service: Callable[[], Service]) -> None:
         self._service = service
@@ -95,18 +96,24 @@ class _LiveGauges(Collector):
                                       labels=["source"])
         waiting = GaugeMetricFamily("burgas_mqtt_waiting_messages", "MQTT messages received, not yet "
                                     "taken into a batch", labels=["source"])
+        held_deletes = GaugeMetricFamily("burgas_deletes_held", "Deletions the mass-deletion guard "
+                                         "holds until a second complete fetch confirms them",
+                                         labels=["source"])
         configured = {s.name for s in service.config.sources if s.enabled}  # a series each, 0 too
         depth, held = service.outbox_depth(), service.quarantine_counts()
         for source in sorted(configured | set(depth)):
             outbox.add_metric([source], depth.get(source, 0))
         for source in sorted(configured | set(held)):
             quarantine.add_metric([source], held.get(source, 0))
+        deletions = service.held_deletes()
+        for source in sorted(configured | set(deletions)):
+            held_deletes.add_metric([source], deletions.get(source, 0))
         for runner in service.streams:
             lag.add_metric([runner.name], runner.source.lag())
             state = runner.source.status()
             connected.add_metric([runner.name], 1.0 if state.get("connected") else 0.0)
             waiting.add_metric([runner.name], state.get("waiting", 0))
-        yield from (outbox, quarantine, lag, connected, waiting)
+        yield from (outbox, quarantine, held_deletes, lag, connected, waiting)
 
 
 router = APIRouter(tags=["operations"])

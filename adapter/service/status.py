@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 
 from adapter import __version__
-from adapter.redaction import redact, scrub_text
+from adapter.redaction import redact
 
 if TYPE_CHECKING:
     from adapter.service.app import Service
@@ -16,21 +16,9 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["operations"])
 
 
-def scrub_urls(value: Any) -> Any:
-    """A copy with credentials in URLs (``user:password@``, ``?token=``...) replaced by a marker."""
-    if isinstance(value, str):
-        return scrub_text(value)
-    if isinstance(value, dict):
-        return {k: scrub_urls(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub_urls(v) for v in value]
-    return value
-
-
 def safe(value: Any) -> Any:
     """Secrets by key or type redacted, URL credentials removed, paths and the like as text."""
-    plain = redact(value)
-    return scrub_urls(_jsonable(plain))
+    return redact(_jsonable(redact(value)))
 
 
 def _jsonable(value: Any) -> Any:
@@ -64,6 +52,7 @@ def service_status(service: Service) -> dict[str, Any]:
         "sources": sources,
         "outbox": service.outbox_depth(),
         "quarantine": service.quarantine_counts(),
+        "held_deletes": service.held_deletes(),
         "settings": service.settings.redacted(),
         "config": service.config.model_dump(mode="json"),
     })

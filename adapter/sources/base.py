@@ -18,10 +18,13 @@ mapper quarantines it, so one bad feature never stops the others.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
+
+from adapter.errors import SourceUnavailableError
 
 
 def utcnow() -> datetime:
@@ -73,6 +76,9 @@ class Fetch:
     then ask it about each page (:meth:`skip_page`) and yield none of the records of a page it
     already holds, so an unchanged page costs its download and one hash, nothing per record
     (adapter.sync.skip). ``skipped_records`` counts the records not yielded for that reason.
+
+    ``deadline`` (seconds, set before iterating) bounds the whole run's waiting on the source:
+    past it the run ends with :class:`SourceUnavailableError`, whatever the source was doing.
     """
 
     def __init__(self, source: str, produce: RecordProducer) -> None:
@@ -87,6 +93,7 @@ class Fetch:
         self.error: BaseException | None = None
         self.page_filter: PageFilter | None = None
         self.skipped_records = 0
+        self.deadline: float | None = None
 
     def skip_page(self, key: bytes, count: int) -> bool:
         """Whether to leave out a page's ``count`` records: the consumer holds them (see above).
@@ -111,12 +118,32 @@ class Fetch:
 
     async def _iterate(self) -> AsyncIterator[RawRecord]:
         self.started_at = utcnow()
+        records = self._produce(self)
+        deadline = _Deadline(self.deadline)
         exhausted = False
         try:
-            async for record in self._produce(self):
+            while True:
+                # Inline rather than a context manager: this runs once per record.
+                deadline.begin()
+                try:
+                    record = await anext(records)
+                except StopAsyncIteration:
+                    break
+                except asyncio.CancelledError:
+                    deadline.interrupted()
+                    raise
+                finally:
+                    deadline.end()
                 self.record_count += 1
                 yield record
             exhausted = True
+        except _DeadlinePassedError:
+            exc = SourceUnavailableError(
+                f"the fetch did not finish within its {self.deadline:g} s deadline "
+                f"({self.record_count} records read)", source=self.source)
+            self.error = exc
+            self.mark_incomplete(str(exc))
+            raise exc from None
         except GeneratorExit:
             # The consumer stopped early (break, cancellation): the run saw only part of the source.
             self.mark_incomplete("consumer stopped before the end")
@@ -126,8 +153,66 @@ class Fetch:
             self.mark_incomplete(f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            deadline.cancel()
             self.finished_at = utcnow()
             self.complete = exhausted and not self.incomplete_reasons
+            close = getattr(records, "aclose", None)
+            if close is not None:
+                await close()
+
+
+class _DeadlinePassedError(Exception):
+    """Internal: the fetch's deadline passed while it waited on the source."""
+
+
+class _Deadline:
+    """One timer for a whole fetch (a timeout per record would cost a timer each).
+
+    When it fires while the task waits on the source (between :meth:`begin` and :meth:`end`),
+    the task is cancelled and the wait ends in _DeadlinePassedError; when it fires while the
+    consumer works (maps, delivers), nothing is interrupted and the next wait ends at once.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.passed = False
+        self._waiting = False
+        self._cancelled = False  # this timer cancelled the task
+        self._task = asyncio.current_task()
+        self._handle = None if seconds is None else \
+            asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.passed = True
+        if self._waiting and self._task is not None:
+            self._cancelled = True
+            self._task.cancel()
+
+    def begin(self) -> None:
+        """A wait on the source starts (raises _DeadlinePassedError when the deadline is past)."""
+        if self.passed:
+            raise _DeadlinePassedError
+        self._waiting = True
+
+    def interrupted(self) -> None:
+        """The wait was cancelled: raises _DeadlinePassedError when by this timer alone."""
+        if self._cancelled:
+            self._cancelled = False
+            if self._task is None or self._task.uncancel() == 0:
+                raise _DeadlinePassedError  # else cancelled from outside too: that wins
+
+    def end(self) -> None:
+        """The wait is over; a cancellation the source swallowed still ends the fetch."""
+        self._waiting = False
+        if self._cancelled:
+            self._cancelled = False
+            if self._task is not None:
+                self._task.uncancel()
+            raise _DeadlinePassedError
+
+    def cancel(self) -> None:
+        """Stop the timer."""
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 @runtime_checkable

@@ -7,8 +7,11 @@ Every HTTP source uses :class:`PayloadFetcher` so that all of them behave the sa
   errors, timeouts, HTTP 429 and 5xx (``Retry-After`` is honoured up to ``backoff_max``);
 - the body is streamed and the download aborted past ``max_bytes`` (decoded size, so a compressed
   bomb is bounded too);
-- errors are translated here, at the boundary: the network or the peer failing gives
-  :class:`SourceUnavailableError`, 401/403 gives :class:`AuthError`, and a body that is not the
+- every request has a deadline for its whole answer (``deadline``; the httpx timeouts bound each
+  read only, so a peer trickling a byte a second would otherwise hold a fetch for ever);
+- errors are translated here, at the boundary: the network or the peer failing (endless
+  redirects and every other httpx error included) gives :class:`SourceUnavailableError`,
+  401/403 gives :class:`AuthError`, and a body that is not the
   JSON we asked for (an HTML error page, truncated JSON, empty, not UTF-8) gives
   :class:`SourceFormatError`; each names the source, the URL and the reason;
 - ``file://`` URLs and plain paths (the bundled samples) go through the same interface, with the
@@ -37,10 +40,12 @@ import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from adapter.errors import AuthError, SourceFormatError, SourceUnavailableError
+from adapter.redaction import scrub_url
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_REQUEST_DEADLINE = 120.0  # seconds for one whole answer, body included
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _SNIPPET = 120
 
@@ -56,6 +61,7 @@ class FetchOptions:
     backoff_max: float = 30.0
     jitter: float = 0.5
     max_bytes: int = DEFAULT_MAX_BYTES
+    deadline: float = DEFAULT_REQUEST_DEADLINE
     headers: Mapping[str, str] = field(default_factory=lambda: {"Accept": "application/json"})
 
     def httpx_timeout(self) -> httpx.Timeout:
@@ -152,6 +158,12 @@ def _format_error(source: str, payload: Payload, reason: str) -> SourceFormatErr
                              source=source, url=payload.url, status=payload.status)
 
 
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, httpx.TooManyRedirects):
+        return "too many redirects (a redirect loop?)"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -222,9 +234,10 @@ class PayloadFetcher:
             if is_local(url):
                 stat = await asyncio.to_thread(local_path(url).stat)
                 return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
-            response = await self.client.head(url, headers=dict(self.options.headers),
-                                               follow_redirects=True)
-        except (OSError, httpx.HTTPError) as exc:
+            async with asyncio.timeout(self.options.deadline):
+                response = await self.client.head(url, headers=dict(self.options.headers),
+                                                   follow_redirects=True)
+        except (OSError, TimeoutError, httpx.HTTPError, httpx.InvalidURL) as exc:
             logger.debug("source %s: no version for %s: %s", source, url, exc)
             return None
         if response.status_code != 200:
@@ -258,11 +271,19 @@ class PayloadFetcher:
             reraise=True,
         )
         try:
-            return await retrying(self._get_once, full_url, source)
+            return await retrying(self._get_within_deadline, full_url, source)
         except _TransientError as exc:
             raise SourceUnavailableError(
                 f"{exc.reason} (from {full_url}, after {self.options.attempts} attempts)",
                 source=source, url=full_url, status=exc.status) from None
+
+    async def _get_within_deadline(self, url: str, source: str) -> Payload:
+        try:
+            async with asyncio.timeout(self.options.deadline):
+                return await self._get_once(url, source)
+        except TimeoutError:
+            raise _TransientError(f"no complete answer within the {self.options.deadline:g} s "
+                             "request deadline") from None
 
     async def _get_once(self, url: str, source: str) -> Payload:
         try:
@@ -279,15 +300,21 @@ class PayloadFetcher:
                     raise SourceUnavailableError(f"HTTP {status} from {url}", source=source,
                                                  url=url, status=status)
                 body = await self._read_bounded(response, url, source)
-                return Payload(str(response.url), body, status,
+                # Where the body came from (origins, messages): without credentials.
+                return Payload(scrub_url(str(response.url)), body, status,
                                response.headers.get("Content-Type", ""))
         except httpx.TimeoutException as exc:
             raise _TransientError(f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             # Connect/read/protocol errors: the peer or the network failed, a retry may help.
             raise _TransientError(f"network error ({type(exc).__name__}: {exc})") from None
-        except httpx.InvalidURL as exc:
-            raise SourceUnavailableError(f"invalid URL {url!r}: {exc}", source=source,
+        except httpx.DecodingError as exc:  # a body its Content-Encoding cannot decode
+            raise SourceFormatError(f"undecodable body from {url}: {exc}", source=source,
+                                    url=url) from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            # TooManyRedirects (a redirect loop) and anything else httpx raises: retrying the
+            # same request cannot help, and nothing from httpx may leak past the sources.
+            raise SourceUnavailableError(f"{_describe(exc)} for {url}", source=source,
                                          url=url) from None
 
     async def _read_bounded(self, response: httpx.Response, url: str, source: str) -> bytes:

@@ -25,6 +25,7 @@ from urllib.parse import urljoin
 import orjson
 
 from adapter.errors import SourceFormatError
+from adapter.redaction import scrub_url
 
 
 @dataclass(slots=True)
@@ -250,7 +251,8 @@ async def iter_pages(get_json: GetJSON, request: PageRequest, paginator: Paginat
                 raise SourceFormatError(f"more than {limits.max_records} records after {number} pages",
                                         source=source)
             paginator.update_state(payload, records)
-            page = Page(number, url, payload, records, digest)
+            # The page's URL names where its records came from: without credentials.
+            page = Page(number, scrub_url(url), payload, records, digest)
             if paginator.has_next_page:
                 paginator.update_request(request)
                 number += 1

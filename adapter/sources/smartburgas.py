@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from adapter.errors import AdapterError, SourceFormatError
+from adapter.redaction import scrub_url
 from adapter.sources.base import Fetch, RawRecord, utcnow
 from adapter.sources.http import FetchOptions, PayloadFetcher, with_params
 from adapter.sources.smartburgas_feeds import FEEDS, LANGS, FeedSpec
@@ -109,7 +110,7 @@ class SmartBurgasSource:
     async def _features(self, lang: str) -> tuple[list[Any], str]:
         url, params = self.url_for(lang)
         payload = await self.fetcher.get_json(url, source=self.name, params=params)
-        full_url = with_params(url, params)
+        full_url = scrub_url(with_params(url, params))  # records' origin: without credentials
         return self._envelope(payload, full_url), full_url
 
     def _envelope(self, payload: Any, url: str) -> list[Any]:

@@ -26,6 +26,7 @@ from adapter.sources.arcgis import ArcGISSource
 from adapter.sources.base import RawRecord, Source
 from adapter.sources.geojson import GeoJSONSource
 from adapter.sources.gtfs import GTFSSource
+from adapter.sources.http import FetchOptions
 from adapter.sources.ogcapi import OGCAPIFeaturesSource
 from adapter.sources.smartburgas import SmartBurgasSource
 from adapter.sources.wfs import WFSSource
@@ -37,7 +38,7 @@ def build_source(config: Any, client: httpx.AsyncClient, *,
                  samples: SampleServers = SAMPLES) -> Source:
     """The source a config entry describes (``samples:`` URLs resolved through ``samples``)."""
     if isinstance(config, SmartBurgasSourceConfig):
-        return SmartBurgasSource(config.feed, config.url, client=client)
+        return SmartBurgasSource(config.feed, config.url, client=client, options=fetch_options(config))
     if isinstance(config, ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig
                   | GeoJSONSourceConfig | GTFSSourceConfig):
         return _fetched_source(config, samples.resolve(config.url), client)
@@ -46,20 +47,28 @@ def build_source(config: Any, client: httpx.AsyncClient, *,
     raise ConfigError(f"source type {config.type!r} is not supported", source=config.name)
 
 
+def fetch_options(config: Any) -> FetchOptions:
+    """The fetch options of a config entry (its request deadline)."""
+    return FetchOptions(deadline=config.request_deadline_seconds)
+
+
 def _fetched_source(config: Any, url: str, client: httpx.AsyncClient) -> Source:
+    options = fetch_options(config)
     if isinstance(config, ArcGISSourceConfig):
         return ArcGISSource(config.name, url, output=config.output, out_sr=config.out_sr,
-                            page_size=config.page_size, crs=config.crs, client=client)
+                            page_size=config.page_size, crs=config.crs, client=client,
+                            options=options)
     if isinstance(config, WFSSourceConfig):
         return WFSSource(config.name, url, config.type_name, srs_name=config.srs_name,
-                         page_size=config.page_size, crs=config.crs, client=client)
+                         page_size=config.page_size, crs=config.crs, client=client,
+                         options=options)
     if isinstance(config, OGCAPISourceConfig):
         return OGCAPIFeaturesSource(config.name, url, config.collection, limit=config.page_size,
-                                    crs=config.crs, client=client)
+                                    crs=config.crs, client=client, options=options)
     if isinstance(config, GeoJSONSourceConfig):
         return GeoJSONSource(config.name, url, crs=config.crs, id_field=config.mapping.id_field,
-                             client=client)
-    return GTFSSource(config.name, url, client=client)
+                             client=client, options=options)
+    return GTFSSource(config.name, url, client=client, options=options)
 
 
 def build_mapper(config: Any) -> RecordMapper:

@@ -25,6 +25,7 @@ from adapter.errors import AdapterError, FatalError, RecordError, TransientError
 from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import AttributeDelete
 from adapter.ngsi.results import BatchResult
+from adapter.redaction import redact
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.state import StateStore, utcnow
 
@@ -221,7 +222,7 @@ class Outbox:
                     logger.warning("quarantined %s of %s: %s", op.op, op.entity_id, error.reason)
                     continue
                 db.execute("UPDATE outbox SET attempts=attempts+1, last_error=? WHERE seq=?",
-                           (str(error)[:2000], op.seq))
+                           (redact(str(error))[:2000], op.seq))
                 blocked.add(op.key)
                 if isinstance(error, FatalError):
                     fatal = fatal or error

@@ -7,6 +7,7 @@ rejects are quarantined with their reason; everything else goes on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from adapter.errors import AdapterError, FatalError, MappingError, TransientError
+from adapter.errors import AdapterError, AuthError, FatalError, MappingError, TransientError
 from adapter.mapping.base import Mapped, Rejected, merge
 from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import BrokerClient
@@ -24,11 +25,12 @@ from adapter.ngsi.context import DEFAULT_CONTEXT_BASE_URL, ContextMode, context_
 from adapter.ngsi.serialize import Form, to_dict
 from adapter.ngsi.temporal import TemporalWriter
 from adapter.sources.base import RawRecord, Source, VersionedSource
+from adapter.sync import deletes
 from adapter.sync.early import EARLY_DELIVERY_THRESHOLD, EarlyDelivery
 from adapter.sync.history import HistoryOutbox, Series
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
-from adapter.sync.report import SyncReport
+from adapter.sync.report import SyncReport, error_kind
 from adapter.sync.skip import RecordSkipper, SkipIndex
 from adapter.sync.state import StateStore
 from data_models import Entity
@@ -50,7 +52,8 @@ PROGRESS_EVERY = 500
 async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[[Rejected], None],
                     on_record: Callable[[], None] | None = None,
                     skipper: RecordSkipper | None = None,
-                    progress: Progress | None = None) -> tuple[dict[str, Mapped], Any]:
+                    progress: Progress | None = None,
+                    deadline: float | None = None) -> tuple[dict[str, Mapped], Any]:
     """One fetch of a source, mapped; records giving the same entity id are merged.
 
     A transient error part-way keeps what was mapped so far (the fetch is then incomplete, so
@@ -59,8 +62,10 @@ async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[
     skipped record (then the entity is rebuilt from all its records, as a merge needs them all;
     for a skipped page, the caller reads the source again without page skipping). ``progress``
     lets the caller act on what is mapped while the fetch goes on (see EarlyDelivery).
+    ``deadline`` (seconds) bounds the whole fetch (adapter.sources.base.Fetch).
     """
     fetch = source.fetch()
+    fetch.deadline = deadline
     if skipper is not None:
         fetch.page_filter = skipper.skip_page
     by_id: dict[str, Mapped] = {}
@@ -173,9 +178,13 @@ class Pipeline:
 
     async def map_source(self, source: Source, mapper: RecordMapper, report: SyncReport,
                          skipper: RecordSkipper | None = None,
-                         progress: Progress | None = None) -> tuple[dict[str, Mapped], Any]:
+                         progress: Progress | None = None,
+                         deadline: float | None = None) -> tuple[dict[str, Mapped], Any]:
         """Fetch and map one source; rejected records are quarantined as they come. Returns the
-        mapped entities and the fetch (None when it failed at once)."""
+        mapped entities and the fetch (None when it failed at once).
+
+        A source refusing our credentials (AuthError) fails this run only: what waits in the
+        outbox is still delivered, and the other sources still run."""
         def rejected(result: Rejected) -> None:
             self._reject_record(result, report)
 
@@ -183,7 +192,8 @@ class Pipeline:
             report.records_in += 1
 
         try:
-            by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper, progress)
+            by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper, progress,
+                                           deadline)
             if skipper is not None and not skipper.page_ids.isdisjoint(by_id):
                 # A changed record gives the entity of a skipped page: the merge needs that page's
                 # records, which were not read. Rare (ids moved between records): read it all.
@@ -192,10 +202,12 @@ class Pipeline:
                 report.records_in = report.records_rejected = report.mapper_failures = 0
                 report.rejections.clear()
                 skipper.reset(pages=False)
-                by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper)
+                by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper,
+                                               deadline=deadline)
         except AdapterError as exc:
             report.last_error = str(exc)
-            if isinstance(exc, FatalError):
+            report.error_kind = error_kind(exc)
+            if isinstance(exc, FatalError) and not isinstance(exc, AuthError):
                 raise
             logger.warning("%s: fetch stopped: %s", source.name, exc)
             return {}, None
@@ -223,20 +235,25 @@ class Pipeline:
 
     async def run_once(self, name: str, source: Source, mapper: RecordMapper, *,
                        snapshot: bool = True, static: bool = False, salt: str = "",
-                       full: bool = False, history: bool = True) -> SyncReport:
+                       full: bool = False, fetch_deadline: float | None = None,
+                       max_delete_share: float = deletes.DEFAULT_MAX_DELETE_SHARE,
+                       allow_deletes: bool = False, history: bool = True) -> SyncReport:
         """One sync of one source: everything it maps reaches the outbox, then the broker.
 
         ``static`` sources (GIS layers, GTFS) skip records mapped before (adapter.sync.skip);
         a versioned source whose version has not moved is not fetched at all; ``full`` maps
-        everything again. With ``history``, every reading of a series also goes to the broker's
-        temporal API (adapter.sync.history).
+        everything again. ``fetch_deadline`` bounds the fetch (seconds); deletions beyond
+        ``max_delete_share`` of the source are held unless ``allow_deletes`` (adapter.sync.deletes).
+        With ``history``, every reading of a series also goes to the broker's temporal API
+        (adapter.sync.history).
         """
+        guard = deletes.DeleteGuard(max_delete_share, allow_deletes)
         started = time.monotonic()
         run_id = uuid.uuid4().hex
         report = SyncReport(name, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
         skips = SkipIndex(self.state)
         try:
-            version = None if full else await self._version(source)
+            version = None if full else await self._version(source, fetch_deadline)
             if version is not None and version == skips.version(self.tenant, name, salt):
                 self._not_modified(name, report)
             else:
@@ -244,20 +261,22 @@ class Pipeline:
                 if static:
                     skipper = RecordSkipper.empty() if full else skips.skipper(self.tenant, name, salt)
                 await self._run(name, source, mapper, report, run_id, snapshot=snapshot,
-                                skipper=skipper, salt=salt, version=version, skips=skips, history=history)
+                                skipper=skipper, salt=salt, version=version, skips=skips,
+                                deadline=fetch_deadline, guard=guard, history=history)
             await self.deliver(report, source=name)
         finally:
             report.duration = time.monotonic() - started
         self.quarantine.trim(self.tenant, name)
         return report
 
-    async def _version(self, source: Source) -> str | None:
+    async def _version(self, source: Source, deadline: float | None = None) -> str | None:
         if not isinstance(source, VersionedSource):
             return None
         try:
-            return await source.version()
-        except TransientError as exc:  # the fetch will meet (and report) the same problem
-            logger.debug("%s: no version: %s", source.name, exc)
+            async with asyncio.timeout(deadline):  # the fetch deadline bounds this look too
+                return await source.version()
+        except (AdapterError, TimeoutError) as exc:  # the fetch will meet (and report) the same problem
+            logger.debug("%s: no version: %r", source.name, exc)
             return None
 
     def _hold_deletes(self, name: str, report: SyncReport) -> bool:
@@ -288,11 +307,13 @@ class Pipeline:
 
     async def _run(self, name: str, source: Source, mapper: RecordMapper, report: SyncReport,
                    run_id: str, *, snapshot: bool, skipper: RecordSkipper | None, salt: str,
-                   version: str | None, skips: SkipIndex, history: bool) -> None:
+                   version: str | None, skips: SkipIndex, deadline: float | None = None,
+                   guard: deletes.DeleteGuard | None = None, history: bool = True) -> None:
         early = EarlyDelivery(self, name, report, run_id, threshold=self.early_delivery)
         try:
             await self._run_with(early, name, source, mapper, report, run_id, snapshot=snapshot,
-                                 skipper=skipper, salt=salt, version=version, skips=skips, history=history)
+                                 skipper=skipper, salt=salt, version=version, skips=skips,
+                                 deadline=deadline, guard=guard or deletes.DeleteGuard(), history=history)
         except BaseException:
             early.cancel()
             raise
@@ -300,8 +321,9 @@ class Pipeline:
 
     async def _run_with(self, early: EarlyDelivery, name: str, source: Source, mapper: RecordMapper,
                         report: SyncReport, run_id: str, *, snapshot: bool, skipper: RecordSkipper | None,
-                        salt: str, version: str | None, skips: SkipIndex, history: bool) -> None:
-        by_id, fetch = await self.map_source(source, mapper, report, skipper, early)
+                        salt: str, version: str | None, skips: SkipIndex, deadline: float | None,
+                        guard: deletes.DeleteGuard, history: bool) -> None:
+        by_id, fetch = await self.map_source(source, mapper, report, skipper, early, deadline)
         if skipper is not None and fetch is not None and not report.records_rejected and \
                 skipper.unchanged_everywhere(fetch, self.state.count(self.tenant, name)):
             # Every page was one mapped before and the state holds nothing else: as if the
@@ -328,10 +350,17 @@ class Pipeline:
         outgoing = self.encodable({i: m for i, m in by_id.items() if i not in done}, report)
         present = [*skipper.skipped, *skipper.page_ids] if skipper is not None else []
         present.extend(enqueued)
-        plan = self.state.sync_snapshot(
+        delete_missing = snapshot and self.delete_missing
+        plan = self.state.plan(
             self.tenant, name, outgoing, run_id=run_id, complete=complete,
-            delete_missing=snapshot and self.delete_missing,
-            upsert_mode=self.upsert_mode, present=present)  # type: ignore[arg-type]
+            delete_missing=delete_missing, upsert_mode=self.upsert_mode,  # type: ignore[arg-type]
+            present=present)
+        held = 0
+        if complete and delete_missing:
+            held = report.held_deletes = guard.review(self.state, self.tenant, name, plan)
+        self.state.apply(plan)
+        if complete and delete_missing:
+            guard.remember(self.state, self.tenant, name)
         if history:  # after the current states: their readings reach the store through the upserts
             self.enqueue_history(name, [Series(m.entity, m.history, self.context_of(m.entity))
                                         for m in by_id.values() if m.history], report)
@@ -341,7 +370,8 @@ class Pipeline:
         # Only now does the state reflect this run: remember what can be skipped next time.
         if skipper is not None:
             skips.save(self.tenant, name, salt, skipper, complete=complete)
-        skips.set_version(self.tenant, name, salt, version if complete else None)
+        # A run holding deletions keeps no version: the next run fetches again to confirm them.
+        skips.set_version(self.tenant, name, salt, version if complete and not held else None)
 
     async def deliver(self, report: SyncReport, *, source: str | None = None) -> None:
         """Deliver what waits in the outbox for this tenant (and source) into the report."""

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import orjson
 
 from adapter.errors import AdapterError
+from adapter.redaction import redact
 from adapter.sync.state import StateStore, utcnow
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class Quarantine:
             attr: str = "", content_hash: str | None = None, attrs: Iterable[str] | None = None,
             db: sqlite3.Connection | None = None) -> None:
         """Quarantine an item; the same item again refreshes its reason and last_seen."""
-        reason = error.reason if isinstance(error, AdapterError) else str(error)
+        reason = redact(error.reason if isinstance(error, AdapterError) else str(error))
         error_class = type(error).__name__ if isinstance(error, AdapterError) else "Error"
         status = error.context.get("status") if isinstance(error, AdapterError) else None
         now = utcnow()

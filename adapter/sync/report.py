@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from adapter.errors import AdapterError, AuthError, ConfigError
+from adapter.redaction import redact
+
+ErrorKind = Literal["authorisation", "configuration", "unavailable", "internal"]
 
 
 @dataclass
@@ -32,6 +37,8 @@ class SyncReport:
     records_unchanged: int = 0  # records not mapped again: their content was mapped before
     duration: float = 0.0
     last_error: str | None = None
+    error_kind: ErrorKind | None = None  # what last_error is, for exit codes (see adapter.cli)
+    held_deletes: int = 0  # deletions the mass-deletion guard held (adapter.sync.deletes)
     entities_by_type: dict[str, int] = field(default_factory=dict)
     rejections: list[str] = field(default_factory=list)  # first reasons, for display
 
@@ -41,5 +48,16 @@ class SyncReport:
         return self.complete and self.pending == 0 and self.history_pending == 0 and self.last_error is None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (for /status and `--json`)."""
-        return {**asdict(self), "ok": self.ok}
+        """JSON-ready form (for /status, `--json` and the state file), credentials redacted."""
+        return redact({**asdict(self), "ok": self.ok})
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """The kind of a run's error: authorisation and configuration need a person, the rest waits."""
+    if isinstance(exc, AuthError):
+        return "authorisation"
+    if isinstance(exc, ConfigError):
+        return "configuration"
+    if isinstance(exc, AdapterError):
+        return "unavailable"
+    return "internal"
