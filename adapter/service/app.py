@@ -49,7 +49,11 @@ from adapter.sync.stream_pool import build_stream
 logger = logging.getLogger(__name__)
 
 RouterItem = APIRouter | Callable[["Service"], APIRouter]
-EXTRA_ROUTERS: list[RouterItem] = [lambda service: map_router(service.broker_client)]
+def _map(service: Service) -> APIRouter:
+    return map_router(service.broker_client, temporal_url=service.settings.temporal_url)
+
+
+EXTRA_ROUTERS: list[RouterItem] = [_map]
 """Routers `serve` adds to every app (e.g. the map page)."""
 EXTRA_STATIC: dict[str, Path] = {}
 """URL prefix -> directory of static files `serve` mounts on every app."""
