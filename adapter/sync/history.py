@@ -31,6 +31,7 @@ import orjson
 from adapter.errors import AdapterError, FatalError, RecordError
 from adapter.ngsi.serialize import Form, to_dict
 from adapter.ngsi.temporal import TemporalWriter, observed
+from adapter.sync.hosting import HostedContexts
 from adapter.sync.state import StateStore, utcnow
 from data_models import Entity
 
@@ -119,6 +120,9 @@ class HistoryOutbox:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        # The broker hosts our generated @context documents (adapter.sync.hosting): instances name
+        # them as the current states do.
+        self.contexts: HostedContexts | None = None
         with store.transaction() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -263,6 +267,9 @@ class HistoryOutbox:
         context = orjson.loads(context) if context else None
         tenant_writer = writer.with_tenant(tenant or None)
         try:
+            if self.contexts is not None and context is not None:
+                await self.contexts.prepare([context])
+                context = self.contexts.resolve(context)
             if in_flight:  # sent before a crash or a timeout: it may be there already
                 held = await tenant_writer.present(entity_id, instances, context)
                 if held:

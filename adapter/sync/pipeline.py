@@ -131,6 +131,7 @@ class Pipeline:
         self.delete_missing = delete_missing
         self.upsert_mode = upsert_mode
         self.history = HistoryOutbox(state)  # every reading, for the broker's temporal API
+        self.history.contexts = hosting
         self.temporal_url = temporal_url  # where temporal reads go (Mintaka); None: the broker
         self._temporal: TemporalWriter | None = None
         self.early_delivery = early_delivery  # entities mapped before a long fetch starts delivering
