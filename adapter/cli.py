@@ -122,17 +122,13 @@ def report_table(reports: list[SyncReport], title: str = "Sync") -> Table:
     return table
 
 
-# Which exit code a failed report gives, most urgent first (see the module docstring).
-_FAILURE_CODES = (("configuration", 2), ("authorisation", 3), ("internal", 1))
-
-
 def exit_code(reports: list[SyncReport], strict: bool) -> int:
     """0 when every source synced; 2/3/1 for a configuration, authorisation or internal error;
     4 when a source failed or work waits; 5 for rejections or held deletions if strict."""
-    failed = {r.error_kind for r in reports if not r.ok}
-    for kind, code in _FAILURE_CODES:
-        if kind in failed:
-            return code
+    failed = [r for r in reports if not r.ok]
+    errors = [r.error for r in failed if r.error is not None]
+    if errors:
+        return min(errors, key=lambda error: error.urgency).exit_code
     if failed:
         return 4
     if strict and any(r.records_rejected or r.rejected or r.held_deletes for r in reports):

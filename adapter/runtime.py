@@ -33,7 +33,7 @@ from adapter.settings import Settings
 from adapter.sync.factory import build_mapper, build_source
 from adapter.sync.hosting import HostedContexts
 from adapter.sync.pipeline import Pipeline
-from adapter.sync.report import SyncReport, error_kind
+from adapter.sync.report import SyncReport
 from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 from adapter.sync.status import record_run
@@ -166,14 +166,11 @@ class Runtime:
         except AdapterError as exc:
             if isinstance(exc, FatalError) and not isinstance(exc, AuthError):
                 raise
-            report = SyncReport(source_config.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
-            report.last_error = str(exc)
-            report.error_kind = error_kind(exc)
+            report = SyncReport.failed(source_config.name, datetime.now(UTC).isoformat(timespec="seconds"), exc)
         except Exception as exc:  # a bug met by one source must not stop the others
             logger.exception("%s: unexpected error", source_config.name)
-            report = SyncReport(source_config.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
-            report.last_error = f"{type(exc).__name__}: {exc}"
-            report.error_kind = error_kind(exc)
+            report = SyncReport.failed(source_config.name, datetime.now(UTC).isoformat(timespec="seconds"),
+                                       exc, f"{type(exc).__name__}: {exc}")
         assert self.state is not None
         record_run(self.state, self.settings.tenant or "", report)
         return report

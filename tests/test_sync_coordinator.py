@@ -38,13 +38,11 @@ class FakeRuntime:
         outcome = script.pop(0) if script else self.default
         if isinstance(outcome, BaseException):
             raise outcome
-        report = SyncReport(source.name, "run", "2026-01-01T00:00:00+00:00", complete=True)
         if outcome == "fail":
-            report.complete = False
-            report.last_error = "feed answered 500"
-        elif outcome == "pending":
-            report.pending = 7
-        return report
+            return SyncReport(source.name, "run", "2026-01-01T00:00:00+00:00", complete=False,
+                              last_error="feed answered 500")
+        return SyncReport(source.name, "run", "2026-01-01T00:00:00+00:00", complete=True,
+                          pending=7 if outcome == "pending" else 0)
 
 
 class ManualClock:

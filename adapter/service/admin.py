@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from adapter.service.auth import require_api_key
 from adapter.sync.quarantine import Quarantine, QuarantineEntry
-from adapter.sync.report import SyncReport
+from adapter.sync.report import ReportBuilder
 from adapter.sync.state import utcnow
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ async def quarantine_retry(request: Request, body: RetryRequest | None = None) -
         passed = [e.id for e in entries if e.id in still and still[e.id] < started]
         quarantine.remove(passed)
         resolved.extend(passed)
-    report = SyncReport("quarantine", "", datetime.now(UTC).isoformat(timespec="seconds"))
+    report = ReportBuilder("quarantine", "", datetime.now(UTC).isoformat(timespec="seconds"))
     await runtime.pipeline.deliver(report)
     return {"entity_operations": len(ids) - len(records), "records": len(records),
             "records_resolved": len(resolved), "sent": report.sent, "pending": report.pending,

@@ -78,13 +78,11 @@ class Coordinator:
                 report = await (self.runtime.sync_source(self.sources[name], full=True) if full
                                 else self.runtime.sync_source(self.sources[name]))
             except FatalError as exc:
-                report = SyncReport(name, "", "")
-                report.last_error = str(exc)
+                report = SyncReport(name, "", "", last_error=str(exc))
             except Exception as exc:  # a bug in one source must not end its loop (or, via gather, all)
                 if status.failures == 0:
                     logger.exception("%s: unexpected error", name)
-                report = SyncReport(name, "", "")
-                report.last_error = f"{type(exc).__name__}: {exc}"
+                report = SyncReport(name, "", "", last_error=f"{type(exc).__name__}: {exc}")
             finally:
                 status.running = False
         self._record(status, report)

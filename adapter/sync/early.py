@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from adapter.mapping.base import Mapped
     from adapter.sync.outbox import DeliveryReport
     from adapter.sync.pipeline import Pipeline
-    from adapter.sync.report import SyncReport
+    from adapter.sync.report import ReportBuilder
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ EARLY_DELIVERY_THRESHOLD = 5000  # entities mapped and not yet enqueued
 class EarlyDelivery:
     """The ``progress`` hook of one run's fetch (``map_fetch``): enqueue in chunks, deliver meanwhile."""
 
-    def __init__(self, pipeline: Pipeline, name: str, report: SyncReport, run_id: str, *,
+    def __init__(self, pipeline: Pipeline, name: str, report: ReportBuilder, run_id: str, *,
                  threshold: int = EARLY_DELIVERY_THRESHOLD) -> None:
         self.pipeline = pipeline
         self.name = name
@@ -116,12 +116,7 @@ class EarlyDelivery:
             await asyncio.wait([self._task])
             self._collect()
         for delivery in self._deliveries:
-            self.report.sent += delivery.upserted
-            self.report.deleted += delivery.deleted
-            self.report.attrs_deleted += delivery.attrs_deleted
-            self.report.rejected += delivery.rejected
-            for error in delivery.rejections[: max(0, 20 - len(self.report.rejections))]:
-                self.report.rejections.append(str(error))
+            self.report.count_delivery(delivery)
         self._deliveries = []
 
     def cancel(self) -> None:

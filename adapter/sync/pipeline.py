@@ -7,11 +7,11 @@ rejects are quarantined with their reason; everything else goes on.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,22 +24,22 @@ from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import DEFAULT_CONTEXT_BASE_URL, ContextMode, context_for
 from adapter.ngsi.serialize import Form, to_dict
 from adapter.ngsi.temporal import TemporalWriter
-from adapter.sources.base import RawRecord, Source, VersionedSource
+from adapter.sources.base import RawRecord, Source
 from adapter.sync import deletes
-from adapter.sync.early import EARLY_DELIVERY_THRESHOLD, EarlyDelivery
+from adapter.sync.changes import ChangeDetection, SourceMarks
+from adapter.sync.early import EARLY_DELIVERY_THRESHOLD
 from adapter.sync.history import HistoryOutbox, Series
 from adapter.sync.hosting import HostedContexts
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
-from adapter.sync.report import SyncReport, error_kind
+from adapter.sync.report import ReportBuilder, SyncReport
 from adapter.sync.skip import RecordSkipper, SkipIndex
-from adapter.sync.state import StateStore
+from adapter.sync.state import StateStore, SyncPlan
 from data_models import Entity
 
 logger = logging.getLogger(__name__)
 
 RecordMapper = Callable[[RawRecord], "Mapped | Rejected"]
-_SHOWN_REJECTIONS = 20
 # A complete fetch rejecting more than this share of its records deletes nothing (see _hold_deletes).
 MAX_REJECTED_SHARE = 0.5
 MIN_RECORDS_FOR_REJECTION_GUARD = 1
@@ -109,6 +109,26 @@ async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[
     return by_id, fetch
 
 
+@dataclass
+class SyncRun:
+    """One run of one source: what it syncs and how, its change detection, its report so far."""
+
+    name: str
+    source: Source
+    mapper: RecordMapper
+    report: ReportBuilder
+    changes: ChangeDetection
+    snapshot: bool = True  # the source lists all its entities: what it no longer has is deleted
+    deadline: float | None = None  # seconds for the whole fetch
+    guard: deletes.DeleteGuard = field(default_factory=deletes.DeleteGuard)
+    history: bool = True  # every reading also goes to the broker's temporal API
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (outbox operations carry it)."""
+        return self.report.run_id
+
+
 class Pipeline:
     """Runs sources into the broker through one state file."""
 
@@ -160,14 +180,14 @@ class Pipeline:
             context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
         return context
 
-    def enqueue_history(self, name: str, series: list[Series], report: SyncReport | None = None) -> int:
+    def enqueue_history(self, name: str, series: list[Series], report: ReportBuilder | None = None) -> int:
         """Enqueue the readings of these series for the temporal API; returns the instances enqueued."""
         plan = self.history.enqueue(self.tenant, name, series)
         if report is not None:
             report.history += plan.instances
         return plan.instances
 
-    def encodable(self, by_id: dict[str, Mapped], report: SyncReport) -> list[OutgoingEntity]:
+    def encodable(self, by_id: dict[str, Mapped], report: ReportBuilder) -> list[OutgoingEntity]:
         """The entities as sent; one that cannot be encoded is quarantined as its record."""
         outgoing = []
         for mapped in by_id.values():
@@ -178,63 +198,6 @@ class Pipeline:
                                              exc.reason), report)
         return outgoing
 
-    async def map_source(self, source: Source, mapper: RecordMapper, report: SyncReport,
-                         skipper: RecordSkipper | None = None,
-                         progress: Progress | None = None,
-                         deadline: float | None = None) -> tuple[dict[str, Mapped], Any]:
-        """Fetch and map one source; rejected records are quarantined as they come. Returns the
-        mapped entities and the fetch (None when it failed at once).
-
-        A source refusing our credentials (AuthError) fails this run only: what waits in the
-        outbox is still delivered, and the other sources still run."""
-        def rejected(result: Rejected) -> None:
-            self._reject_record(result, report)
-
-        def counted() -> None:
-            report.records_in += 1
-
-        try:
-            by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper, progress,
-                                           deadline)
-            if skipper is not None and not skipper.page_ids.isdisjoint(by_id):
-                # A changed record gives the entity of a skipped page: the merge needs that page's
-                # records, which were not read. Rare (ids moved between records): read it all.
-                logger.info("%s: a changed record shares its entity with an unchanged page; "
-                            "reading the source again record by record", source.name)
-                report.records_in = report.records_rejected = report.mapper_failures = 0
-                report.rejections.clear()
-                skipper.reset(pages=False)
-                by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper,
-                                               deadline=deadline)
-        except AdapterError as exc:
-            report.last_error = str(exc)
-            report.error_kind = error_kind(exc)
-            if isinstance(exc, FatalError) and not isinstance(exc, AuthError):
-                raise
-            logger.warning("%s: fetch stopped: %s", source.name, exc)
-            return {}, None
-        report.records_in += fetch.skipped_records
-        if fetch.error is not None and report.last_error is None:
-            report.last_error = str(fetch.error)
-        if fetch.incomplete_reasons and report.last_error is None:
-            report.last_error = "; ".join(fetch.incomplete_reasons)
-        return by_id, fetch
-
-    def _reject_record(self, rejected: Rejected, report: SyncReport) -> None:
-        report.records_rejected += 1
-        if rejected.mapper_failed:
-            report.mapper_failures += 1
-        if len(report.rejections) < _SHOWN_REJECTIONS:
-            report.rejections.append(f"{rejected.source} {rejected.record}: {rejected.reason}")
-        payload = None
-        if rejected.payload is not None:
-            try:
-                payload = orjson.dumps(rejected.payload, default=str)
-            except (orjson.JSONEncodeError, TypeError):
-                payload = None
-        self.quarantine.add(tenant=self.tenant, source=rejected.source, kind="record",
-                            locator=rejected.record, error=rejected.error(), payload=payload)
-
     async def run_once(self, name: str, source: Source, mapper: RecordMapper, *,
                        snapshot: bool = True, static: bool = False, salt: str = "",
                        full: bool = False, fetch_deadline: float | None = None,
@@ -244,48 +207,139 @@ class Pipeline:
 
         ``static`` sources (GIS layers, GTFS) skip records mapped before (adapter.sync.skip);
         a versioned source whose version has not moved is not fetched at all; ``full`` maps
-        everything again. ``fetch_deadline`` bounds the fetch (seconds); deletions beyond
-        ``max_delete_share`` of the source are held unless ``allow_deletes`` (adapter.sync.deletes).
-        With ``history``, every reading of a series also goes to the broker's temporal API
-        (adapter.sync.history).
+        everything again (adapter.sync.changes). ``fetch_deadline`` bounds the fetch (seconds);
+        deletions beyond ``max_delete_share`` of the source are held unless ``allow_deletes``
+        (adapter.sync.deletes). With ``history``, every reading of a series also goes to the
+        broker's temporal API (adapter.sync.history).
         """
-        guard = deletes.DeleteGuard(max_delete_share, allow_deletes)
         started = time.monotonic()
-        run_id = uuid.uuid4().hex
-        report = SyncReport(name, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
-        skips = SkipIndex(self.state)
+        report = ReportBuilder(name, uuid.uuid4().hex, datetime.now(UTC).isoformat(timespec="seconds"))
         if self.hosting is not None:
             self.hosting.new_run()
             if await self.hosting.broker_was_reset():
                 self._broker_was_reset()
+        changes = ChangeDetection(self, SourceMarks(self.tenant, name, salt, static), report, full=full)
+        run = SyncRun(name, source, mapper, report, changes, snapshot=snapshot, deadline=fetch_deadline,
+                      guard=deletes.DeleteGuard(max_delete_share, allow_deletes), history=history)
         try:
-            version = None if full else await self._version(source, fetch_deadline)
-            if version is not None and version == skips.version(self.tenant, name, salt):
-                self._not_modified(name, report)
-            else:
-                skipper = None
-                if static:
-                    skipper = RecordSkipper.empty() if full else skips.skipper(self.tenant, name, salt)
-                await self._run(name, source, mapper, report, run_id, snapshot=snapshot,
-                                skipper=skipper, salt=salt, version=version, skips=skips,
-                                deadline=fetch_deadline, guard=guard, history=history)
+            await self.sync(run)
             await self.deliver(report, source=name)
         finally:
             report.duration = time.monotonic() - started
         self.quarantine.trim(self.tenant, name)
-        return report
+        return report.freeze()
 
-    async def _version(self, source: Source, deadline: float | None = None) -> str | None:
-        if not isinstance(source, VersionedSource):
-            return None
+    async def sync(self, run: SyncRun) -> None:
+        """The plain path up to the outbox: fetch -> map -> diff against the state -> outbox.
+        What cannot have changed is left out as ``run.changes`` says."""
+        report, changes = run.report, run.changes
+        if await changes.source_unchanged(run.source, run.deadline):
+            self._not_modified(run.name, report)
+            return
         try:
-            async with asyncio.timeout(deadline):  # the fetch deadline bounds this look too
-                return await source.version()
-        except (AdapterError, TimeoutError) as exc:  # the fetch will meet (and report) the same problem
-            logger.debug("%s: no version: %r", source.name, exc)
-            return None
+            by_id, fetch = await self.map_source(run)
+            if changes.nothing_changed(fetch, report.records_rejected, self.state.count(self.tenant, run.name)):
+                self._not_modified(run.name, report)
+                report.not_modified = False  # the source was read
+                report.records_unchanged = changes.records_unchanged
+                return
+            complete = fetch is not None and fetch.complete and not self._hold_deletes(run.name, report)
+            self._count_mapped(by_id, report, complete)
+            plan, held = self._plan_and_apply(run, by_id, complete)
+            report.unchanged = changes.unchanged(plan)
+            report.records_unchanged = changes.records_unchanged
+            changes.save(complete=complete, held=held)  # only now does the state reflect this run
+        except BaseException:
+            changes.cancel()
+            raise
+        await changes.finish()
 
-    def _hold_deletes(self, name: str, report: SyncReport) -> bool:
+    async def map_source(self, run: SyncRun) -> tuple[dict[str, Mapped], Any]:
+        """Fetch and map one source; rejected records are quarantined as they come. Returns the
+        mapped entities and the fetch (None when it failed at once).
+
+        A source refusing our credentials (AuthError) fails this run only: what waits in the
+        outbox is still delivered, and the other sources still run."""
+        report, changes, name = run.report, run.changes, run.name
+
+        def rejected(result: Rejected) -> None:
+            self._reject_record(result, report)
+
+        def counted() -> None:
+            report.records_in += 1
+
+        try:
+            by_id, fetch = await map_fetch(run.source, run.mapper, rejected, counted, changes.skipper,
+                                           changes.progress, run.deadline)
+            if changes.must_reread(by_id):  # rare (ids moved between records): read it all
+                logger.info("%s: a changed record shares its entity with an unchanged page; "
+                            "reading the source again record by record", name)
+                report.records_in = report.records_rejected = report.mapper_failures = 0
+                report.rejections.clear()
+                by_id, fetch = await map_fetch(run.source, run.mapper, rejected, counted, changes.skipper,
+                                               deadline=run.deadline)
+        except AdapterError as exc:
+            report.fail(exc)
+            if isinstance(exc, FatalError) and not isinstance(exc, AuthError):
+                raise
+            logger.warning("%s: fetch stopped: %s", name, exc)
+            return {}, None
+        report.records_in += fetch.skipped_records
+        if fetch.error is not None and report.last_error is None:
+            report.last_error = str(fetch.error)
+        if fetch.incomplete_reasons and report.last_error is None:
+            report.last_error = "; ".join(fetch.incomplete_reasons)
+        return by_id, fetch
+
+    def _count_mapped(self, by_id: dict[str, Mapped], report: ReportBuilder, complete: bool) -> None:
+        report.complete = complete
+        report.mapped = len(by_id)
+        for mapped in by_id.values():
+            entity_type = mapped.entity.entity_type
+            report.entities_by_type[entity_type] = report.entities_by_type.get(entity_type, 0) + 1
+            report.readings += len(mapped.history)
+
+    def _plan_and_apply(self, run: SyncRun, by_id: dict[str, Mapped], complete: bool) -> tuple[SyncPlan, int]:
+        """Diff the run's entities against the state and put the difference in the outbox, with
+        their readings in the history outbox; returns the plan and the deletions held."""
+        report, changes, name = run.report, run.changes, run.name
+        settled = changes.settled(by_id)  # planned while the fetch went on
+        # A series answering an older window keeps the newer present the broker has.
+        if run.history:
+            settled |= self.history.behind(self.tenant, name, (m.entity for m in by_id.values() if m.history))
+        done = settled | changes.failed(by_id)
+        outgoing = self.encodable({i: m for i, m in by_id.items() if i not in done}, report)
+        delete_missing = run.snapshot and self.delete_missing
+        plan = self.state.plan(
+            self.tenant, name, outgoing, run_id=run.run_id, complete=complete,
+            delete_missing=delete_missing, upsert_mode=self.upsert_mode,  # type: ignore[arg-type]
+            present=[*changes.present(), *settled])
+        held = 0
+        if complete and delete_missing:
+            held = report.held_deletes = run.guard.review(self.state, self.tenant, name, plan)
+        self.state.apply(plan)
+        if complete and delete_missing:
+            run.guard.remember(self.state, self.tenant, name)
+        if run.history:  # after the current states: their readings reach the store through the upserts
+            self.enqueue_history(name, [Series(m.entity, m.history, self.context_of(m.entity))
+                                        for m in by_id.values() if m.history], report)
+        return plan, held
+
+    def _reject_record(self, rejected: Rejected, report: ReportBuilder) -> None:
+        report.records_rejected += 1
+        if rejected.mapper_failed:
+            report.mapper_failures += 1
+        report.show([f"{rejected.source} {rejected.record}: {rejected.reason}"])
+        payload = None
+        if rejected.payload is not None:
+            try:
+                payload = orjson.dumps(rejected.payload, default=str)
+            except (orjson.JSONEncodeError, TypeError):
+                payload = None
+        self.quarantine.add(tenant=self.tenant, source=rejected.source, kind="record",
+                            locator=rejected.record, error=rejected.error(), payload=payload)
+
+    def _hold_deletes(self, name: str, report: ReportBuilder) -> bool:
         """Whether this run must not delete what it did not see, though the fetch was complete.
 
         A mapper that failed on a record (a bug, not bad data), or a run that rejected most of
@@ -304,80 +358,12 @@ class Pipeline:
         logger.warning("%s: %s; entities not seen are kept this run", name, reason)
         return True
 
-    def _not_modified(self, name: str, report: SyncReport) -> None:
+    def _not_modified(self, name: str, report: ReportBuilder) -> None:
         """The source says nothing changed: every entity it has is unchanged, and nothing is
         written (the run itself is recorded as the source's last run)."""
         report.complete = True
         report.unchanged = self.state.count(self.tenant, name)
         report.not_modified = True
-
-    async def _run(self, name: str, source: Source, mapper: RecordMapper, report: SyncReport,
-                   run_id: str, *, snapshot: bool, skipper: RecordSkipper | None, salt: str,
-                   version: str | None, skips: SkipIndex, deadline: float | None = None,
-                   guard: deletes.DeleteGuard | None = None, history: bool = True) -> None:
-        early = EarlyDelivery(self, name, report, run_id, threshold=self.early_delivery)
-        try:
-            await self._run_with(early, name, source, mapper, report, run_id, snapshot=snapshot,
-                                 skipper=skipper, salt=salt, version=version, skips=skips,
-                                 deadline=deadline, guard=guard or deletes.DeleteGuard(), history=history)
-        except BaseException:
-            early.cancel()
-            raise
-        await early.finish()
-
-    async def _run_with(self, early: EarlyDelivery, name: str, source: Source, mapper: RecordMapper,
-                        report: SyncReport, run_id: str, *, snapshot: bool, skipper: RecordSkipper | None,
-                        salt: str, version: str | None, skips: SkipIndex, deadline: float | None,
-                        guard: deletes.DeleteGuard, history: bool) -> None:
-        by_id, fetch = await self.map_source(source, mapper, report, skipper, early, deadline)
-        if skipper is not None and fetch is not None and not report.records_rejected and \
-                skipper.unchanged_everywhere(fetch, self.state.count(self.tenant, name)):
-            # Every page was one mapped before and the state holds nothing else: as if the
-            # source had published an unmoved version (no plan, no writes).
-            self._not_modified(name, report)
-            report.not_modified = False  # the source was read
-            report.records_unchanged = skipper.page_records
-            if version is not None:
-                skips.set_version(self.tenant, name, salt, version)
-            return
-        complete = fetch is not None and fetch.complete and not self._hold_deletes(name, report)
-        report.complete = complete
-        report.mapped = len(by_id)
-        for mapped in by_id.values():
-            entity_type = mapped.entity.entity_type
-            report.entities_by_type[entity_type] = report.entities_by_type.get(entity_type, 0) + 1
-            report.readings += len(mapped.history)
-        enqueued = early.unchanged_since(by_id)  # planned while the fetch went on
-        # A series answering an older window keeps the newer present the broker has.
-        behind = self.history.behind(self.tenant, name, (m.entity for m in by_id.values() if m.history)) \
-            if history else set()
-        enqueued |= behind
-        done = enqueued | early.failed_since(by_id)
-        outgoing = self.encodable({i: m for i, m in by_id.items() if i not in done}, report)
-        present = [*skipper.skipped, *skipper.page_ids] if skipper is not None else []
-        present.extend(enqueued)
-        delete_missing = snapshot and self.delete_missing
-        plan = self.state.plan(
-            self.tenant, name, outgoing, run_id=run_id, complete=complete,
-            delete_missing=delete_missing, upsert_mode=self.upsert_mode,  # type: ignore[arg-type]
-            present=present)
-        held = 0
-        if complete and delete_missing:
-            held = report.held_deletes = guard.review(self.state, self.tenant, name, plan)
-        self.state.apply(plan)
-        if complete and delete_missing:
-            guard.remember(self.state, self.tenant, name)
-        if history:  # after the current states: their readings reach the store through the upserts
-            self.enqueue_history(name, [Series(m.entity, m.history, self.context_of(m.entity))
-                                        for m in by_id.values() if m.history], report)
-        report.unchanged = len(set(plan.unchanged) - early.upserted)
-        report.records_unchanged = (sum(map(len, skipper.skipped.values())) + skipper.page_records
-                                  if skipper is not None else 0)
-        # Only now does the state reflect this run: remember what can be skipped next time.
-        if skipper is not None:
-            skips.save(self.tenant, name, salt, skipper, complete=complete)
-        # A run holding deletions keeps no version: the next run fetches again to confirm them.
-        skips.set_version(self.tenant, name, salt, version if complete and not held else None)
 
     def _broker_was_reset(self) -> None:
         """The broker holds none of what the state says it confirmed (adapter.sync.hosting): every
@@ -385,7 +371,7 @@ class Pipeline:
         SkipIndex(self.state).forget()
         self.state.forget_confirmed()
 
-    async def deliver(self, report: SyncReport, *, source: str | None = None) -> None:
+    async def deliver(self, report: ReportBuilder, *, source: str | None = None) -> None:
         """Deliver what waits in the outbox for this tenant (and source) into the report."""
         if self.client is None:
             report.pending = self.outbox.pending(tenant=self.tenant, source=source)
@@ -399,19 +385,13 @@ class Pipeline:
             return
         if self.hosting is not None and self.hosting.take_reset():
             self._broker_was_reset()  # after this run's plan and skip index were saved
-        report.sent += delivery.upserted
-        report.deleted += delivery.deleted
-        report.attrs_deleted += delivery.attrs_deleted
-        report.rejected += delivery.rejected
+        report.count_delivery(delivery)
         report.pending = delivery.remaining
-        # Only rejections: what waits in the outbox is counted as pending, its error is last_error.
-        for error in delivery.rejections[: max(0, _SHOWN_REJECTIONS - len(report.rejections))]:
-            report.rejections.append(str(error))
         if delivery.last_error and report.last_error is None and delivery.remaining:
             report.last_error = delivery.last_error
         await self._deliver_history(report, source)
 
-    async def _deliver_history(self, report: SyncReport, source: str | None) -> None:
+    async def _deliver_history(self, report: ReportBuilder, source: str | None) -> None:
         """Deliver the pending readings (after the current states, which create the entities)."""
         if not self.history.pending(tenant=self.tenant, source=source):
             return
@@ -427,7 +407,6 @@ class Pipeline:
         report.history_sent += delivery.instances
         report.rejected += delivery.rejected
         report.history_pending = delivery.remaining
-        for error in delivery.errors[: max(0, _SHOWN_REJECTIONS - len(report.rejections))]:
-            report.rejections.append(f"history: {error}")
+        report.show(f"history: {error}" for error in delivery.errors)
         if delivery.last_error and report.last_error is None and delivery.remaining:
             report.last_error = delivery.last_error

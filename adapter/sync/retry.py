@@ -19,7 +19,7 @@ async def retry_quarantine(settings: Settings, config: PipelineConfig,
     stay quarantined untouched.
     """
     from adapter.runtime import Runtime
-    from adapter.sync.report import SyncReport
+    from adapter.sync.report import ReportBuilder
 
     store = StateStore(settings.state_file)
     try:
@@ -52,7 +52,7 @@ async def retry_quarantine(settings: Settings, config: PipelineConfig,
             passed = [e.id for e in entries if e.id in still and still[e.id] < started]
             quarantine.remove(passed)
             resolved.extend(passed)
-        report = SyncReport("quarantine", "", started)
+        report = ReportBuilder("quarantine", "", started)
         await runtime.pipeline.deliver(report)
         still_quarantined = quarantine.count()
     return {"entities": len(chosen) - len(records), "records": len(records), "sources": sources,

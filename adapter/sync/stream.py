@@ -29,7 +29,7 @@ from adapter.sources.base import RawRecord
 from adapter.sync.history import Series
 from adapter.sync.pipeline import Pipeline, RecordMapper
 from adapter.sync.quarantine import QuarantineEntry
-from adapter.sync.report import SyncReport
+from adapter.sync.report import ReportBuilder, SyncReport
 from adapter.sync.state import SyncPlan
 
 logger = logging.getLogger(__name__)
@@ -332,17 +332,18 @@ class StreamRunner:
         while True:
             await self._work.wait()
             self._work.clear()
-            report = SyncReport(self.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
+            building = ReportBuilder(self.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
             started = time.monotonic()
             try:
-                await self.pipeline.deliver(report, source=self.name)
+                await self.pipeline.deliver(building, source=self.name)
             except FatalError as exc:
-                report.last_error = str(exc)
-                report.pending = self._pending()
+                building.last_error = str(exc)
+                building.pending = self._pending()
             except Exception as exc:  # noqa: BLE001 - e.g. the state file locked or full: retry later
-                report.last_error = f"delivery failed: {type(exc).__name__}: {exc}"
-                report.pending = max(self._pending(), 1)  # (the backoff below needs it non-zero)
-            report.duration = time.monotonic() - started
+                building.last_error = f"delivery failed: {type(exc).__name__}: {exc}"
+                building.pending = max(self._pending(), 1)  # (the backoff below needs it non-zero)
+            building.duration = time.monotonic() - started
+            report = building.freeze()
             self._delivered(report)
             waiting = report.pending + report.history_pending
             if waiting and not (report.sent or report.rejected or report.history_sent):
