@@ -34,6 +34,7 @@ from adapter.errors import AdapterError
 from adapter.logs import setup_logging
 from adapter.redaction import redact
 from adapter.settings import Settings, load_settings
+from adapter.sources.urls import UrlResolver
 from adapter.sync.report import SyncReport
 from ngsild_broker.cli import app as broker_app
 
@@ -74,6 +75,14 @@ def _settings(broker_url: str | None, tenant: str | None, state_dir: Path | None
     settings = load_settings(**overrides)
     setup_logging(settings.log_format)
     return settings
+
+
+def bundled_samples() -> UrlResolver:
+    """Resolves ``samples:`` URLs (the bundled configuration's defaults) to the bundled data, GIS
+    layers served on loopback; the runtime closes it. Only the CLI hands this to the sync."""
+    from adapter.samples.serving import SampleServers
+
+    return SampleServers()
 
 
 def _fail(exc: AdapterError) -> None:
@@ -135,7 +144,8 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
 
     async def run() -> list[SyncReport]:
         allowed = frozenset(s.name for s in pipeline.select(allow_deletes)) if allow_deletes else frozenset()
-        async with Runtime(settings, pipeline, full=full, allow_deletes=allowed) as runtime:
+        async with Runtime(settings, pipeline, full=full, allow_deletes=allowed,
+                           urls=bundled_samples()) as runtime:
             if not console.is_terminal:  # no bars in logs, pipes and CI
                 return await runtime.sync(sources)
             chosen = pipeline.select(sources)
@@ -184,7 +194,8 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
 
     try:
         settings = _settings(None, None, None)
-        counts = asyncio.run(export_entities(load_config(config), sources, output, form, settings, history))
+        counts = asyncio.run(export_entities(load_config(config), sources, output, form, settings,
+                                             history, urls=bundled_samples()))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"wrote {counts['entities']} entities ({counts['readings']} readings, "
@@ -293,7 +304,8 @@ def quarantine_retry(ids: Annotated[list[int] | None, typer.Argument(help="Quara
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        outcome = asyncio.run(retry_quarantine(settings, load_config(config), list(ids) if ids else None))
+        outcome = asyncio.run(retry_quarantine(settings, load_config(config), list(ids) if ids else None,
+                                               urls=bundled_samples()))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"retried {outcome['entities']} entity operations and {outcome['records']} records "
@@ -313,7 +325,7 @@ def run(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gro
     from adapter.sync.coordinator import Coordinator
 
     async def forever() -> None:
-        async with Runtime(settings, pipeline) as runtime:
+        async with Runtime(settings, pipeline, urls=bundled_samples()) as runtime:
             coordinator = Coordinator(runtime, pipeline.select(sources))
             await coordinator.run_forever()
 
@@ -340,7 +352,7 @@ def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: Tenant
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        application = create_app(settings, load_config(config))
+        application = create_app(settings, load_config(config), urls=bundled_samples())
     except AdapterError as exc:
         _fail(exc)
     # log_config=None: uvicorn keeps the logging set up above (plain or JSON, BURGAS_LOG_FORMAT).
