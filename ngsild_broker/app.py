@@ -29,12 +29,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ngsild_broker import api_batch, api_entities, api_meta
+from ngsild_broker import api_batch, api_entities, api_meta, api_temporal
 from ngsild_broker.contexts import ContextResolver
 from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.settings import BrokerSettings
 from ngsild_broker.state import BrokerState
 from ngsild_broker.store import Store
+from ngsild_broker.temporal_retention import start_retention, stop_retention
+from ngsild_broker.temporal_store import TemporalStore
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,8 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
     """The broker as an ASGI app; storage opens now, subscriptions start with the app's lifespan."""
     settings = settings or BrokerSettings()
     store = Store(settings.db_path)
+    if settings.temporal:
+        store.history = TemporalStore(store, settings.temporal_retention_days)
     broker = BrokerState(settings, store, ContextResolver(settings, store))
     subscriptions = _subscriptions_module()
 
@@ -124,9 +128,11 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
         if manager is not None:
             await manager.start()
             broker.on_change = manager.entities_changed
+        pruning = start_retention(broker)
         try:
             yield
         finally:
+            await stop_retention(pruning)
             await broker.drain()
             if manager is not None:
                 await manager.stop()
@@ -139,7 +145,7 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
     app.add_exception_handler(NgsiError, _ngsi_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    routers = [api_entities.router, api_batch.router, api_meta.router]
+    routers = [api_entities.router, api_batch.router, api_meta.router, api_temporal.router]
     if subscriptions is not None:
         routers.append(subscriptions.router)
     for router in routers:

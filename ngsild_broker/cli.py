@@ -21,6 +21,9 @@ def serve(
     memory: Annotated[bool, typer.Option("--memory", help="Keep everything in memory.")] = False,
     contexts_dir: Annotated[Path | None, typer.Option(help="Offline @context files.")] = None,
     max_payload: Annotated[int, typer.Option(help="Largest accepted request body in bytes.")] = 1024 * 1024,
+    history: Annotated[bool, typer.Option(help="Record attribute history (the temporal API).")] = True,
+    retention_days: Annotated[float | None, typer.Option(help="Prune history older than this.")] = None,
+    temporal_limit: Annotated[int, typer.Option(help="Instances per attribute in one temporal answer.")] = 20,
 ) -> None:
     """Serve /ngsi-ld/v1 over HTTP until interrupted."""
     if db is not None and memory:
@@ -28,4 +31,5 @@ def serve(
     if db is None and not memory:
         db = Path(".state/broker.sqlite")
     serve_broker(BrokerSettings(host=host, port=port, db_path=db, contexts_dir=contexts_dir,
-                                max_payload=max_payload))
+                                max_payload=max_payload, temporal=history,
+                                temporal_retention_days=retention_days, temporal_limit=temporal_limit))

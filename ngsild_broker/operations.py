@@ -72,18 +72,25 @@ class _Batch:
         self.before.setdefault(entity_id, None)
         self.touched[entity_id] = None
 
+    def _record(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        if self.tx.history is not None:  # the temporal representation (TRoE): every write is history
+            self.tx.history.record(self.tx.conn, self.tenant, before, after)
+
     def insert(self, doc: dict[str, Any]) -> None:
         self._touch(doc["id"])
+        self._record(None, doc)
         seq = self.tx.insert(self.tenant, doc, location_bbox(doc))
         self.current[doc["id"]] = Stored(seq, doc)
 
     def replace(self, stored: Stored, doc: dict[str, Any]) -> None:
         self._touch(doc["id"])
+        self._record(stored.doc, doc)
         self.tx.replace(self.tenant, stored.seq, doc, location_bbox(doc), stored.doc)
         self.current[doc["id"]] = Stored(stored.seq, doc)
 
     def delete(self, stored: Stored) -> None:
         self._touch(stored.doc["id"])
+        self._record(stored.doc, None)
         self.tx.delete(self.tenant, stored.seq, stored.doc["type"])
         self.current[stored.doc["id"]] = None
 

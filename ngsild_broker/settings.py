@@ -25,3 +25,9 @@ class BrokerSettings(BaseModel):
     max_context_downloads: int = Field(default=4, gt=0)
     default_limit: int = Field(default=20, ge=1, le=1000)
     max_limit: int = 1000
+    # The temporal API (attribute history): off records nothing and answers 501 on /temporal.
+    temporal: bool = True
+    # Instances older than this many days are pruned (by observedAt, else recording time); None keeps all.
+    temporal_retention_days: float | None = Field(default=None, gt=0)
+    # Instances per attribute in one temporal answer (NGSI-LD 6.3.10 pagination, 206 + Content-Range).
+    temporal_limit: int = Field(default=20, ge=1, le=100_000)

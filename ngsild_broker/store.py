@@ -104,6 +104,7 @@ class Store:
         self._tenants = {row[0] for row in self._conn.execute("SELECT name FROM tenants")}
         self._tenants.add(DEFAULT_TENANT)
         self._checkpointer: _Checkpointer | None = None
+        self.history: Any = None  # a temporal_store.TemporalStore: records attribute instances
         if self._path is not None:
             # Checkpoints run in a background thread (see _Checkpointer); the writer only steps in
             # when the WAL grows past ~40 MB, which bounds it if the thread ever falls behind.
@@ -142,11 +143,13 @@ class Store:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                writer = Writer(self._conn, self._tenants)
+                writer = Writer(self._conn, self._tenants, self.history)
                 yield writer
                 writer.flush()
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                if self.history is not None:
+                    self.history.forget()  # its id caches may name rows that were rolled back
                 raise
             self._conn.execute("COMMIT")
         if self._checkpointer is not None:
@@ -315,8 +318,9 @@ class _Checkpointer:
 class Writer:
     """Operations inside one write transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, tenants: set[str]) -> None:
+    def __init__(self, conn: sqlite3.Connection, tenants: set[str], history: Any = None) -> None:
         self.conn = conn
+        self.history = history
         self._tenants = tenants
         self._next_seq: int | None = None
         self._new: dict[int, tuple[str, dict[str, Any], BBox | None]] = {}
@@ -372,6 +376,8 @@ class Writer:
 
     def flush(self) -> None:
         """Write pending inserts and replacements with one executemany per table."""
+        if self.history is not None:
+            self.history.flush(self.conn)  # the attribute instances recorded in this transaction
         dumps = orjson.dumps
         if self._new:
             new = self._new.items()
