@@ -45,8 +45,7 @@ async def _export(config: PipelineConfig, names: list[str] | None, out: Any, cho
 
     for source_config in config.select(names):
         by_id, _ = await map_fetch(build_source(source_config, http, urls=urls),
-                                   build_mapper(source_config),
-                                   rejected)
+                                   build_mapper(source_config), rejected)
         for mapped in by_id.values():
             entities: list[Any] = [*mapped.history, mapped.entity] if history else [mapped.entity]
             for entity in entities:

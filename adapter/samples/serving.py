@@ -80,4 +80,3 @@ class SampleServers:
         if server is not None:
             server.stop()
             logger.info("GIS sample server stopped")
-
