@@ -10,8 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	# Reference files (NGSI-LD core context, Smart Data Models contexts): from ../shared when it is
-	# there, else downloaded once into ~/.cache/burgas-adapter, so later runs need no network.
+	# Optional: the official Smart Data Models contexts (only BURGAS_NGSI_CONTEXT=official uses them),
+	# from ../shared when it is there, else downloaded once into ~/.cache/burgas-adapter. Offline it
+	# warns and goes on: the demo, sync and broker serve need neither (the core context is package data).
 	$(BIN)/python -m adapter.reference
 	touch $(STAMP)
 

@@ -9,38 +9,45 @@ needs a person before what waits.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from adapter.config import load_config
 from adapter.errors import AdapterError
-from adapter.logs import setup_logging
-from adapter.redaction import redact
-from adapter.settings import Settings, load_settings
-from adapter.sources.urls import UrlResolver
-from adapter.sync.report import SyncReport
-from ngsild_broker.cli import app as broker_app
+from ngsild_broker.cli import build_app as build_broker_app
+
+if TYPE_CHECKING:
+    from adapter.settings import Settings
+    from adapter.sources.urls import UrlResolver
+    from adapter.sync.report import SyncReport
+
+# Heavy modules (settings, the pipeline file, the sync engine, FastAPI and the embedded broker)
+# are imported inside the commands that use them: `--help` and `sync --broker-url` stay fast.
+
+
+def redact(text: str) -> str:
+    from adapter.redaction import redact as redact_text  # imports pydantic: not for `--help`
+
+    return redact_text(text)
+
+
+def _reference_dirs() -> list[Path]:
+    from adapter.reference import smart_data_models_dirs
+
+    return smart_data_models_dirs()
+
 
 app = typer.Typer(help="Sync Smart Burgas and GIS-Burgas into an NGSI-LD broker.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-app.add_typer(broker_app, name="broker")
+app.add_typer(build_broker_app(_reference_dirs, "BURGAS_SHARED_DIR/smart-data-models, then the "
+                               "download cache, as far as they exist"), name="broker")
 
 
 @app.callback()
@@ -64,7 +71,22 @@ StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="Where state,
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
+def _run(coroutine: Any) -> Any:
+    import asyncio  # ~50 ms: only for the commands that run something
+
+    return asyncio.run(coroutine)
+
+
+def _pipeline(config: Path | None) -> Any:
+    from adapter.config import load_config
+
+    return load_config(config)
+
+
 def _settings(broker_url: str | None, tenant: str | None, state_dir: Path | None) -> Settings:
+    from adapter.logs import setup_logging
+    from adapter.settings import load_settings
+
     overrides: dict[str, Any] = {}
     if broker_url:
         overrides["broker_url"] = broker_url
@@ -140,6 +162,15 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
                   "beyond its max_delete_share (releases held deletions). Repeatable.")] = None,
          as_json: JsonOpt = False) -> None:
     """One pass over the chosen sources (e.g. `sync smartburgas`)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from adapter.runtime import Runtime
 
     async def run() -> list[SyncReport]:
@@ -163,8 +194,8 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        pipeline = load_config(config)
-        reports = asyncio.run(run())
+        pipeline = _pipeline(config)
+        reports = _run(run())
     except AdapterError as exc:
         _fail(exc)
     if as_json:
@@ -174,6 +205,10 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
         for r in reports:
             for reason in r.rejections[:5]:
                 console.print(f"  [yellow]rejected[/yellow] {escape(redact(reason))}", highlight=False)
+            more = r.records_rejected + r.rejected - min(5, len(r.rejections))
+            if r.rejections and more > 0:
+                console.print(f"  ... {more} more rejected in {r.source} (burgas-adapter quarantine list)",
+                              highlight=False)
             if r.held_deletes:
                 console.print(f"  [yellow]held[/yellow] {r.held_deletes} deletion(s) of {r.source}: its "
                               "fetch no longer lists them; the next complete fetch that still misses "
@@ -194,8 +229,8 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
 
     try:
         settings = _settings(None, None, None)
-        counts = asyncio.run(export_entities(load_config(config), sources, output, form, settings,
-                                             history, urls=bundled_samples()))
+        counts = _run(export_entities(_pipeline(config), sources, output, form, settings, history,
+                                      urls=bundled_samples()))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"wrote {counts['entities']} entities ({counts['readings']} readings, "
@@ -220,7 +255,7 @@ def check_config(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant:
     except ConfigError as exc:
         collect(exc)
     try:
-        pipeline = load_config(config)
+        pipeline = _pipeline(config)
     except ConfigError as exc:
         collect(exc)
     for source in pipeline.sources if pipeline is not None else ():
@@ -304,8 +339,8 @@ def quarantine_retry(ids: Annotated[list[int] | None, typer.Argument(help="Quara
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        outcome = asyncio.run(retry_quarantine(settings, load_config(config), list(ids) if ids else None,
-                                               urls=bundled_samples()))
+        outcome = _run(retry_quarantine(settings, _pipeline(config), list(ids) if ids else None,
+                                        urls=bundled_samples()))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"retried {outcome['entities']} entity operations and {outcome['records']} records "
@@ -331,8 +366,8 @@ def run(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gro
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        pipeline = load_config(config)
-        asyncio.run(forever())
+        pipeline = _pipeline(config)
+        _run(forever())
     except AdapterError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -349,15 +384,24 @@ def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: Tenant
     import uvicorn
 
     from adapter.service.app import create_app
+    from ngsild_broker.listen import listen
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        application = create_app(settings, load_config(config), urls=bundled_samples())
+        application = create_app(settings, _pipeline(config), urls=bundled_samples())
     except AdapterError as exc:
         _fail(exc)
+    bind_host, bind_port = host or settings.service_host, port or settings.service_port
+    try:
+        sock = listen(bind_host, bind_port)
+    except OSError as exc:
+        console.print(f"[red]error[/red]: cannot listen on {bind_host}:{bind_port}: "
+                      f"{escape(exc.strerror or str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     # log_config=None: uvicorn keeps the logging set up above (plain or JSON, BURGAS_LOG_FORMAT).
-    uvicorn.run(application, host=host or settings.service_host, port=port or settings.service_port,
-                log_config=None, access_log=False)
+    server = uvicorn.Config(application, host=bind_host, port=sock.getsockname()[1], log_config=None,
+                            access_log=False)
+    uvicorn.Server(server).run(sockets=[sock])
 
 
 @app.command()
@@ -367,7 +411,7 @@ def demo(state_dir: StateOpt = None) -> None:
 
     try:
         settings = _settings(None, None, state_dir)
-        code = asyncio.run(run_demo(settings, console))
+        code = _run(run_demo(settings, console))
     except AdapterError as exc:
         _fail(exc)
     raise typer.Exit(code)

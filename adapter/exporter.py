@@ -9,6 +9,7 @@ import httpx
 import orjson
 
 from adapter.config import PipelineConfig
+from adapter.loopback import DIRECT
 from adapter.mapping.base import Rejected
 from adapter.ngsi.context import ContextMode, context_for
 from adapter.ngsi.serialize import Form, to_dict
@@ -29,7 +30,7 @@ async def export_entities(config: PipelineConfig, names: list[str] | None, outpu
     counts = {"entities": 0, "readings": 0, "rejected": 0}
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), mounts=DIRECT) as http:
             with output.open("wb") as out:
                 await _export(config, names, out, chosen, mode, settings, history, http, urls, counts)
     finally:

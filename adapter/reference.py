@@ -38,6 +38,15 @@ def cache_dir() -> Path:
     return Path(base)
 
 
+def smart_data_models_dirs() -> list[Path]:
+    """The Smart Data Models reference directories that exist (`<dir>/<subject>/context.jsonld`):
+    the shared copy's, then the download cache's. What `burgas-adapter broker serve` reads the
+    official subject contexts from."""
+    bases = [shared_dir(), cache_dir()]
+    return [base / "smart-data-models" for base in bases
+            if base is not None and (base / "smart-data-models").is_dir()]
+
+
 def public_url(relative: str) -> str:
     """The public URL of a reference file given by its path relative to the shared directory."""
     if relative == CORE_CONTEXT_FILE:
@@ -51,7 +60,7 @@ def public_url(relative: str) -> str:
     raise ConfigError(f"no public URL known for reference file {relative!r}")
 
 
-def reference_path(relative: str) -> Path:
+def reference_path(relative: str, *, timeout: float = 20.0) -> Path:
     """Local path of a reference file: the shared copy, else a cached download."""
     local = shared_dir()
     if local is not None and (local / relative).is_file():
@@ -61,7 +70,7 @@ def reference_path(relative: str) -> Path:
         return cached
     url = public_url(relative)
     try:
-        with httpx.stream("GET", url, timeout=20.0, follow_redirects=True) as response:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
             response.raise_for_status()
             body = bytearray()
             for chunk in response.iter_bytes():
@@ -71,7 +80,8 @@ def reference_path(relative: str) -> Path:
     except httpx.HTTPError as exc:
         raise ConfigError(
             f"reference file {relative!r} is not in BURGAS_SHARED_DIR ({local}) nor cached, "
-            f"and downloading {url} failed: {exc}") from exc
+            f"and downloading {url} failed: {exc}",
+            offline=isinstance(exc, httpx.TransportError)) from exc
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(cached.suffix + ".part")
     tmp.write_bytes(bytes(body))
@@ -94,18 +104,23 @@ def core_context() -> dict:
 
 
 def prefetch() -> list[str]:
-    """Make the files the adapter needs at run time local (the core context, the subject
-    contexts); returns what could not be had. Run at set-up, so later runs need no network."""
+    """Make the Smart Data Models subject contexts local (for BURGAS_NGSI_CONTEXT=official with the
+    embedded broker); returns what could not be had. Run at set-up; optional: nothing else needs
+    them, and the NGSI-LD core context ships with the broker package. Offline, the first failed
+    download ends it (one short wait, not one per file)."""
     from adapter.ngsi.context import subjects
 
-    wanted = [f"smart-data-models/{s}/context.jsonld" for s in subjects()
-                                    if s.startswith("dataModel.")]
+    wanted = [f"smart-data-models/{s}/context.jsonld" for s in subjects() if s.startswith("dataModel.")]
     missing = []
-    for relative in wanted:
+    for index, relative in enumerate(wanted):
         try:
-            reference_path(relative)
+            reference_path(relative, timeout=5.0)
         except ConfigError as exc:
             missing.append(f"{relative}: {exc.reason}")
+            if exc.context.get("offline"):  # no network: do not wait for each file
+                if wanted[index + 1:]:
+                    missing.append(f"{len(wanted) - index - 1} more Smart Data Models contexts: skipped (offline)")
+                break
     return missing
 
 
@@ -115,4 +130,8 @@ if __name__ == "__main__":  # `python -m adapter.reference`: the Makefile's set-
     problems = prefetch()
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
+    if problems:
+        print("warning: the Smart Data Models contexts above are only needed for "
+              "BURGAS_NGSI_CONTEXT=official with the embedded broker; run `python -m adapter.reference` "
+              "again when online", file=sys.stderr)
     sys.exit(0)

@@ -11,13 +11,14 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
 from adapter.config import PipelineConfig
 from adapter.errors import AdapterError, AuthError, ConfigError, FatalError
+from adapter.loopback import DIRECT
 from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import (
     SDM_CONTEXT_URL,
@@ -30,12 +31,15 @@ from adapter.reference import cache_dir, shared_dir
 from adapter.settings import Settings
 from adapter.sources.urls import PLAIN_URLS, UrlResolver
 from adapter.sync.factory import build_mapper, build_source, is_static, is_stream
+from adapter.sync.hosting import HostedContexts
 from adapter.sync.pipeline import Pipeline
 from adapter.sync.report import SyncReport, error_kind
 from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 from adapter.sync.status import record_run
-from ngsild_broker import BrokerSettings, EmbeddedBroker
+
+if TYPE_CHECKING:
+    from ngsild_broker import EmbeddedBroker
 
 logger = logging.getLogger(__name__)
 _SOURCE_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -97,6 +101,8 @@ class Runtime:
 
     def start_embedded_broker(self) -> None:
         """Start the in-process broker with offline @context files."""
+        from ngsild_broker import BrokerSettings, EmbeddedBroker  # FastAPI: only when it is used
+
         state_dir = self.settings.state_dir
         contexts = write_generated_contexts(state_dir / "contexts", self.settings.context_base_url)
         contexts.update(local_reference_contexts())
@@ -109,13 +115,18 @@ class Runtime:
         if not self.settings.broker_url:
             self.start_embedded_broker()
         self.state = StateStore(self.settings.state_file)
-        self.http = httpx.AsyncClient(timeout=_SOURCE_TIMEOUT, follow_redirects=True)
+        self.http = httpx.AsyncClient(timeout=_SOURCE_TIMEOUT, follow_redirects=True, mounts=DIRECT)
         self.client = BrokerClient.from_settings(self.settings, base_url=self.broker_url)
+        # A broker of its own (not the embedded one, which has the documents preloaded) is given
+        # the generated @context documents to host: it then needs neither this service nor network.
+        hosting = HostedContexts(self.client, self.state, self.settings.context_base_url) \
+            if self.settings.broker_url else None
         self.pipeline = Pipeline(
             self.state, self.client, tenant=self.settings.tenant,
             context_mode=ContextMode(self.settings.ngsi_context),
             context_base_url=self.settings.context_base_url,
-            delete_missing=self.settings.delete_missing, upsert_mode=self.settings.upsert_mode)
+            delete_missing=self.settings.delete_missing, upsert_mode=self.settings.upsert_mode,
+            hosting=hosting)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

@@ -1,4 +1,4 @@
-"""`python -m ngsild_broker serve ...`: the broker on its own, without the adapter."""
+"""`python -m ngsild_broker --port 1026 ...`: the broker on its own, without the adapter."""
 
 from ngsild_broker.cli import app
 

@@ -33,6 +33,10 @@ CORE_URL = CORE_CONTEXT_URL
 LINK_REL = "http://www.w3.org/ns/json-ld#context"
 _CORE_URL_RE = re.compile(r"^https?://uri\.etsi\.org/ngsi-ld/(v1/)?ngsi-ld-core-context(-v[\d.]+)?\.jsonld$")
 _HOSTED_PATH_RE = re.compile(r"/ngsi-ld/v1/jsonldContexts/([^/]+)$")
+# The official Smart Data Models subject context, on GitHub or on its GitHub Pages site.
+_SDM_CONTEXT_RE = re.compile(
+    r"^https://(?:raw\.githubusercontent\.com/smart-data-models/(?P<a>[\w.-]+)/(?:refs/heads/)?master"
+    r"|smart-data-models\.github\.io/(?P<b>[\w.-]+))/context\.jsonld$")
 _GEN_DELIMS = (":", "/", "?", "#", "[", "]", "@")
 _MAX_DEPTH = 8
 # Levels of arrays/objects within one @context value (term definitions nest 2-3 levels).
@@ -355,6 +359,8 @@ class ContextResolver:
         path = self._settings.context_files.get(url)  # the operator's own mapping
         if path is None and self._settings.contexts_dir is not None and _is_web_url(url):
             path = _offline_file(self._settings.contexts_dir, url)
+        if path is None and self._settings.reference_dirs:
+            path = _reference_file(self._settings.reference_dirs, url)
         if path is None:
             return None
         try:
@@ -487,6 +493,18 @@ def _inside(directory: Path, candidate: Path) -> Path | None:
     """`candidate` if it resolves to a file inside `directory` (no `..` or symlink escapes)."""
     resolved = candidate.resolve()
     return resolved if resolved.is_relative_to(directory.resolve()) and resolved.is_file() else None
+
+
+def _reference_file(directories: list[Path], url: str) -> Path | None:
+    """The local copy of an official Smart Data Models subject context, if a directory has it."""
+    match = _SDM_CONTEXT_RE.match(url)
+    if match is None:
+        return None
+    subject = match.group("a") or match.group("b")
+    if subject.startswith("."):
+        return None
+    return next((d / subject / "context.jsonld" for d in directories
+                 if (d / subject / "context.jsonld").is_file()), None)
 
 
 def _offline_file(directory: Path, url: str) -> Path | None:

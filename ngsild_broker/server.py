@@ -16,6 +16,7 @@ from types import TracebackType
 import uvicorn
 
 from ngsild_broker.app import create_app
+from ngsild_broker.listen import listen
 from ngsild_broker.settings import BrokerSettings
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,7 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         """Bind, start serving, and return once the app has started."""
-        sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, self.settings.port))
+        sock = listen(self.settings.host, self.settings.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(self.settings), log_level="warning", lifespan="on",
                                 access_log=False)
@@ -89,8 +88,11 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def serve(settings: BrokerSettings) -> None:
-    """Serve in the foreground until interrupted (the CLI's `broker serve`)."""
+def serve(settings: BrokerSettings, sock: socket.socket | None = None) -> None:
+    """Serve in the foreground until interrupted (the CLI's `broker serve`), on `sock` if given."""
+    sock = sock or listen(settings.host, settings.port)
     app = create_app(settings)
     tune_gc()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host=settings.host, port=port, log_level="info", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])

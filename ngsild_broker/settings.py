@@ -18,6 +18,10 @@ class BrokerSettings(BaseModel):
     contexts_dir: Path | None = None
     # Explicit URL -> local file mapping, checked before contexts_dir and the network.
     context_files: dict[str, Path] = Field(default_factory=dict)
+    # Directories laid out like the Smart Data Models repositories (`<dir>/<subject>/context.jsonld`,
+    # e.g. a copy of ../shared/smart-data-models): the official subject context URLs are read
+    # from there, so entities naming them need no network.
+    reference_dirs: list[Path] = Field(default_factory=list)
     max_payload: int = Field(default=1024 * 1024, gt=0)
     context_timeout: float = Field(default=5.0, gt=0)
     context_attempts: int = Field(default=3, ge=1)

@@ -288,6 +288,8 @@ class BrokerProxy:
     - `reject`: entity ids refused in a 207 (the others are forwarded and written);
     - `authorize(request_headers) -> bool`: False answers 401;
     - `before_upsert(n)`: called before the n-th upsert batch is forwarded (1-based);
+    - `no_hosting`: POST /jsonldContexts answers 405, as a broker without context hosting
+      (`hosting_posts` counts them);
     an unreachable upstream closes the connection without an answer (as a crashed broker does).
     """
 
@@ -300,6 +302,8 @@ class BrokerProxy:
         self.upserts = 0  # upsert batches received
         self.written: Counter[str] = Counter()  # entity id -> upserts the broker confirmed
         self.unauthorized = 0
+        self.no_hosting = False
+        self.hosting_posts = 0
         self.lock = threading.Lock()
         self._http = httpx.Client(timeout=30.0)
         proxy = self
@@ -339,6 +343,13 @@ class BrokerProxy:
                 self.unauthorized += 1
             return 401, {"Content-Type": "application/json"}, orjson.dumps(
                 {"type": "https://uri.etsi.org/ngsi-ld/errors/Unauthorized", "title": "token expired"})
+        if method == "POST" and path.split("?")[0].endswith("/jsonldContexts"):
+            with self.lock:
+                self.hosting_posts += 1
+            if self.no_hosting:
+                return 405, {"Content-Type": "application/json", "Allow": "GET"}, orjson.dumps(
+                    {"type": "https://uri.etsi.org/ngsi-ld/errors/OperationNotSupported",
+                     "title": "Method not allowed", "detail": "POST /ngsi-ld/v1/jsonldContexts"})
         upsert = method == "POST" and path.split("?")[0].endswith("/entityOperations/upsert")
         rejected: list[str] = []
         if upsert:

@@ -133,3 +133,24 @@ def test_offline_contexts_directory_and_mapping(tmp_path: Path) -> None:
         assert http.post("/entities", json=entity(meter, "Meter"),
                          headers=link("http://mapped.example/m.jsonld")).status_code == 201
         assert http.get(f"/entities/{meter}").json()["type"] == "https://example.org/parking#Meter"
+
+
+def test_reference_dirs_answer_official_smart_data_models_context_urls(tmp_path: Path) -> None:
+    """`reference_dirs` (`broker serve --reference-dir`): `<dir>/<subject>/context.jsonld` is the
+    official subject context, on GitHub or its Pages site; nothing outside the directory is read."""
+    (tmp_path / "refs" / "dataModel.Lamps").mkdir(parents=True)
+    (tmp_path / "refs" / "dataModel.Lamps" / "context.jsonld").write_bytes(
+        orjson.dumps({"@context": {"Lamp": "https://smartdatamodels.org/dataModel.Lamps/Lamp"}}))
+    (tmp_path / "context.jsonld").write_bytes(orjson.dumps({"@context": {"Lamp": "https://evil.example/Lamp"}}))
+    settings = BrokerSettings(port=0, reference_dirs=[tmp_path / "nowhere", tmp_path / "refs"],
+                              context_attempts=1, context_timeout=0.5)
+    official = ["https://raw.githubusercontent.com/smart-data-models/dataModel.Lamps/master/context.jsonld",
+                "https://smart-data-models.github.io/dataModel.Lamps/context.jsonld"]
+    with EmbeddedBroker(settings) as running, httpx.Client(base_url=running.url + BASE) as http:
+        for url in official:
+            ident = new_id("Lamp")
+            assert http.post("/entities", json=entity(ident, "Lamp"), headers=link(url)).status_code == 201
+            assert http.get(f"/entities/{ident}").json()["type"] == "https://smartdatamodels.org/dataModel.Lamps/Lamp"
+        escaping = "https://raw.githubusercontent.com/smart-data-models/../master/context.jsonld"
+        answer = http.post("/entities", json=entity(new_id("Lamp"), "Lamp"), headers=link(escaping))
+        assert answer.status_code >= 400 and "evil" not in answer.text

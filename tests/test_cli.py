@@ -85,6 +85,18 @@ def test_unreachable_broker_exits_4_and_keeps_the_work(tmp_path, config):
     assert sum(r["pending"] for r in rows) == len(expected_entities(load_config(config)))
 
 
+def test_work_waiting_in_the_outbox_is_not_listed_as_rejected(tmp_path, config):
+    """Per-entity "rejected" lines and the table's rejected column count the same things."""
+    result = cli("sync", "--config", str(config), "--broker-url", f"http://127.0.0.1:{free_port()}",
+                 "--state-dir", str(tmp_path / "state"))
+    assert result.exit_code == 4, result.output
+    listed = [line for line in result.output.splitlines() if line.lstrip().startswith("rejected ")]
+    rows = [[c.strip() for c in line.split("│")] for line in result.output.splitlines() if "smartburgas." in line
+            and "│" in line]
+    assert sum(int(row[8]) for row in rows) == len(listed)
+    assert all("unreachable" not in line for line in listed)
+
+
 def test_export_writes_ngsi_ld_lines_that_validate(tmp_path, config):
     output = tmp_path / "out" / "entities.jsonl"
     result = cli("export", "--config", str(config), "--output", str(output), "--form", "keyValues")

@@ -140,9 +140,10 @@ def test_adapter_environment_is_settings(compose: dict[str, Any], monkeypatch: p
 
     broker = urlsplit(settings.broker_url or "")
     assert (broker.scheme, broker.hostname, broker.port) == ("http", "orion", ORION_PORT)
-    # Orion-LD fetches the generated @context documents from the adapter service by its compose name.
-    contexts = urlsplit(settings.context_base_url)
-    assert (contexts.hostname, contexts.port, contexts.path) == ("adapter", service_port(), "/contexts/")
+    # The generated @context documents are hosted on Orion-LD itself (adapter.sync.hosting): Orion-LD
+    # does not depend on the adapter service (adapter:8080) for them.
+    assert "BURGAS_CONTEXT_BASE_URL" not in env
+    assert "adapter" not in (urlsplit(settings.context_base_url).hostname or "")
 
 
 def test_orion_is_multi_tenant(compose: dict[str, Any]) -> None:

@@ -1,9 +1,15 @@
-"""`make demo` (burgas-adapter demo): the README's first command, end to end through real parts."""
+"""`make demo` (burgas-adapter demo): the README's first command, end to end through real parts.
+
+It runs as a new user meets it: from a clean copy of the repository (tracked files only), with no
+../shared beside it, an empty download cache and no usable network (every proxy variable points at
+a closed port), after the Makefile's set-up step (`python -m adapter.reference`).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +18,52 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
+NO_NETWORK = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+def clean_clone(target: Path) -> Path:
+    """The repository's tracked files (as in the working tree) copied to `target`."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        source, copy = ROOT / name, target / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree, not yet committed
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, copy, follow_symlinks=False)
+    return target
 
 
 @pytest.fixture(scope="module")
-def demo_output() -> str:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("BURGAS_BROKER_URL", None)
-    done = subprocess.run([sys.executable, "-m", "adapter.cli", "demo"], cwd=ROOT, env=env,
+def offline_clone(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A clean clone and the environment of a machine without ../shared, cache or network."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs the git repository to copy")
+    clone = clean_clone(tmp_path_factory.mktemp("clone") / "burgas")
+    empty = tmp_path_factory.mktemp("no-shared")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("BURGAS_") and k.lower() not in ("no_proxy", "pythonpath")}
+    env.update({"COLUMNS": "200", "BURGAS_SHARED_DIR": str(empty),
+                "BURGAS_CACHE_DIR": str(tmp_path_factory.mktemp("empty-cache")),
+                "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("xdg-cache")),
+                "HTTPS_PROXY": NO_NETWORK, "HTTP_PROXY": NO_NETWORK, "ALL_PROXY": NO_NETWORK,
+                "https_proxy": NO_NETWORK, "http_proxy": NO_NETWORK, "all_proxy": NO_NETWORK})
+    return clone, env
+
+
+@pytest.fixture(scope="module")
+def demo_output(offline_clone) -> str:
+    clone, env = offline_clone
+    where = subprocess.run([sys.executable, "-c", "import adapter, ngsild_broker; "
+                            "print(adapter.__file__); print(ngsild_broker.__file__)"],
+                           cwd=clone, env=env, capture_output=True, text=True, timeout=60)
+    assert all(Path(p).is_relative_to(clone) for p in where.stdout.split()), where.stdout + where.stderr
+    setup = subprocess.run([sys.executable, "-m", "adapter.reference"], cwd=clone, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert setup.returncode == 0, setup.stdout + setup.stderr  # offline: warns and goes on
+    done = subprocess.run([sys.executable, "-m", "adapter.cli", "demo"], cwd=clone, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert not any(Path(env["BURGAS_CACHE_DIR"]).iterdir())  # nothing was downloaded
     return done.stdout
 
 

@@ -72,7 +72,7 @@ def test_the_sync_and_the_service_do_not_import_the_sample_servers_or_generators
     # A fresh interpreter: this test process has imported the samples already.
     code = ("import sys\n"
             "import adapter.sync.factory, adapter.runtime, adapter.exporter, adapter.sync.retry\n"
-            "import adapter.service.app\n"
+            "import adapter.service.app, adapter.cli\n"
             "print(sorted(m for m in sys.modules if m.startswith('adapter.samples')))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=True)

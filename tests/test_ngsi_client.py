@@ -434,3 +434,37 @@ def test_query_refused_raises_config_error():
     body = problem("BadRequestData", "Too broad query")
     with pytest.raises(ConfigError, match="Too broad"):
         run(lambda r: httpx.Response(400, json=body), lambda c: c.query({}))
+
+
+CTX_DOC = {"@context": {"Lamp": "https://example.org/Lamp"}}
+
+
+@pytest.mark.parametrize("status,headers,expected", [
+    (201, {"Location": "http://b:1026/ngsi-ld/v1/jsonldContexts/abc"}, "http://b:1026/ngsi-ld/v1/jsonldContexts/abc"),
+    (201, {"Location": "/ngsi-ld/v1/jsonldContexts/abc"}, f"{BASE}/ngsi-ld/v1/jsonldContexts/abc"),
+    (201, {}, None),
+    (404, {}, None), (405, {}, None), (501, {}, None), (400, {}, None),
+])
+def test_host_context_gives_the_url_or_none_without_hosting(status, headers, expected):
+    (url, why), requests = run(lambda r: httpx.Response(status, headers=headers, json={} if status >= 400 else None),
+                               lambda c: c.with_tenant("burgas").host_context(CTX_DOC), tenant="burgas")
+    assert url == expected and (why == "") == (expected is not None)
+    assert requests[0].method == "POST" and requests[0].url.path == "/ngsi-ld/v1/jsonldContexts"
+    assert "NGSILD-Tenant" not in requests[0].headers  # contexts are not per tenant
+    assert orjson.loads(requests[0].content) == CTX_DOC
+
+
+@pytest.mark.parametrize("status,error", [(401, AuthError), (503, BrokerUnavailableError)])
+def test_host_context_refused_access_or_down_raises(status, error):
+    with pytest.raises(error):
+        run(lambda r: httpx.Response(status, json={}), lambda c: c.host_context(CTX_DOC))
+
+
+def test_context_not_available_is_not_retried_by_the_client():
+    body = {"type": "https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable",
+            "title": "Unable to download context", "detail": "http://b/ngsi-ld/v1/jsonldContexts/x"}
+    result, requests = run(lambda r: httpx.Response(504, json=body), lambda c: c.upsert([entity(1)]),
+                           context_mode="link")
+    assert len(requests) == 1  # publishing again is the remedy (adapter.sync.hosting), not a retry
+    error = result.failed[ids(1)[0]]
+    assert isinstance(error, BrokerUnavailableError) and error.context["detail"] == body["detail"]

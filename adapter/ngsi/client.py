@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from adapter.errors import AdapterError, BrokerUnavailableError, ConfigError, EntityRejectedError
+from adapter.loopback import DIRECT
 from adapter.ngsi.auth import BearerToken, BrokerAuth, OAuth2ClientCredentials
 from adapter.ngsi.batching import (
     Batch,
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 API = "/ngsi-ld/v1"
 MAX_PAGE_SIZE = 1000  # Orion-LD refuses limit > 1000 (summary item 12)
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+NO_HOSTING_STATUSES = frozenset({404, 405, 501})  # a broker without POST /jsonldContexts
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 
@@ -110,7 +112,7 @@ class BrokerClient:
         self._owns_http = http is None
         # Keep-alive pool sized for the batches in flight.
         self._http = http or httpx.AsyncClient(
-            timeout=self.timeout, limits=httpx.Limits(max_connections=concurrency,
+            timeout=self.timeout, mounts=DIRECT, limits=httpx.Limits(max_connections=concurrency,
                                                       max_keepalive_connections=concurrency))
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
@@ -313,6 +315,45 @@ class BrokerClient:
             result.fail(batch.keys, error)
         return result
 
+    # -- hosted @context documents (NGSI-LD clause 5.13) ----------------------------------------
+
+    async def host_context(self, document: Mapping[str, Any]) -> tuple[str | None, str]:
+        """POST a @context document to /jsonldContexts: (the URL the broker serves it at, "") or,
+        for a broker that does not host contexts (404, 405, 501, or refuses the document),
+        (None, its answer). Unreachable or refusing access: the usual errors."""
+        response = await self.with_tenant(None)._request(  # contexts are not per tenant
+            "POST", "/jsonldContexts", content=orjson.dumps(document),
+            headers={"Content-Type": "application/json"})
+        status = response.status_code
+        location = response.headers.get("Location", "")
+        if status == 201 and location.startswith("/"):  # relative: on this broker
+            location = f"{self.base_url}{location}"
+        if status == 201 and "://" in location:
+            return location, ""
+        if status < 300:
+            return None, f"{status} without the context's absolute URL (Location: {location[:200]!r})"
+        problem = parse_problem(status, response.content)
+        if status in NO_HOSTING_STATUSES or (400 <= status < 500 and status not in (401, 403, 408, 429)):
+            return None, problem.describe()
+        self._raise_for_status(response, "host_context")
+        raise BrokerUnavailableError(f"broker answered POST /jsonldContexts with {problem.describe()}")
+
+    async def has_context(self, url: str, *, retry: bool = True) -> bool:
+        """Whether the broker still hosts the context it gave `url` for (GET /jsonldContexts/{id});
+        `retry=False`: one attempt (a check that may be skipped when the broker is down)."""
+        local_id = url.rstrip("/").rsplit("/", 1)[-1]
+        client = self.with_tenant(None)
+        if not retry:
+            client.retry = RetryPolicy(attempts=1)
+        response = await client._request(
+            "GET", f"/jsonldContexts/{quote(local_id, safe='')}", headers={"Accept": "application/ld+json"})
+        if response.status_code == 200:
+            return True
+        if response.status_code in (404, 422):  # gone, or known only as a downloaded copy
+            return False
+        self._raise_for_status(response, "host_context")
+        return False
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def get_entity(self, entity_id: str, *, context: Any = None,
@@ -472,7 +513,7 @@ class BrokerClient:
                 raise BrokerUnavailableError(f"broker request failed: {type(exc).__name__}: {exc}") from None
         final = httpx.Response(response.status_code, headers=response.headers, content=body,
                                request=request)
-        if response.status_code in _RETRY_STATUSES:
+        if response.status_code in _RETRY_STATUSES and not context_unavailable(final):
             logger.debug("broker answered %d to %s %s; will retry", response.status_code, method, url)
             raise _RetryError(response=final)
         return final
@@ -486,6 +527,12 @@ class BrokerClient:
                 raise BrokerUnavailableError(f"broker answer larger than {self.max_response_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def context_unavailable(response: httpx.Response) -> bool:
+    """A 503/504 LdContextNotAvailable: the broker already tried to fetch the @context (Orion-LD
+    three times); the adapter's remedy is publishing it again (adapter.ngsi.hosting), not a retry."""
+    return response.status_code in (503, 504) and b"LdContextNotAvailable" in response.content[:2000]
 
 
 def _too_large(entity_id: str, max_bytes: int) -> EntityRejectedError:

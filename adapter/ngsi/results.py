@@ -35,7 +35,7 @@ from adapter.errors import (
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
-Operation = Literal["upsert", "delete", "delete_attr", "get", "query"]
+Operation = Literal["upsert", "delete", "delete_attr", "get", "query", "host_context"]
 
 ERRORS_NS = "https://uri.etsi.org/ngsi-ld/errors/"
 NON_EXISTING_TENANT = ERRORS_NS + "NonExistingTenant"

@@ -24,6 +24,7 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 
 from adapter.errors import AdapterError
+from adapter.loopback import DIRECT
 from adapter.ngsi.client import BrokerClient
 
 logger = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def map_router(broker: Callable[[], BrokerClient], *, http: httpx.AsyncClient | 
         if http is not None:  # the caller's client, closed by the caller
             yield
             return
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as own:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), mounts=DIRECT) as own:
             holder["http"] = own
             yield
         del holder["http"]

@@ -40,6 +40,7 @@ import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from adapter.errors import AuthError, SourceFormatError, SourceUnavailableError
+from adapter.loopback import DIRECT
 from adapter.redaction import scrub_url
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class PayloadFetcher:
         """The HTTP client, created on first use when none was injected."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.options.httpx_timeout(),
-                                             follow_redirects=True)
+                                             follow_redirects=True, mounts=DIRECT)
         return self._client
 
     async def aclose(self) -> None:

@@ -120,7 +120,7 @@ class EarlyDelivery:
             self.report.deleted += delivery.deleted
             self.report.attrs_deleted += delivery.attrs_deleted
             self.report.rejected += delivery.rejected
-            for error in delivery.errors[: max(0, 20 - len(self.report.rejections))]:
+            for error in delivery.rejections[: max(0, 20 - len(self.report.rejections))]:
                 self.report.rejections.append(str(error))
         self._deliveries = []
 

@@ -26,6 +26,7 @@ from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import AttributeDelete
 from adapter.ngsi.results import BatchResult
 from adapter.redaction import redact
+from adapter.sync.hosting import HostedContexts, context_lost
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.state import StateStore, utcnow
 
@@ -76,6 +77,13 @@ class DeliveryReport:
     duration: float = 0.0
     last_error: str | None = None
     errors: list[AdapterError] = field(default_factory=list, repr=False)  # the first 100
+    lost_contexts: set[str] = field(default_factory=set)  # @context URLs the broker could not resolve
+    context_refused: int = 0  # operations deferred for that reason
+
+    @property
+    def rejections(self) -> list[AdapterError]:
+        """The reported errors of operations the broker rejected (quarantined, not deferred)."""
+        return [e for e in self.errors if isinstance(e, RecordError)]
 
     @property
     def delivered(self) -> int:
@@ -90,6 +98,8 @@ class Outbox:
         self.store = store
         self.quarantine = Quarantine(store)
         self.window = window
+        # Set by the pipeline for a broker that hosts our @context documents (adapter.sync.hosting).
+        self.contexts: HostedContexts | None = None
         self._delivering = asyncio.Lock()
 
     def pending(self, *, tenant: str | None = None, source: str | None = None) -> int:
@@ -116,30 +126,20 @@ class Outbox:
         async with self._delivering:  # one deliverer per outbox: in-order delivery depends on it
             started = time.monotonic()
             report = DeliveryReport()
-            blocked: set[tuple[str, str]] = set()
-            after = 0
-            taken = 0
-            fatal: FatalError | None = None
-            while fatal is None and (max_ops is None or taken < max_ops):
-                limit = self.window if max_ops is None else max(1, min(self.window, max_ops - taken))
-                ops = self.ops(tenant=tenant, source=source, after=after, limit=limit)
-                taken += len(ops)
-                if not ops:
-                    break
-                after = ops[-1].seq
-                stop = False
-                for phase in _phases(ops):
-                    phase = [op for op in phase if op.key not in blocked]  # keep per-entity order
-                    if not phase:
-                        continue
-                    deferred = report.deferred
-                    confirmed, fatal = await self._deliver_phase(client, phase, report, blocked)
-                    if fatal is not None or (confirmed == 0 and report.deferred > deferred):
-                        # Nothing got through: the broker is down; the next pass retries.
-                        stop = True
-                        break
-                if stop:
-                    break
+            fatal = await self._pass(client, report, tenant, source, max_ops)
+            if fatal is None and report.lost_contexts and self.contexts is not None \
+                    and self.contexts.lost(report.lost_contexts):
+                # The broker refused entities because it no longer has our @context (restarted
+                # in memory, database wiped): publish it again and send them once more, now.
+                logger.warning("the broker lost the @context of %d operation(s) (%s); publishing it "
+                               "again and retrying them", report.context_refused,
+                               ", ".join(sorted(report.lost_contexts)[:3]))
+                report.deferred -= report.context_refused
+                report.errors = [e for e in report.errors if context_lost(e) is None]
+                report.last_error = str(report.errors[-1]) if report.errors else None
+                report.lost_contexts.clear()
+                report.context_refused = 0
+                fatal = await self._pass(client, report, tenant, source, max_ops)
             report.remaining = self.pending(tenant=tenant, source=source)
             report.duration = time.monotonic() - started
             if report.delivered or report.rejected or report.deferred:
@@ -152,6 +152,58 @@ class Outbox:
                 raise fatal
             return report
 
+    async def _pass(self, client: BrokerClient, report: DeliveryReport, tenant: str | None,
+                    source: str | None, max_ops: int | None) -> FatalError | None:
+        """One pass over the pending operations, phase by phase; returns the fatal error, if any."""
+        blocked: set[tuple[str, str]] = set()
+        after = 0
+        taken = 0
+        fatal: FatalError | None = None
+        while fatal is None and (max_ops is None or taken < max_ops):
+            limit = self.window if max_ops is None else max(1, min(self.window, max_ops - taken))
+            ops = self.ops(tenant=tenant, source=source, after=after, limit=limit)
+            taken += len(ops)
+            if not ops:
+                break
+            after = ops[-1].seq
+            stop = False
+            for phase in _phases(ops):
+                phase = [op for op in phase if op.key not in blocked]  # keep per-entity order
+                if not phase:
+                    continue
+                deferred = report.deferred
+                fatal = await self._prepare_contexts(phase, report)
+                if fatal is not None or report.deferred > deferred:
+                    stop = True
+                    break
+                confirmed, fatal = await self._deliver_phase(client, phase, report, blocked)
+                if fatal is not None or (confirmed == 0 and report.deferred > deferred):
+                    # Nothing got through: the broker is down; the next pass retries.
+                    stop = True
+                    break
+            if stop:
+                break
+        return fatal
+
+    async def _prepare_contexts(self, phase: list[OutboxOp], report: DeliveryReport) -> FatalError | None:
+        """Have the @context documents this phase names hosted on the broker (adapter.sync.hosting).
+
+        A broker that cannot be reached defers the whole phase, as its batches would be.
+        """
+        if self.contexts is None:
+            return None
+        try:
+            await self.contexts.prepare(op.context for op in phase if op.context is not None)
+        except FatalError as exc:
+            return exc
+        except TransientError as exc:
+            report.deferred += len(phase)
+            report.last_error = str(exc)
+            if len(report.errors) < MAX_REPORTED_ERRORS:
+                report.errors.append(exc)
+            logger.warning("publishing the @context on the broker failed: %s", exc)
+        return None
+
     async def _deliver_phase(self, client: BrokerClient, phase: list[OutboxOp], report: DeliveryReport,
                              blocked: set[tuple[str, str]]) -> tuple[int, FatalError | None]:
         """Send one phase (an entity at most once) in batch-sized chunks, committing each chunk's answer.
@@ -163,18 +215,20 @@ class Outbox:
         for op in phase:
             groups[(op.tenant, op.op)].append(op)
         size = max(1, client.batch_max_entities)
+        resolve = self.contexts.resolve if self.contexts is not None else _same
 
         async def send(tenant: str, kind: str, ops: list[OutboxOp]) -> tuple[int, FatalError | None]:
             tenant_client = client.with_tenant(tenant or None)
             result: BatchResult[str] | BatchResult[tuple[str, str]]
             if kind == "upsert":
                 result = await tenant_client.upsert(
-                    OutgoingEntity(op.entity_id, op.entity_type, op.body or b"{}", op.context) for op in ops)
+                    OutgoingEntity(op.entity_id, op.entity_type, op.body or b"{}", resolve(op.context))
+                    for op in ops)
             elif kind == "delete":
                 result = await tenant_client.delete(op.entity_id for op in ops)
             else:
                 result = await tenant_client.delete_attrs(
-                    AttributeDelete(op.entity_id, op.attr or "", op.context) for op in ops)
+                    AttributeDelete(op.entity_id, op.attr or "", resolve(op.context)) for op in ops)
             failed: dict[Any, AdapterError] = result.failed  # by (entity id, attribute) for delete_attr
             outcome = {op.seq: failed.get((op.entity_id, op.attr) if kind == "delete_attr"
                                           else op.entity_id) for op in ops}
@@ -224,6 +278,10 @@ class Outbox:
                 db.execute("UPDATE outbox SET attempts=attempts+1, last_error=? WHERE seq=?",
                            (redact(str(error))[:2000], op.seq))
                 blocked.add(op.key)
+                lost = context_lost(error)
+                if lost is not None:
+                    report.lost_contexts.add(lost)
+                    report.context_refused += 1
                 if isinstance(error, FatalError):
                     fatal = fatal or error
                 else:
@@ -295,6 +353,10 @@ def _advance(db: Any, op: OutboxOp, where: tuple[str, str, str], now: str, upser
             kept = [a for a in orjson.loads(row[0]) if a != op.attr]
             db.execute("UPDATE entity_state SET sent_attrs=?, confirmed_at=? "
                        "WHERE tenant=? AND source=? AND entity_id=?", (orjson.dumps(kept).decode(), now, *where))
+
+
+def _same(context: Any) -> Any:
+    return context
 
 
 def _phases(ops: list[OutboxOp]) -> list[list[OutboxOp]]:

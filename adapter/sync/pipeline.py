@@ -26,6 +26,7 @@ from adapter.ngsi.serialize import Form, to_dict
 from adapter.sources.base import RawRecord, Source, VersionedSource
 from adapter.sync import deletes
 from adapter.sync.early import EARLY_DELIVERY_THRESHOLD, EarlyDelivery
+from adapter.sync.hosting import HostedContexts
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.report import SyncReport, error_kind
@@ -123,9 +124,13 @@ class Pipeline:
                  context_mode: ContextMode = ContextMode.GENERATED,
                  context_base_url: str = DEFAULT_CONTEXT_BASE_URL, delete_missing: bool = True,
                  upsert_mode: str = "update", history: HistorySink | None = None,
-                 early_delivery: int = EARLY_DELIVERY_THRESHOLD) -> None:
+                 early_delivery: int = EARLY_DELIVERY_THRESHOLD,
+                 hosting: HostedContexts | None = None) -> None:
         self.state = state
         self.outbox = Outbox(state)
+        # The broker hosts our generated @context documents; the outbox names them at delivery.
+        self.hosting = hosting
+        self.outbox.contexts = hosting
         self.quarantine = Quarantine(state)
         self.client = client
         self.tenant = tenant or ""
@@ -240,6 +245,10 @@ class Pipeline:
         run_id = uuid.uuid4().hex
         report = SyncReport(name, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
         skips = SkipIndex(self.state)
+        if self.hosting is not None:
+            self.hosting.new_run()
+            if await self.hosting.broker_was_reset():
+                self._broker_was_reset()
         try:
             version = None if full else await self._version(source, fetch_deadline)
             if version is not None and version == skips.version(self.tenant, name, salt):
@@ -356,6 +365,12 @@ class Pipeline:
         # A run holding deletions keeps no version: the next run fetches again to confirm them.
         skips.set_version(self.tenant, name, salt, version if complete and not held else None)
 
+    def _broker_was_reset(self) -> None:
+        """The broker holds none of what the state says it confirmed (adapter.sync.hosting): every
+        source maps and sends everything again from its next run on (this one, at a run's start)."""
+        SkipIndex(self.state).forget()
+        self.state.forget_confirmed()
+
     async def deliver(self, report: SyncReport, *, source: str | None = None) -> None:
         """Deliver what waits in the outbox for this tenant (and source) into the report."""
         if self.client is None:
@@ -367,12 +382,15 @@ class Pipeline:
             report.last_error = str(exc)
             report.pending = self.outbox.pending(tenant=self.tenant, source=source)
             return
+        if self.hosting is not None and self.hosting.take_reset():
+            self._broker_was_reset()  # after this run's plan and skip index were saved
         report.sent += delivery.upserted
         report.deleted += delivery.deleted
         report.attrs_deleted += delivery.attrs_deleted
         report.rejected += delivery.rejected
         report.pending = delivery.remaining
-        for error in delivery.errors[: _SHOWN_REJECTIONS - len(report.rejections)]:
+        # Only rejections: what waits in the outbox is counted as pending, its error is last_error.
+        for error in delivery.rejections[: max(0, _SHOWN_REJECTIONS - len(report.rejections))]:
             report.rejections.append(str(error))
         if delivery.last_error and report.last_error is None and delivery.remaining:
             report.last_error = delivery.last_error

@@ -85,6 +85,13 @@ class SkipIndex:
                 db.execute("INSERT OR REPLACE INTO source_version VALUES (?, ?, ?, ?)",
                            (tenant, source, salt, version))
 
+    def forget(self) -> None:
+        """Forget every version, page and record of every source: the next runs fetch and map
+        everything (after the broker lost its data, see StateStore.forget_confirmed)."""
+        with self.store.transaction() as db:
+            for table in ("source_version", "raw_page", "raw_record"):
+                db.execute(f"DELETE FROM {table}")
+
     def skipper(self, tenant: str, source: str, salt: str) -> RecordSkipper:
         """What a run of a static source may skip, loaded as it is needed."""
         return RecordSkipper(lambda: self.raw_entities(tenant, source, salt),

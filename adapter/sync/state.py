@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS quarantine (
     first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, retry_count INTEGER NOT NULL DEFAULT 0,
     UNIQUE (tenant, source, kind, locator, attr)
 );
+CREATE TABLE IF NOT EXISTS hosted_context (
+    broker TEXT NOT NULL, subject TEXT NOT NULL, url TEXT NOT NULL, hash TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (broker, subject)
+) WITHOUT ROWID;
 """
 
 
@@ -191,6 +196,38 @@ class StateStore:
         """A session that was ended: nothing of it is left to unsubscribe."""
         with self.transaction() as db:
             db.execute("DELETE FROM mqtt_subscription WHERE client_id=?", (client_id,))
+
+    def hosted_context(self, broker: str, subject: str) -> tuple[str, str] | None:
+        """(URL, content hash) of the @context of `subject` last published on `broker`."""
+        row = self.conn.execute("SELECT url, hash FROM hosted_context WHERE broker=? AND subject=?",
+                                (broker, subject)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_hosted_context(self, broker: str, subject: str, url: str, digest: str) -> None:
+        """Remember where `broker` hosts the @context of `subject` (see adapter.ngsi.hosting)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO hosted_context VALUES (?, ?, ?, ?, ?)",
+                       (broker, subject, url, digest, utcnow()))
+
+    def latest_hosted_context(self, broker: str) -> tuple[str, str] | None:
+        """(subject, URL) of the @context most recently published on `broker`, if any."""
+        row = self.conn.execute("SELECT subject, url FROM hosted_context WHERE broker=? "
+                                "ORDER BY published_at DESC LIMIT 1", (broker,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def hosted_subjects(self, broker: str) -> list[str]:
+        """The subjects whose @context was published on `broker`."""
+        return [row[0] for row in self.conn.execute(
+            "SELECT subject FROM hosted_context WHERE broker=? ORDER BY subject", (broker,))]
+
+    def forget_confirmed(self) -> int:
+        """The broker lost everything it held (restarted in memory, database reset): every entity
+        not pending deletion is planned again as new by its source's next run (and nothing counts
+        as confirmed). Returns how many. The caller also forgets what lets runs skip work
+        (adapter.sync.skip), so that the next runs map every record."""
+        with self.transaction() as db:
+            return db.execute("UPDATE entity_state SET want_hash='', sent_hash=NULL, sent_attrs=NULL "
+                              "WHERE want_hash IS NOT NULL").rowcount
 
     def get(self, tenant: str, source: str, entity_id: str) -> EntityState | None:
         """The state of one entity."""
