@@ -25,6 +25,7 @@ from ngsild_broker.cli import build_app as build_broker_app
 
 if TYPE_CHECKING:
     from adapter.settings import Settings
+    from adapter.sources.urls import UrlResolver
     from adapter.sync.report import SyncReport
 
 # Heavy modules (settings, the pipeline file, the sync engine, FastAPI and the embedded broker)
@@ -98,6 +99,14 @@ def _settings(broker_url: str | None, tenant: str | None, state_dir: Path | None
     return settings
 
 
+def bundled_samples() -> UrlResolver:
+    """Resolves ``samples:`` URLs (the bundled configuration's defaults) to the bundled data, GIS
+    layers served on loopback; the runtime closes it. Only the CLI hands this to the sync."""
+    from adapter.samples.serving import SampleServers
+
+    return SampleServers()
+
+
 def _fail(exc: AdapterError) -> None:
     console.print(f"[red]error[/red]: {escape(redact(str(exc)))}", highlight=False)
     raise typer.Exit(exc.exit_code)
@@ -163,7 +172,8 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gr
 
     async def run() -> list[SyncReport]:
         allowed = frozenset(s.name for s in pipeline.select(allow_deletes)) if allow_deletes else frozenset()
-        async with Runtime(settings, pipeline, full=full, allow_deletes=allowed) as runtime:
+        async with Runtime(settings, pipeline, full=full, allow_deletes=allowed,
+                           urls=bundled_samples()) as runtime:
             if not console.is_terminal:  # no bars in logs, pipes and CI
                 return await runtime.sync(sources)
             chosen = pipeline.select(sources)
@@ -216,7 +226,8 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
 
     try:
         settings = _settings(None, None, None)
-        counts = _run(export_entities(_pipeline(config), sources, output, form, settings, history))
+        counts = _run(export_entities(_pipeline(config), sources, output, form, settings, history,
+                                      urls=bundled_samples()))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"wrote {counts['entities']} entities ({counts['readings']} readings, "
@@ -325,7 +336,8 @@ def quarantine_retry(ids: Annotated[list[int] | None, typer.Argument(help="Quara
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        outcome = _run(retry_quarantine(settings, _pipeline(config), list(ids) if ids else None))
+        outcome = _run(retry_quarantine(settings, _pipeline(config), list(ids) if ids else None,
+                                        urls=bundled_samples()))
     except AdapterError as exc:
         _fail(exc)
     console.print(f"retried {outcome['entities']} entity operations and {outcome['records']} records "
@@ -345,7 +357,7 @@ def run(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gro
     from adapter.sync.coordinator import Coordinator
 
     async def forever() -> None:
-        async with Runtime(settings, pipeline) as runtime:
+        async with Runtime(settings, pipeline, urls=bundled_samples()) as runtime:
             coordinator = Coordinator(runtime, pipeline.select(sources))
             await coordinator.run_forever()
 
@@ -373,7 +385,7 @@ def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: Tenant
 
     try:
         settings = _settings(broker_url, tenant, state_dir)
-        application = create_app(settings, _pipeline(config))
+        application = create_app(settings, _pipeline(config), urls=bundled_samples())
     except AdapterError as exc:
         _fail(exc)
     bind_host, bind_port = host or settings.service_host, port or settings.service_port

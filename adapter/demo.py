@@ -20,6 +20,7 @@ from rich.table import Table
 from adapter.config import load_config
 from adapter.ngsi.context import ContextMode, context_for
 from adapter.runtime import Runtime
+from adapter.samples.serving import SampleServers
 from adapter.settings import Settings
 from adapter.sync.quarantine import Quarantine
 from data_models import model_for
@@ -58,7 +59,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
     settings = settings.model_copy(update={"state_dir": state_dir, "broker_url": None,
                                            "embedded_broker_persist": False})
     config = load_config()
-    async with Runtime(settings, config) as runtime:
+    async with Runtime(settings, config, urls=SampleServers()) as runtime:
         console.print(f"Embedded NGSI-LD broker: {runtime.broker_url}/ngsi-ld/v1  (state in {state_dir})",
                       highlight=False)
         started = time.monotonic()

@@ -28,9 +28,9 @@ from adapter.ngsi.context import (
     subjects,
 )
 from adapter.reference import cache_dir, shared_dir
-from adapter.samples.serving import close_samples
 from adapter.settings import Settings
-from adapter.sync.factory import build_mapper, build_source
+from adapter.sources.urls import PLAIN_URLS, UrlResolver
+from adapter.sync.factory import build_mapper, build_source, is_static, is_stream
 from adapter.sync.hosting import HostedContexts
 from adapter.sync.pipeline import Pipeline
 from adapter.sync.report import SyncReport
@@ -42,9 +42,6 @@ if TYPE_CHECKING:
     from ngsild_broker import EmbeddedBroker
 
 logger = logging.getLogger(__name__)
-# Sources whose records map the same way whatever the time: their unchanged records are skipped.
-STATIC_KINDS = frozenset({"arcgis", "wfs", "ogcapi", "geojson", "gtfs"})
-STREAMING_KINDS = frozenset({"mqtt"})
 _SOURCE_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
@@ -81,11 +78,12 @@ class Runtime:
     """State, broker (embedded or remote), HTTP clients and the pipeline of one process."""
 
     def __init__(self, settings: Settings, config: PipelineConfig, *, full: bool = False,
-                 allow_deletes: frozenset[str] = frozenset()) -> None:
+                 allow_deletes: frozenset[str] = frozenset(), urls: UrlResolver = PLAIN_URLS) -> None:
         self.settings = settings
         self.config = config
         self.full = full  # map every record again, ignoring source versions and raw hashes
         self.allow_deletes = allow_deletes  # sources whose deletions skip the mass-deletion guard
+        self.urls = urls  # resolves configured URLs (the CLI's also serves the bundled samples)
         self.broker: EmbeddedBroker | None = None
         self.state: StateStore | None = None
         self.http: httpx.AsyncClient | None = None
@@ -143,7 +141,7 @@ class Runtime:
             self.state.close()
         if self.broker is not None:
             self.broker.stop()
-        close_samples()  # the loopback server of `samples:` GIS URLs, if a sync started it
+        self.urls.close()  # e.g. the loopback server of `samples:` GIS URLs, if a sync started it
 
     async def sync_source(self, source_config: Any, *, full: bool | None = None) -> SyncReport:
         """One sync of one configured source; a failing source gives a report, not an exception
@@ -154,11 +152,11 @@ class Runtime:
         """
         assert self.pipeline is not None and self.http is not None
         try:
-            source = build_source(source_config, self.http)
+            source = build_source(source_config, self.http, urls=self.urls)
             mapper = build_mapper(source_config)
             report = await self.pipeline.run_once(
                 source_config.name, source, mapper, snapshot=source_config.snapshot,
-                static=source_config.type in STATIC_KINDS, salt=salt_for(source_config),
+                static=is_static(source_config), salt=salt_for(source_config),
                 full=self.full if full is None else full,
                 fetch_deadline=source_config.fetch_deadline_seconds,
                 max_delete_share=source_config.max_delete_share,
@@ -184,7 +182,7 @@ class Runtime:
         """
         reports = []
         for cfg in self.config.select(names):
-            if cfg.type in STREAMING_KINDS:
+            if is_stream(cfg):
                 logger.info("%s is a live stream: it runs under `burgas-adapter serve`", cfg.name)
                 continue
             if progress is not None:

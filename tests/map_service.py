@@ -26,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from adapter.config import load_config
+from adapter.samples.serving import SampleServers
 from adapter.service.app import create_app
 from adapter.settings import Settings
 
@@ -78,7 +79,7 @@ def demo_map_service() -> Iterator[MapService]:
     with tempfile.TemporaryDirectory(prefix="burgas-map-") as state_dir:
         settings = Settings(state_dir=Path(state_dir), broker_url=None, embedded_broker_persist=False,
                             ngsi_context="generated", tenant=None)
-        app = create_app(settings, load_config())
+        app = create_app(settings, load_config(), urls=SampleServers())
         with serve_app(app, "/ready") as url:
             yield MapService(url, app.state.service.runtime.broker_url)
 

@@ -29,7 +29,7 @@ from adapter.mapping import Mapped, Rejected, iter_mapped, map_one
 from adapter.mapping.gis import boolean, epoch_ms, feature_key, layer_mapper, text, timestamp
 from adapter.ngsi.serialize import Form, dumps, to_dict
 from adapter.samples.gis.server import BEACHES_PATH, OGC_PATH, WFS_PATH, sample_routes
-from adapter.samples.serving import SAMPLES, SampleServers
+from adapter.samples.serving import SampleServers
 from adapter.sources.base import RawRecord
 from adapter.sync.factory import build_mapper, build_source
 from data_models import Beach, PointOfInterest
@@ -93,7 +93,7 @@ def fetch_layer(name: str) -> tuple[list[RawRecord], list[str]]:
 
     async def run() -> list[RawRecord]:
         async with httpx.AsyncClient(transport=httpx.MockTransport(server.handle)) as client:
-            fetch = build_source(source_config(name), client, samples=samples).fetch()
+            fetch = build_source(source_config(name), client, urls=samples).fetch()
             records = [record async for record in fetch]
             assert fetch.complete, fetch.incomplete_reasons
             return records
@@ -393,10 +393,12 @@ def test_runtime_syncs_gis_and_gtfs_from_the_loopback_samples_into_the_embedded_
            ("GtfsStop", "GtfsRoute", "GtfsTrip", "GtfsShape", "GtfsAgency")},
     }
 
+    samples = SampleServers()
+
     async def run() -> tuple[list[Any], list[Any], dict[str, int], bool]:
-        async with Runtime(settings, CONFIG) as runtime:
+        async with Runtime(settings, CONFIG, urls=samples) as runtime:
             first = await runtime.sync(["gis", "gtfs"])
-            assert SAMPLES.running
+            assert samples.running
             again = await runtime.sync(["gis", "gtfs"])
             counts = {}
             async with httpx.AsyncClient(base_url=runtime.broker_url + "/ngsi-ld/v1") as http:
@@ -405,7 +407,7 @@ def test_runtime_syncs_gis_and_gtfs_from_the_loopback_samples_into_the_embedded_
                         "idPattern": pattern, "count": "true", "limit": "1"})
                     assert response.status_code == 200, response.text
                     counts[label] = int(response.headers["NGSILD-Results-Count"])
-        return first, again, counts, SAMPLES.running
+        return first, again, counts, samples.running
 
     first, again, counts, still_running = asyncio.run(run())
     assert [(r.source, r.records_in, r.mapped, r.sent, r.records_rejected, r.complete) for r in first] == [

@@ -114,10 +114,10 @@ def test_an_unchanged_gtfs_file_is_not_read_again_and_a_touched_one_maps_nothing
     import os
     import shutil
 
-    from adapter.samples.serving import SAMPLES
+    from adapter.samples.serving import SampleServers
 
     feed = tmp_path / "burgasbus.zip"
-    shutil.copy(SAMPLES.resolve("samples:gtfs/burgasbus.zip"), feed)
+    shutil.copy(SampleServers().resolve("samples:gtfs/burgasbus.zip"), feed)
     first = _gtfs_sync(world, str(feed))
     assert first.ok and first.sent == 136
     again = _gtfs_sync(world, str(feed))
@@ -130,11 +130,11 @@ def test_an_unchanged_gtfs_file_is_not_read_again_and_a_touched_one_maps_nothing
 
 
 def test_a_gtfs_url_with_an_unchanged_etag_is_not_downloaded_again(world):
-    from adapter.samples.serving import SAMPLES
+    from adapter.samples.serving import SampleServers
     from tests.servers import Reply
 
     _, server, _, _ = world
-    body = Path(SAMPLES.resolve("samples:gtfs/burgasbus.zip")).read_bytes()
+    body = Path(SampleServers().resolve("samples:gtfs/burgasbus.zip")).read_bytes()
     server.add("/gtfs/burgasbus.zip", Reply(body, 200, "application/zip", {"ETag": '"v1"'}))
     url = server.url("/gtfs/burgasbus.zip")
     assert _gtfs_sync(world, url).sent == 136

@@ -277,3 +277,16 @@ def test_quarantine_keeps_the_most_recently_seen_items_of_a_source(store):
     assert {e.locator for e in quarantine.entries(source="noisy", kind="record")} == {"r0", "r8", "r9", "r10", "r11"}
     assert quarantine.count(source="other") == 1 and quarantine.trim("", "noisy", keep=5) == 0
     assert [e.locator for e in quarantine.entries(source="noisy", kind="record", limit=2, offset=1)] == ["r8", "r9"]
+
+
+def test_outbox_and_quarantine_counts_per_source_cover_every_tenant(store):
+    store.sync_snapshot("", "a", [ent(n) for n in range(3)], run_id="r", complete=True)
+    store.sync_snapshot("north", "a", [ent(9)], run_id="r", complete=True)
+    store.sync_snapshot("", "b", [ent(n) for n in range(2)], run_id="r", complete=True)
+    quarantine = Quarantine(store)
+    quarantine.add(tenant="", source="b", kind="record", locator="row 1", error="bad")
+    quarantine.add(tenant="north", source="b", kind="record", locator="row 2", error="bad")
+    assert store.outbox_by_source() == {"a": 4, "b": 2}
+    assert store.quarantine_by_source() == {"b": 2}
+    deliver(store, FakeBroker())
+    assert store.outbox_by_source() == {}

@@ -6,8 +6,9 @@
   started on the first such URL; :meth:`SampleServers.close` stops it.
 * ``samples:<path>`` of a bundled file (``samples:gtfs/burgasbus.zip``): its path, read directly.
 
-Any other URL is returned unchanged. The process-wide instance is :data:`SAMPLES`; whatever runs
-sources calls :func:`close_samples` when it stops.
+Any other URL is returned unchanged. :class:`SampleServers` is a
+:class:`~adapter.sources.urls.UrlResolver`: the CLI (sync, run, serve, export, demo) hands one to the
+runtime, which closes it when it stops; the sync and the service never import this module.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 
 from adapter.errors import ConfigError
 from adapter.samples.gis.server import BEACHES_PATH, OGC_PATH, WFS_PATH, SampleServer, sample_routes
+from adapter.sources.urls import SAMPLES_SCHEME
 
 logger = logging.getLogger(__name__)
 
-SCHEME = "samples:"
+SCHEME = SAMPLES_SCHEME
 SAMPLES_DIR = Path(__file__).resolve().parent
 SERVED: dict[str, str] = {
     "gis/beaches": BEACHES_PATH,
@@ -78,12 +80,3 @@ class SampleServers:
         if server is not None:
             server.stop()
             logger.info("GIS sample server stopped")
-
-
-SAMPLES = SampleServers()
-"""The process-wide sample servers (used by adapter.sync.factory)."""
-
-
-def close_samples() -> None:
-    """Stop the process-wide sample server (call when the process stops running sources)."""
-    SAMPLES.close()

@@ -5,17 +5,18 @@ the embedded broker when no broker URL is configured), starts the coordinator (p
 their intervals) and one StreamRunner per MQTT source (a StreamPool of worker processes where `workers` > 1),
 and stops them all on shutdown.
 
-Adding to the service (the map page, other pages): pass routers and static directories ::
+The app's routers are built here, explicitly, for each app: the operations API (health, status,
+metrics, @context, admin) and the map page. More routers and static directories are passed in ::
 
     create_app(settings, config,
-               routers=[lambda service: map_router(service.broker_client)],
-               static={"/map/static": Path(".../static/map")})
+               routers=[lambda service: my_router(service.broker_client)],
+               static={"/extra": Path(".../static/extra")})
 
-or append the same kind of item to :data:`EXTRA_ROUTERS` / :data:`EXTRA_STATIC` below, which
-`burgas-adapter serve` uses. A router item is an ``APIRouter`` or a callable ``Service ->
-APIRouter`` (called once, when the app is created; ``service.broker_client()`` and
-``service.runtime`` are usable only once the lifespan has started). A router's own lifespan is
-merged into the app's by FastAPI and runs inside the Runtime's.
+A router item is an ``APIRouter`` or a callable ``Service -> APIRouter`` (called once, when the app
+is created; ``service.broker_client()`` and ``service.runtime`` are usable only once the lifespan
+has started). A router's own lifespan is merged into the app's by FastAPI and runs inside the
+Runtime's. ``urls`` resolves the configured source URLs (see adapter.sources.urls): `serve` passes
+the one that serves the bundled samples.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from adapter.service.map import map_router
 from adapter.service.metrics import ServiceMetrics
 from adapter.service.metrics import router as metrics_router
 from adapter.settings import Settings, load_settings
+from adapter.sources.urls import PLAIN_URLS, UrlResolver
 from adapter.sync.coordinator import Coordinator
 from adapter.sync.deletes import held_counts
 from adapter.sync.report import SyncReport
@@ -49,14 +51,6 @@ from adapter.sync.stream_pool import build_stream
 logger = logging.getLogger(__name__)
 
 RouterItem = APIRouter | Callable[["Service"], APIRouter]
-def _map(service: Service) -> APIRouter:
-    return map_router(service.broker_client, temporal_url=service.settings.temporal_url)
-
-
-EXTRA_ROUTERS: list[RouterItem] = [_map]
-"""Routers `serve` adds to every app (e.g. the map page)."""
-EXTRA_STATIC: dict[str, Path] = {}
-"""URL prefix -> directory of static files `serve` mounts on every app."""
 
 DESCRIPTION = """Brings Smart Burgas, GIS-Burgas and live MQTT sensors into an NGSI-LD broker as
 Smart Data Models. This is the adapter's own operations API (OASC MIM0 asks every component to
@@ -81,9 +75,11 @@ class _ObservedRuntime:
 class Service:
     """Everything the routes need: settings, configuration, runtime, coordinator, streams, metrics."""
 
-    def __init__(self, settings: Settings, config: PipelineConfig) -> None:
+    def __init__(self, settings: Settings, config: PipelineConfig, *,
+                 urls: UrlResolver = PLAIN_URLS) -> None:
         self.settings = settings
         self.config = config
+        self.urls = urls
         self.metrics = ServiceMetrics()
         self.runtime: Runtime | None = None
         self.coordinator: Coordinator | None = None
@@ -118,15 +114,13 @@ class Service:
         """Source -> operations waiting in the outbox."""
         if self.runtime is None or self.runtime.state is None:
             return {}
-        rows = self.runtime.state.conn.execute("SELECT source, COUNT(*) FROM outbox GROUP BY source")
-        return dict(rows.fetchall())
+        return self.runtime.state.outbox_by_source()
 
     def quarantine_counts(self) -> dict[str, int]:
         """Source -> quarantined items."""
         if self.runtime is None or self.runtime.state is None:
             return {}
-        rows = self.runtime.state.conn.execute("SELECT source, COUNT(*) FROM quarantine GROUP BY source")
-        return dict(rows.fetchall())
+        return self.runtime.state.quarantine_by_source()
 
     def held_deletes(self) -> dict[str, int]:
         """Source -> deletions the mass-deletion guard holds (adapter.sync.deletes)."""
@@ -138,7 +132,7 @@ class Service:
     @asynccontextmanager
     async def run(self) -> AsyncIterator[Service]:
         """Start the runtime, the streams and the coordinator; stop them in reverse order."""
-        async with Runtime(self.settings, self.config) as runtime:
+        async with Runtime(self.settings, self.config, urls=self.urls) as runtime:
             assert runtime.pipeline is not None
             self.runtime = runtime
             streams = []
@@ -166,11 +160,12 @@ class Service:
 
 
 def create_app(settings: Settings | None = None, config: PipelineConfig | None = None, *,
-               routers: Sequence[RouterItem] = (), static: Mapping[str, Path] | None = None) -> FastAPI:
+               routers: Sequence[RouterItem] = (), static: Mapping[str, Path] | None = None,
+               urls: UrlResolver = PLAIN_URLS) -> FastAPI:
     """The service app (see the module docstring for adding routers and static files)."""
     settings = settings or load_settings()
     config = config or load_config()
-    service = Service(settings, config)
+    service = Service(settings, config, urls=urls)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -180,11 +175,12 @@ def create_app(settings: Settings | None = None, config: PipelineConfig | None =
     app = FastAPI(title="Burgas NGSI-LD adapter", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)
     app.state.service = service
-    for router in (health.router, status.router, metrics_router, contexts.router, admin.router):
+    for router in (health.router, status.router, metrics_router, contexts.router, admin.router,
+                   map_router(service.broker_client, temporal_url=service.settings.temporal_url)):
         app.include_router(router)
-    for item in (*EXTRA_ROUTERS, *routers):
+    for item in routers:
         app.include_router(item if isinstance(item, APIRouter) else item(service))
-    for prefix, directory in {**EXTRA_STATIC, **(static or {})}.items():
+    for prefix, directory in (static or {}).items():
         if not Path(directory).is_dir():
             raise ConfigError(f"static directory {directory} for {prefix} does not exist")
         app.mount(prefix, StaticFiles(directory=directory), name=f"static:{prefix}")

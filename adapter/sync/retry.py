@@ -6,17 +6,18 @@ from typing import Any
 
 from adapter.config import MQTTSourceConfig, PipelineConfig
 from adapter.settings import Settings
+from adapter.sources.urls import PLAIN_URLS, UrlResolver
 from adapter.sync.quarantine import Quarantine, QuarantineEntry
 from adapter.sync.state import StateStore, utcnow
 
 
 async def retry_quarantine(settings: Settings, config: PipelineConfig,
-                           ids: list[int] | None) -> dict[str, Any]:
+                           ids: list[int] | None, *, urls: UrlResolver = PLAIN_URLS) -> dict[str, Any]:
     """Entity operations go back to the outbox; records are mapped again: a polled source's by
     running it in full (every record, versions and raw hashes ignored), a stream's from the stored
     message. A record that now maps leaves quarantine; one that still fails stays, with its reason
     refreshed. Records of sources that are unknown or disabled, or whose run did not complete,
-    stay quarantined untouched.
+    stay quarantined untouched. Configured URLs are resolved through ``urls`` (see Runtime).
     """
     from adapter.runtime import Runtime
     from adapter.sync.report import ReportBuilder
@@ -33,7 +34,7 @@ async def retry_quarantine(settings: Settings, config: PipelineConfig,
     enabled = {s.name: s for s in config.sources if s.enabled}
     resolved: list[int] = []
     not_retried = sorted(s for s in sources if s not in enabled)
-    async with Runtime(settings, config) as runtime:
+    async with Runtime(settings, config, urls=urls) as runtime:
         assert runtime.pipeline is not None and runtime.state is not None
         quarantine = Quarantine(runtime.state)
         for source in sources:

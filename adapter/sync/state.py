@@ -252,6 +252,14 @@ class StateStore:
                 f"AND entity_id IN ({','.join('?' * len(chunk))})", (tenant, source, *chunk)))
         return found
 
+    def outbox_by_source(self) -> dict[str, int]:
+        """Source -> operations waiting in the outbox (every tenant)."""
+        return dict(self.conn.execute("SELECT source, COUNT(*) FROM outbox GROUP BY source").fetchall())
+
+    def quarantine_by_source(self) -> dict[str, int]:
+        """Source -> quarantined items (every tenant)."""
+        return dict(self.conn.execute("SELECT source, COUNT(*) FROM quarantine GROUP BY source").fetchall())
+
     def entities(self, tenant: str, source: str) -> list[EntityState]:
         """Every entity of a source."""
         rows = self.conn.execute("SELECT * FROM entity_state WHERE tenant=? AND source=? ORDER BY entity_id",
