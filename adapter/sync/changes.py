@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,11 +89,11 @@ class ChangeDetection:
         self.skipper.reset(pages=False)
         return True
 
-    def nothing_changed(self, fetch: Any, rejected: int, state_count: int) -> bool:
-        """Every page was one mapped before and the state holds nothing else: as if the source had
-        published an unmoved version (no plan, no writes; the version is kept)."""
+    def nothing_changed(self, fetch: Any, rejected: int, state_count: Callable[[], int]) -> bool:
+        """Every page was one mapped before and the state holds nothing else (``state_count()``
+        entities): as if the source had published an unmoved version (no plan, no writes)."""
         if self.skipper is None or fetch is None or rejected or \
-                not self.skipper.unchanged_everywhere(fetch, state_count):
+                not self.skipper.unchanged_everywhere(fetch, state_count()):
             return False
         if self.version is not None:
             self.index.set_version(self.marks.tenant, self.marks.source, self.marks.salt, self.version)

@@ -238,17 +238,15 @@ class Pipeline:
             return
         try:
             by_id, fetch = await self.map_source(run)
-            if changes.nothing_changed(fetch, report.records_rejected, self.state.count(self.tenant, run.name)):
-                self._not_modified(run.name, report)
-                report.not_modified = False  # the source was read
-                report.records_unchanged = changes.records_unchanged
-                return
-            complete = fetch is not None and fetch.complete and not self._hold_deletes(run.name, report)
-            self._count_mapped(by_id, report, complete)
-            plan, held = self._plan_and_apply(run, by_id, complete)
-            report.unchanged = changes.unchanged(plan)
+            if changes.nothing_changed(fetch, report.records_rejected, lambda: self.state.count(self.tenant, run.name)):
+                self._not_modified(run.name, report, fetched=True)
+            else:
+                complete = fetch is not None and fetch.complete and not self._hold_deletes(run.name, report)
+                self._count_mapped(by_id, report, complete)
+                plan, held = self._plan_and_apply(run, by_id, complete)
+                report.unchanged = changes.unchanged(plan)
+                changes.save(complete=complete, held=held)  # only now does the state reflect this run
             report.records_unchanged = changes.records_unchanged
-            changes.save(complete=complete, held=held)  # only now does the state reflect this run
         except BaseException:
             changes.cancel()
             raise
@@ -358,12 +356,12 @@ class Pipeline:
         logger.warning("%s: %s; entities not seen are kept this run", name, reason)
         return True
 
-    def _not_modified(self, name: str, report: ReportBuilder) -> None:
-        """The source says nothing changed: every entity it has is unchanged, and nothing is
-        written (the run itself is recorded as the source's last run)."""
+    def _not_modified(self, name: str, report: ReportBuilder, *, fetched: bool = False) -> None:
+        """The source says nothing changed (its version, or every page ``fetched``): every entity
+        it has is unchanged, and nothing is written (the run is recorded as the source's last)."""
         report.complete = True
         report.unchanged = self.state.count(self.tenant, name)
-        report.not_modified = True
+        report.not_modified = not fetched
 
     def _broker_was_reset(self) -> None:
         """The broker holds none of what the state says it confirmed (adapter.sync.hosting): every

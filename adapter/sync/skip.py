@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -114,7 +114,7 @@ class SkipIndex:
 
     def raw_pages(self, tenant: str, source: str, salt: str) -> dict[bytes, Page]:
         """Page key -> the raw hashes and entity ids of its records, under this salt."""
-        return {key: (hashes, ids) for key, hashes, ids in self.store.conn.execute(
+        return {key: Page(hashes, ids) for key, hashes, ids in self.store.conn.execute(
             "SELECT page_key, raw_hashes, entity_ids FROM raw_page WHERE tenant=? AND source=? AND salt=?",
             (tenant, source, salt))}
 
@@ -132,7 +132,7 @@ class SkipIndex:
             per_entity[entity_id] = per_entity.get(entity_id, 0) + 1
         single = {h: eid for h, eid in seen.items() if per_entity[eid] == 1}
         pages = {key: page for key, page in skipper.run_pages.items()
-                 if all(per_entity.get(eid) == 1 for eid in page[1].split("\n"))}
+                 if all(per_entity.get(eid) == 1 for eid in page.ids.split("\n"))}
         with self.store.transaction() as db:
             if not (complete and single == skipper.known):
                 if complete:
@@ -147,8 +147,13 @@ class SkipIndex:
                            [(tenant, source, key, salt, hashes, ids) for key, (hashes, ids) in pages.items()])
 
 
-Page = tuple[str, str]
-"""A remembered page: its records' raw hashes (hex, concatenated) and their entity ids (newline-separated)."""
+class Page(NamedTuple):
+    """A remembered page: its records' raw hashes and their entity ids."""
+
+    hashes: str  # hex, concatenated
+    ids: str  # newline-separated
+
+
 _HEX = 32  # characters of one raw hash
 
 
@@ -195,7 +200,7 @@ class RecordSkipper:
         self._close_page()
         page = self.pages.get(key)
         if page is not None:
-            ids = page[1].split("\n")
+            ids = page.ids.split("\n")
             if self._held is None:
                 self._held = self._load_held()
             if len(ids) == count and self._held.issuperset(ids):
@@ -238,7 +243,7 @@ class RecordSkipper:
     def _close_page(self) -> None:
         page = self._page
         if page is not None and len(page[2]) == len(page[3]) == page[1]:
-            self.run_pages[page[0]] = ("".join(page[2]), "\n".join(page[3]))
+            self.run_pages[page[0]] = Page("".join(page[2]), "\n".join(page[3]))
         self._page = None
 
     def all_seen(self) -> dict[str, str]:
