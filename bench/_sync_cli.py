@@ -36,8 +36,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.sync import (API, MAPPING, PAGE, ROOT, _cpu_s, _free_port, _peer_python, _wait_ready,
-                        layer_features)
+from bench.sync import API, MAPPING, PAGE, ROOT, _cpu_s, _free_port, _peer_python, _wait_ready, layer_features
 
 NGSILDCLIENT_BUILD = r'''
 import json, resource, sys, time
@@ -184,7 +183,7 @@ def _write_wgs84(n: int, path: Path) -> None:
     import datetime as dt
 
     with path.open("wb") as file:
-        for oid, lon, lat, attributes in layer_features(n):
+        for _, lon, lat, attributes in layer_features(n):
             updated = dt.datetime.fromtimestamp(attributes["UPDATED"] / 1000, dt.UTC)
             file.write(orjson.dumps({
                 "id": f"urn:ngsi-ld:PointOfInterest:gis-burgas:bench:{attributes['CODE']}",
