@@ -350,7 +350,8 @@ class Builder:
         elif self._fast:
             self._constants = {}
         self._required = frozenset(name for name, info in fields.items() if info.is_required())
-        self._defaults = {name: info.default for name, info in fields.items() if info.default_factory is None}
+        self._defaults = {name: info.default for name, info in fields.items()
+                          if info.default_factory is None and name not in self._required}
         self._factories = {name: info.default_factory for name, info in fields.items()
                            if info.default_factory is not None}
         self._copied = tuple(name for name, value in self._defaults.items()

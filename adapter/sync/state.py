@@ -95,7 +95,19 @@ def _attrs(text: str | None) -> frozenset[str]:
     return frozenset(orjson.loads(text)) if text else frozenset()
 
 
+# The entities of a source carry a handful of attribute sets, written twice per entity and run.
+_ATTRS_JSON: dict[frozenset[str], str] = {}
+_MAX_ATTRS_JSON = 1024
+
+
 def _attrs_json(attrs: Iterable[str]) -> str:
+    if type(attrs) is frozenset:
+        text = _ATTRS_JSON.get(attrs)
+        if text is None:
+            if len(_ATTRS_JSON) >= _MAX_ATTRS_JSON:
+                _ATTRS_JSON.clear()
+            text = _ATTRS_JSON[attrs] = orjson.dumps(sorted(attrs)).decode()
+        return text
     return orjson.dumps(sorted(attrs)).decode()
 
 
