@@ -231,6 +231,14 @@ def run(features: list[int], rounds: int) -> int:
         print(f"| {n:,} | {ours['wall']:.1f} | {ours['cpu']:.1f} | {ours['broker_cpu']:.1f} | {peer['wall']:.1f} "
               f"| {peer['cpu']:.1f} ({peer['build']:.1f}) | {peer['broker_cpu']:.1f} | "
               f"**{peer['wall'] / ours['wall']:.2f}x** |")
+    good = [(n, ours) for n, _, ours, peer in rows if "error" not in ours]
+    sizes = sorted({n for n, _ in good})
+    if len(sizes) >= 2:
+        # The adapter's CPU per feature without its start-up: the slope between the smallest and the
+        # largest layer (best run of each), i.e. fetch, reproject, map, validate, diff, outbox, encode.
+        small, large = (min(o["cpu"] for n, o in good if n == size) for size in (sizes[0], sizes[-1]))
+        print(f"\nadapter CPU per feature (slope {sizes[0]:,} -> {sizes[-1]:,}): "
+              f"{(large - small) / (sizes[-1] - sizes[0]) * 1e6:.0f} µs")
     return 0 if all("error" not in o and "error" not in p for _, _, o, p in rows) else 1
 
 
