@@ -416,6 +416,9 @@ _PREPARED_MAX = 10_000
 _prepared: dict[int, tuple[Any, SourceCRS, float, float]] = {}
 
 
+_NUMBER_TYPES = (float, int)
+
+
 def _point_xy(geometry: Any) -> tuple[float, float] | None:
     """(x, y) of an Esri point ``{x, y}`` or a GeoJSON Point holding two finite numbers, else None."""
     if type(geometry) is not dict:
@@ -431,13 +434,12 @@ def _point_xy(geometry: Any) -> tuple[float, float] | None:
         x, y = coords
     else:
         return None
-    tx, ty = type(x), type(y)
-    if not ((tx is float or tx is int) and (ty is float or ty is int)):
+    if not (type(x) in _NUMBER_TYPES and type(y) in _NUMBER_TYPES):  # (bool is not a number here)
         return None
-    x, y = float(x), float(y)
-    if x - x != 0.0 or y - y != 0.0:  # inf or nan
+    fx, fy = float(x), float(y)  # type: ignore[arg-type]
+    if fx - fx != 0.0 or fy - fy != 0.0:  # inf or nan
         return None
-    return x, y
+    return fx, fy
 
 
 def prepare_points(geometries: Sequence[Any], crs: SourceCRS) -> int:

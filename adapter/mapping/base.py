@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from math import nan
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pydantic
 from pydantic import ValidationError
@@ -320,7 +320,7 @@ def build(model: type[E], values: Mapping[str, Any], meta: Mapping[str, AttrMeta
         raise MappingError(validation_reason(exc)) from None
 
 
-class Builder:
+class Builder(Generic[E]):
     """:func:`build` for the records of one mapping, which share constant values.
 
     The constants are validated once, when the builder is made. Each record's own values (those
@@ -366,7 +366,7 @@ class Builder:
                 **{name: (fields[name].annotation, fields[name]) for name in sorted(names)})
             if len(self._models) < 64:  # (a layer's records set a handful of field combinations)
                 self._models[names] = partial
-        return partial  # type: ignore[no-any-return]
+        return partial
 
     def __call__(self, values: Mapping[str, Any]) -> E:
         """The entity of ``values`` (constants included, as the very objects given at creation)."""
