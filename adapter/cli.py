@@ -116,15 +116,16 @@ def report_table(reports: list[SyncReport], title: str = "Sync") -> Table:
     """One row per source."""
     table = Table(title=title)
     held = any(r.held_deletes for r in reports)  # the column only when the guard held something
-    for column in ("source", "records", "entities", "readings", "sent", "unchanged", "deleted",
+    for column in ("source", "records", "entities", "readings", "history", "sent", "unchanged", "deleted",
                    *(("held",) if held else ()), "rejected", "pending", "complete", "seconds",
                    "last error"):
         table.add_column(column, justify="left" if column in ("source", "last error") else "right")
     for r in reports:
-        table.add_row(r.source, str(r.records_in), str(r.mapped), str(r.readings), str(r.sent),
-                      str(r.unchanged), str(r.deleted),
+        # history: attribute instances the temporal API confirmed (adapter.sync.history)
+        table.add_row(r.source, str(r.records_in), str(r.mapped), str(r.readings), str(r.history_sent),
+                      str(r.sent), str(r.unchanged), str(r.deleted),
                       *((f"[yellow]{r.held_deletes}[/yellow]" if r.held_deletes else "0",) if held else ()),
-                      str(r.records_rejected + r.rejected), str(r.pending),
+                      str(r.records_rejected + r.rejected), str(r.pending + r.history_pending),
                       "yes" if r.complete else "[red]no[/red]", f"{r.duration:.2f}",
                       escape(redact(r.last_error or "")[:80]))
     return table

@@ -82,6 +82,9 @@ class _SourceBase(_Strict):
     # A snapshot source lists everything it has on each fetch: entities it no longer lists are
     # gone (deleted after a complete fetch, by setting). Streams and partial feeds are not.
     snapshot: bool = True
+    # Every reading of a time series (Smart Burgas series, MQTT messages) also goes to the broker's
+    # temporal API, once (adapter.sync.history). Off: only the current state is kept.
+    history: bool = True
     # A complete fetch that would delete more than this share of the source's entities (or all
     # of them) holds those deletions until the next complete fetch confirms them
     # (adapter.sync.deletes).

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Broker: None starts the embedded broker.
     broker_url: str | None = None
     tenant: str | None = None
+    # Where temporal reads go (GET /temporal/entities): FIWARE Mintaka in front of Orion-LD with
+    # TRoE (docs/orion-ld.md). None: the broker itself (the embedded broker answers them).
+    temporal_url: str | None = None
 
     # Auth: a static bearer token, or OAuth2 client credentials. *_file variants read the secret
     # from a file (Docker/Kubernetes secrets), trailing newline stripped.

@@ -6,6 +6,7 @@ directory on a free loopback port, and returns once `/ready` answers 200. Regene
 screenshot with
 
     .venv/bin/python -m tests.map_service docs/map.png
+    .venv/bin/python -m tests.map_service docs/map-chart.png   # a station's 24-hour chart
 """
 
 from __future__ import annotations
@@ -99,5 +100,26 @@ def screenshot(target: Path, width: int = 1280, height: int = 860) -> None:
         target.write_bytes(page.screenshot())
 
 
+def chart_screenshot(target: Path, kind: str = "AirQualityObserved", width: int = 1280, height: int = 860) -> None:
+    """Save a PNG of the map with the popup and 24-hour chart of the first sensor of `kind`."""
+    from tests.chromium import Chromium
+
+    with demo_map_service() as service, Chromium() as browser:
+        page = browser.new_page(width, height)
+        page.goto(service.url + "/map")
+        page.wait_for("document.body && document.body.dataset.state !== 'loading' && document.body.dataset.state")
+        point = page.evaluate(
+            f"(() => {{ const f = document.querySelector('.layer[data-type=\"{kind}\"] circle');"
+            " const b = f.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; })()")
+        page.click(*point)
+        page.wait_for("(c => c && c.dataset.state === 'ready')(document.querySelector('#popup .chart'))", timeout=30)
+        target.write_bytes(page.screenshot())
+
+
 if __name__ == "__main__":
-    screenshot(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/map.png"))
+    # python -m tests.map_service docs/map.png | docs/map-chart.png [type]
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/map.png")
+    if out.name == "map-chart.png":
+        chart_screenshot(out, *sys.argv[2:3])
+    else:
+        screenshot(out)

@@ -19,7 +19,8 @@ from adapter.cli import app
 from adapter.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"mongo", "orion", "mosquitto", "adapter"}
+SERVICES = {"mongo", "timescale", "orion", "mintaka", "mosquitto", "adapter"}
+MINTAKA_PORT = 8080  # Mintaka's (Micronaut's) default, set explicitly in the compose file
 ORION_PORT = 1026  # Orion-LD's fixed default, which the image listens on
 
 
@@ -86,13 +87,18 @@ def test_services_images_are_pinned(compose: dict[str, Any]) -> None:
 def test_every_service_has_a_healthcheck_and_dependencies_wait_for_it(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name, service in services.items():
+        if name == "mintaka":  # a jib image without a shell or curl: nothing to run a check with
+            assert "healthcheck" not in service and service.get("restart") == "unless-stopped"
+            assert not any("mintaka" in s.get("depends_on", {}) for s in services.values())
+            continue
         check = service.get("healthcheck")
         assert check and check["test"][0] == "CMD" and len(check["test"]) > 1, name
         assert service.get("restart") == "unless-stopped", name
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in services and condition == {"condition": "service_healthy"}
     assert set(services["adapter"]["depends_on"]) == {"orion", "mosquitto"}
-    assert set(services["orion"]["depends_on"]) == {"mongo"}
+    assert set(services["orion"]["depends_on"]) == {"mongo", "timescale"}
+    assert set(services["mintaka"]["depends_on"]) == {"timescale", "orion"}
 
 
 def test_ports(compose: dict[str, Any]) -> None:
@@ -101,6 +107,8 @@ def test_ports(compose: dict[str, Any]) -> None:
     assert port_pairs(services["mosquitto"]) == {(1883, 1883)}
     assert port_pairs(services["adapter"]) == {(service_port(), service_port())}
     assert "ports" not in services["mongo"]  # only Orion-LD talks to MongoDB
+    assert "ports" not in services["timescale"]  # only Orion-LD and Mintaka talk to TimescaleDB
+    assert {container for _, container in port_pairs(services["mintaka"])} == {MINTAKA_PORT}
     health = " ".join(services["adapter"]["healthcheck"]["test"])
     assert f"http://127.0.0.1:{service_port()}/health" in health
     assert f"http://localhost:{ORION_PORT}/version" in " ".join(services["orion"]["healthcheck"]["test"])
@@ -144,6 +152,25 @@ def test_adapter_environment_is_settings(compose: dict[str, Any], monkeypatch: p
     # does not depend on the adapter service (adapter:8080) for them.
     assert "BURGAS_CONTEXT_BASE_URL" not in env
     assert "adapter" not in (urlsplit(settings.context_base_url).hostname or "")
+
+
+def test_orion_records_history_in_timescale_and_mintaka_reads_it(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    command = services["orion"]["command"]
+    assert "-troe" in command and command[command.index("-troeHost") + 1] == "timescale"
+    user = command[command.index("-troeUser") + 1]
+    timescale = services["timescale"]["environment"]
+    mintaka = services["mintaka"]["environment"]
+    assert user == timescale["POSTGRES_USER"] == mintaka["DATASOURCES_DEFAULT_USERNAME"]
+    # One password, from the environment, for the database, Orion-LD and Mintaka; never on a command line.
+    passwords = {timescale["POSTGRES_PASSWORD"], services["orion"]["environment"]["ORIONLD_TROE_PWD"],
+                 mintaka["DATASOURCES_DEFAULT_PASSWORD"]}
+    assert len(passwords) == 1 and passwords.pop().startswith("${TROE_PASSWORD")
+    assert not any("-troePwd" in part for part in command)
+    assert mintaka["DATASOURCES_DEFAULT_HOST"] == "timescale" and mintaka["DATASOURCES_DEFAULT_DATABASE"] == "orion"
+    assert str(mintaka["MICRONAUT_SERVER_PORT"]) == str(MINTAKA_PORT)
+    temporal = urlsplit(adapter_env(compose)["BURGAS_TEMPORAL_URL"])
+    assert (temporal.scheme, temporal.hostname, temporal.port) == ("http", "mintaka", MINTAKA_PORT)
 
 
 def test_orion_is_multi_tenant(compose: dict[str, Any]) -> None:

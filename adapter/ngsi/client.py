@@ -448,6 +448,13 @@ class BrokerClient:
             headers["Link"] = link_header(link)
         return headers
 
+    async def request(self, method: str, path: str, *, content: bytes | None = None,
+                      headers: Mapping[str, str] | None = None,
+                      params: Mapping[str, str] | None = None) -> httpx.Response:
+        """One request to `path` under /ngsi-ld/v1 with this client's tenant, auth and retries
+        (for APIs the client has no method for, e.g. adapter.ngsi.temporal)."""
+        return await self._request(method, path, content=content, headers=headers, params=params)
+
     async def _request(self, method: str, path: str, *, content: bytes | None = None,
                        headers: Mapping[str, str] | None = None,
                        params: Mapping[str, str] | None = None) -> httpx.Response:

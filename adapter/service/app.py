@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None, config: PipelineConfig | None =
                   lifespan=lifespan)
     app.state.service = service
     for router in (health.router, status.router, metrics_router, contexts.router, admin.router,
-                   map_router(service.broker_client)):
+                   map_router(service.broker_client, temporal_url=service.settings.temporal_url)):
         app.include_router(router)
     for item in routers:
         app.include_router(item if isinstance(item, APIRouter) else item(service))

@@ -6,6 +6,10 @@ The page reads the NGSI-LD API itself, through a same-origin, read-only, bounded
 
     GET /map/ngsi-ld/v1/types      -> broker GET /ngsi-ld/v1/types
     GET /map/ngsi-ld/v1/entities   -> broker GET /ngsi-ld/v1/entities (whitelisted parameters)
+    GET /map/ngsi-ld/v1/temporal/entities/{id}
+                                   -> GET /ngsi-ld/v1/temporal/entities/{id} of the broker, or of
+                                      `temporal_url` (Mintaka in front of Orion-LD): one entity's
+                                      history over at most MAX_TEMPORAL_WINDOW (the sensor charts)
 
 so it needs no CORS on the broker, and the broker's credentials and tenant stay on the server.
 The proxy borrows the base URL, tenant and auth of the service's `BrokerClient`.
@@ -17,7 +21,9 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from importlib.resources import files
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -35,12 +41,17 @@ STATIC = files("adapter.service") / "static" / "map"
 # that could cost the broker more than a page of one type).
 ENTITY_PARAMS = frozenset({"type", "attrs", "q", "limit", "offset", "count", "options", "lang"})
 TYPE_PARAMS = frozenset({"details"})
+TEMPORAL_PARAMS = frozenset({"timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "attrs", "options"})
+MAX_TEMPORAL_WINDOW = timedelta(days=8)
+MAX_LAST_N = 1000
+_ENTITY_ID = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]{1,500}$")
 MAX_LIMIT = 1000  # Orion-LD's and the embedded broker's largest page
 MAX_OFFSET = 100_000
 MAX_PARAM_CHARS = 2048
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # Broker answers passed back verbatim; anything else is reported as 502.
-PASSED_STATUSES = frozenset({200, 400, 404})
+PASSED_STATUSES = frozenset({200, 206, 400, 404})
+PASSED_HEADERS = ("NGSILD-Results-Count", "Content-Range")
 _ASSET = re.compile(r"^[a-z0-9_-]{1,64}\.(js|css|svg)$")
 _MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8",
           "svg": "image/svg+xml"}
@@ -78,8 +89,9 @@ class BrokerProxy:
         self._http = http
         self.max_response_bytes = max_response_bytes
 
-    async def get(self, path: str, params: Mapping[str, str]) -> Response:
-        """Forward one GET; the answer is the broker's (status, JSON body, result count) or a 502."""
+    async def get(self, path: str, params: Mapping[str, str], *, base_url: str | None = None) -> Response:
+        """Forward one GET (to `base_url` instead of the broker's, when given); the answer is the
+        broker's (status, JSON body, result count, content range) or a 502."""
         broker = self._broker()
         headers = {"Accept": "application/json"}
         if broker.tenant:
@@ -87,8 +99,8 @@ class BrokerProxy:
         try:
             if broker.auth is not None:
                 headers.update(await broker.auth.headers(self._http))
-            request = self._http.build_request("GET", broker.base_url + API + path, params=params,
-                                               headers=headers)
+            request = self._http.build_request("GET", (base_url or broker.base_url).rstrip("/") + API + path,
+                                               params=params, headers=headers)
             response = await self._http.send(request, stream=True)
             try:
                 body = await self._read_bounded(response)
@@ -105,8 +117,7 @@ class BrokerProxy:
         if response.status_code not in PASSED_STATUSES:
             logger.warning("map proxy: broker answered %d to GET %s", response.status_code, path)
             return _problem(502, "Broker error", f"the broker answered {response.status_code}")
-        passed = {"NGSILD-Results-Count": response.headers["NGSILD-Results-Count"]} \
-            if "NGSILD-Results-Count" in response.headers else {}
+        passed = {name: response.headers[name] for name in PASSED_HEADERS if name in response.headers}
         media = response.headers.get("content-type", "application/json").split(";")[0]
         return Response(body, status_code=response.status_code, headers=passed,
                         media_type=media if media.endswith("json") else "application/json")
@@ -136,8 +147,25 @@ def _asset(name: str) -> Response:
                     headers={"Cache-Control": "no-cache"})
 
 
+def _temporal_problem(params: Mapping[str, str]) -> Response | None:
+    """A 400 answer when a temporal query is not one bounded window of one entity's history."""
+    if params.get("lastN") is not None and not (params["lastN"].isdigit() and 0 < int(params["lastN"]) <= MAX_LAST_N):
+        return _problem(400, "Bad lastN", f"lastN must be an integer from 1 to {MAX_LAST_N}")
+    if params.get("options") not in (None, "temporalValues"):
+        return _problem(400, "Bad options", "the map proxy passes options=temporalValues only")
+    if params.get("timerel") != "between":
+        return _problem(400, "Window required", "the map proxy reads timerel=between windows")
+    try:
+        start, end = (datetime.fromisoformat(params.get(name, "")) for name in ("timeAt", "endTimeAt"))
+    except ValueError:
+        return _problem(400, "Bad window", "timeAt and endTimeAt must be ISO 8601 times")
+    if start.tzinfo is None or end.tzinfo is None or not timedelta(0) < end - start <= MAX_TEMPORAL_WINDOW:
+        return _problem(400, "Bad window", f"a window is from 0 to {MAX_TEMPORAL_WINDOW.days} days, with time zones")
+    return None
+
+
 def map_router(broker: Callable[[], BrokerClient], *, http: httpx.AsyncClient | None = None,
-               max_response_bytes: int = MAX_RESPONSE_BYTES) -> APIRouter:
+               max_response_bytes: int = MAX_RESPONSE_BYTES, temporal_url: str | None = None) -> APIRouter:
     """The map page and its proxy; `broker` returns the service's client once the lifespan started.
 
     Without `http`, the router opens its own client in its lifespan (FastAPI merges the lifespan of
@@ -188,5 +216,19 @@ def map_router(broker: Callable[[], BrokerClient], *, http: httpx.AsyncClient | 
         if not params.get("type"):
             return _problem(400, "Type required", "the map proxy reads one entity type at a time")
         return await proxy().get("/entities", params)
+
+    @router.get("/map" + API + "/temporal/entities/{entity_id:path}",
+                summary="One entity's history over a bounded window (read-only proxy)")
+    async def temporal(request: Request, entity_id: str) -> Response:
+        params = _checked_params(request.query_params, TEMPORAL_PARAMS)
+        if isinstance(params, Response):
+            return params
+        if not _ENTITY_ID.match(entity_id):
+            return _problem(400, "Bad entity id", "an entity id is a URI (no spaces, quotes or brackets)")
+        refused = _temporal_problem(params)
+        if refused is not None:
+            return refused
+        return await proxy().get("/temporal/entities/" + quote(entity_id, safe=""), params,
+                                 base_url=temporal_url)
 
     return router

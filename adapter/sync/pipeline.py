@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -23,9 +23,11 @@ from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import BrokerClient
 from adapter.ngsi.context import DEFAULT_CONTEXT_BASE_URL, ContextMode, context_for
 from adapter.ngsi.serialize import Form, to_dict
+from adapter.ngsi.temporal import TemporalWriter
 from adapter.sources.base import RawRecord, Source, VersionedSource
 from adapter.sync import deletes
 from adapter.sync.early import EARLY_DELIVERY_THRESHOLD, EarlyDelivery
+from adapter.sync.history import HistoryOutbox, Series
 from adapter.sync.hosting import HostedContexts
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
@@ -41,12 +43,6 @@ _SHOWN_REJECTIONS = 20
 # A complete fetch rejecting more than this share of its records deletes nothing (see _hold_deletes).
 MAX_REJECTED_SHARE = 0.5
 MIN_RECORDS_FOR_REJECTION_GUARD = 1
-
-
-class HistorySink(Protocol):
-    """Where every reading of a time series goes (a temporal store); optional."""
-
-    def write(self, source: str, readings: tuple[Entity, ...]) -> None: ...
 
 
 Progress = Callable[[dict[str, "Mapped"], list[str]], Awaitable[None]]
@@ -123,7 +119,7 @@ class Pipeline:
     def __init__(self, state: StateStore, client: BrokerClient | None, *, tenant: str | None = None,
                  context_mode: ContextMode = ContextMode.GENERATED,
                  context_base_url: str = DEFAULT_CONTEXT_BASE_URL, delete_missing: bool = True,
-                 upsert_mode: str = "update", history: HistorySink | None = None,
+                 upsert_mode: str = "update", temporal_url: str | None = None,
                  early_delivery: int = EARLY_DELIVERY_THRESHOLD,
                  hosting: HostedContexts | None = None) -> None:
         self.state = state
@@ -138,7 +134,10 @@ class Pipeline:
         self.context_base_url = context_base_url
         self.delete_missing = delete_missing
         self.upsert_mode = upsert_mode
-        self.history = history
+        self.history = HistoryOutbox(state)  # every reading, for the broker's temporal API
+        self.history.contexts = hosting
+        self.temporal_url = temporal_url  # where temporal reads go (Mintaka); None: the broker
+        self._temporal: TemporalWriter | None = None
         self.early_delivery = early_delivery  # entities mapped before a long fetch starts delivering
         self._contexts: dict[type[Entity], Any] = {}
 
@@ -148,10 +147,7 @@ class Pipeline:
         Encoded here, once: a value JSON cannot carry (e.g. an integer beyond 64 bits in a
         free-form compound value) is a MappingError for this entity, not a failed batch later.
         """
-        model = type(entity)
-        context = self._contexts.get(model)
-        if context is None:
-            context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
+        context = self.context_of(entity)
         document = to_dict(entity, Form.NORMALIZED)
         try:
             body = orjson.dumps(document)
@@ -159,6 +155,21 @@ class Pipeline:
             raise MappingError(f"entity cannot be encoded as JSON: {exc}", entity_id=entity.id) from None
         return OutgoingEntity(entity.id, entity.entity_type, body, context,
                               frozenset(document).difference(("id", "type", "@context")))
+
+    def context_of(self, entity: Entity) -> Any:
+        """The @context an entity is sent with (one per model, built once)."""
+        model = type(entity)
+        context = self._contexts.get(model)
+        if context is None:
+            context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
+        return context
+
+    def enqueue_history(self, name: str, series: list[Series], report: SyncReport | None = None) -> int:
+        """Enqueue the readings of these series for the temporal API; returns the instances enqueued."""
+        plan = self.history.enqueue(self.tenant, name, series)
+        if report is not None:
+            report.history += plan.instances
+        return plan.instances
 
     def encodable(self, by_id: dict[str, Mapped], report: SyncReport) -> list[OutgoingEntity]:
         """The entities as sent; one that cannot be encoded is quarantined as its record."""
@@ -232,13 +243,15 @@ class Pipeline:
                        snapshot: bool = True, static: bool = False, salt: str = "",
                        full: bool = False, fetch_deadline: float | None = None,
                        max_delete_share: float = deletes.DEFAULT_MAX_DELETE_SHARE,
-                       allow_deletes: bool = False) -> SyncReport:
+                       allow_deletes: bool = False, history: bool = True) -> SyncReport:
         """One sync of one source: everything it maps reaches the outbox, then the broker.
 
         ``static`` sources (GIS layers, GTFS) skip records mapped before (adapter.sync.skip);
         a versioned source whose version has not moved is not fetched at all; ``full`` maps
         everything again. ``fetch_deadline`` bounds the fetch (seconds); deletions beyond
         ``max_delete_share`` of the source are held unless ``allow_deletes`` (adapter.sync.deletes).
+        With ``history``, every reading of a series also goes to the broker's temporal API
+        (adapter.sync.history).
         """
         guard = deletes.DeleteGuard(max_delete_share, allow_deletes)
         started = time.monotonic()
@@ -259,7 +272,7 @@ class Pipeline:
                     skipper = RecordSkipper.empty() if full else skips.skipper(self.tenant, name, salt)
                 await self._run(name, source, mapper, report, run_id, snapshot=snapshot,
                                 skipper=skipper, salt=salt, version=version, skips=skips,
-                                deadline=fetch_deadline, guard=guard)
+                                deadline=fetch_deadline, guard=guard, history=history)
             await self.deliver(report, source=name)
         finally:
             report.duration = time.monotonic() - started
@@ -305,12 +318,12 @@ class Pipeline:
     async def _run(self, name: str, source: Source, mapper: RecordMapper, report: SyncReport,
                    run_id: str, *, snapshot: bool, skipper: RecordSkipper | None, salt: str,
                    version: str | None, skips: SkipIndex, deadline: float | None = None,
-                   guard: deletes.DeleteGuard | None = None) -> None:
+                   guard: deletes.DeleteGuard | None = None, history: bool = True) -> None:
         early = EarlyDelivery(self, name, report, run_id, threshold=self.early_delivery)
         try:
             await self._run_with(early, name, source, mapper, report, run_id, snapshot=snapshot,
                                  skipper=skipper, salt=salt, version=version, skips=skips,
-                                 deadline=deadline, guard=guard or deletes.DeleteGuard())
+                                 deadline=deadline, guard=guard or deletes.DeleteGuard(), history=history)
         except BaseException:
             early.cancel()
             raise
@@ -319,7 +332,7 @@ class Pipeline:
     async def _run_with(self, early: EarlyDelivery, name: str, source: Source, mapper: RecordMapper,
                         report: SyncReport, run_id: str, *, snapshot: bool, skipper: RecordSkipper | None,
                         salt: str, version: str | None, skips: SkipIndex, deadline: float | None,
-                        guard: deletes.DeleteGuard) -> None:
+                        guard: deletes.DeleteGuard, history: bool) -> None:
         by_id, fetch = await self.map_source(source, mapper, report, skipper, early, deadline)
         if skipper is not None and fetch is not None and not report.records_rejected and \
                 skipper.unchanged_everywhere(fetch, self.state.count(self.tenant, name)):
@@ -338,9 +351,11 @@ class Pipeline:
             entity_type = mapped.entity.entity_type
             report.entities_by_type[entity_type] = report.entities_by_type.get(entity_type, 0) + 1
             report.readings += len(mapped.history)
-            if self.history is not None and mapped.history:
-                self.history.write(name, mapped.history)
         enqueued = early.unchanged_since(by_id)  # planned while the fetch went on
+        # A series answering an older window keeps the newer present the broker has.
+        behind = self.history.behind(self.tenant, name, (m.entity for m in by_id.values() if m.history)) \
+            if history else set()
+        enqueued |= behind
         done = enqueued | early.failed_since(by_id)
         outgoing = self.encodable({i: m for i, m in by_id.items() if i not in done}, report)
         present = [*skipper.skipped, *skipper.page_ids] if skipper is not None else []
@@ -356,6 +371,9 @@ class Pipeline:
         self.state.apply(plan)
         if complete and delete_missing:
             guard.remember(self.state, self.tenant, name)
+        if history:  # after the current states: their readings reach the store through the upserts
+            self.enqueue_history(name, [Series(m.entity, m.history, self.context_of(m.entity))
+                                        for m in by_id.values() if m.history], report)
         report.unchanged = len(set(plan.unchanged) - early.upserted)
         report.records_unchanged = (sum(map(len, skipper.skipped.values())) + skipper.page_records
                                   if skipper is not None else 0)
@@ -375,6 +393,7 @@ class Pipeline:
         """Deliver what waits in the outbox for this tenant (and source) into the report."""
         if self.client is None:
             report.pending = self.outbox.pending(tenant=self.tenant, source=source)
+            report.history_pending = self.history.pending(tenant=self.tenant, source=source)
             return
         try:
             delivery = await self.outbox.deliver(self.client, tenant=self.tenant, source=source)
@@ -394,4 +413,25 @@ class Pipeline:
             report.rejections.append(str(error))
         if delivery.last_error and report.last_error is None and delivery.remaining:
             report.last_error = delivery.last_error
+        await self._deliver_history(report, source)
 
+    async def _deliver_history(self, report: SyncReport, source: str | None) -> None:
+        """Deliver the pending readings (after the current states, which create the entities)."""
+        if not self.history.pending(tenant=self.tenant, source=source):
+            return
+        assert self.client is not None
+        if self._temporal is None:
+            self._temporal = TemporalWriter(self.client, read_url=self.temporal_url)
+        try:
+            delivery = await self.history.deliver(self._temporal, tenant=self.tenant, source=source)
+        except FatalError as exc:
+            report.last_error = report.last_error or str(exc)
+            report.history_pending = self.history.pending(tenant=self.tenant, source=source)
+            return
+        report.history_sent += delivery.instances
+        report.rejected += delivery.rejected
+        report.history_pending = delivery.remaining
+        for error in delivery.errors[: max(0, _SHOWN_REJECTIONS - len(report.rejections))]:
+            report.rejections.append(f"history: {error}")
+        if delivery.last_error and report.last_error is None and delivery.remaining:
+            report.last_error = delivery.last_error

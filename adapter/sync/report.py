@@ -21,6 +21,9 @@ class SyncReport:
     records_in: int = 0
     mapped: int = 0  # entities the mapper produced (after merging equal ids)
     readings: int = 0  # time-series readings that reached the pipeline (history snapshots)
+    history: int = 0  # attribute instances of those readings enqueued for the temporal API
+    history_sent: int = 0  # attribute instances the broker's temporal API confirmed
+    history_pending: int = 0  # instance operations still in the history outbox
     records_rejected: int = 0  # records the mapper rejected (quarantined)
     mapper_failures: int = 0  # of those, records on which the mapper itself failed (a bug)
     unchanged: int = 0
@@ -42,7 +45,7 @@ class SyncReport:
     @property
     def ok(self) -> bool:
         """The source was fetched completely and nothing waits in the outbox."""
-        return self.complete and self.pending == 0 and self.last_error is None
+        return self.complete and self.pending == 0 and self.history_pending == 0 and self.last_error is None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (for /status, `--json` and the state file), credentials redacted."""

@@ -9,6 +9,7 @@ import orjson
 from adapter.redaction import redact
 from adapter.settings import Settings
 from adapter.sync.deletes import held_counts
+from adapter.sync.history import HistoryOutbox
 from adapter.sync.report import SyncReport
 from adapter.sync.state import StateStore
 
@@ -38,8 +39,8 @@ def last_runs(store: StateStore) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def read_status(settings: Settings) -> dict[str, Any]:
-    """Per (tenant, source): entities held, pending outbox operations, quarantined items, deletions
-    held by the mass-deletion guard, last run."""
+    """Per (tenant, source): entities held, pending outbox operations (and history operations),
+    quarantined items, deletions held by the mass-deletion guard, last run."""
     store = StateStore(settings.state_file)
     try:
         conn = store.conn
@@ -54,6 +55,8 @@ def read_status(settings: Settings) -> dict[str, Any]:
             row(t, s)["entities"] = n
         for t, s, n in conn.execute("SELECT tenant, source, COUNT(*) FROM outbox GROUP BY tenant, source"):
             row(t, s)["pending"] = n
+        for t, s, n in HistoryOutbox(store).pending_by_source():  # readings for the temporal API
+            row(t, s)["history_pending"] = n
         for t, s, n in conn.execute("SELECT tenant, source, COUNT(*) FROM quarantine GROUP BY tenant, source"):
             row(t, s)["quarantined"] = n
         for (t, s), n in held_counts(store).items():

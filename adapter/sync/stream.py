@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from adapter.errors import FatalError, MappingError
 from adapter.mapping.base import Mapped, Rejected, merge
 from adapter.sources.base import RawRecord
+from adapter.sync.history import Series
 from adapter.sync.pipeline import Pipeline, RecordMapper
 from adapter.sync.quarantine import QuarantineEntry
 from adapter.sync.report import SyncReport
@@ -55,12 +56,16 @@ def _not_ahead(result: Mapped | Rejected, record: RawRecord, received: float) ->
     return result
 
 
-def _fold(by_id: dict[str, Mapped], origins: dict[str, list[Any]], result: Mapped, origin: Any) -> None:
-    """Coalesce a reading into the batch (newest state wins) and note where it came from."""
+def _fold(by_id: dict[str, Mapped], origins: dict[str, list[Any]], result: Mapped, origin: Any,
+          readings: dict[str, list[Any]] | None = None) -> None:
+    """Coalesce a reading into the batch (newest state wins) and note where it came from (and,
+    with ``readings``, every reading: each message is one, and the history keeps them all)."""
     key = result.entity.id
     earlier = by_id.get(key)
     by_id[key] = result if earlier is None else merge(earlier, result)
     origins.setdefault(key, []).append(origin)
+    if readings is not None:
+        readings.setdefault(key, []).extend((*result.history, result.entity))
 
 
 class StreamMessage(Protocol):
@@ -96,6 +101,7 @@ class StreamBatch:
     entities: int = 0  # entities after coalescing
     coalesced: int = 0  # readings folded into a newer one of the same entity
     enqueued: int = 0  # entities that changed and went to the outbox
+    history: int = 0  # attribute instances enqueued for the temporal API (readings not coalesced away)
     stale: int = 0  # entities whose reading was older than one already enqueued
     quarantined: int = 0
     latency: float = 0.0  # first message received -> batch acknowledged (s)
@@ -110,6 +116,7 @@ class StreamStatus:
     messages: int = 0
     coalesced: int = 0
     enqueued: int = 0
+    history: int = 0  # attribute instances enqueued for the temporal API
     stale: int = 0
     quarantined: int = 0
     sent: int = 0
@@ -131,8 +138,10 @@ class StreamRunner:
     def __init__(self, source: StreamSource, mapper: RecordMapper, pipeline: Pipeline, *,
                  batch_max_messages: int = 500, batch_max_ms: int = 100,
                  on_batch: Callable[[StreamBatch], None] | None = None,
-                 on_delivery: Callable[[SyncReport], None] | None = None, deliver: bool = True) -> None:
+                 on_delivery: Callable[[SyncReport], None] | None = None, deliver: bool = True,
+                 history: bool = True) -> None:
         self.source = source
+        self.history = history  # every reading also goes to the broker's temporal API
         self.deliver = deliver  # False in a worker process: its parent delivers the outbox
         self.name = source.name
         self.mapper = mapper
@@ -154,13 +163,14 @@ class StreamRunner:
         by_id: dict[str, Mapped] = {}
         sources: dict[str, list[Any]] = {}  # entity id -> its messages
         rejected: list[tuple[Any, Rejected]] = []
+        readings: dict[str, list[Any]] | None = {} if self.history else None
         for message in messages:
             record = self.source.record(message)
             result = _not_ahead(self.mapper(record), record, message.received_at)
             if isinstance(result, Rejected):
                 rejected.append((message, result))
                 continue
-            _fold(by_id, sources, result, message)
+            _fold(by_id, sources, result, message, readings)
         batch.coalesced = len(messages) - len(rejected) - len(by_id)
         plan, unencodable = self._enqueue(by_id)
         for key, error in unencodable.items():  # e.g. a value JSON cannot carry: this entity only
@@ -169,6 +179,11 @@ class StreamRunner:
         batch.entities = len(by_id) - len(unencodable)
         batch.enqueued = len(plan.upserts)
         batch.stale = len(plan.stale)
+        if readings:
+            pipeline = self.pipeline
+            batch.history = pipeline.enqueue_history(self.name, [
+                Series(by_id[key].entity, found, pipeline.context_of(by_id[key].entity))
+                for key, found in readings.items() if key not in unencodable])
         if rejected:
             self._quarantine(rejected)
             batch.quarantined = len(rejected)
@@ -177,7 +192,7 @@ class StreamRunner:
         if messages:
             batch.latency = time.monotonic() - min(m.received_monotonic for m in messages)
         self._count(batch)
-        if batch.enqueued:
+        if batch.enqueued or batch.history:
             self._work.set()
         return batch
 
@@ -248,6 +263,7 @@ class StreamRunner:
         status.messages += batch.messages
         status.coalesced += batch.coalesced
         status.enqueued += batch.enqueued
+        status.history += batch.history
         status.stale += batch.stale
         status.quarantined += batch.quarantined
         status.last_batch_at = time.time()
@@ -324,11 +340,12 @@ class StreamRunner:
                 report.pending = max(self._pending(), 1)  # (the backoff below needs it non-zero)
             report.duration = time.monotonic() - started
             self._delivered(report)
-            if report.pending and not (report.sent or report.rejected):
+            waiting = report.pending + report.history_pending
+            if waiting and not (report.sent or report.rejected or report.history_sent):
                 backoff = min(max(backoff * 2, 0.5), MAX_DELIVERY_BACKOFF)  # the broker is down
                 await asyncio.sleep(backoff)
                 self._work.set()
-            elif report.pending:
+            elif waiting:
                 self._work.set()  # more than one delivery window waits
             else:
                 backoff = 0.0

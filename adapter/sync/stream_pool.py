@@ -116,7 +116,8 @@ async def _work(spec: WorkerSpec, events: Any, stop: Any) -> bool:
 
     runner = StreamRunner(source, mapper_for(config.name, config.topics), pipeline,
                           batch_max_messages=config.batch_max_messages, batch_max_ms=config.batch_max_ms,
-                          on_batch=lambda batch: report("batch", asdict(batch)), deliver=False)
+                          on_batch=lambda batch: report("batch", asdict(batch)), deliver=False,
+                          history=config.history)
     parent = mp.parent_process()
     await runner.start()
     retired = False
@@ -224,7 +225,7 @@ class StreamPool(StreamRunner):
         template = MQTTSource.from_config(config, settings, worker=0)  # worker 0 has the stream's id
         super().__init__(PooledSource(template, config.workers), mapper_for(config.name, config.topics),
                          pipeline, batch_max_messages=config.batch_max_messages,
-                         batch_max_ms=config.batch_max_ms, **kwargs)
+                         batch_max_ms=config.batch_max_ms, history=config.history, **kwargs)
         self.config = config
         self.settings = settings
         self.pooled: PooledSource = self.source  # type: ignore[assignment]
@@ -372,7 +373,7 @@ def build_stream(config: MQTTSourceConfig, settings: Settings, pipeline: Pipelin
         return StreamPool(config, settings, pipeline, **kwargs)
     return StreamRunner(MQTTSource.from_config(config, settings), mapper_for(config.name, config.topics),
                         pipeline, batch_max_messages=config.batch_max_messages,
-                        batch_max_ms=config.batch_max_ms, **kwargs)
+                        batch_max_ms=config.batch_max_ms, history=config.history, **kwargs)
 
 
 def retired_sessions(config: MQTTSourceConfig, state: Any) -> list[int]:

@@ -3,6 +3,7 @@
 //   GET map/ngsi-ld/v1/types, GET map/ngsi-ld/v1/entities?type=...&limit=...&offset=...
 // For tests and tools the DOM says what is drawn: body[data-state] (loading|ready|error),
 // body[data-features], and per type g.layer[data-type][data-count] and li[data-type][data-count].
+// A sensor's popup (an entity with observed values) also charts its last 24 h (chart.js).
 (() => {
   "use strict";
 
@@ -387,15 +388,28 @@
       time.textContent = a && a.observedAt && a.observedAt !== when ? a.observedAt : "";
     }
     popupBody.replaceChildren(heading, meta, observed, table);
+    const sensor = when && Object.values(entity).some((a) => a && typeof a === "object" && !Array.isArray(a)
+                                                          && a.observedAt);
+    popup.classList.toggle("with-chart", Boolean(sensor));
     popup.hidden = false;
-    // Beside the feature, on the side of the window with more room.
+    popup.dataset.id = entity.id;
+    place(clientX, clientY);
+    if (sensor && window.BurgasChart) {
+      const chart = document.createElement("div");
+      popupBody.append(chart);
+      window.BurgasChart.show(chart, API, entity.id, Date.parse(when), (code) => UNITS[code] || code)
+        .then(() => { if (selected === feature) place(clientX, clientY); });
+    }
+  }
+
+  // Beside the feature, on the side of the window with more room.
+  function place(clientX, clientY) {
     const stage = svg.getBoundingClientRect();
     const x = clientX - stage.left, y = clientY - stage.top;
     const left = x > stage.width / 2 ? x - popup.offsetWidth - 14 : x + 14;
     const top = y > stage.height / 2 ? y - popup.offsetHeight + 14 : y - 14;
     popup.style.left = `${Math.max(8, Math.min(left, stage.width - popup.offsetWidth - 8))}px`;
     popup.style.top = `${Math.max(8, Math.min(top, stage.height - popup.offsetHeight - 8))}px`;
-    popup.dataset.id = entity.id;
   }
 
   function closePopup() {
@@ -424,7 +438,9 @@
     drag = { x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false };
   });
   window.addEventListener("pointermove", (e) => {
-    if (!drag) return;
+    // Only while the button is down: a release the page never saw must not leave the map
+    // following the pointer.
+    if (!drag || !(e.buttons & 1)) return;
     const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
     if (!drag.moved && Math.hypot(dx, dy) < 4) return;
     drag.moved = true;
