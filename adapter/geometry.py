@@ -90,7 +90,7 @@ class SourceCRS:
     @property
     def swaps_input(self) -> bool:
         """True when coordinates arrive northing/latitude first and must be swapped to x, y."""
-        return self.axis_order == "authority" and _crs(self.epsg).axis_info[0].direction in {"north", "south"}
+        return self.axis_order == "authority" and _northing_first(self.epsg)
 
     def __str__(self) -> str:
         return self.name
@@ -173,6 +173,12 @@ def _short(value: Any) -> str:
 @lru_cache(maxsize=64)
 def _crs(epsg: int) -> CRS:
     return CRS.from_epsg(epsg)
+
+
+@lru_cache(maxsize=64)
+def _northing_first(epsg: int) -> bool:
+    # (axis_info builds new objects on every call: asked once per record, it is kept per code)
+    return _crs(epsg).axis_info[0].direction in {"north", "south"}
 
 
 @lru_cache(maxsize=64)
@@ -382,13 +388,112 @@ def normalize_geometry(geometry: Any, crs: Any, *, bbox: BBox = BULGARIA_BBOX,
                        record: str | None = None) -> NormalizedGeometry:
     """Check, transform and repair a GeoJSON or Esri JSON geometry into WGS84 GeoJSON [lon, lat]."""
     try:
-        return _normalize(geometry, parse_crs(crs, source=source), bbox, max_vertices)
+        source_crs = parse_crs(crs, source=source)
+        point = _point(geometry, source_crs, bbox)
+        if point is not None:
+            return point
+        return _normalize(geometry, source_crs, bbox, max_vertices)
     except GeometryError as exc:
         raise GeometryError(exc.reason, source=exc.source or source, record=record) from None
     except (ProjError, CRSError, GEOSException, ValueError, TypeError, RecursionError) as exc:
         # Defensive: third-party errors never leave this module.
         raise GeometryError(f"invalid geometry: {type(exc).__name__}: {exc}", source=source,
                             record=record) from None
+
+
+# --- points: the common case, without the general reader ---------------------------------------
+#
+# Most GIS layers are points. A point needs neither the nested-array reader nor shapely: two
+# numbers, one transform, one box check. A page's points can be transformed in one vectorised
+# pyproj call beforehand (prepare_points: ~0.7 µs a point instead of ~3 µs for a call per point);
+# normalize_geometry then finds each point's result by the identity of its geometry object. A point
+# this path cannot take as it is (not two finite numbers, outside the box, so possibly swapped)
+# goes through the general path below, which says why or fixes it.
+
+_PREPARED_MAX = 10_000
+# id(geometry) -> (the geometry object itself, SourceCRS, lon, lat). Holding the object keeps its id
+# from being reused while the entry lives; the entry counts only for the very object and CRS.
+_prepared: dict[int, tuple[Any, SourceCRS, float, float]] = {}
+
+
+_NUMBER_TYPES = (float, int)
+
+
+def _point_xy(geometry: Any) -> tuple[float, float] | None:
+    """(x, y) of an Esri point ``{x, y}`` or a GeoJSON Point holding two finite numbers, else None."""
+    if type(geometry) is not dict:
+        return None
+    if "x" in geometry:
+        if "type" in geometry:
+            return None
+        x, y = geometry["x"], geometry.get("y")
+    elif geometry.get("type") == "Point":
+        coords = geometry.get("coordinates")
+        if type(coords) is not list or len(coords) != 2:
+            return None
+        x, y = coords
+    else:
+        return None
+    if not (type(x) in _NUMBER_TYPES and type(y) in _NUMBER_TYPES):  # (bool is not a number here)
+        return None
+    fx, fy = float(x), float(y)  # type: ignore[arg-type]
+    if fx - fx != 0.0 or fy - fy != 0.0:  # inf or nan
+        return None
+    return fx, fy
+
+
+def prepare_points(geometries: Sequence[Any], crs: SourceCRS) -> int:
+    """Transform the points among a page's geometries to WGS84 in one call, for normalize_geometry.
+
+    Call it with the geometry objects the records will carry (the same objects, not copies).
+    Replaces what an earlier page prepared; returns how many points were prepared.
+    """
+    _prepared.clear()
+    if crs.epsg == WGS84 and not crs.swaps_input:
+        return 0  # nothing to transform
+    kept: list[Any] = []
+    xs: list[float] = []
+    ys: list[float] = []
+    for geometry in geometries[:_PREPARED_MAX]:
+        xy = _point_xy(geometry)
+        if xy is not None:
+            kept.append(geometry)
+            xs.append(xy[0])
+            ys.append(xy[1])
+    if not kept:
+        return 0
+    if crs.swaps_input:
+        xs, ys = ys, xs
+    try:
+        lons, lats = _to_wgs84(xs, ys, crs.epsg)
+    except GeometryError:
+        return 0  # each point then says so itself
+    for geometry, lon, lat in zip(kept, lons, lats, strict=True):
+        _prepared[id(geometry)] = (geometry, crs, lon, lat)
+    return len(kept)
+
+
+def _point(geometry: Any, crs: SourceCRS, bbox: BBox) -> NormalizedGeometry | None:
+    """A point inside ``bbox`` the short way, or None for the general path."""
+    hit = _prepared.get(id(geometry))
+    if hit is not None and hit[0] is geometry and hit[1] == crs:
+        lon, lat = hit[2], hit[3]
+    else:
+        xy = _point_xy(geometry)
+        if xy is None:
+            return None
+        x, y = (xy[1], xy[0]) if crs.swaps_input else xy
+        if crs.epsg == WGS84:
+            lon, lat = x, y
+        else:
+            try:
+                lon, lat = transformer(crs.epsg, WGS84).transform(x, y, errcheck=False)
+            except ProjError:
+                return None
+    if not (bbox.min_lon <= lon <= bbox.max_lon and bbox.min_lat <= lat <= bbox.max_lat):
+        return None  # (nan compares false too)
+    return NormalizedGeometry({"type": "Point", "coordinates": [round(lon, COORD_DECIMALS),
+                                                               round(lat, COORD_DECIMALS)]}, crs.name)
 
 
 def _normalize(geometry: Any, crs: SourceCRS, bbox: BBox, max_vertices: int) -> NormalizedGeometry:

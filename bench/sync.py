@@ -2,6 +2,7 @@
 entities pushed by FiLiP and ngsildclient, side by side in one run.
 
     python -m bench sync [-n 100000] [--no-peers]
+    python -m bench sync --cli [--features 20000 100000] [--rounds 1]   (see bench/_sync_cli.py)
 
 - The layer: ArcGIS-style points in CCS2005 (EPSG:7801), 2000 per page, served by a child process.
 - The broker: `ngsild_broker.serve` in another child process (SQLite file, WAL), offline
@@ -20,11 +21,13 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,23 +49,26 @@ MAPPING = {
 DISTRICTS = ("Център", "Възраждане", "Лазур", "Зорница", "Изгрев", "Славейков", "Меден рудник", "Сарафово")
 
 
+def layer_features(n: int) -> Iterator[tuple[int, float, float, dict[str, Any]]]:
+    """The layer's n features: (object id, WGS84 lon, lat, attributes), the same in every run."""
+    rng = random.Random(7801)
+    for oid in range(1, n + 1):
+        lon, lat = 27.38 + rng.random() * 0.16, 42.44 + rng.random() * 0.13
+        yield oid, lon, lat, {"OBJECTID": oid, "CODE": f"S{100000 + oid}", "NAME": f"Спирка {oid}",
+                              "DISTRICT": DISTRICTS[oid % len(DISTRICTS)], "UPDATED": 1_717_200_000_000 + oid * 1000}
+
+
 # -- child processes --------------------------------------------------------------------------------
 
 def serve_layer(n: int) -> None:
     """Child: an ArcGIS FeatureServer layer of n Burgas points on loopback; prints its URL."""
-    import random
-
     from adapter.geometry import from_wgs84
     from adapter.samples.gis.server import ArcGISLayer, SampleServer
 
-    rng = random.Random(7801)
     features = []
-    for oid in range(1, n + 1):
-        x, y = from_wgs84(27.38 + rng.random() * 0.16, 42.44 + rng.random() * 0.13, 7801)
-        features.append({"attributes": {"OBJECTID": oid, "CODE": f"S{100000 + oid}", "NAME": f"Спирка {oid}",
-                                        "DISTRICT": DISTRICTS[oid % len(DISTRICTS)],
-                                        "UPDATED": 1_717_200_000_000 + oid * 1000},
-                         "geometry": {"x": round(x, 3), "y": round(y, 3)}})
+    for _, lon, lat, attributes in layer_features(n):
+        x, y = from_wgs84(lon, lat, 7801)
+        features.append({"attributes": attributes, "geometry": {"x": round(x, 3), "y": round(y, 3)}})
     layer = {"name": "bench", "type": "Feature Layer", "geometryType": "esriGeometryPoint",
              "objectIdField": "OBJECTID", "maxRecordCount": PAGE,
              "editingInfo": {"lastEditDate": 1_717_200_000_000},
@@ -299,8 +305,12 @@ def _run_peer(name: str, broker_url: str, export: Path, broker_pid: int, chunk: 
 # -- main ---------------------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> int:
+    if "--cli" in argv:  # the whole `burgas-adapter sync` process against ngsildclient (bench/_sync_cli.py)
+        from bench import _sync_cli
+
+        return _sync_cli.main([a for a in argv if a != "--cli"])
     parser = argparse.ArgumentParser(prog="python -m bench sync")
-    parser.add_argument("-n", type=int, default=100_000, help="features in the layer")
+    parser.add_argument("-n", "--features", dest="n", type=int, default=100_000, help="features in the layer")
     parser.add_argument("--no-peers", action="store_true", help="skip FiLiP and ngsildclient")
     args = parser.parse_args(argv)
 

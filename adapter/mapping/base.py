@@ -20,13 +20,14 @@ readings a mapper left out, with their reasons, are kept in ``Mapped.notes``.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from math import nan
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pydantic
 from pydantic import ValidationError
@@ -323,6 +324,92 @@ def build(model: type[E], values: Mapping[str, Any], meta: Mapping[str, AttrMeta
         return model.model_validate(data)
     except ValidationError as exc:
         raise MappingError(validation_reason(exc)) from None
+
+
+class Builder(Generic[E]):
+    """:func:`build` for the records of one mapping, which share constant values.
+
+    The constants are validated once, when the builder is made. Each record's own values (those
+    not given as the constants' very objects) are validated per record by a model holding only
+    those fields, made from the entity model's own field definitions (same types, same
+    constraints, same config), and the entity is then assembled from validated values without
+    validating the constants again. The result is the entity :func:`build` gives (the tests check
+    it field for field). Anything this cannot take the short way (a refused value, a required
+    field missing, a model with model-level validators, constants the model refuses, metadata)
+    goes through :func:`build`, which gives the reason.
+    """
+
+    def __init__(self, model: type[E], constants: Mapping[str, Any]) -> None:
+        self.model = model
+        self._raw = dict(constants)
+        self._constants: dict[str, Any] | None = None
+        self._models: dict[frozenset[str], type[pydantic.BaseModel]] = {}
+        fields = model.model_fields
+        self._fast = (_NAME_LOOKUP and not model.__pydantic_decorators__.model_validators
+                      and set(constants) <= _name_only_keys(model))
+        if self._fast and constants:
+            try:
+                checked = self._partial(frozenset(constants)).model_validate(dict(constants))
+                self._constants = {name: checked.__dict__[name] for name in constants}
+            except ValidationError:
+                self._fast = False  # every record then meets the reason in build()
+        elif self._fast:
+            self._constants = {}
+        self._required = frozenset(name for name, info in fields.items() if info.is_required())
+        self._defaults = {name: info.default for name, info in fields.items()
+                          if info.default_factory is None and name not in self._required}
+        self._factories = {name: info.default_factory for name, info in fields.items()
+                           if info.default_factory is not None}
+        self._copied = tuple(name for name, value in self._defaults.items()
+                             if value is not None and type(value) not in (str, int, float, bool))
+
+    def _partial(self, names: frozenset[str]) -> type[pydantic.BaseModel]:
+        partial = self._models.get(names)
+        if partial is None:
+            fields = self.model.model_fields
+            partial = pydantic.create_model(  # type: ignore[call-overload]
+                self.model.__name__, __config__=self.model.model_config,
+                **{name: (fields[name].annotation, fields[name]) for name in sorted(names)})
+            if len(self._models) < 64:  # (a layer's records set a handful of field combinations)
+                self._models[names] = partial
+        return partial
+
+    def __call__(self, values: Mapping[str, Any]) -> E:
+        """The entity of ``values`` (constants included, as the very objects given at creation)."""
+        constants = self._constants
+        if constants is None or "attr_meta" in values:
+            return build(self.model, values)
+        raw = self._raw
+        own = {k: v for k, v in values.items() if raw.get(k, _MISSING) is not v}
+        names = frozenset(own)
+        if not names <= _name_only_keys(self.model) or not self._required <= names | constants.keys():
+            return build(self.model, values)
+        try:
+            # (alias-then-name lookup: a compound's plain dict is keyed by wire names; the
+            # top-level keys are field names no other field uses as its alias, checked above)
+            checked = self._partial(names).__pydantic_validator__.validate_python(own)
+        except ValidationError:
+            return build(self.model, values)  # the reason, named as build names it
+        data = dict(self._defaults)
+        for name in self._copied:
+            data[name] = copy.deepcopy(data[name])  # (as pydantic copies a mutable default)
+        for name, factory in self._factories.items():
+            data[name] = factory()  # type: ignore[call-arg]
+        shared = {k: v for k, v in constants.items() if k in values and k not in names}
+        for name, value in shared.items():
+            data[name] = value.copy() if type(value) is list or type(value) is dict else value
+        own_checked = checked.__dict__
+        for name in names:
+            data[name] = own_checked[name]
+        entity = self.model.__new__(self.model)
+        object.__setattr__(entity, "__dict__", data)
+        object.__setattr__(entity, "__pydantic_fields_set__", set(shared) | names)
+        object.__setattr__(entity, "__pydantic_extra__", None)
+        object.__setattr__(entity, "__pydantic_private__", None)
+        return entity
+
+
+_MISSING = object()
 
 
 def _has_nested_object(data: Mapping[str, Any]) -> bool:

@@ -32,9 +32,9 @@ from adapter.config import AttributeRule, LayerMapping
 from adapter.errors import ConfigError, MappingError
 from adapter.geometry import normalize_geometry
 from adapter.mapping import parse
-from adapter.mapping.base import Attr, FeedMapper, Mapped, build, read
+from adapter.mapping.base import Attr, Builder, FeedMapper, Mapped, read
 from adapter.mapping.localtime import LocalTimeError, to_utc
-from adapter.ngsi.ids import entity_id
+from adapter.ngsi.ids import id_maker
 from adapter.sources.base import RawRecord
 from data_models import Entity, model_for
 
@@ -160,10 +160,14 @@ def _looked_up(transform: Callable[[Any], Any], values: Mapping[str, Any]) -> Ca
     return lookup
 
 
-def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"address.district": x}`` -> ``{"address": {"district": x}}``."""
-    out: dict[str, Any] = {}
+def _nest(values: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``{"address.district": x}`` -> ``{"address": {"district": x}}``, over a copy of ``base``
+    (whose nested objects are copied only where a value goes into them)."""
+    out: dict[str, Any] = dict(base) if base else {}
     for key, value in values.items():
+        if "." not in key:
+            out[key] = value
+            continue
         *parents, leaf = key.split(".")
         node = out
         for parent in parents:
@@ -205,9 +209,12 @@ def layer_mapper(source_name: str, mapping: LayerMapping) -> FeedMapper:
     if not prefix:
         raise ConfigError(f"empty id_prefix {mapping.id_prefix!r}", source=source_name)
     try:
-        entity_id(model.entity_type, *prefix, "x")
+        make_id = id_maker(model.entity_type, *prefix)
     except ValueError as exc:
         raise ConfigError(f"id prefix: {exc}", source=source_name) from None
+    # Constants nested once and validated once (Builder); each record adds its own values.
+    nested_constants = _nest(constants)
+    builder = Builder(model, nested_constants)
 
     def map_feature(record: RawRecord) -> Mapped:
         payload = record.payload
@@ -219,13 +226,14 @@ def layer_mapper(source_name: str, mapping: LayerMapping) -> FeedMapper:
                                       source=record.source, record=record.key)
         names = _names(props, mapping)
         static = read(table, props, strict=False)
-        values: dict[str, Any] = {**constants, **static.values}
+        values = _nest(static.values, nested_constants) if static.values else dict(nested_constants)
         if names:
             values["name"] = names.get("bg") or next(iter(names.values()))
             if len(set(names.values())) > 1:
                 values["multilingual_name"] = names
-        entity = build(model, {**_nest(values), "id": entity_id(model.entity_type, *prefix, key),
-                               "location": geometry.geometry})
+        values["id"] = make_id(key)
+        values["location"] = geometry.geometry
+        entity = builder(values)
         return Mapped(entity, (), geometry.source_crs, (*geometry.fixes, *static.problems),
                       record.key)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from urllib.parse import quote
 
 from data_models._types import check_uri
@@ -43,6 +44,18 @@ def entity_id(entity_type: str, *parts: str | int) -> str:
         else:
             encoded.append(quote(unicodedata.normalize("NFC", text), safe=_SAFE))
     return check_uri(f"urn:ngsi-ld:{entity_type}:{':'.join(encoded)}")
+
+
+def id_maker(entity_type: str, *prefix: str | int) -> Callable[[str | int], str]:
+    """``key -> entity_id(entity_type, *prefix, key)``, with the prefix checked and encoded once."""
+    head = entity_id(entity_type, *prefix, "x")[:-1]
+
+    def make(key: str | int) -> str:
+        text = key if type(key) is str else str(key)
+        if _PLAIN.match(text):  # (plain URN characters: the id stays a valid URI)
+            return head + text
+        return entity_id(entity_type, *prefix, key)
+    return make
 
 
 def normalise_name(name: str) -> str:

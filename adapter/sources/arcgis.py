@@ -28,7 +28,7 @@ import httpx
 from adapter.errors import AuthError, SourceFormatError, SourceUnavailableError
 from adapter.geometry import SourceCRS
 from adapter.sources.base import Fetch, RawRecord, utcnow
-from adapter.sources.features import feature_record, features_of, page_key, page_size, resolve_crs
+from adapter.sources.features import feature_record, features_of, page_key, page_size, prepared, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, is_local
 from adapter.sources.paging import (
     IdChunkPaginator,
@@ -124,9 +124,9 @@ class ArcGISSource:
                         index += len(page.records)
                         continue
                     fetched_at = utcnow()
-                    for feature in page.records:
-                        yield self._record(feature, index, crs, dates, id_field, fetched_at, page.url)
-                        index += 1
+                    for number, feature in prepared(page.records, crs, index):
+                        yield self._record(feature, number, crs, dates, id_field, fetched_at, page.url)
+                    index += len(page.records)
         finally:
             await self._fetcher.aclose()
 

@@ -8,7 +8,9 @@ A GIS record's payload is GeoJSON-Feature-like whatever the wire format was::
      "geometry": {...} | None,                  # as sent: Esri JSON or GeoJSON, in the source CRS
      "crs": "EPSG:7801"}                        # the source CRS, in a form parse_crs reads back
 
-Geometry is *not* transformed here: nothing maps in a source. The mapper calls
+Geometry is *not* transformed here: nothing maps in a source (``prepared`` only lets the geometry
+module transform a chunk's points in one call ahead of the mapper, see
+``adapter.geometry.prepare_points``; the records stay as sent). The mapper calls
 ``adapter.geometry.normalize_geometry(payload["geometry"], payload["crs"])``, which gives WGS84
 GeoJSON plus the source CRS as metadata, or a GeometryError that quarantines only that record.
 ``crs`` is ``urn:ogc:def:crs:EPSG::<n>`` when the coordinates follow the CRS's own axis order (e.g.
@@ -25,7 +27,7 @@ from typing import Any
 import orjson
 
 from adapter.errors import GeometryError, SourceFormatError
-from adapter.geometry import CRS84, SourceCRS, parse_crs
+from adapter.geometry import CRS84, SourceCRS, parse_crs, prepare_points
 from adapter.sources.base import RawRecord, utcnow
 
 
@@ -89,6 +91,18 @@ def feature_record(source: str, feature: Any, index: int, *, crs: SourceCRS, fet
                      problem=problem)
 
 
+PREPARE_CHUNK = 2000
+
+
+def prepared(features: Sequence[Any], crs: SourceCRS, start: int = 0) -> Iterator[tuple[int, Any]]:
+    """``enumerate(features, start)``, with each chunk's point geometries handed to
+    :func:`adapter.geometry.prepare_points` just before its records are yielded."""
+    for offset in range(0, len(features), PREPARE_CHUNK):
+        chunk = features[offset:offset + PREPARE_CHUNK]
+        prepare_points([f.get("geometry") for f in chunk if isinstance(f, Mapping)], crs)
+        yield from enumerate(chunk, start + offset)
+
+
 def page_key(records_digest: bytes, crs: SourceCRS, *shaping: Any) -> bytes:
     """What identifies a page's raw records (``Fetch.skip_page``): the page's records as sent, the
     CRS written into each record, and whatever else shapes them (id field, date fields...)."""
@@ -102,7 +116,7 @@ def page_records(fetch: Any, source: str, page: Any, start: int, crs: SourceCRS)
     if fetch.skip_page(page_key(page.digest, crs), len(page.records)):
         return
     fetched_at = utcnow()
-    for index, feature in enumerate(page.records, start):
+    for index, feature in prepared(page.records, crs, start):
         yield feature_record(source, feature, index, crs=crs, fetched_at=fetched_at, origin=page.url)
 
 

@@ -14,7 +14,7 @@ import httpx
 
 from adapter.errors import SourceFormatError
 from adapter.sources.base import Fetch, RawRecord
-from adapter.sources.features import feature_record, features_of, page_key, resolve_crs
+from adapter.sources.features import feature_record, features_of, page_key, prepared, resolve_crs
 from adapter.sources.http import FetchOptions, PayloadFetcher, decode_json
 from adapter.sources.paging import records_digest
 
@@ -58,6 +58,6 @@ class GeoJSONSource:
         if fetch.page_filter is not None and fetch.skip_page(
                 page_key(records_digest(features), crs, self.id_field), len(features)):
             return
-        for index, feature in enumerate(features):
+        for index, feature in prepared(features, crs):
             yield feature_record(self.name, feature, index, crs=crs, fetched_at=raw.fetched_at,
                                  origin=raw.url, id_field=self.id_field)

@@ -24,16 +24,18 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from adapter.errors import AdapterError, FatalError, RecordError
 from adapter.ngsi.serialize import Form, to_dict
 from adapter.ngsi.temporal import TemporalWriter, observed
-from adapter.sync.hosting import HostedContexts
 from adapter.sync.state import StateStore, utcnow
 from data_models import Entity
+
+if TYPE_CHECKING:
+    from adapter.sync.hosting import HostedContexts
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +122,14 @@ class HistoryOutbox:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
-        # The broker hosts our generated @context documents (adapter.sync.hosting): instances name
-        # them as the current states do.
-        self.contexts: HostedContexts | None = None
         with store.transaction() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
         self._delivering = asyncio.Lock()
+        # A broker of its own hosts our generated @context (adapter.sync.hosting): instances name
+        # the URL it gave, as the current states do; stored operations keep the service URL.
+        self.contexts: HostedContexts | None = None
 
     # --- enqueue -------------------------------------------------------------------------------
 
@@ -265,11 +267,11 @@ class HistoryOutbox:
         seq, tenant, entity_id, entity_type, body, context, _, in_flight = row
         instances = orjson.loads(body)
         context = orjson.loads(context) if context else None
+        if context is not None and self.contexts is not None:
+            await self.contexts.prepare([context])
+            context = self.contexts.resolve(context)
         tenant_writer = writer.with_tenant(tenant or None)
         try:
-            if self.contexts is not None and context is not None:
-                await self.contexts.prepare([context])
-                context = self.contexts.resolve(context)
             if in_flight:  # sent before a crash or a timeout: it may be there already
                 held = await tenant_writer.present(entity_id, instances, context)
                 if held:
