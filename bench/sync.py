@@ -150,7 +150,7 @@ async def _ours(layer_url: str, broker_url: str, state: Path, export: Path, brok
     from adapter.ngsi.client import BrokerClient
     from adapter.sync.factory import build_mapper, build_source
     from adapter.sync.pipeline import Pipeline
-    from adapter.sync.skip import SkipIndex, salt_for
+    from adapter.sync.skip import SkipIndex, SourceMarks, salt_for
     from adapter.sync.state import StateStore
 
     config = PipelineConfig.model_validate({"sources": [{
@@ -166,7 +166,7 @@ async def _ours(layer_url: str, broker_url: str, state: Path, export: Path, brok
         # page is fetched, but records mapped before are not mapped again (raw hashes).
         for run in ("full", "resync", "resync_unversioned"):
             if run == "resync_unversioned":
-                SkipIndex(store).set_version("adapter", config.name, salt, None)
+                SkipIndex(store).set_version(SourceMarks("adapter", config.name, salt), None)
             cpu, broker_cpu, wall = _self_cpu(), _cpu_s(broker_pid), time.perf_counter()
             report = await pipeline.run_once(config.name, build_source(config, http), build_mapper(config),
                                              static=True, salt=salt)

@@ -11,7 +11,7 @@ one :class:`ChangeDetection` per run what it may leave out, and tells it what th
   broker while the rest is mapped (the fetch's ``progress``); they are not planned again.
 
 After the run's plan is applied, :meth:`save` keeps the source's incremental state (its
-:class:`SourceMarks`: version and skip index) for the next run.
+:class:`adapter.sync.skip.SourceMarks`: version, pages, records) for the next run.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from adapter.errors import AdapterError
 from adapter.sources.base import Source, VersionedSource
 from adapter.sync.early import EarlyDelivery
-from adapter.sync.skip import RecordSkipper, SkipIndex
+from adapter.sync.skip import RecordSkipper, SkipIndex, SourceMarks
 
 if TYPE_CHECKING:
     from adapter.mapping.base import Mapped
@@ -34,17 +33,6 @@ if TYPE_CHECKING:
     from adapter.sync.state import SyncPlan
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceMarks:
-    """One source's incremental state: what its last runs saw, under one salt (the adapter version
-    and the source's configuration); the skip index holds the pages and records."""
-
-    tenant: str
-    source: str
-    salt: str
-    static: bool  # pages and records are skipped (GIS layers, GTFS); live feeds are never skipped
 
 
 class ChangeDetection:
@@ -68,10 +56,10 @@ class ChangeDetection:
         m = self.marks
         if not self.full:
             self.version = await _version(source, deadline)
-            if self.version is not None and self.version == self.index.version(m.tenant, m.source, m.salt):
+            if self.version is not None and self.version == self.index.version(m):
                 return True
         if m.static:
-            self.skipper = RecordSkipper.empty() if self.full else self.index.skipper(m.tenant, m.source, m.salt)
+            self.skipper = RecordSkipper.empty() if self.full else self.index.skipper(m)
         return False
 
     @property
@@ -96,7 +84,7 @@ class ChangeDetection:
                 not self.skipper.unchanged_everywhere(fetch, state_count()):
             return False
         if self.version is not None:
-            self.index.set_version(self.marks.tenant, self.marks.source, self.marks.salt, self.version)
+            self.index.set_version(self.marks, self.version)
         return True
 
     def settled(self, by_id: dict[str, Mapped]) -> set[str]:
@@ -124,10 +112,9 @@ class ChangeDetection:
     def save(self, *, complete: bool, held: int) -> None:
         """The state reflects this run now: remember what the next one may skip. A run holding
         deletions keeps no version: the next run fetches again to confirm them."""
-        m = self.marks
         if self.skipper is not None:
-            self.index.save(m.tenant, m.source, m.salt, self.skipper, complete=complete)
-        self.index.set_version(m.tenant, m.source, m.salt, self.version if complete and not held else None)
+            self.index.save(self.marks, self.skipper, complete=complete)
+        self.index.set_version(self.marks, self.version if complete and not held else None)
 
     # --- the early delivery --------------------------------------------------------------------
 

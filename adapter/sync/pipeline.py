@@ -26,14 +26,14 @@ from adapter.ngsi.serialize import Form, to_dict
 from adapter.ngsi.temporal import TemporalWriter
 from adapter.sources.base import RawRecord, Source
 from adapter.sync import deletes
-from adapter.sync.changes import ChangeDetection, SourceMarks
+from adapter.sync.changes import ChangeDetection
 from adapter.sync.early import EARLY_DELIVERY_THRESHOLD
 from adapter.sync.history import HistoryOutbox, Series
 from adapter.sync.hosting import HostedContexts
 from adapter.sync.outbox import Outbox
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.report import ReportBuilder, SyncReport
-from adapter.sync.skip import RecordSkipper, SkipIndex
+from adapter.sync.skip import RecordSkipper, SkipIndex, SourceMarks
 from adapter.sync.state import StateStore, SyncPlan
 from data_models import Entity
 

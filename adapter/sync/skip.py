@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -62,6 +63,18 @@ def raw_hash(record: RawRecord) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class SourceMarks:
+    """One source's incremental state, as one value: under it the index keeps the version of the
+    source's last complete run and the pages and records mapped before, all under one salt (the
+    adapter version and the source's configuration)."""
+
+    tenant: str
+    source: str
+    salt: str
+    static: bool = True  # pages and records are skipped (GIS layers, GTFS); live feeds never are
+
+
 class SkipIndex:
     """Source versions and raw record hashes of one state file."""
 
@@ -69,15 +82,16 @@ class SkipIndex:
         self.store = store
         store.conn.executescript(SCHEMA)
 
-    def version(self, tenant: str, source: str, salt: str) -> str | None:
+    def version(self, marks: SourceMarks) -> str | None:
         """The version of the last complete sync under this salt."""
         row = self.store.conn.execute(
             "SELECT version FROM source_version WHERE tenant=? AND source=? AND salt=?",
-            (tenant, source, salt)).fetchone()
+            (marks.tenant, marks.source, marks.salt)).fetchone()
         return row[0] if row else None
 
-    def set_version(self, tenant: str, source: str, salt: str, version: str | None) -> None:
+    def set_version(self, marks: SourceMarks, version: str | None) -> None:
         """Record (or, with None, forget) the version the state now reflects."""
+        tenant, source, salt = marks.tenant, marks.source, marks.salt
         with self.store.transaction() as db:
             if version is None:
                 db.execute("DELETE FROM source_version WHERE tenant=? AND source=?", (tenant, source))
@@ -92,8 +106,9 @@ class SkipIndex:
             for table in ("source_version", "raw_page", "raw_record"):
                 db.execute(f"DELETE FROM {table}")
 
-    def skipper(self, tenant: str, source: str, salt: str) -> RecordSkipper:
+    def skipper(self, marks: SourceMarks) -> RecordSkipper:
         """What a run of a static source may skip, loaded as it is needed."""
+        tenant, source, salt = marks.tenant, marks.source, marks.salt
         return RecordSkipper(lambda: self.raw_entities(tenant, source, salt),
                              self.raw_pages(tenant, source, salt), lambda: self.held(tenant, source))
 
@@ -118,7 +133,7 @@ class SkipIndex:
             "SELECT page_key, raw_hashes, entity_ids FROM raw_page WHERE tenant=? AND source=? AND salt=?",
             (tenant, source, salt))}
 
-    def save(self, tenant: str, source: str, salt: str, skipper: RecordSkipper, *, complete: bool) -> None:
+    def save(self, marks: SourceMarks, skipper: RecordSkipper, *, complete: bool) -> None:
         """Remember the records and pages of this run (after its plan is applied). A complete
         run replaces the source's index; a partial one only adds to it. What equals the index
         already kept is not written again.
@@ -126,6 +141,7 @@ class SkipIndex:
         A record whose entity was built from several records is left out, and so is its page, so
         that it is always mapped again: a change to any of them must rebuild the entity from all.
         """
+        tenant, source, salt = marks.tenant, marks.source, marks.salt
         seen = skipper.all_seen()
         per_entity: dict[str, int] = {}
         for entity_id in seen.values():
