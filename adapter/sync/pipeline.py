@@ -79,6 +79,7 @@ async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[
         if fold(by_id, result):
             fresh.append(result.entity.id)
 
+    map_record = mapper if skipper is None else skipper.mapping(mapper)  # None: skipped
     try:
         count = 0
         async for record in fetch:
@@ -88,24 +89,15 @@ async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[
             if progress is not None and count % PROGRESS_EVERY == 0:
                 await progress(by_id, fresh)
                 fresh = []
-            if skipper is None:
-                add(mapper(record))
-                continue
-            digest, skip = skipper.skip(record)
-            if skip:
-                continue
-            result = mapper(record)
-            add(result)
-            skipper.mapped(digest, result)
+            result = map_record(record)
+            if result is not None:
+                add(result)
     except AdapterError as exc:
-        if isinstance(exc, FatalError) or not (by_id or (skipper and (skipper.skipped or skipper.page_ids))):
+        if isinstance(exc, FatalError) or not (by_id or (skipper and skipper.saw_entities)):
             raise
         logger.warning("%s: fetch stopped after %d records: %s", source.name, fetch.record_count, exc)
-    if skipper is not None:
-        skipper.finish()
-        for entity_id in [i for i in skipper.skipped if i in by_id]:
-            for record in skipper.skipped.pop(entity_id):
-                add(mapper(record))
+    for record in skipper.finish(by_id) if skipper is not None else ():
+        add(mapper(record))
     return by_id, fetch
 
 

@@ -20,7 +20,7 @@ Live feeds are never record-skipped: their mapping depends on the fetch time (st
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -252,9 +252,28 @@ class RecordSkipper:
         if self._page is not None:
             self._page[3].append(entity.id)
 
-    def finish(self) -> None:
-        """The fetch is over."""
+    def mapping(self, mapper: Callable[[RawRecord], Any]) -> Callable[[RawRecord], Any]:
+        """``mapper`` for the records that need it; None for a record skipped."""
+        def map_changed(record: RawRecord) -> Any:
+            digest, skip = self.skip(record)
+            if skip:
+                return None
+            result = mapper(record)
+            self.mapped(digest, result)
+            return result
+        return map_changed
+
+    @property
+    def saw_entities(self) -> bool:
+        """The run saw entities without mapping them (skipped records or pages)."""
+        return bool(self.skipped or self.page_ids)
+
+    def finish(self, mapped: Mapping[str, Any]) -> list[RawRecord]:
+        """The fetch is over: the skipped records of entities that were ``mapped`` from changed
+        records too; they must be mapped again, as a merge needs all of an entity's records."""
         self._close_page()
+        return [record for entity_id in [i for i in self.skipped if i in mapped]
+                for record in self.skipped.pop(entity_id)]
 
     def _close_page(self) -> None:
         page = self._page
