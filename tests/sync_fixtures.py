@@ -197,12 +197,15 @@ class RestartableBroker:
         self.stop()
 
 
-class BrokerProcess:
-    """`burgas-adapter broker serve` in a child process: can be SIGKILLed and started again on its db."""
+class BrokerServe:
+    """`burgas-adapter broker serve --port P [args]` in a child process, run from `cwd` with `env`
+    (default: this one's); `stop()` ends it, `kill()` SIGKILLs it; it can be started again."""
 
-    def __init__(self, db: Path, contexts_dir: Path, port: int | None = None) -> None:
-        self.db = db
-        self.contexts_dir = contexts_dir
+    def __init__(self, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self.args = args
+        self.cwd = cwd
+        self.env = env
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -210,11 +213,10 @@ class BrokerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> BrokerProcess:
-        self.proc = subprocess.Popen(
-            [*adapter_command(), "broker", "serve", "--port", str(self.port), "--db", str(self.db),
-             "--contexts-dir", str(self.contexts_dir)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(self, timeout: float = 60.0) -> BrokerServe:
+        self.proc = subprocess.Popen([*adapter_command(), "broker", "serve", "--port", str(self.port), *self.args],
+                                     cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -223,8 +225,18 @@ class BrokerProcess:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"broker process did not start on {self.url}")
+                raise RuntimeError(f"broker serve did not start on {self.url}")
             time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -232,11 +244,16 @@ class BrokerProcess:
             self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> BrokerProcess:
+    def __enter__(self) -> BrokerServe:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.kill()
+        self.stop()
+
+
+def broker_process(db: Path, contexts_dir: Path) -> BrokerServe:
+    """A broker on a database file with offline @context files: can be SIGKILLed and started again."""
+    return BrokerServe("--db", str(db), "--contexts-dir", str(contexts_dir))
 
 
 def broker_entities(url: str, tenant: str | None = None, *, sys_attrs: bool = False) -> dict[str, dict]:

@@ -10,7 +10,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +22,7 @@ from adapter.settings import Settings
 from tests.sync_fixtures import (
     API,
     BrokerProxy,
+    BrokerServe,
     FeedServer,
     RestartableBroker,
     adapter_command,
@@ -31,7 +31,6 @@ from tests.sync_fixtures import (
     cli_env,
     context_files,
     expected_entities,
-    free_port,
     outbox_pending,
     write_config,
 )
@@ -45,52 +44,6 @@ REPORTING_CLI = ("import atexit, sys\n"
                  "atexit.register(lambda: print('fastapi imported:', 'fastapi' in sys.modules, file=sys.stderr))\n"
                  "from adapter.cli import app\n"
                  "app(prog_name='burgas-adapter')\n")
-
-
-class BrokerServe:
-    """`burgas-adapter broker serve --port P [args]` in a child process, run from `cwd`."""
-
-    def __init__(self, cwd: Path, *args: str, port: int | None = None, **env: str) -> None:
-        self.cwd = cwd
-        self.args = args
-        self.port = port or free_port()
-        self.env = cli_env(**env)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60.0) -> BrokerServe:
-        self.proc = subprocess.Popen([*adapter_command(), "broker", "serve", "--port", str(self.port), *self.args],
-                                     cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(self.url + API + "/types", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"broker serve did not start on {self.url}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> BrokerServe:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @pytest.fixture
@@ -130,7 +83,7 @@ def sync(tmp_path: Path, config: Path, url: str, **settings: object) -> list:
 
 def test_broker_serve_and_sync_as_two_processes_with_default_settings(tmp_path, feeds):
     config = write_config(tmp_path / "burgas.yaml", feeds, NAMES)
-    with BrokerServe(tmp_path) as broker:  # default database, default everything
+    with BrokerServe(cwd=tmp_path, env=cli_env()) as broker:  # default database, default everything
         first = cli_sync(tmp_path, config, broker.url)
         assert first.returncode == 0, first.stdout + first.stderr
         expected = expected_entities(load_config(config))
@@ -160,11 +113,11 @@ def test_broker_serve_and_sync_as_two_processes_with_default_settings(tmp_path, 
 
 def test_in_memory_broker_restarted_between_two_syncs_gets_the_context_and_everything_again(tmp_path, feeds):
     config = write_config(tmp_path / "burgas.yaml", feeds, NAMES)
-    broker = BrokerServe(tmp_path, "--memory")
+    broker = BrokerServe("--memory", cwd=tmp_path, env=cli_env())
     with broker:
         assert all(r.ok for r in sync(tmp_path, config, broker.url))
         before = hosted(broker.url)
-    with BrokerServe(tmp_path, "--memory", port=broker.port) as restarted:
+    with BrokerServe("--memory", cwd=tmp_path, env=cli_env(), port=broker.port) as restarted:
         assert hosted(restarted.url) == [] and broker_ids(restarted.url) == {}
         feeds.edit("car_parks", "4", lambda p: p["data"][0].update(free_lots="7"))
         second = cli_sync(tmp_path, config, restarted.url, "--json")
@@ -207,7 +160,7 @@ def test_broker_serve_reads_official_contexts_from_the_reference_files_offline(t
     config = write_config(tmp_path / "burgas.yaml", feeds, NAMES)
     offline = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
                "ALL_PROXY": "http://127.0.0.1:9"}
-    with BrokerServe(tmp_path, "--memory", **offline) as broker:
+    with BrokerServe("--memory", cwd=tmp_path, env=cli_env(**offline)) as broker:
         reports = sync(tmp_path, config, broker.url, ngsi_context="official")
         assert all(r.ok for r in reports), [(r.source, r.last_error) for r in reports]
         assert broker_ids(broker.url) == by_type(expected_entities(load_config(config)))

@@ -21,12 +21,12 @@ from adapter.settings import Settings
 from adapter.sync.report import SyncReport
 from tests.servers import PayloadServer, Reply, Request
 from tests.sync_fixtures import (
-    BrokerProcess,
     BrokerProxy,
     FeedServer,
     RestartableBroker,
     broker_entities,
     broker_ids,
+    broker_process,
     by_type,
     cli_env,
     context_files,
@@ -221,7 +221,7 @@ def test_broker_down_at_start_keeps_everything_and_delivers_it_later(tmp_path, f
 
 def test_broker_killed_mid_sync_and_restarted_on_its_database(tmp_path, feeds, contexts):
     config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
-    process = BrokerProcess(tmp_path / "broker.sqlite3", contexts[0])
+    process = broker_process(tmp_path / "broker.sqlite3", contexts[0])
     restarted = threading.Event()
 
     def kill_then_restart(n: int) -> None:
@@ -242,7 +242,7 @@ def test_broker_killed_mid_sync_and_restarted_on_its_database(tmp_path, feeds, c
 
 def test_broker_killed_mid_sync_work_waits_in_the_outbox(tmp_path, feeds, contexts):
     config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
-    process = BrokerProcess(tmp_path / "broker.sqlite3", contexts[0])
+    process = broker_process(tmp_path / "broker.sqlite3", contexts[0])
     with process, BrokerProxy(process.url) as proxy:
         proxy.before_upsert = lambda n: process.kill() if n == 3 else None
         first = sync(tmp_path, config, proxy.url, batch_max_entities=5, concurrency=1)
