@@ -101,6 +101,28 @@ class Outermost:
                                      type(exc).__name__))(scope, receive, echo)
 
 
+class TrailingSlash:
+    """`/entities/`, `/subscriptions/`, `.../attrs/` mean the resource without the slash.
+
+    The ETSI conformance suite writes collection URLs with a trailing slash, and every broker it is
+    run against accepts them; NGSI-LD ids never end with '/', so nothing is lost.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/") \
+                and path.startswith("/ngsi-ld/"):
+            scope = dict(scope)
+            scope["path"] = path.rstrip("/")
+            raw = scope.get("raw_path")
+            if raw:
+                scope["raw_path"] = raw.rstrip(b"/")
+        await self.app(scope, receive, send)
+
+
 def _subscriptions_module() -> Any:
     try:
         return importlib.import_module("ngsild_broker.subscriptions")
@@ -146,5 +168,6 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
     # (path regex, methods) of every route, for the Allow header of 405 answers.
     app.state.allow = [(r.path_regex, r.methods) for router in routers for r in router.routes
                        if hasattr(r, "methods")]
+    app.add_middleware(TrailingSlash)
     app.add_middleware(Outermost)
     return app

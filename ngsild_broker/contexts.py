@@ -147,12 +147,13 @@ class Context:
         """The context URL for a response Link header: the request's single URL, else the core."""
         return self.user_value if isinstance(self.user_value, str) else CORE_URL
 
-    def body_value(self) -> str | list[Any]:
-        """The @context member of an application/ld+json response."""
-        if self.user_value is None:
-            return CORE_URL
-        user = self.user_value if isinstance(self.user_value, list) else [self.user_value]
-        return [*user, CORE_URL]
+    def body_value(self) -> Any:
+        """The @context member of an application/ld+json response: the request's context unchanged.
+
+        GS CIM 009 and the ETSI suite echo the context as given; Orion-LD appends the core context
+        (`[userCtx, coreCtx]`), which means the same since the core is always in effect.
+        """
+        return CORE_URL if self.user_value is None else self.user_value
 
 
 def link_header(url: str) -> str:

@@ -283,7 +283,7 @@ def test_formats_accept_receiver_info_and_tenant_header() -> None:
         kv = by_uri[HOOK]
         payload = orjson.loads(kv.content)
         assert payload["data"] == [{"id": "urn:ngsi-ld:T:1", "type": "T", "temperature": 30}]
-        assert payload["@context"] == [CTX, "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]
+        assert payload["@context"] == CTX  # the subscription's context unchanged (ETSI suite)
         assert kv.headers["content-type"] == "application/ld+json" and "link" not in kv.headers
         assert kv.headers["ngsild-attribute-format"] == "Simplified"
         assert kv.headers["authorization"] == "Bearer 123"
