@@ -17,7 +17,8 @@ from ngsild_broker.entities import (
     parse_entity,
     parse_types,
 )
-from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
+from ngsild_broker.instances import is_null
+from ngsild_broker.errors import NgsiError, already_exists, bad_request, invalid_request, not_found
 from ngsild_broker.protocol import (
     GEOJSON,
     JSONLD,
@@ -42,7 +43,7 @@ from ngsild_broker.state import BrokerState, broker_of
 
 router = APIRouter()
 PREFIX = "/ngsi-ld/v1"
-_FORMAT_PARAMS = ("options", "format", "lang", "prettyPrint", "spaces")
+_FORMAT_PARAMS = ("options", "format", "lang", "prettyPrint", "spaces", "datasetId")
 QUERY_PARAMS = frozenset({"id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
                           "geoproperty", "geometryProperty", "limit", "offset", "count", "local",
                           *_FORMAT_PARAMS})
@@ -70,7 +71,8 @@ def entities_response(result: QueryResult, ctx: Context, incoming: Incoming, opt
         headers.update(entity_headers(ctx, GEOJSON))
         return json_response({"type": "FeatureCollection", "features": features}, headers=headers,
                              media=GEOJSON)
-    body = [render_entity(d, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs, lang=lang)
+    body = [render_entity(d, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs, lang=lang,
+                          datasets=opts.datasets)
             for d in result.docs]
     if incoming.media == JSONLD:
         context = ctx.body_value()
@@ -91,6 +93,8 @@ async def create_entity(request: Request) -> Response:
     """POST /entities: 201 + Location, 409 when the id exists."""
     broker, incoming = await _begin(request, body=True, create_tenant=True)
     assert incoming.payload is not None
+    if not isinstance(incoming.payload.data, dict):  # not an entity at all: the request is invalid
+        raise invalid_request("Invalid Payload Body", "an entity is a JSON object")
     ctx = await request_context(request, broker.contexts, incoming.payload)
     if incoming.payload.data == {}:
         raise bad_request("Invalid Payload Body", "Empty Object")
@@ -100,6 +104,12 @@ async def create_entity(request: Request) -> Response:
         raise already_exists("Entity already exists", entity.id)
     broker.changed(incoming.tenant, outcome.changes)
     return empty(201, {"Location": f"{PREFIX}/entities/{entity.id}"})
+
+
+@router.api_route(PREFIX + "/entities", methods=["PATCH", "PUT"])
+async def entity_without_id(request: Request) -> Response:
+    """PATCH/PUT /entities/ (an empty id): 400, as the ETSI suite expects (056_02_02, 054_02_02)."""
+    raise bad_request("Missing entity id", f"{request.method} needs /entities/{{entityId}}")
 
 
 @router.get(PREFIX + "/entities")
@@ -206,7 +216,7 @@ async def _get_entity(request: Request, entity_id: str, _: Any) -> Response:
         feature = render_feature(doc, ctx, opts.fmt, geoproperty, sys_attrs=opts.sys_attrs, attrs=attrs)
         return json_response(feature, headers=entity_headers(ctx, GEOJSON), media=GEOJSON)
     body = render_entity(doc, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs,
-                         lang=incoming.params.get("lang"))
+                         lang=incoming.params.get("lang"), datasets=opts.datasets)
     if incoming.media == JSONLD:
         body["@context"] = ctx.body_value()
     return json_response(body, headers=entity_headers(ctx, incoming.media), media=incoming.media)
@@ -246,27 +256,39 @@ def _update_result(ctx: Context, updated: list[str], skipped: list[tuple[str, st
                                          for i, r in skipped]}, status=207)
 
 
-def _split_nulls(data: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Attribute members with a null value, and createdAt/modifiedAt, are not written (PATCH)."""
+def _split_nulls(data: dict[str, Any], ctx: Context
+                 ) -> tuple[dict[str, Any], list[ops.Deletion], list[tuple[str, str]]]:
+    """A merge/update payload split into attributes to write, NGSI-LD Null (or JSON null) instances
+    to delete, and ignored members (createdAt/modifiedAt)."""
     kept: dict[str, Any] = {}
+    deletions: list[ops.Deletion] = []
     skipped: list[tuple[str, str]] = []
     for name, value in data.items():
         if name in ("createdAt", "modifiedAt"):
             skipped.append((name, "built-in timestamps are ignored"))
-        elif value is None or value == "urn:ngsi-ld:null":
-            skipped.append((ctx.expand(name), "null value"))
+        elif name in ("id", "type", "@context", "scope"):
+            kept[name] = value
+        elif is_null(value):
+            deletions.append((expand_attr_name(name, ctx),
+                              value.get("datasetId") if isinstance(value, dict) else None))
+        elif isinstance(value, list) and any(isinstance(v, dict) and is_null(v) for v in value):
+            iri = expand_attr_name(name, ctx)
+            deletions += [(iri, v.get("datasetId")) for v in value if isinstance(v, dict) and is_null(v)]
+            rest = [v for v in value if not (isinstance(v, dict) and is_null(v))]
+            if rest:
+                kept[name] = rest
         else:
             kept[name] = value
-    return kept, skipped
+    return kept, deletions, skipped
 
 
 async def _merge_entity(request: Request, entity_id: str, _: Any) -> Response:
     broker, incoming, ctx, data = await _with_body(request, merge_patch=True)
-    kept, deleted = _split_nulls(data, ctx)
+    kept, deletions, _ = _split_nulls(data, ctx)
     entity = EntityInput(entity_id, parse_types(kept.get("type"), ctx, need_type=False),
                          parse_attributes(kept, ctx))
     _, change = await broker.run(ops.merge_entity, broker.store, incoming.tenant, entity_id, entity,
-                                 [iri for iri, reason in deleted if reason == "null value"])
+                                 deletions)
     broker.changed(incoming.tenant, [change] if change else [])
     return empty()
 
@@ -293,17 +315,22 @@ async def _append_attrs(request: Request, entity_id: str, _: Any) -> Response:
 
 async def _update_attrs(request: Request, entity_id: str, _: Any) -> Response:
     broker, incoming, ctx, data = await _with_body(request, merge_patch=True)
-    kept, nulls = _split_nulls(data, ctx)
+    kept, deletions, ignored = _split_nulls(data, ctx)
     attrs = parse_attributes(kept, ctx)
     (updated, skipped), change = await broker.run(ops.update_attrs, broker.store, incoming.tenant,
-                                                  entity_id, attrs)
+                                                  entity_id, attrs, deletions)
     broker.changed(incoming.tenant, [change] if change else [])
-    return _update_result(ctx, updated, [*skipped, *nulls])
+    return _update_result(ctx, updated, [*skipped, *ignored])
 
 
 async def _patch_attr(request: Request, entity_id: str, attr: str) -> Response:
     broker, incoming, ctx, data = await _with_body(request, merge_patch=True)
     iri = expand_attr_name(attr, ctx)
+    if is_null(data):  # NGSI-LD Null: delete the instance
+        _, change = await broker.run(ops.patch_attr, broker.store, incoming.tenant, entity_id, iri, None,
+                                     data.get("datasetId"))
+        broker.changed(incoming.tenant, [change] if change else [])
+        return empty()
     fragment = parse_attribute(data, iri, ctx)
     _, change = await broker.run(ops.patch_attr, broker.store, incoming.tenant, entity_id, iri, fragment)
     broker.changed(incoming.tenant, [change] if change else [])
@@ -323,7 +350,11 @@ async def _delete_attr(request: Request, entity_id: str, attr: str) -> Response:
     broker, incoming = await _begin(request, ("datasetId", "deleteAll"))
     ctx = await broker.contexts.from_link(request.headers.get("link"))
     iri = expand_attr_name(attr, ctx)
-    _, change = await broker.run(ops.delete_attr, broker.store, incoming.tenant, entity_id, iri)
+    dataset_id = incoming.params.get("datasetId")
+    if dataset_id is not None:
+        check_uri(dataset_id, "datasetId")
+    _, change = await broker.run(ops.delete_attr, broker.store, incoming.tenant, entity_id, iri,
+                                 dataset_id, incoming.params.get("deleteAll") == "true")
     broker.changed(incoming.tenant, [change] if change else [])
     return empty()
 

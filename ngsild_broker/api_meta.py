@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from ngsild_broker.contexts import CORE_URL, Context, ContextRecord
 from ngsild_broker.entities import SYSTEM
+from ngsild_broker.instances import instances
 from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.protocol import begin, empty, entity_headers, json_response
 from ngsild_broker.state import BrokerState, broker_of
@@ -34,7 +35,7 @@ def _attribute_stats(store: Store, tenant: str, types: list[str] | None = None
             if iri in ("id", "type") or iri in SYSTEM:
                 continue
             info = attrs[iri]
-            info["kinds"].add(attr.get("type", "Property"))
+            info["kinds"].update(i.get("type", "Property") for i in instances(attr))
             info["types"].update(doc["type"])
             info["count"].add(doc["id"])
     return counts, attrs

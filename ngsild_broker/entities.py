@@ -15,6 +15,7 @@ from typing import Any
 
 from ngsild_broker.contexts import Context
 from ngsild_broker.errors import bad_request
+from ngsild_broker.instances import check_distinct, dataset_of, find, first, instances, pack, replace
 
 ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty",
                              "JsonProperty", "VocabProperty", "ListProperty", "ListRelationship"})
@@ -25,6 +26,9 @@ MEMBERS = frozenset({"type", "value", "object", "observedAt", "unitCode", "datas
                      "modifiedAt", "languageMap", "json", "vocab", "valueList", "objectList",
                      "objectType", "instanceId", "lang"})
 SYSTEM = ("createdAt", "modifiedAt")
+# Core-context aliases of JSON-LD keywords and NGSI-LD entity members: never a type or attribute name.
+RESERVED_NAMES = frozenset({"id", "type", "@id", "@type", "@context", "scope", "createdAt",
+                            "modifiedAt", "deletedAt"})
 LOCATION = "https://uri.etsi.org/ngsi-ld/location"
 _ENTITY_SKIP = frozenset({"id", "type", "@context", "createdAt", "modifiedAt", "scope"})
 _INFERRED = (("value", "Property"), ("object", "Relationship"), ("languageMap", "LanguageProperty"),
@@ -101,6 +105,8 @@ def parse_types(raw: Any, ctx: Context, need_type: bool = True) -> list[str] | N
     for name in names:
         if _BAD_NAME.search(name):
             raise bad_request("Invalid Entity Type", f"invalid character in entity type: {name}")
+        if name in RESERVED_NAMES:
+            raise bad_request("Invalid Entity Type", f"reserved name: {name}")
         _remember_good(name)
     return list(dict.fromkeys(ctx.expand(n) for n in names))
 
@@ -140,10 +146,8 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
         raise bad_request("The use of NULL value is not recommended for JSON-LD "
                           "(the whole attribute gets ignored)", iri)
     if not isinstance(value, dict):
-        if isinstance(value, list) and any(isinstance(v, dict) and ("datasetId" in v or v.get("type") in
-                                                                    ATTRIBUTE_TYPES) for v in value):
-            raise bad_request("Invalid attribute", f"{iri}: attribute must be a JSON object "
-                              "(multi-attributes are not supported)")
+        if isinstance(value, list) and any(_is_instance(v) for v in value):
+            return _parse_instances(value, iri, ctx)
         return {"type": "Property", "value": value}
     kind = value.get("type")
     if kind in GEOMETRY_TYPES and "value" not in value:
@@ -196,6 +200,21 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
     return out
 
 
+def _is_instance(value: Any) -> bool:
+    return isinstance(value, dict) and ("datasetId" in value or value.get("type") in ATTRIBUTE_TYPES)
+
+
+def _parse_instances(value: list[Any], iri: str, ctx: Context) -> Any:
+    """A multi-attribute: every item an attribute object, datasetIds distinct."""
+    items = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise bad_request("Invalid multi-attribute", f"{iri}: every instance must be a JSON object")
+        items.append(parse_attribute(item, iri, ctx))
+    check_distinct(items, iri)
+    return pack(items)
+
+
 def check_geometry(geometry: Any) -> None:
     """Validate a GeoProperty value as Orion-LD does (its box is computed once, by `location_bbox`)."""
     if not isinstance(geometry, dict):
@@ -241,7 +260,7 @@ def _check_coords(coords: Any, depth: int, kind: str) -> None:
 
 def location_bbox(doc: dict[str, Any]) -> BBox | None:
     """The R-tree box of an entity: the bounding box of its (already validated) `location`."""
-    attr = doc.get(LOCATION)
+    attr = first(doc.get(LOCATION))
     if not attr or attr.get("type") != "GeoProperty":
         return None
     geometry = attr["value"]
@@ -264,12 +283,16 @@ def _flatten(coords: Any, depth: int, xs: list[float], ys: list[float]) -> None:
 
 
 # -- building stored documents -----------------------------------------------------------------
-def stamp(attr: dict[str, Any], now: str, created: str | None = None) -> dict[str, Any]:
+def stamp(attr: Any, now: str, created: str | None = None) -> Any:
     """Set an attribute's system timestamps (and its sub-attributes'), in place; returns it.
 
     Attributes come fresh from `parse_attribute`, so writing into them is safe and saves a copy
-    per attribute on the batch-upsert path.
+    per attribute on the batch-upsert path. A multi-attribute has every instance stamped.
     """
+    if isinstance(attr, list):
+        for item in attr:
+            stamp(item, now, created)
+        return attr
     for key, sub in attr.items():
         if key not in MEMBERS and type(sub) is dict:
             stamp(sub, now)
@@ -288,23 +311,34 @@ def new_document(entity: EntityInput, now: str, created: str | None = None) -> d
     return doc
 
 
-def merge_attributes(doc: dict[str, Any], attrs: dict[str, dict[str, Any]], now: str, *,
+def merge_attributes(doc: dict[str, Any], attrs: dict[str, Any], now: str, *,
                      overwrite: bool = True, only_existing: bool = False
                      ) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
-    """`doc` with `attrs` appended/overwritten; returns (new doc, updated IRIs, (IRI, reason) skipped)."""
+    """`doc` with `attrs` appended/overwritten instance by instance (matched by datasetId); returns
+    (new doc, updated IRIs, (IRI, reason) skipped)."""
     out = dict(doc)
     updated: list[str] = []
     skipped: list[tuple[str, str]] = []
     for iri, attr in attrs.items():
         old = doc.get(iri)
-        if old is None and only_existing:
-            skipped.append((iri, f"attribute doesn't exist: {iri}"))
-            continue
-        if old is not None and not overwrite:
-            skipped.append((iri, "attribute already exists: overwrite is not allowed"))
-            continue
-        out[iri] = stamp(attr, now, old.get("createdAt") if old else None)
-        updated.append(iri)
+        value = old
+        for item in instances(attr):
+            prior = find(old, dataset_of(item))
+            if prior is None and only_existing:
+                skipped.append((iri, f"attribute doesn't exist: {iri}" + _dataset_text(item)))
+                continue
+            if prior is not None and not overwrite:
+                skipped.append((iri, "attribute already exists: overwrite is not allowed"))
+                continue
+            value = replace(value, stamp(item, now, prior.get("createdAt") if prior else None))
+        if value is not old:
+            out[iri] = value
+            updated.append(iri)
     if updated:
         out["modifiedAt"] = now
     return out, updated, skipped
+
+
+def _dataset_text(item: dict[str, Any]) -> str:
+    ident = dataset_of(item)
+    return f" (datasetId {ident})" if ident else ""

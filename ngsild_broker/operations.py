@@ -13,6 +13,7 @@ import orjson
 
 from ngsild_broker.entities import EntityInput, location_bbox, merge_attributes, new_document, now_iso, stamp
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
+from ngsild_broker.instances import dataset_of, find, instances, remove, replace
 from ngsild_broker.store import Store, Stored, Writer
 
 
@@ -227,65 +228,120 @@ def append_attrs(batch: _Batch, stored: Stored, attrs: dict[str, dict[str, Any]]
     return updated, skipped
 
 
+Deletion = tuple[str, "str | None"]  # (attribute IRI, datasetId): an NGSI-LD Null in the payload
+
+
+def _without(doc: dict[str, Any], deletions: list[Deletion]) -> tuple[dict[str, Any], list[str]]:
+    """`doc` without the instances `deletions` name; the IRIs actually deleted."""
+    out = dict(doc)
+    done: list[str] = []
+    for iri, dataset_id in deletions:
+        if iri not in out:
+            continue
+        value, found = remove(out[iri], dataset_id)
+        if not found:
+            continue
+        if value is None:
+            del out[iri]
+        else:
+            out[iri] = value
+        done.append(iri)
+    return out, done
+
+
 @_on_entity
-def update_attrs(batch: _Batch, stored: Stored,
-                 attrs: dict[str, dict[str, Any]]) -> tuple[list[str], list[tuple[str, str]]]:
-    """PATCH /entities/{id}/attrs: only existing attributes are written."""
-    doc, updated, skipped = merge_attributes(stored.doc, attrs, now_iso(), only_existing=True)
-    if updated:
+def update_attrs(batch: _Batch, stored: Stored, attrs: dict[str, Any],
+                 deletions: list[Deletion] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """PATCH /entities/{id}/attrs: only existing attributes are written; NGSI-LD Nulls delete."""
+    now = now_iso()
+    base, deleted = _without(stored.doc, deletions or [])
+    doc, updated, skipped = merge_attributes(base, attrs, now, only_existing=True)
+    for iri, _ in deletions or []:
+        if iri not in deleted:
+            skipped.append((iri, f"attribute doesn't exist: {iri}"))
+    if updated or deleted:
+        doc["modifiedAt"] = now
         batch.replace(stored, doc)
-    return updated, skipped
+    return [*updated, *deleted], skipped
+
+
+def _copy(attr: dict[str, Any]) -> dict[str, Any]:
+    return orjson.loads(orjson.dumps(attr))  # stamp() writes in place: never into the stored document
 
 
 @_on_entity
-def patch_attr(batch: _Batch, stored: Stored, iri: str, fragment: dict[str, Any]) -> None:
-    """PATCH /entities/{id}/attrs/{attr}: the given members replace the attribute's ones."""
+def patch_attr(batch: _Batch, stored: Stored, iri: str, fragment: dict[str, Any] | None,
+               dataset_id: str | None = None) -> None:
+    """PATCH /entities/{id}/attrs/{attr}: the given members replace the instance's ones (matched by
+    the fragment's datasetId); a None fragment (NGSI-LD Null) deletes the instance."""
     old = stored.doc.get(iri)
-    if old is None:
+    prior = find(old, fragment.get("datasetId") if fragment is not None else dataset_id)
+    if prior is None:
         raise not_found("Entity/Attribute not found", iri)
     now = now_iso()
-    merged = {**orjson.loads(orjson.dumps(old)), **fragment}  # stamp() writes in place
-    if fragment.get("type", old.get("type")) != old.get("type"):
-        merged = dict(fragment)
     doc = dict(stored.doc)
-    doc[iri] = stamp(merged, now, old.get("createdAt"))
+    if fragment is None:
+        value, _ = remove(old, dataset_of(prior))
+        if value is None:
+            del doc[iri]
+        else:
+            doc[iri] = value
+    else:
+        merged = {**_copy(prior), **fragment}
+        if fragment.get("type", prior.get("type")) != prior.get("type"):
+            merged = dict(fragment)
+        doc[iri] = replace(old, stamp(merged, now, prior.get("createdAt")))
     doc["modifiedAt"] = now
     batch.replace(stored, doc)
 
 
 @_on_entity
 def replace_attr(batch: _Batch, stored: Stored, iri: str, attr: dict[str, Any]) -> None:
-    """PUT /entities/{id}/attrs/{attr}."""
+    """PUT /entities/{id}/attrs/{attr}: the instance with the payload's datasetId is replaced."""
     old = stored.doc.get(iri)
-    if old is None:
+    prior = find(old, attr.get("datasetId")) if isinstance(attr, dict) else None
+    if prior is None:
         raise not_found("Entity/Attribute not found", iri)
     now = now_iso()
     doc = dict(stored.doc)
-    doc[iri] = stamp(attr, now, old.get("createdAt"))
+    doc[iri] = replace(old, stamp(attr, now, prior.get("createdAt")))
     doc["modifiedAt"] = now
     batch.replace(stored, doc)
 
 
 @_on_entity
-def delete_attr(batch: _Batch, stored: Stored, iri: str) -> None:
-    """DELETE /entities/{id}/attrs/{attr}."""
+def delete_attr(batch: _Batch, stored: Stored, iri: str, dataset_id: str | None = None,
+                delete_all: bool = False) -> None:
+    """DELETE /entities/{id}/attrs/{attr}: the default instance, the `datasetId` one, or all."""
     if iri not in stored.doc or iri in ("id", "type", "createdAt", "modifiedAt"):
         raise not_found("Entity/Attribute not found", iri)
-    doc = {k: v for k, v in stored.doc.items() if k != iri}
+    doc = dict(stored.doc)
+    if delete_all:
+        del doc[iri]
+    else:
+        value, found = remove(doc[iri], dataset_id)
+        if not found:
+            raise not_found("Entity/Attribute not found", f"{iri} (datasetId {dataset_id or '@none'})")
+        if value is None:
+            del doc[iri]
+        else:
+            doc[iri] = value
     doc["modifiedAt"] = now_iso()
     batch.replace(stored, doc)
 
 
 @_on_entity
-def merge_entity(batch: _Batch, stored: Stored, entity: EntityInput, deleted: list[str]) -> None:
-    """PATCH /entities/{id} (merge-patch): attributes merged member-wise, `deleted` removed."""
+def merge_entity(batch: _Batch, stored: Stored, entity: EntityInput, deletions: list[Deletion]) -> None:
+    """PATCH /entities/{id} (merge-patch): instances merged member-wise, NGSI-LD Nulls deleted."""
     now = now_iso()
-    doc = {k: v for k, v in stored.doc.items() if k not in deleted}
+    doc, _ = _without(stored.doc, deletions)
     for iri, attr in entity.attrs.items():
-        old = doc.get(iri)
-        merged = ({**orjson.loads(orjson.dumps(old)), **attr} if old and old.get("type") == attr.get("type")
-                  else attr)  # stamp() writes in place: never into the stored `before` document
-        doc[iri] = stamp(merged, now, old.get("createdAt") if old else None)
+        value = doc.get(iri)
+        for item in instances(attr):
+            prior = find(value, dataset_of(item))
+            merged = {**_copy(prior), **item} if prior and prior.get("type") == item.get("type") else item
+            value = replace(value, stamp(merged, now, prior.get("createdAt") if prior else None))
+        doc[iri] = value
     if entity.types:
         doc["type"] = list(dict.fromkeys([*stored.doc["type"], *entity.types]))
     doc["modifiedAt"] = now

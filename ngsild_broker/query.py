@@ -10,8 +10,9 @@ from typing import Any
 from ngsild_broker import geo as geolang
 from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
-from ngsild_broker.entities import LOCATION, check_uri
-from ngsild_broker.errors import bad_request
+from ngsild_broker.entities import LOCATION, RESERVED_NAMES, check_uri
+from ngsild_broker.instances import first
+from ngsild_broker.errors import bad_request, invalid_request
 from ngsild_broker.store import SqlFilter, Store
 
 FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
@@ -27,6 +28,7 @@ class OutputOptions:
     sys_attrs: bool = False
     count: bool = False
     flags: frozenset[str] = frozenset()
+    datasets: list[str] | None = None  # datasetId=: only these instances (`@none`: default ones)
 
 
 def parse_options(params: dict[str, str]) -> OutputOptions:
@@ -34,18 +36,19 @@ def parse_options(params: dict[str, str]) -> OutputOptions:
     raw = [o.strip() for o in params.get("options", "").split(",") if o.strip()]
     for option in raw:
         if option not in _OPTIONS:
-            raise bad_request("Invalid value for URI param /options/", option)
+            raise invalid_request("Invalid value for URI param /options/", option)
     formats = [FORMATS[o] for o in raw if o in FORMATS]
     sys_attrs = "sysAttrs" in raw
     if "format" in params:
         if params["format"] not in FORMATS:
-            raise bad_request("Invalid value for URI param /format/", params["format"])
+            raise invalid_request("Invalid value for URI param /format/", params["format"])
         formats = [FORMATS[params["format"]]]  # format= wins over options
     if len(set(formats)) > 1 or (sys_attrs and formats and formats[0] == "keyValues"):
         raise bad_request("Incoherent value for /options/ URI param",
                           "at most one of keyValues, concise, normalized; keyValues excludes sysAttrs")
     count = "count" in raw or params.get("count") == "true"
-    return OutputOptions(formats[0] if formats else "normalized", sys_attrs, count, frozenset(raw))
+    return OutputOptions(formats[0] if formats else "normalized", sys_attrs, count, frozenset(raw),
+                         _split(params.get("datasetId")))
 
 
 @dataclass(slots=True)
@@ -68,9 +71,10 @@ class EntityQuery:
 
     @property
     def too_broad(self) -> bool:
-        """Orion-LD's "Too broad query" condition."""
-        return not (self.ids or self.id_pattern or self.types or self.attrs or self.q is not None
-                    or self.geo is not None or self.local)
+        """GS CIM 009 5.7.2: a query needs a type, attrs, q or a geo-query (ids alone are not enough;
+        Orion-LD accepts ids or idPattern alone)."""
+        return not (self.types or self.attrs or self.q is not None or self.geo is not None
+                    or self.local)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -135,6 +139,9 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
         check_uri(ident, "id")
     types = _split(params.get("type"))
     attrs = _split(params.get("attrs"))
+    for name in attrs or ():
+        if name in RESERVED_NAMES:
+            raise bad_request("Invalid attribute name", f"{name} is not an attribute")
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     query = EntityQuery(
         tenant=tenant, ids=ids, id_pattern=_pattern(params.get("idPattern")),
@@ -244,7 +251,7 @@ def _located(store: Store, flt: SqlFilter, query: EntityQuery) -> QueryResult:
     verdicts = query.geo.matches_many([{"type": "Point", "coordinates": [x, y]} for _, x, y in points])
     matched = [seq for (seq, _, _), ok in zip(points, verdicts, strict=True) if ok]
     for stored in store.by_seqs(others):
-        if query.geo.matches(stored.doc[LOCATION]["value"]):
+        if query.geo.matches_entity(stored.doc, lambda _: LOCATION):
             matched.append(stored.seq)
     matched.sort()
     page = matched[query.offset:query.offset + query.limit]
@@ -282,7 +289,7 @@ def _candidates(store: Store, flt: SqlFilter, query: EntityQuery, python_q: Any)
 def _geo_matching(docs: list[dict[str, Any]], query: EntityQuery) -> Iterator[dict[str, Any]]:
     located = []
     for doc in docs:
-        attr = doc.get(query.geoproperty)
+        attr = first(doc.get(query.geoproperty))
         if isinstance(attr, dict) and attr.get("type") == "GeoProperty":
             located.append((doc, attr["value"]))
     verdicts = query.geo.matches_many([g for _, g in located])

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import MEMBERS, SYSTEM
+from ngsild_broker.instances import first, select
 
 Format = Literal["normalized", "keyValues", "concise"]
 
@@ -18,8 +19,11 @@ _KEY_VALUE_MEMBER = {"Property": "value", "GeoProperty": "value", "Relationship"
 
 def render_entity(doc: dict[str, Any], ctx: Context, fmt: Format = "normalized", *,
                   sys_attrs: bool = False, attrs: Collection[str] | None = None,
-                  lang: str | None = None) -> dict[str, Any]:
-    """An entity as the API returns it (no @context member; the caller adds it for ld+json)."""
+                  lang: str | None = None, datasets: Collection[str] | None = None) -> dict[str, Any]:
+    """An entity as the API returns it (no @context member; the caller adds it for ld+json).
+
+    `datasets`: only the attribute instances with these datasetIds (`@none`: default instances).
+    """
     types = [ctx.compact(t) for t in doc["type"]]
     out: dict[str, Any] = {"id": doc["id"], "type": types[0] if len(types) == 1 else types}
     if sys_attrs:
@@ -28,13 +32,19 @@ def render_entity(doc: dict[str, Any], ctx: Context, fmt: Format = "normalized",
     for iri, attr in doc.items():
         if iri in ("id", "type") or iri in SYSTEM or (attrs is not None and iri not in attrs):
             continue
+        if datasets is not None:
+            attr = select(attr, datasets)
+            if attr is None:
+                continue
         out[ctx.compact(iri)] = render_attribute(attr, ctx, fmt, sys_attrs, lang)
     return out
 
 
-def render_attribute(attr: dict[str, Any], ctx: Context, fmt: Format = "normalized",
+def render_attribute(attr: Any, ctx: Context, fmt: Format = "normalized",
                      sys_attrs: bool = False, lang: str | None = None) -> Any:
-    """One attribute in the requested format."""
+    """One attribute in the requested format (a multi-attribute as an array of its instances)."""
+    if isinstance(attr, list):
+        return [render_attribute(i, ctx, fmt, sys_attrs, lang) for i in attr]
     kind = attr.get("type", "Property")
     main = _KEY_VALUE_MEMBER.get(kind, "value")
     if fmt == "keyValues":
@@ -79,7 +89,7 @@ def render_feature(doc: dict[str, Any], ctx: Context, fmt: Format, geoproperty: 
                    sys_attrs: bool = False, attrs: Collection[str] | None = None) -> dict[str, Any]:
     """An entity as a GeoJSON Feature (Accept: application/geo+json)."""
     entity = render_entity(doc, ctx, fmt, sys_attrs=sys_attrs, attrs=attrs)
-    geo = doc.get(geoproperty)
+    geo = first(doc.get(geoproperty))
     geometry = geo.get("value") if isinstance(geo, dict) and geo.get("type") == "GeoProperty" else None
     properties = {k: v for k, v in entity.items() if k != "id"}
     return {"id": doc["id"], "type": "Feature", "geometry": geometry, "properties": properties}

@@ -8,6 +8,7 @@ itself as `broker_state.subscriptions` for the routes; `await manager.start()` a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
+from ngsild_broker import periodic
 from ngsild_broker.contexts import Context, ContextResolver, link_header
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
 from ngsild_broker.geo import GeoQuery, GeoQueryError, parse_geoquery
@@ -130,7 +132,11 @@ def validate(doc: Any) -> dict[str, Any]:
     if "csf" in out:
         raise _not_implemented("Not Implemented", "Subscription::csf")
     if "timeInterval" in out:
-        raise _not_implemented("Not Implemented", "periodic subscriptions (timeInterval)")
+        interval = out["timeInterval"]
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise bad_request("Invalid value for Subscription::timeInterval", "must be a number > 0")
+        if "watchedAttributes" in out:
+            raise bad_request("Invalid Subscription", "timeInterval and watchedAttributes exclude each other")
     if "entities" in out:
         if not isinstance(out["entities"], list):
             raise bad_request("Not a JSON Array", "Subscription::entities")
@@ -268,19 +274,21 @@ class Subscription:
         if trigger not in self.triggers and not (trigger == "entityUpdated" and self.triggers & {
                 "attributeCreated", "attributeUpdated", "attributeDeleted"}):
             return None
-        if not self._selected(entity):
-            return None
         if self.watched is not None:
             # Same-value writes move the attribute's modifiedAt, so they count as changes (Orion-LD
             # notifies them unless -noNotifyFalseUpdate).
             old, new = before or {}, after or {}
             if not any(old.get(a) != new.get(a) for a in self.watched):
                 return None
+        return entity if self.selects(entity) else None
+
+    def selects(self, entity: dict[str, Any]) -> bool:
+        """Whether the entity passes the entity selectors, q and geoQ."""
+        if not self._selected(entity):
+            return False
         if self.q is not None and not self.q.matches(entity, self.ctx.expand):
-            return None
-        if self.geo is not None and not self.geo.matches_entity(entity, self.ctx.expand):
-            return None
-        return entity
+            return False
+        return self.geo is None or self.geo.matches_entity(entity, self.ctx.expand)
 
     def view(self) -> dict[str, Any]:
         """The subscription as GET answers it, with status and delivery counters."""
@@ -317,10 +325,12 @@ class SubscriptionManager:
         self.notifier = notifier or Notifier()
         self.render = render
         self.subs: dict[str, dict[str, Subscription]] = {}
+        self._periodic: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Load persisted subscriptions and start delivery."""
         self.notifier.start()
+        self._periodic = asyncio.get_running_loop().create_task(periodic.run(self))
         for tenant, ident, stored in await anyio.to_thread.run_sync(self.store.load_subscriptions):
             try:
                 ctx = await self.contexts.from_value(stored.get("context"))
@@ -331,6 +341,9 @@ class SubscriptionManager:
 
     async def stop(self) -> None:
         """Deliver what is queued, persist the counters, stop."""
+        if self._periodic is not None:
+            self._periodic.cancel()
+            await asyncio.gather(self._periodic, return_exceptions=True)
         await self.notifier.aclose()
         for subs in self.subs.values():
             for sub in subs.values():
@@ -343,7 +356,9 @@ class SubscriptionManager:
         await anyio.to_thread.run_sync(self.store.put_subscription, sub.tenant, sub.id, sub.stored())
 
     def get(self, tenant: str, ident: str) -> Subscription:
-        """The subscription or 404."""
+        """The subscription; 400 when `ident` is not a URI (ETSI 029_01_02, 030_01_01), else 404."""
+        if ":" not in ident or any(c in ident for c in ' <>"{}|\\^`'):
+            raise bad_request("Invalid Subscription::id", f"not a URI: {ident[:200]}")
         sub = self.subs.get(tenant, {}).get(ident)
         if sub is None:
             raise not_found("Subscription not found", ident)
@@ -408,7 +423,7 @@ class SubscriptionManager:
             return
         now = time.time()
         for sub in list(subs.values()):
-            if sub.status != "active":
+            if sub.status != "active" or "timeInterval" in sub.doc:
                 continue
             throttling = sub.doc.get("throttling")
             if throttling and now - sub.last_sent < throttling:
@@ -417,9 +432,10 @@ class SubscriptionManager:
             deleted = {c.before["id"] for c in changes if c.after is None and c.before is not None}
             if entities:
                 sub.last_sent = now
-                self._notify(sub, entities, deleted)
+                self.notify(sub, entities, deleted)
 
-    def _notify(self, sub: Subscription, entities: list[dict[str, Any]], deleted: set[str]) -> None:
+    def notify(self, sub: Subscription, entities: list[dict[str, Any]], deleted: set[str]) -> None:
+        """Queue one notification of `entities` (`deleted`: ids notified as deleted)."""
         notification = sub.doc["notification"]
         endpoint = notification["endpoint"]
         accept = endpoint.get("accept", "application/json")

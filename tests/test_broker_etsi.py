@@ -15,7 +15,7 @@ def test_collection_urls_accept_a_trailing_slash(client: httpx.Client) -> None:
     assert client.post("/entities/", json=entity(ident, n=1)).status_code == 201
     assert client.post(f"/entities/{ident}/attrs/", json={"m": 2}).status_code == 204
     assert client.patch(f"/entities/{ident}/attrs/", json={"m": 3}).status_code == 204
-    assert [e["id"] for e in client.get("/entities/", params={"id": ident}).json()] == [ident]
+    assert [e["id"] for e in client.get("/entities/", params={"id": ident, "type": "Thing"}).json()] == [ident]
     sub = {"type": "Subscription", "entities": [{"type": "Thing"}],
            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/hook"}}}
     assert client.post("/subscriptions/", json=sub).status_code == 201
@@ -24,3 +24,59 @@ def test_collection_urls_accept_a_trailing_slash(client: httpx.Client) -> None:
 def test_a_verb_without_an_id_on_a_collection_is_405(client: httpx.Client) -> None:
     assert_problem(client.patch("/subscriptions/", json={"q": "a>1"}), 405, "OperationNotSupported")
     assert_problem(client.delete("/subscriptions/"), 405, "OperationNotSupported")
+
+
+def test_invalid_requests_and_reserved_names(client: httpx.Client) -> None:
+    assert_problem(client.post("/entities", json=[]), 400, "InvalidRequest")
+    assert_problem(client.get("/entities", params={"type": "T", "bogus": "1"}), 400, "InvalidRequest")
+    assert_problem(client.post("/entities", json={"id": new_id(), "type": "type"}), 400, "BadRequestData")
+    assert_problem(client.get("/entities", params={"attrs": "id,type"}), 400, "BadRequestData")
+    assert_problem(client.get("/entities", params={"id": new_id()}), 400, "BadRequestData", "Too broad query")
+    assert_problem(client.get("/subscriptions/not-a-uri"), 400, "BadRequestData")
+
+
+def multi(ident: str) -> dict:
+    return {"id": ident, "type": "Thing",
+            "name": [{"type": "Property", "value": "Eiffel Tower"},
+                     {"type": "Property", "value": "Tour Eiffel", "datasetId": "urn:ngsi-ld:Dataset:fr"},
+                     {"type": "Property", "value": "Eiffelturm", "datasetId": "urn:ngsi-ld:Dataset:de"}]}
+
+
+def test_multi_attributes_keep_their_instances_apart(client: httpx.Client) -> None:
+    ident = new_id()
+    assert client.post("/entities", json=multi(ident)).status_code == 201
+    assert [i["value"] for i in client.get(f"/entities/{ident}").json()["name"]] == [
+        "Eiffel Tower", "Tour Eiffel", "Eiffelturm"]
+    french = client.get(f"/entities/{ident}", params={"datasetId": "urn:ngsi-ld:Dataset:fr"}).json()
+    assert french["name"] == {"type": "Property", "value": "Tour Eiffel", "datasetId": "urn:ngsi-ld:Dataset:fr"}
+    default = client.get("/entities", params={"type": "Thing", "datasetId": "@none", "q": "name==\"Eiffelturm\""})
+    assert [e["name"] for e in default.json()] == [{"type": "Property", "value": "Eiffel Tower"}]
+    # PATCH of one instance, delete of another: the rest stays.
+    assert client.patch(f"/entities/{ident}/attrs/name", json={"value": "Tour Eiffel!",
+                                                               "datasetId": "urn:ngsi-ld:Dataset:fr"}).status_code == 204
+    assert client.delete(f"/entities/{ident}/attrs/name",
+                         params={"datasetId": "urn:ngsi-ld:Dataset:de"}).status_code == 204
+    assert [i["value"] for i in client.get(f"/entities/{ident}").json()["name"]] == ["Eiffel Tower", "Tour Eiffel!"]
+    assert client.delete(f"/entities/{ident}/attrs/name",
+                         params={"datasetId": "urn:ngsi-ld:Dataset:de"}).status_code == 404
+    assert client.delete(f"/entities/{ident}/attrs/name", params={"deleteAll": "true"}).status_code == 204
+    assert "name" not in client.get(f"/entities/{ident}").json()
+
+
+def test_duplicate_dataset_ids_are_400(client: httpx.Client) -> None:
+    body = multi(new_id())
+    body["name"][2]["datasetId"] = "urn:ngsi-ld:Dataset:fr"
+    assert_problem(client.post("/entities", json=body), 400, "BadRequestData")
+
+
+def test_ngsi_ld_null_deletes_in_merge_and_updates(client: httpx.Client) -> None:
+    ident = new_id()
+    assert client.post("/entities", json={**multi(ident), "a": 1, "b": 2, "c": 3}).status_code == 201
+    assert client.patch(f"/entities/{ident}", json={"a": {"type": "Property", "value": "urn:ngsi-ld:null"},
+                                                    "name": {"type": "Property", "value": "urn:ngsi-ld:null",
+                                                             "datasetId": "urn:ngsi-ld:Dataset:de"}}).status_code == 204
+    assert client.patch(f"/entities/{ident}/attrs", json={"b": "urn:ngsi-ld:null"}).status_code == 204
+    assert client.patch(f"/entities/{ident}/attrs/c", json={"value": "urn:ngsi-ld:null"}).status_code == 204
+    got = client.get(f"/entities/{ident}").json()
+    assert not {"a", "b", "c"} & set(got)
+    assert [i.get("datasetId") for i in got["name"]] == [None, "urn:ngsi-ld:Dataset:fr"]

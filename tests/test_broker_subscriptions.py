@@ -95,7 +95,7 @@ def run(coro: Any) -> Any:
     (sub(notificationTrigger=["entityExploded"]), 400,
      "Invalid value for Subscription::notificationTrigger"),
     (sub(csf="x==1"), 501, "Not Implemented"),
-    (sub(timeInterval=10), 501, "Not Implemented"),
+    (sub(timeInterval=0), 400, "Invalid value for Subscription::timeInterval"),  # periodic: supported since the ETSI work
     (sub(geoQ={"geometry": "Polygon", "georel": "within",
                "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}), 501, "Not Implemented"),
     (sub(geoQ={"geometry": "Point", "georel": "near;maxDistance==10"}), 400, "Incomplete geometry"),
