@@ -16,9 +16,10 @@ from ngsild_broker.entities import (
     parse_attributes,
     parse_entity,
     parse_types,
+    split_nulls,
 )
-from ngsild_broker.instances import is_null
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, invalid_request, not_found
+from ngsild_broker.instances import is_null
 from ngsild_broker.protocol import (
     GEOJSON,
     JSONLD,
@@ -46,7 +47,7 @@ PREFIX = "/ngsi-ld/v1"
 _FORMAT_PARAMS = ("options", "format", "lang", "prettyPrint", "spaces", "datasetId")
 QUERY_PARAMS = frozenset({"id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
                           "geoproperty", "geometryProperty", "limit", "offset", "count", "local",
-                          *_FORMAT_PARAMS})
+                          "scopeQ", *_FORMAT_PARAMS})
 _TOO_BROAD = ("Need at least one of: entity-id, entity-type, geo-location, attribute-list, "
               "Q-filter, local=true")
 
@@ -256,35 +257,9 @@ def _update_result(ctx: Context, updated: list[str], skipped: list[tuple[str, st
                                          for i, r in skipped]}, status=207)
 
 
-def _split_nulls(data: dict[str, Any], ctx: Context
-                 ) -> tuple[dict[str, Any], list[ops.Deletion], list[tuple[str, str]]]:
-    """A merge/update payload split into attributes to write, NGSI-LD Null (or JSON null) instances
-    to delete, and ignored members (createdAt/modifiedAt)."""
-    kept: dict[str, Any] = {}
-    deletions: list[ops.Deletion] = []
-    skipped: list[tuple[str, str]] = []
-    for name, value in data.items():
-        if name in ("createdAt", "modifiedAt"):
-            skipped.append((name, "built-in timestamps are ignored"))
-        elif name in ("id", "type", "@context", "scope"):
-            kept[name] = value
-        elif is_null(value):
-            deletions.append((expand_attr_name(name, ctx),
-                              value.get("datasetId") if isinstance(value, dict) else None))
-        elif isinstance(value, list) and any(isinstance(v, dict) and is_null(v) for v in value):
-            iri = expand_attr_name(name, ctx)
-            deletions += [(iri, v.get("datasetId")) for v in value if isinstance(v, dict) and is_null(v)]
-            rest = [v for v in value if not (isinstance(v, dict) and is_null(v))]
-            if rest:
-                kept[name] = rest
-        else:
-            kept[name] = value
-    return kept, deletions, skipped
-
-
 async def _merge_entity(request: Request, entity_id: str, _: Any) -> Response:
     broker, incoming, ctx, data = await _with_body(request, merge_patch=True)
-    kept, deletions, _ = _split_nulls(data, ctx)
+    kept, deletions, _ = split_nulls(data, ctx)
     entity = EntityInput(entity_id, parse_types(kept.get("type"), ctx, need_type=False),
                          parse_attributes(kept, ctx))
     _, change = await broker.run(ops.merge_entity, broker.store, incoming.tenant, entity_id, entity,
@@ -307,18 +282,20 @@ async def _append_attrs(request: Request, entity_id: str, _: Any) -> Response:
     broker, incoming, ctx, data = await _with_body(request)
     no_overwrite = _no_overwrite(incoming)
     attrs = parse_attributes(data, ctx)
+    types = parse_types(data.get("type"), ctx, need_type=False)
     (updated, skipped), change = await broker.run(ops.append_attrs, broker.store, incoming.tenant,
-                                                  entity_id, attrs, no_overwrite)
+                                                  entity_id, attrs, no_overwrite, types)
     broker.changed(incoming.tenant, [change] if change else [])
     return _update_result(ctx, updated, skipped)
 
 
 async def _update_attrs(request: Request, entity_id: str, _: Any) -> Response:
     broker, incoming, ctx, data = await _with_body(request, merge_patch=True)
-    kept, deletions, ignored = _split_nulls(data, ctx)
+    kept, deletions, ignored = split_nulls(data, ctx)
     attrs = parse_attributes(kept, ctx)
+    types = parse_types(kept.get("type"), ctx, need_type=False)
     (updated, skipped), change = await broker.run(ops.update_attrs, broker.store, incoming.tenant,
-                                                  entity_id, attrs, deletions)
+                                                  entity_id, attrs, deletions, types)
     broker.changed(incoming.tenant, [change] if change else [])
     return _update_result(ctx, updated, [*skipped, *ignored])
 
@@ -349,7 +326,7 @@ async def _replace_attr(request: Request, entity_id: str, attr: str) -> Response
 async def _delete_attr(request: Request, entity_id: str, attr: str) -> Response:
     broker, incoming = await _begin(request, ("datasetId", "deleteAll"))
     ctx = await broker.contexts.from_link(request.headers.get("link"))
-    iri = expand_attr_name(attr, ctx)
+    iri = "scope" if attr == "scope" else expand_attr_name(attr, ctx)
     dataset_id = incoming.params.get("datasetId")
     if dataset_id is not None:
         check_uri(dataset_id, "datasetId")

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request, Response
 
 from ngsild_broker.contexts import CORE_URL, Context, ContextRecord
 from ngsild_broker.entities import SYSTEM
-from ngsild_broker.instances import instances
 from ngsild_broker.errors import NgsiError, bad_request, not_found
+from ngsild_broker.instances import instances
 from ngsild_broker.protocol import begin, empty, entity_headers, json_response
 from ngsild_broker.state import BrokerState, broker_of
 from ngsild_broker.store import SqlFilter, Store
@@ -32,7 +32,7 @@ def _attribute_stats(store: Store, tenant: str, types: list[str] | None = None
         for entity_type in doc["type"]:
             counts[entity_type] += 1
         for iri, attr in doc.items():
-            if iri in ("id", "type") or iri in SYSTEM:
+            if iri in ("id", "type", "scope") or iri in SYSTEM:
                 continue
             info = attrs[iri]
             info["kinds"].update(i.get("type", "Property") for i in instances(attr))

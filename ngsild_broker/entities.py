@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ngsild_broker import scope
 from ngsild_broker.contexts import Context
 from ngsild_broker.errors import bad_request
-from ngsild_broker.instances import check_distinct, dataset_of, find, first, instances, pack, replace
+from ngsild_broker.instances import check_distinct, dataset_of, find, first, instances, is_null, pack, replace
 
 ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty",
                              "JsonProperty", "VocabProperty", "ListProperty", "ListRelationship"})
@@ -76,6 +77,8 @@ class EntityInput:
     id: str
     types: list[str] | None
     attrs: dict[str, dict[str, Any]]
+    # (attribute IRI, datasetId) an NGSI-LD Null asks to delete (batch merge)
+    deletions: list[tuple[str, str | None]] | None = None
 
 
 def parse_entity(raw: Any, ctx: Context, *, need_type: bool = True) -> EntityInput:
@@ -115,11 +118,40 @@ def parse_attributes(raw: dict[str, Any], ctx: Context) -> dict[str, dict[str, A
     """The attributes of an entity or attribute payload, expanded and normalized."""
     attrs: dict[str, dict[str, Any]] = {}
     for name, value in raw.items():
+        if name == scope.KEY:
+            attrs[scope.KEY] = scope.parse_scope(value)
+            continue
         if name in _ENTITY_SKIP:
             continue
         iri = expand_attr_name(name, ctx)
         attrs[iri] = parse_attribute(value, iri, ctx)
     return attrs
+
+
+def split_nulls(data: dict[str, Any], ctx: Context
+                 ) -> tuple[dict[str, Any], list[tuple[str, str | None]], list[tuple[str, str]]]:
+    """A merge/update payload split into attributes to write, NGSI-LD Null (or JSON null) instances
+    to delete, and ignored members (createdAt/modifiedAt)."""
+    kept: dict[str, Any] = {}
+    deletions: list[tuple[str, str | None]] = []
+    skipped: list[tuple[str, str]] = []
+    for name, value in data.items():
+        if name in ("createdAt", "modifiedAt"):
+            skipped.append((name, "built-in timestamps are ignored"))
+        elif name in ("id", "type", "@context", "scope"):
+            kept[name] = value  # scope: replaced by a merge, an NGSI-LD Null is not a scope
+        elif is_null(value):
+            deletions.append((expand_attr_name(name, ctx),
+                              value.get("datasetId") if isinstance(value, dict) else None))
+        elif isinstance(value, list) and any(isinstance(v, dict) and is_null(v) for v in value):
+            iri = expand_attr_name(name, ctx)
+            deletions += [(iri, v.get("datasetId")) for v in value if isinstance(v, dict) and is_null(v)]
+            rest = [v for v in value if not (isinstance(v, dict) and is_null(v))]
+            if rest:
+                kept[name] = rest
+        else:
+            kept[name] = value
+    return kept, deletions, skipped
 
 
 # Names (types and attributes) that passed the checks: one set lookup instead of a regex per use.
@@ -307,7 +339,7 @@ def new_document(entity: EntityInput, now: str, created: str | None = None) -> d
     doc: dict[str, Any] = {"id": entity.id, "type": entity.types, "createdAt": created or now,
                            "modifiedAt": now}
     for iri, attr in entity.attrs.items():
-        doc[iri] = stamp(attr, now)
+        doc[iri] = attr if iri == scope.KEY else stamp(attr, now)
     return doc
 
 
@@ -321,6 +353,13 @@ def merge_attributes(doc: dict[str, Any], attrs: dict[str, Any], now: str, *,
     skipped: list[tuple[str, str]] = []
     for iri, attr in attrs.items():
         old = doc.get(iri)
+        if iri == scope.KEY:
+            if old is None and only_existing:
+                skipped.append((iri, "the entity has no scope"))
+            else:
+                out[iri] = scope.merged(old, attr, overwrite)
+                updated.append(iri)
+            continue
         value = old
         for item in instances(attr):
             prior = find(old, dataset_of(item))

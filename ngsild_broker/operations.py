@@ -95,9 +95,9 @@ class _Batch:
         return out
 
 
-def _type_check(stored: Stored, entity: EntityInput) -> None:
-    if entity.types is not None and set(entity.types) != set(stored.doc["type"]):
-        raise bad_request("Invalid Entity", "the Entity Type cannot be altered")
+def with_types(old: list[str], new: list[str] | None) -> list[str]:
+    """An entity's types after an update: types are added, never removed (GS CIM 009 4.16)."""
+    return list(dict.fromkeys([*old, *(new or ())]))
 
 
 def batch_create(store: Store, tenant: str, items: list[Item]) -> BatchOutcome:
@@ -143,16 +143,12 @@ def batch_upsert(store: Store, tenant: str, items: list[Item], update: bool) -> 
                 batch.insert(new_document(item, now))
                 out.ok(item.id, created=True)
                 continue
-            try:
-                _type_check(stored, item)
-            except NgsiError as err:
-                out.errors.append((item.id, err))
-                continue
             if update:
                 doc, _, _ = merge_attributes(stored.doc, item.attrs, now)
+                doc["type"] = with_types(stored.doc["type"], item.types)
                 doc["modifiedAt"] = now
-            else:
-                doc = new_document(EntityInput(item.id, stored.doc["type"], item.attrs), now,
+            else:  # the entity is replaced, its types too (multi-typed entities, GS CIM 009 4.16)
+                doc = new_document(EntityInput(item.id, item.types or stored.doc["type"], item.attrs), now,
                                    created=stored.doc["createdAt"])
             batch.replace(stored, doc)
             out.ok(item.id)
@@ -175,10 +171,15 @@ def batch_update(store: Store, tenant: str, items: list[Item], no_overwrite: boo
                 out.errors.append((item.id, not_found("Entity not found",
                                                       "Cannot update a non-existing entity")))
                 continue
-            doc, _, _ = merge_attributes(stored.doc, item.attrs, now, overwrite=not no_overwrite)
+            doc, _, skipped = merge_attributes(stored.doc, item.attrs, now, overwrite=not no_overwrite)
+            doc["type"] = with_types(stored.doc["type"], item.types)
             doc["modifiedAt"] = now
             batch.replace(stored, doc)
-            out.ok(item.id)
+            if skipped:  # noOverwrite kept some attributes: a partial success is a 207 (ETSI 005_02)
+                out.errors.append((item.id, bad_request("Attributes not overwritten", ", ".join(
+                    sorted({iri for iri, _ in skipped})))))
+            else:
+                out.ok(item.id)
         out.changes = batch.changes()
     return out
 
@@ -190,9 +191,7 @@ def batch_delete(store: Store, tenant: str, ids: list[str]) -> BatchOutcome:
         batch = _Batch(tx, tenant, ids)
         for entity_id in ids:
             stored = batch.get(entity_id)
-            if stored is None:
-                if entity_id in batch.touched:
-                    continue
+            if stored is None:  # also the second time an id is given (ETSI 006_04_01)
                 out.errors.append((entity_id, not_found("Entity not found",
                                                         "Cannot delete entities that do not exist")))
                 continue
@@ -220,10 +219,11 @@ def _on_entity(fn: Any) -> Any:
 
 @_on_entity
 def append_attrs(batch: _Batch, stored: Stored, attrs: dict[str, dict[str, Any]],
-                 no_overwrite: bool) -> tuple[list[str], list[tuple[str, str]]]:
-    """POST /entities/{id}/attrs."""
+                 no_overwrite: bool, types: list[str] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """POST /entities/{id}/attrs (a `type` member adds types)."""
     doc, updated, skipped = merge_attributes(stored.doc, attrs, now_iso(), overwrite=not no_overwrite)
-    if updated:
+    doc["type"] = with_types(stored.doc["type"], types)
+    if updated or doc["type"] != stored.doc["type"]:
         batch.replace(stored, doc)
     return updated, skipped
 
@@ -251,15 +251,18 @@ def _without(doc: dict[str, Any], deletions: list[Deletion]) -> tuple[dict[str, 
 
 @_on_entity
 def update_attrs(batch: _Batch, stored: Stored, attrs: dict[str, Any],
-                 deletions: list[Deletion] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
-    """PATCH /entities/{id}/attrs: only existing attributes are written; NGSI-LD Nulls delete."""
+                 deletions: list[Deletion] | None = None,
+                 types: list[str] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """PATCH /entities/{id}/attrs: only existing attributes are written; NGSI-LD Nulls delete; a
+    `type` member adds types."""
     now = now_iso()
     base, deleted = _without(stored.doc, deletions or [])
     doc, updated, skipped = merge_attributes(base, attrs, now, only_existing=True)
+    doc["type"] = with_types(stored.doc["type"], types)
     for iri, _ in deletions or []:
         if iri not in deleted:
             skipped.append((iri, f"attribute doesn't exist: {iri}"))
-    if updated or deleted:
+    if updated or deleted or doc["type"] != stored.doc["type"]:
         doc["modifiedAt"] = now
         batch.replace(stored, doc)
     return [*updated, *deleted], skipped
@@ -316,7 +319,7 @@ def delete_attr(batch: _Batch, stored: Stored, iri: str, dataset_id: str | None 
     if iri not in stored.doc or iri in ("id", "type", "createdAt", "modifiedAt"):
         raise not_found("Entity/Attribute not found", iri)
     doc = dict(stored.doc)
-    if delete_all:
+    if delete_all or iri == "scope":
         del doc[iri]
     else:
         value, found = remove(doc[iri], dataset_id)
@@ -333,19 +336,48 @@ def delete_attr(batch: _Batch, stored: Stored, iri: str, dataset_id: str | None 
 @_on_entity
 def merge_entity(batch: _Batch, stored: Stored, entity: EntityInput, deletions: list[Deletion]) -> None:
     """PATCH /entities/{id} (merge-patch): instances merged member-wise, NGSI-LD Nulls deleted."""
+    batch.replace(stored, merged_document(stored.doc, entity, deletions, now_iso()))
+
+
+def batch_merge(store: Store, tenant: str, items: list[Item]) -> BatchOutcome:
+    """POST /entityOperations/merge: a merge-patch of each existing entity (GS CIM 009 5.6.20)."""
+    out = BatchOutcome()
     now = now_iso()
+    with store.write() as tx:
+        batch = _Batch(tx, tenant, [i.id for i in items if isinstance(i, EntityInput)])
+        for item in items:
+            if not isinstance(item, EntityInput):
+                out.errors.append(item)
+                continue
+            stored = batch.get(item.id)
+            if stored is None:
+                out.errors.append((item.id, not_found("Entity not found", "Cannot merge a non-existing entity")))
+                continue
+            deletions = [(iri, d) for iri, d in item.deletions] if item.deletions else []
+            batch.replace(stored, merged_document(stored.doc, item, deletions, now))
+            out.ok(item.id)
+        out.changes = batch.changes()
+    return out
+
+
+def merged_document(old: dict[str, Any], entity: EntityInput, deletions: list[Deletion],
+                    now: str) -> dict[str, Any]:
+    """`old` merge-patched with `entity`: instances merged member-wise, `deletions` removed."""
+    stored = Stored(0, old)
     doc, _ = _without(stored.doc, deletions)
     for iri, attr in entity.attrs.items():
+        if iri == "scope":
+            doc[iri] = attr
+            continue
         value = doc.get(iri)
         for item in instances(attr):
             prior = find(value, dataset_of(item))
             merged = {**_copy(prior), **item} if prior and prior.get("type") == item.get("type") else item
             value = replace(value, stamp(merged, now, prior.get("createdAt") if prior else None))
         doc[iri] = value
-    if entity.types:
-        doc["type"] = list(dict.fromkeys([*stored.doc["type"], *entity.types]))
+    doc["type"] = with_types(stored.doc["type"], entity.types)
     doc["modifiedAt"] = now
-    batch.replace(stored, doc)
+    return doc
 
 
 @_on_entity

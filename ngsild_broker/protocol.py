@@ -30,6 +30,7 @@ KNOWN_PARAMS = frozenset({
     "onlyIds", "entityMap", "orderBy", "reverse", "expandValues", "details", "kind", "reload",
     "datasetId", "deleteAll", "observedAt", "prettyPrint", "spaces", "timerel", "timeAt", "endTimeAt",
     "timeproperty", "lastN", "attributeFormat", "subscriptionId", "entityTypeList", "contextSource",
+    "scopeQ", "pick", "omit", "join", "joinLevel", "containedBy", "jsonKeys",
 })
 _TENANT_BAD = re.compile(r"[/. \"\\$]")
 _TENANT_KNOWN = re.compile(r"^[A-Za-z0-9_-]*$")

@@ -11,8 +11,9 @@ from ngsild_broker import geo as geolang
 from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, RESERVED_NAMES, check_uri
-from ngsild_broker.instances import first
 from ngsild_broker.errors import bad_request, invalid_request
+from ngsild_broker.instances import first
+from ngsild_broker.scope import parse_scope_query, scope_sql
 from ngsild_broker.store import SqlFilter, Store
 
 FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
@@ -67,6 +68,7 @@ class EntityQuery:
     offset: int = 0
     count: bool = False
     local: bool = False
+    scope_q: list[list[str]] | None = None
     expand: Any = field(default=None, repr=False)
 
     @property
@@ -74,7 +76,7 @@ class EntityQuery:
         """GS CIM 009 5.7.2: a query needs a type, attrs, q or a geo-query (ids alone are not enough;
         Orion-LD accepts ids or idPattern alone)."""
         return not (self.types or self.attrs or self.q is not None or self.geo is not None
-                    or self.local)
+                    or self.local or self.scope_q)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -152,6 +154,7 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
                       params.get("geoproperty")),
         geoproperty=ctx.expand(params.get("geoproperty", "location")),
         limit=limit, offset=offset, count=count, local=params.get("local") == "true",
+        scope_q=parse_scope_query(params["scopeQ"]) if "scopeQ" in params else None,
         expand=ctx.expand)
     return query
 
@@ -182,6 +185,7 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
     geo_q = body.get("geoQ") or {}
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     q_text = body.get("q")
+    scope_text = body.get("scopeQ")
     return EntityQuery(
         tenant=tenant, ids=ids or None, id_pattern=_pattern("|".join(f"(?:{p})" for p in patterns) or None),
         types=types or None, attrs=[ctx.expand(a) for a in attrs] if attrs else None,
@@ -189,7 +193,9 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
         geo=parse_geo(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"),
                       geo_q.get("geoproperty")) if geo_q else None,
         geoproperty=ctx.expand(geo_q.get("geoproperty", "location")) if geo_q else LOCATION,
-        limit=limit, offset=offset, count=count, local=bool(body.get("local")), expand=ctx.expand)
+        limit=limit, offset=offset, count=count, local=bool(body.get("local")),
+        scope_q=parse_scope_query(scope_text) if isinstance(scope_text, str) and scope_text else None,
+        expand=ctx.expand)
 
 
 def _pattern(text: str | None) -> str | None:
@@ -223,6 +229,10 @@ def run_query(store: Store, query: EntityQuery) -> QueryResult:
     if query.attrs:
         where.append("(" + " OR ".join("json_type(e.doc, ?) IS NOT NULL" for _ in query.attrs) + ")")
         params += [f'$."{a}"' for a in query.attrs]
+    if query.scope_q:
+        sql, scope_params = scope_sql(query.scope_q)
+        where.append(sql)
+        params += scope_params
     python_q = None
     if query.q is not None:
         translated = qlang.to_sql(query.q, query.expand, doc_column="e.doc")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Literal
 
+from ngsild_broker import scope
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import MEMBERS, SYSTEM
 from ngsild_broker.instances import first, select
 
 Format = Literal["normalized", "keyValues", "concise"]
+_NOT_ATTRIBUTES = frozenset({"id", "type", *SYSTEM, scope.KEY})
 
 _KEY_VALUE_MEMBER = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
                      "LanguageProperty": "languageMap", "JsonProperty": "json",
@@ -26,11 +28,13 @@ def render_entity(doc: dict[str, Any], ctx: Context, fmt: Format = "normalized",
     """
     types = [ctx.compact(t) for t in doc["type"]]
     out: dict[str, Any] = {"id": doc["id"], "type": types[0] if len(types) == 1 else types}
+    if scope.KEY in doc:
+        out[scope.KEY] = scope.render_scope(doc[scope.KEY])
     if sys_attrs:
         out["createdAt"] = doc["createdAt"]
         out["modifiedAt"] = doc["modifiedAt"]
     for iri, attr in doc.items():
-        if iri in ("id", "type") or iri in SYSTEM or (attrs is not None and iri not in attrs):
+        if iri in _NOT_ATTRIBUTES or (attrs is not None and iri not in attrs):
             continue
         if datasets is not None:
             attr = select(attr, datasets)

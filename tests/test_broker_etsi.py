@@ -80,3 +80,38 @@ def test_ngsi_ld_null_deletes_in_merge_and_updates(client: httpx.Client) -> None
     got = client.get(f"/entities/{ident}").json()
     assert not {"a", "b", "c"} & set(got)
     assert [i.get("datasetId") for i in got["name"]] == [None, "urn:ngsi-ld:Dataset:fr"]
+
+
+def test_scopes_are_stored_rendered_and_queried(client: httpx.Client) -> None:
+    one, two = new_id(), new_id()
+    assert client.post("/entities", json={"id": one, "type": "Scoped", "scope": "/Madrid/Gardens/North"}).status_code == 201
+    assert client.post("/entities", json={"id": two, "type": "Scoped",
+                                          "scope": ["/Madrid/Parks/North", "/CompanyA/Unit"]}).status_code == 201
+    assert client.get(f"/entities/{one}").json()["scope"] == "/Madrid/Gardens/North"
+
+    def found(scope_q: str) -> list[str]:
+        return [e["id"] for e in client.get("/entities", params={"type": "Scoped", "scopeQ": scope_q}).json()]
+
+    assert found("/Madrid/+/North") == [one, two]
+    assert found("/CompanyA/#") == [two]
+    assert found("/Madrid/Parks/North;/CompanyA/Unit") == [two]
+    assert found("/Madrid/Gardens/North,/CompanyA/Unit") == [one, two]
+    # append with noOverwrite adds a scope; update replaces it; DELETE .../attrs/scope removes it
+    assert client.post(f"/entities/{one}/attrs", params={"options": "noOverwrite"},
+                       json={"scope": "/B"}).status_code == 204
+    assert client.get(f"/entities/{one}").json()["scope"] == ["/Madrid/Gardens/North", "/B"]
+    assert client.patch(f"/entities/{one}/attrs", json={"scope": "/C"}).status_code == 204
+    assert client.get(f"/entities/{one}").json()["scope"] == "/C"
+    assert client.delete(f"/entities/{one}/attrs/scope").status_code == 204
+    assert "scope" not in client.get(f"/entities/{one}").json()
+
+
+def test_batch_merge_patches_existing_entities(client: httpx.Client) -> None:
+    ident, missing = new_id(), new_id()
+    assert client.post("/entities", json=entity(ident, a=1, b=2)).status_code == 201
+    response = client.post("/entityOperations/merge", json=[
+        {"id": ident, "type": "Thing", "a": 5, "b": "urn:ngsi-ld:null"}, {"id": missing, "type": "Thing", "a": 1}])
+    assert response.status_code == 207
+    assert response.json()["success"] == [ident]
+    got = client.get(f"/entities/{ident}", params={"options": "keyValues"}).json()
+    assert got == {"id": ident, "type": "Thing", "a": 5}
