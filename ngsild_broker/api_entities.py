@@ -15,11 +15,13 @@ from ngsild_broker.entities import (
     parse_attribute,
     parse_attributes,
     parse_entity,
+    parse_fragment,
     parse_types,
     split_nulls,
 )
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, invalid_request, not_found
 from ngsild_broker.instances import is_null
+from ngsild_broker.linked import Shaper, check_pick_omit, fetch_linked, parse_projection
 from ngsild_broker.protocol import (
     GEOJSON,
     JSONLD,
@@ -44,7 +46,8 @@ from ngsild_broker.state import BrokerState, broker_of
 
 router = APIRouter()
 PREFIX = "/ngsi-ld/v1"
-_FORMAT_PARAMS = ("options", "format", "lang", "prettyPrint", "spaces", "datasetId")
+_FORMAT_PARAMS = ("options", "format", "lang", "prettyPrint", "spaces", "datasetId", "pick", "omit",
+                  "join", "joinLevel", "containedBy")
 QUERY_PARAMS = frozenset({"id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
                           "geoproperty", "geometryProperty", "limit", "offset", "count", "local",
                           "scopeQ", *_FORMAT_PARAMS})
@@ -58,23 +61,51 @@ async def _begin(request: Request, allowed: Any = (), **kwargs: Any) -> tuple[Br
 
 
 # -- responses ------------------------------------------------------------------------------------
-def entities_response(result: QueryResult, ctx: Context, incoming: Incoming, opts: OutputOptions,
-                      attrs: list[str] | None) -> Response:
+def _shaper(broker: BrokerState, incoming: Incoming, ctx: Context, opts: OutputOptions,
+            attrs: list[str] | None) -> Shaper:
+    """How this request's entities are rendered: format, projections, linked entities."""
+    params = incoming.params
+    pick = parse_projection(params["pick"], "pick") if "pick" in params else None
+    omit = parse_projection(params["omit"], "omit") if "omit" in params else None
+    check_pick_omit(pick, omit, "attrs" in params)
+    join = params.get("join")
+    if join is not None and join not in ("inline", "flat", "@none"):
+        raise bad_request("Invalid value for URI parameter /join/", join)
+    level = params.get("joinLevel", "1")
+    if not level.isdigit() or int(level) < 1:
+        raise bad_request("Invalid value for URI parameter /joinLevel/", level)
+    lang = params.get("lang")
+
+    def render(doc: dict[str, Any]) -> dict[str, Any]:
+        return render_entity(doc, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs, lang=lang,
+                             datasets=opts.datasets)
+
+    return Shaper(render, ctx.compact, opts.fmt == "keyValues", pick, omit,
+                  None if join == "@none" else join, int(level))
+
+
+async def _with_linked(broker: BrokerState, tenant: str, shaper: Shaper, docs: list[dict[str, Any]]) -> None:
+    if shaper.join is not None and docs:
+        shaper.linked = await broker.run(fetch_linked, lambda ids: broker.store.get_many(tenant, ids),
+                                         docs, shaper.level)
+
+
+async def entities_response(broker: BrokerState, result: QueryResult, ctx: Context, incoming: Incoming,
+                            opts: OutputOptions, attrs: list[str] | None) -> Response:
     """A list of entities in the negotiated media type, with count header and Link."""
     headers: dict[str, str] = {}
     if result.total is not None:
         headers["NGSILD-Results-Count"] = str(result.total)
-    lang = incoming.params.get("lang")
+    shaper = _shaper(broker, incoming, ctx, opts, attrs)
     if incoming.media == GEOJSON:
         geoproperty = ctx.expand(incoming.params.get("geometryProperty", "location"))
         features = [render_feature(d, ctx, opts.fmt, geoproperty, sys_attrs=opts.sys_attrs, attrs=attrs)
                     for d in result.docs]
         headers.update(entity_headers(ctx, GEOJSON))
-        return json_response({"type": "FeatureCollection", "features": features}, headers=headers,
-                             media=GEOJSON)
-    body = [render_entity(d, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs, lang=lang,
-                          datasets=opts.datasets)
-            for d in result.docs]
+        return json_response({"type": "FeatureCollection", "features": features,
+                              "@context": ctx.body_value()}, headers=headers, media=GEOJSON)
+    await _with_linked(broker, incoming.tenant, shaper, result.docs)
+    body = shaper.entities(result.docs)
     if incoming.media == JSONLD:
         context = ctx.body_value()
         for entity in body:
@@ -123,7 +154,7 @@ async def query_entities(request: Request) -> Response:
                               broker.settings.default_limit, broker.settings.max_limit)
     _too_broad(query)
     result = await broker.run(run_query, broker.store, query)
-    return entities_response(result, ctx, incoming, opts, query.attrs)
+    return await entities_response(broker, result, ctx, incoming, opts, query.attrs)
 
 
 _PURGE_PARAMS = ("id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
@@ -169,7 +200,7 @@ async def post_query(request: Request) -> Response:
                             broker.settings.default_limit, broker.settings.max_limit)
     _too_broad(query)
     result = await broker.run(run_query, broker.store, query)
-    return entities_response(result, ctx, incoming, opts, query.attrs)
+    return await entities_response(broker, result, ctx, incoming, opts, query.attrs)
 
 
 # -- /entities/{id}[/attrs[/{attr}]] ------------------------------------------------------------------
@@ -210,17 +241,23 @@ async def _get_entity(request: Request, entity_id: str, _: Any) -> Response:
     attrs = None
     if "attrs" in incoming.params:
         attrs = [ctx.expand(a.strip()) for a in incoming.params["attrs"].split(",") if a.strip()]
-        if not any(a in doc for a in attrs):
-            raise not_found("Combination Entity/Attributes Not Found", entity_id)
+    shaper = _shaper(broker, incoming, ctx, opts, attrs)  # parameter errors before 404s
+    if attrs is not None and not any(a in doc for a in attrs):
+        raise not_found("Combination Entity/Attributes Not Found", entity_id)
     if incoming.media == GEOJSON:
         geoproperty = ctx.expand(incoming.params.get("geometryProperty", "location"))
         feature = render_feature(doc, ctx, opts.fmt, geoproperty, sys_attrs=opts.sys_attrs, attrs=attrs)
+        feature["@context"] = ctx.body_value()
         return json_response(feature, headers=entity_headers(ctx, GEOJSON), media=GEOJSON)
-    body = render_entity(doc, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs,
-                         lang=incoming.params.get("lang"), datasets=opts.datasets)
+    await _with_linked(broker, incoming.tenant, shaper, [doc])
+    body: Any = shaper.entities([doc]) if shaper.join == "flat" else [shaper.entity(doc)]
+    if not body[0] or set(body[0]) <= {"@context"}:  # pick/omit left nothing (ETSI 018_19)
+        raise not_found("No entity member left", "pick/omit selected no member of the entity")
     if incoming.media == JSONLD:
-        body["@context"] = ctx.body_value()
-    return json_response(body, headers=entity_headers(ctx, incoming.media), media=incoming.media)
+        for entity in body:
+            entity["@context"] = ctx.body_value()
+    return json_response(body if len(body) > 1 else body[0], headers=entity_headers(ctx, incoming.media),
+                         media=incoming.media)
 
 
 async def _delete_entity(request: Request, entity_id: str, _: Any) -> Response:
@@ -308,7 +345,7 @@ async def _patch_attr(request: Request, entity_id: str, attr: str) -> Response:
                                      data.get("datasetId"))
         broker.changed(incoming.tenant, [change] if change else [])
         return empty()
-    fragment = parse_attribute(data, iri, ctx)
+    fragment = parse_fragment(data, iri, ctx)
     _, change = await broker.run(ops.patch_attr, broker.store, incoming.tenant, entity_id, iri, fragment)
     broker.changed(incoming.tenant, [change] if change else [])
     return empty()
@@ -316,6 +353,8 @@ async def _patch_attr(request: Request, entity_id: str, attr: str) -> Response:
 
 async def _replace_attr(request: Request, entity_id: str, attr: str) -> Response:
     broker, incoming, ctx, data = await _with_body(request)
+    if attr == "scope":  # not an attribute (ETSI 055_03_05)
+        raise bad_request("Invalid attribute name", "scope is an entity member, not an attribute")
     iri = expand_attr_name(attr, ctx)
     _, change = await broker.run(ops.replace_attr, broker.store, incoming.tenant, entity_id, iri,
                                  parse_attribute(data, iri, ctx))

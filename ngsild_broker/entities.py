@@ -166,7 +166,7 @@ def _remember_good(name: str) -> None:
 def expand_attr_name(name: str, ctx: Context) -> str:
     """Expanded attribute name, rejecting names Orion-LD rejects."""
     if name not in _GOOD_NAMES:
-        if not name or _BAD_NAME.search(name):
+        if not name or _BAD_NAME.search(name) or name.startswith("@"):
             raise bad_request("Invalid attribute name", f"invalid character in {name!r}")
         _remember_good(name)
     return ctx.expand(name)
@@ -245,6 +245,23 @@ def _parse_instances(value: list[Any], iri: str, ctx: Context) -> Any:
         items.append(parse_attribute(item, iri, ctx))
     check_distinct(items, iri)
     return pack(items)
+
+
+def parse_fragment(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
+    """A partial attribute update: a full attribute, or only some members and sub-attributes
+    (no type and no value/object/...: the stored attribute keeps its own)."""
+    if not isinstance(value, dict) or "type" in value or any(m in value for m in _MANDATORY.values()):
+        return parse_attribute(value, iri, ctx)
+    out: dict[str, Any] = {}
+    for member, sub in value.items():
+        if member in ("@context", "createdAt", "modifiedAt", "instanceId"):
+            continue
+        if member in MEMBERS:
+            out[member] = sub
+        else:
+            sub_iri = expand_attr_name(member, ctx)
+            out[sub_iri] = parse_attribute(sub, sub_iri, ctx)
+    return out
 
 
 def check_geometry(geometry: Any) -> None:

@@ -290,9 +290,10 @@ def patch_attr(batch: _Batch, stored: Stored, iri: str, fragment: dict[str, Any]
         else:
             doc[iri] = value
     else:
+        if fragment.get("type", prior.get("type")) != prior.get("type"):  # ETSI 012_02_03
+            raise bad_request("Attribute type mismatch",
+                              f"{iri} is a {prior.get('type')}; a partial update cannot change it")
         merged = {**_copy(prior), **fragment}
-        if fragment.get("type", prior.get("type")) != prior.get("type"):
-            merged = dict(fragment)
         doc[iri] = replace(old, stamp(merged, now, prior.get("createdAt")))
     doc["modifiedAt"] = now
     batch.replace(stored, doc)

@@ -115,3 +115,20 @@ def test_batch_merge_patches_existing_entities(client: httpx.Client) -> None:
     assert response.json()["success"] == [ident]
     got = client.get(f"/entities/{ident}", params={"options": "keyValues"}).json()
     assert got == {"id": ident, "type": "Thing", "a": 5}
+
+
+def test_linked_entities_inline_and_flat_with_pick(client: httpx.Client) -> None:
+    building, city = new_id("Building"), new_id("City")
+    assert client.post("/entities", json={"id": city, "type": "City", "name": "Paris", "size": 9}).status_code == 201
+    assert client.post("/entities", json={"id": building, "type": "Building", "height": 3,
+                                          "locatedAt": {"type": "Relationship", "object": city}}).status_code == 201
+    inline = client.get(f"/entities/{building}", params={"join": "inline", "pick": "id,locatedAt{id,name}"}).json()
+    assert inline == {"id": building, "locatedAt": {"type": "Relationship", "object": city, "entity": {
+        "id": city, "name": {"type": "Property", "value": "Paris"}}}}
+    flat = client.get("/entities", params={"type": "Building", "id": building, "join": "flat",
+                                           "options": "keyValues", "omit": "height"}).json()
+    assert flat == [{"id": building, "type": "Building", "locatedAt": city},
+                    {"id": city, "type": "City", "name": "Paris", "size": 9}]
+    assert_problem(client.get(f"/entities/{building}", params={"pick": "nothere"}), 404, "ResourceNotFound")
+    assert_problem(client.get(f"/entities/{building}", params={"pick": "id", "attrs": "height"}), 400,
+                   "BadRequestData")
