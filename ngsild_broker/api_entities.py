@@ -195,6 +195,11 @@ async def post_query(request: Request) -> Response:
                                     body=True, geojson=True)
     assert incoming.payload is not None
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    if isinstance(incoming.payload.data, dict):  # output members of a Query (GS CIM 009 5.2.23)
+        for name in ("join", "joinLevel", "pick", "omit", "lang", "datasetId"):
+            value = incoming.payload.data.get(name)
+            if value is not None and name not in incoming.params:
+                incoming.params[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     opts = parse_options(incoming.params)
     query = query_from_body(incoming.payload.data, incoming.tenant, ctx, incoming.params, opts.count,
                             broker.settings.default_limit, broker.settings.max_limit)

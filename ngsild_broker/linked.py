@@ -7,6 +7,7 @@ their Relationships point to and shapes the result.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from ngsild_broker.instances import instances
 
 Projection = dict[str, "Projection | None"]
 _MAX_JOIN_LEVEL = 5
+_BAD_MEMBER = re.compile(r"[\s<>\"'=;()\\|]")
 _MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt"})
 _MAX_LINKED = 1000
 
@@ -35,7 +37,7 @@ def _members(text: str, at: int, name: str) -> tuple[Projection, int]:
         while at < len(text) and text[at] not in ",{}":
             at += 1
         member = text[start:at].strip()
-        if not member:
+        if not member or _BAD_MEMBER.search(member):
             raise bad_request(f"Invalid value for URI parameter /{name}/", text)
         sub: Projection | None = None
         if at < len(text) and text[at] == "{":
@@ -112,7 +114,7 @@ class Shaper:
 
     def entities(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The answer's entities; with join=flat the linked ones follow, breadth first, once each."""
-        out = [self._shape(d, self.pick, self.omit, 1) for d in docs]
+        out = [e for e in (self._shape(d, self.pick, self.omit, 1) for d in docs) if e]
         if self.join != "flat":
             return out
         seen = {d["id"] for d in docs}
@@ -122,7 +124,7 @@ class Shaper:
             for doc, pick, omit in frontier:
                 for iri, target in relationships(doc):
                     name = self.compact(iri)
-                    if target in seen or target not in self.linked:
+                    if target in seen or target not in self.linked or not _kept(name, pick, omit):
                         continue
                     seen.add(target)
                     sub_pick, sub_omit = _sub(pick, name), _sub(omit, name)
@@ -150,6 +152,11 @@ class Shaper:
         if omit is not None:
             rendered = {k: v for k, v in rendered.items() if not (k in omit and omit[k] is None)}
         return rendered
+
+
+def _kept(name: str, pick: Projection | None, omit: Projection | None) -> bool:
+    """Whether a member survives pick and omit (a relationship followed by join=flat must)."""
+    return (pick is None or name in pick) and not (omit is not None and name in omit and omit[name] is None)
 
 
 def _sub(projection: Projection | None, name: str) -> Projection | None:

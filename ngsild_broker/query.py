@@ -15,6 +15,8 @@ from ngsild_broker.errors import bad_request, invalid_request
 from ngsild_broker.instances import first
 from ngsild_broker.scope import parse_scope_query, scope_sql
 from ngsild_broker.store import SqlFilter, Store
+from ngsild_broker.type_query import parse_types as parse_type_selection
+from ngsild_broker.type_query import types_sql
 
 FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
@@ -69,13 +71,14 @@ class EntityQuery:
     count: bool = False
     local: bool = False
     scope_q: list[list[str]] | None = None
+    type_groups: list[list[str]] | None = None  # a type selection with `;` (AND), as OR-of-AND
     expand: Any = field(default=None, repr=False)
 
     @property
     def too_broad(self) -> bool:
         """GS CIM 009 5.7.2: a query needs a type, attrs, q or a geo-query (ids alone are not enough;
         Orion-LD accepts ids or idPattern alone)."""
-        return not (self.types or self.attrs or self.q is not None or self.geo is not None
+        return not (self.types or self.type_groups or self.attrs or self.q is not None or self.geo is not None
                     or self.local or self.scope_q)
 
 
@@ -139,7 +142,8 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
     ids = _split(params.get("id"))
     for ident in ids or ():
         check_uri(ident, "id")
-    types = _split(params.get("type"))
+    type_groups = parse_type_selection(params["type"], ctx.expand) if "type" in params else None
+    all_of = type_groups is not None and any(len(g) > 1 for g in type_groups)
     attrs = _split(params.get("attrs"))
     for name in attrs or ():
         if name in RESERVED_NAMES:
@@ -147,7 +151,8 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     query = EntityQuery(
         tenant=tenant, ids=ids, id_pattern=_pattern(params.get("idPattern")),
-        types=[ctx.expand(t) for t in types] if types else None,
+        types=[g[0] for g in type_groups] if type_groups and not all_of else None,
+        type_groups=type_groups if all_of else None,
         attrs=[ctx.expand(a) for a in attrs] if attrs else None,
         q=parse_q(params["q"]) if "q" in params else None,
         geo=parse_geo(params.get("georel"), params.get("geometry"), params.get("coordinates"),
@@ -229,6 +234,10 @@ def run_query(store: Store, query: EntityQuery) -> QueryResult:
     if query.attrs:
         where.append("(" + " OR ".join("json_type(e.doc, ?) IS NOT NULL" for _ in query.attrs) + ")")
         params += [f'$."{a}"' for a in query.attrs]
+    if query.type_groups:
+        sql, type_params = types_sql(query.type_groups, query.tenant)
+        where.append(sql)
+        params += type_params
     if query.scope_q:
         sql, scope_params = scope_sql(query.scope_q)
         where.append(sql)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Literal
 
+from ngsild_broker import lang as languages
 from ngsild_broker import scope
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import MEMBERS, SYSTEM
@@ -51,11 +52,10 @@ def render_attribute(attr: Any, ctx: Context, fmt: Format = "normalized",
         return [render_attribute(i, ctx, fmt, sys_attrs, lang) for i in attr]
     kind = attr.get("type", "Property")
     main = _KEY_VALUE_MEMBER.get(kind, "value")
+    if kind == "LanguageProperty" and lang is not None and isinstance(attr.get(main), dict):
+        return _in_language(attr, ctx, fmt, sys_attrs, lang)
     if fmt == "keyValues":
-        value = attr.get(main)
-        if kind == "LanguageProperty" and lang is not None and isinstance(value, dict):
-            return _pick_language(value, lang)
-        return value
+        return attr.get(main)
     if fmt == "concise":
         extras = [k for k in attr if k not in ("type", main) and (sys_attrs or k not in SYSTEM)]
         if not extras:
@@ -82,11 +82,16 @@ def render_attribute(attr: Any, ctx: Context, fmt: Format = "normalized",
     return out
 
 
-def _pick_language(language_map: dict[str, Any], lang: str) -> Any:
-    for tag in (lang, "en", "@none"):
-        if tag in language_map:
-            return language_map[tag]
-    return next(iter(language_map.values()), None)
+def _in_language(attr: dict[str, Any], ctx: Context, fmt: Format, sys_attrs: bool, lang: str) -> Any:
+    """A LanguageProperty with `lang`: a Property holding the chosen text, with its `lang`."""
+    tag, text = languages.pick(attr["languageMap"], lang)
+    if fmt == "keyValues":
+        return text
+    as_property = {k: v for k, v in attr.items() if k not in ("type", "languageMap")}
+    as_property.update({"type": "Property", "value": text})
+    if tag is not None:
+        as_property["lang"] = tag
+    return render_attribute(as_property, ctx, fmt, sys_attrs, None)
 
 
 def render_feature(doc: dict[str, Any], ctx: Context, fmt: Format, geoproperty: str, *,

@@ -132,3 +132,17 @@ def test_linked_entities_inline_and_flat_with_pick(client: httpx.Client) -> None
     assert_problem(client.get(f"/entities/{building}", params={"pick": "nothere"}), 404, "ResourceNotFound")
     assert_problem(client.get(f"/entities/{building}", params={"pick": "id", "attrs": "height"}), 400,
                    "BadRequestData")
+
+
+def test_type_selection_all_of_and_lang(client: httpx.Client) -> None:
+    both, one = new_id(), new_id()
+    assert client.post("/entities", json={"id": both, "type": ["Museum", "Landmark"],
+                                          "street": {"type": "LanguageProperty",
+                                                     "languageMap": {"fr": "Grand Place", "nl": "Grote Markt"}}}
+                       ).status_code == 201
+    assert client.post("/entities", json={"id": one, "type": "Museum"}).status_code == 201
+    assert [e["id"] for e in client.get("/entities", params={"type": "(Museum;Landmark)"}).json()] == [both]
+    assert [e["id"] for e in client.get("/entities", params={"type": "Museum|Landmark"}).json()] == [both, one]
+    street = client.get(f"/entities/{both}", params={"lang": "fr-CH,fr;q=0.9,*;q=0.5"}).json()["street"]
+    assert street == {"type": "Property", "value": "Grand Place", "lang": "fr"}
+    assert client.get(f"/entities/{both}", params={"lang": "nl", "options": "keyValues"}).json()["street"] == "Grote Markt"
