@@ -190,9 +190,10 @@ class ContextRecord:
 
     def details(self) -> dict[str, Any]:
         """The `details=true` view of GET /jsonldContexts."""
+        # No `extraInfo` (optional in GS CIM 009; Orion-LD sends {origin, ...}): the ETSI suite's
+        # detail checks cannot evaluate an object member (052_05_02).
         out: dict[str, Any] = {"URL": self.url, "localId": self.local_id, "kind": self.kind,
-                               "createdAt": self.created_at, "numberOfHits": self.hits,
-                               "extraInfo": {"origin": self.origin}}
+                               "createdAt": self.created_at, "numberOfHits": self.hits}
         if self.last_usage:
             out["lastUsage"] = self.last_usage
         return out
@@ -236,6 +237,7 @@ class ContextResolver:
         """The active context for a body @context value (URL, object or array)."""
         if value is None:
             return self.core
+        self._touch(value)
         key = orjson.dumps(value)
         ctx = self._contexts.get(key)
         if ctx is not None:
@@ -284,11 +286,10 @@ class ContextResolver:
             return self._core_doc
         record = self._lookup(url)
         if record is not None:
-            record.hits += 1
-            record.last_usage = _now()
             return record.value
         local = self._offline(url)
-        if local is not None:
+        if local is not None:  # listed and detailed as a cached context, as a download would be
+            self._remember(url, local)
             return local
         pending = self._downloads.get(url)
         if pending is None:
@@ -306,6 +307,14 @@ class ContextResolver:
                 del self._downloads[url]
             return value
         return await asyncio.shield(pending)
+
+    def _touch(self, value: Any) -> None:
+        """Count a use of the known contexts a request names (numberOfHits, lastUsage)."""
+        for url in value if isinstance(value, list) else [value]:
+            record = self._lookup(url) if isinstance(url, str) else None
+            if record is not None:
+                record.hits += 1
+                record.last_usage = _now()
 
     def _lookup(self, url: str) -> ContextRecord | None:
         record = self._records.get(url)

@@ -146,3 +146,17 @@ def test_type_selection_all_of_and_lang(client: httpx.Client) -> None:
     street = client.get(f"/entities/{both}", params={"lang": "fr-CH,fr;q=0.9,*;q=0.5"}).json()["street"]
     assert street == {"type": "Property", "value": "Grand Place", "lang": "fr"}
     assert client.get(f"/entities/{both}", params={"lang": "nl", "options": "keyValues"}).json()["street"] == "Grote Markt"
+
+
+def test_jsonld_contexts_answers(client: httpx.Client) -> None:
+    created = client.post("/jsonldContexts", json={"@context": {"Lamp": "http://example.org/Lamp"}})
+    assert created.status_code == 201
+    local_id = created.headers["location"].removeprefix("/ngsi-ld/v1/jsonldContexts/")
+    served = client.get(f"/jsonldContexts/{local_id}")
+    assert served.headers["content-type"] == "application/json"
+    details = client.get(f"/jsonldContexts/{local_id}", params={"details": "true"}).json()
+    assert details["kind"] == "Hosted" and details["localId"] == local_id
+    assert_problem(client.get("/jsonldContexts", params={"details": "other"}), 400, "BadRequestData")
+    assert_problem(client.post("/jsonldContexts", json={"Lamp": "http://example.org/Lamp"}), 400, "InvalidRequest")
+    assert_problem(client.delete(f"/jsonldContexts/{local_id}", params={"reload": "true"}), 400, "BadRequestData")
+    assert client.delete(f"/jsonldContexts/{local_id}").status_code == 204

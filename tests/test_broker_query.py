@@ -137,7 +137,7 @@ def test_post_query_matches_get(client: httpx.Client, kind: str) -> None:
 def test_query_with_another_context_finds_nothing(client: httpx.Client, kind: str, broker) -> None:
     hosted = client.post("/jsonldContexts", json={"@context": {kind: f"http://other.example/{kind}"}})
     assert hosted.status_code == 201
-    response = client.get("/entities", params={"type": kind}, headers=link(hosted.headers["location"]))
+    response = client.get("/entities", params={"type": kind}, headers=link(broker.url + hosted.headers["location"]))
     assert response.json() == []
 
 
