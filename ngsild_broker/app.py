@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ngsild_broker import api_batch, api_entities, api_meta
+from ngsild_broker import api_batch, api_entities, api_meta, csource
 from ngsild_broker.contexts import ContextResolver
 from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.settings import BrokerSettings
@@ -157,12 +157,13 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
     app = FastAPI(title="Burgas embedded NGSI-LD broker", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)
     app.state.broker = broker
+    app.state.csource = {}  # csource.py's registrations and subscriptions (in memory)
     app.add_exception_handler(NgsiError, _ngsi_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     routers = [api_entities.router, api_batch.router, api_meta.router]
     if subscriptions is not None:
-        routers.append(subscriptions.router)
+        routers += [subscriptions.router, csource.router]
     for router in routers:
         app.include_router(router)
     # (path regex, methods) of every route, for the Allow header of 405 answers.

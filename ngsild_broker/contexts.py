@@ -144,8 +144,12 @@ class Context:
 
     @property
     def link_url(self) -> str:
-        """The context URL for a response Link header: the request's single URL, else the core."""
-        return self.user_value if isinstance(self.user_value, str) else CORE_URL
+        """The context URL for a response Link header: the request's single URL (alone or in an
+        array), else the core."""
+        value = self.user_value
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        return value if isinstance(value, str) else CORE_URL
 
     def body_value(self) -> Any:
         """The @context member of an application/ld+json response: the request's context unchanged.

@@ -22,6 +22,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
 from ngsild_broker import periodic
+from ngsild_broker.changes import annotate
 from ngsild_broker.contexts import Context, ContextResolver, link_header
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
 from ngsild_broker.geo import GeoQuery, GeoQueryError, parse_geoquery
@@ -38,8 +39,8 @@ FIELDS = frozenset({"id", "type", "subscriptionName", "name", "description", "en
                     "watchedAttributes", "timeInterval", "q", "geoQ", "csf", "isActive", "notification",
                     "expiresAt", "expires", "throttling", "lang", "temporalQ", "scopeQ",
                     "notificationTrigger", "@context", "status", "createdAt", "modifiedAt",
-                    "jsonldContext"})
-IGNORED = ("status", "createdAt", "modifiedAt", "jsonldContext", "@context")
+                    "jsonldContext", "datasetId"})
+IGNORED = ("status", "createdAt", "modifiedAt", "@context")
 TRIGGERS = frozenset({"entityCreated", "entityUpdated", "entityDeleted", "attributeCreated",
                       "attributeUpdated", "attributeDeleted"})
 FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
@@ -154,6 +155,12 @@ def validate(doc: Any) -> dict[str, Any]:
                     raise bad_request("Invalid idPattern", str(sel["idPattern"])) from None
     if "watchedAttributes" in out:
         _strings(out["watchedAttributes"], "watchedAttributes")
+    if "datasetId" in out:
+        _strings(out["datasetId"], "datasetId")
+    if "jsonldContext" in out:
+        ctx_url = out["jsonldContext"]
+        if not isinstance(ctx_url, str) or ":" not in ctx_url or any(c in ctx_url for c in ' <>"'):
+            raise bad_request("Invalid value for Subscription::jsonldContext", "not a URI")
     if "entities" not in out and "watchedAttributes" not in out:
         raise bad_request("Invalid Subscription", "at least one of entities and watchedAttributes")
     if "q" in out:
@@ -191,6 +198,13 @@ def validate(doc: Any) -> dict[str, Any]:
         raise bad_request("Incoherent value", "sysAttrs cannot be combined with format keyValues")
     if "attributes" in notification:
         _strings(notification["attributes"], "notification::attributes")
+    for member in ("pick", "omit"):
+        if member in notification:
+            _strings(notification[member], f"notification::{member}")
+    if ("pick" in notification or "omit" in notification) and "attributes" in notification:
+        raise bad_request("Invalid Subscription", "notification pick/omit exclude attributes (ETSI 028_08)")
+    if set(notification.get("pick", ())) & set(notification.get("omit", ())):
+        raise bad_request("Invalid Subscription", "a member is both in notification pick and omit")
     _check_endpoint(notification.get("endpoint"))
     return out
 
@@ -223,6 +237,8 @@ class Subscription:
     modified_at: str
     counters: dict[str, Any] = field(default_factory=dict)
     last_sent: float = 0.0
+    # The context notifications are compacted with: the jsonldContext member's, else `ctx`.
+    notify_ctx: Context | None = None
 
     def __post_init__(self) -> None:
         expand = self.ctx.expand
@@ -238,6 +254,8 @@ class Subscription:
         self.format = FORMATS[notification.get("format", "normalized")]
         attrs = notification.get("attributes")
         self.attrs = {expand(a) for a in attrs} if attrs else None
+        self.pick = set(notification["pick"]) if "pick" in notification else None
+        self.omit = set(notification["omit"]) if "omit" in notification else None
         self.triggers = set(self.doc.get("notificationTrigger", TRIGGERS))
 
     @property
@@ -290,20 +308,24 @@ class Subscription:
             return False
         return self.geo is None or self.geo.matches_entity(entity, self.ctx.expand)
 
-    def view(self) -> dict[str, Any]:
-        """The subscription as GET answers it, with status and delivery counters."""
+    def view(self, sys_attrs: bool = False) -> dict[str, Any]:
+        """The subscription as GET answers it, with status and delivery counters.
+
+        `isActive` only when it was given and createdAt/modifiedAt only with sysAttrs (ETSI 028_01;
+        Orion-LD always sends all three).
+        """
         out: dict[str, Any] = {"id": self.id, "type": "Subscription"}
         out.update({k: v for k, v in self.doc.items() if k not in ("id", "type", "notification")})
-        out["isActive"] = self.doc.get("isActive", True)
         out["status"] = self.status
-        out["jsonldContext"] = self.ctx.link_url
+        out["jsonldContext"] = self.doc.get("jsonldContext", self.ctx.link_url)
         notification = dict(self.doc["notification"])
         notification.setdefault("format", "normalized")
         notification["endpoint"] = {"accept": "application/json", **notification["endpoint"]}
         notification.update(self.counters)
         out["notification"] = notification
-        out["createdAt"] = self.created_at
-        out["modifiedAt"] = self.modified_at
+        if sys_attrs:
+            out["createdAt"] = self.created_at
+            out["modifiedAt"] = self.modified_at
         return out
 
     def stored(self) -> dict[str, Any]:
@@ -335,7 +357,8 @@ class SubscriptionManager:
             try:
                 ctx = await self.contexts.from_value(stored.get("context"))
                 self._put(Subscription(tenant, ident, stored["doc"], ctx, stored["createdAt"],
-                                       stored["modifiedAt"], stored.get("counters", {})))
+                                       stored["modifiedAt"], stored.get("counters", {}),
+                                       notify_ctx=await self._notify_context(stored["doc"])))
             except (NgsiError, KeyError, ValueError) as exc:
                 logger.error("cannot restore subscription %s: %s", ident, exc)
 
@@ -373,8 +396,9 @@ class SubscriptionManager:
         if sum(len(s) for s in self.subs.values()) >= MAX_SUBSCRIPTIONS:
             raise bad_request("Too many subscriptions", f"at most {MAX_SUBSCRIPTIONS}")
         await self._check_mqtt(doc)
+        notify_ctx = await self._notify_context(doc)
         now = _now()
-        sub = Subscription(tenant, ident, doc, ctx, now, now, {"status": "ok", "timesSent": 0})
+        sub = Subscription(tenant, ident, doc, ctx, now, now, {"timesSent": 0}, notify_ctx=notify_ctx)
         self._put(sub)
         await self._persist(sub)
         return sub
@@ -386,14 +410,16 @@ class SubscriptionManager:
             raise bad_request("Invalid Payload Body", "Empty Object")
         if "id" in patch and patch["id"] != ident:
             raise bad_request("Invalid Subscription::id", "the id cannot be changed")
-        merged = {**sub.doc, **{k: v for k, v in patch.items() if k != "@context"}}
-        if isinstance(patch.get("notification"), dict):
-            merged["notification"] = {**sub.doc["notification"], **patch["notification"]}
-        merged = validate(merged)
+        # Each member given replaces the old one, `notification` too (ETSI 029_03_01: a notification
+        # without its endpoint is invalid; Orion-LD merges the notification members).
+        merged = validate({**sub.doc, **{k: v for k, v in patch.items() if k != "@context"}})
+        if "expiresAt" in patch and _datetime(merged["expiresAt"], "expiresAt") <= time.time():
+            raise bad_request("Invalid value for Subscription::expiresAt", "must be in the future")
         await self._check_mqtt(merged)
         if ctx.user_value is None:  # no Link / @context in the PATCH: the terms keep their meaning
             ctx = sub.ctx
-        new = Subscription(tenant, ident, merged, ctx, sub.created_at, _now(), sub.counters)
+        new = Subscription(tenant, ident, merged, ctx, sub.created_at, _now(), sub.counters,
+                           notify_ctx=await self._notify_context(merged))
         self._put(new)
         await self._persist(new)
 
@@ -402,6 +428,12 @@ class SubscriptionManager:
         self.get(tenant, ident)
         del self.subs[tenant][ident]
         await anyio.to_thread.run_sync(self.store.delete_subscription, tenant, ident)
+
+    async def _notify_context(self, doc: dict[str, Any]) -> Context | None:
+        """The jsonldContext member's context (504 when it cannot be had), else None."""
+        if "jsonldContext" not in doc:
+            return None
+        return await self.contexts.from_value(doc["jsonldContext"])
 
     async def _check_mqtt(self, doc: dict[str, Any]) -> None:
         endpoint = doc["notification"]["endpoint"]
@@ -428,35 +460,50 @@ class SubscriptionManager:
             throttling = sub.doc.get("throttling")
             if throttling and now - sub.last_sent < throttling:
                 continue  # Orion-LD drops notifications inside the throttling window
-            entities = [e for e in (sub.matches(c) for c in changes) if e is not None]
-            deleted = {c.before["id"] for c in changes if c.after is None and c.before is not None}
-            if entities:
+            matched = [c for c in changes if sub.matches(c) is not None]
+            if matched:
                 sub.last_sent = now
-                self.notify(sub, entities, deleted)
+                self.notify(sub, [c.after or c.before for c in matched],  # type: ignore[misc]
+                            {c.before["id"] for c in matched if c.after is None and c.before is not None},
+                            {(c.after or c.before)["id"]: c for c in matched})  # type: ignore[index]
 
-    def notify(self, sub: Subscription, entities: list[dict[str, Any]], deleted: set[str]) -> None:
-        """Queue one notification of `entities` (`deleted`: ids notified as deleted)."""
+    def notify(self, sub: Subscription, entities: list[dict[str, Any]], deleted: set[str],
+               changes: dict[str, Change] | None = None) -> None:
+        """Queue one notification of `entities` (`deleted`: ids notified as deleted; `changes`: the
+        before/after of each, for deleted attributes and showChanges)."""
         notification = sub.doc["notification"]
         endpoint = notification["endpoint"]
         accept = endpoint.get("accept", "application/json")
         sys_attrs = bool(notification.get("sysAttrs"))
+        show_changes = bool(notification.get("showChanges"))
+        ctx = sub.notify_ctx or sub.ctx
+        datasets = sub.doc.get("datasetId")
         data = []
         for entity in entities:
+            change = (changes or {}).get(entity["id"])
             if entity["id"] in deleted:
-                data.append({"id": entity["id"], "type": _one([sub.ctx.compact(t) for t in entity["type"]]),
-                             "deletedAt": _now()})
+                rendered = {"id": entity["id"], "type": _one([ctx.compact(t) for t in entity["type"]]),
+                            "deletedAt": _now()}
             else:
-                data.append(self.render(entity, sub.ctx, sub.format, sys_attrs=sys_attrs,
-                                        attrs=sub.attrs, lang=sub.doc.get("lang")))
+                rendered = self.render(entity, ctx, sub.format, sys_attrs=sys_attrs, attrs=sub.attrs,
+                                       lang=sub.doc.get("lang"),
+                                       **({"datasets": datasets} if datasets else {}))
+            if change is not None:
+                rendered = annotate(rendered, change.before, change.after, ctx.compact,
+                                    show_changes=show_changes, key_values=sub.format == "keyValues",
+                                    wanted=lambda iri: sub.attrs is None or iri in sub.attrs)
+            data.append(project(rendered, sub.pick, sub.omit))
         body: dict[str, Any] = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification",
                                 "subscriptionId": sub.id, "notifiedAt": _now(), "data": data}
         headers = {"Ngsild-Attribute-Format": FORMAT_HEADER[sub.format]}
         if accept == JSONLD:
             headers["Content-Type"] = JSONLD
-            body["@context"] = sub.ctx.body_value()
+            body["@context"] = ctx.body_value()
+            for entity in data:  # each entity is a JSON-LD document (ETSI 046_14_01)
+                entity["@context"] = ctx.body_value()
         else:
             headers["Content-Type"] = "application/json"
-            headers["Link"] = link_header(sub.ctx.link_url)
+            headers["Link"] = link_header(ctx.link_url)
         if sub.tenant:
             headers["NGSILD-Tenant"] = sub.tenant
         for kv in endpoint.get("receiverInfo", []):
@@ -476,6 +523,15 @@ class SubscriptionManager:
         self.notifier.submit(Delivery(endpoint["uri"], body, headers, sub.id,
                                       int(info.get("MQTT-QoS", "0")),
                                       info.get("MQTT-Version", "mqtt5.0"), done))
+
+
+def project(entity: dict[str, Any], pick: set[str] | None, omit: set[str] | None) -> dict[str, Any]:
+    """A notified entity with the subscription's pick/omit applied (id and type are members too)."""
+    if pick is not None:
+        entity = {k: v for k, v in entity.items() if k in pick}
+    if omit is not None:
+        entity = {k: v for k, v in entity.items() if k not in omit}
+    return entity
 
 
 def _one(types: list[str]) -> str | list[str]:
@@ -508,15 +564,19 @@ async def post_subscription(request: Request) -> Response:
     return empty(201, {"Location": f"/ngsi-ld/v1/subscriptions/{sub.id}"})
 
 
-def _answer(data: Any, media: str, ctx: Context, headers: dict[str, str] | None = None) -> Response:
+def _answer(data: Any, media: str, ctx: Context, headers: dict[str, str] | None = None,
+            links: list[str] | None = None) -> Response:
     headers = dict(headers or {})
+    links = list(links or [])
     if media == JSONLD:
         if isinstance(data, list):
             data = [{**d, "@context": ctx.body_value()} for d in data]
         else:
             data = {**data, "@context": ctx.body_value()}
     else:
-        headers["Link"] = link_header(ctx.link_url)
+        links.insert(0, link_header(ctx.link_url))
+    if links:
+        headers["Link"] = ", ".join(links)
     return json_response(data, headers=headers, media=media)
 
 
@@ -536,10 +596,23 @@ async def get_subscriptions(request: Request) -> Response:
     if limit == 0 and not count:
         raise bad_request("Invalid value for URI parameter /limit/", "0 is only allowed with count=true")
     subs = list(_manager(request).subs.get(incoming.tenant, {}).values())
-    page = [s.view() for s in subs[offset:offset + limit]]
+    sys_attrs = "sysAttrs" in params.get("options", "").split(",")
+    page = [s.view(sys_attrs) for s in subs[offset:offset + limit]]
     ctx = await request_context(request, broker.contexts)
     headers = {"NGSILD-Results-Count": str(len(subs))} if count else {}
-    return _answer(page, incoming.media, ctx, headers)
+    return _answer(page, incoming.media, ctx, headers, _page_links(limit, offset, len(subs)))
+
+
+def _page_links(limit: int, offset: int, total: int) -> list[str]:
+    """rel=prev / rel=next Link values of a page (GS CIM 009 5.5.9)."""
+    links = []
+    if offset > 0 and limit > 0:
+        links.append(f'</ngsi-ld/v1/subscriptions?limit={limit}&offset={max(0, offset - limit)}>;'
+                     'rel="prev";type="application/ld+json"')
+    if limit > 0 and offset + limit < total:
+        links.append(f'</ngsi-ld/v1/subscriptions?limit={limit}&offset={offset + limit}>;'
+                     'rel="next";type="application/ld+json"')
+    return links
 
 
 def _int_param(params: dict[str, str], name: str, default: int) -> int:
@@ -558,7 +631,7 @@ async def get_subscription(ident: str, request: Request) -> Response:
     incoming = await begin(request, broker.store, broker.settings.max_payload, ("options",))
     sub = _manager(request).get(incoming.tenant, ident)
     ctx = await request_context(request, broker.contexts)
-    return _answer(sub.view(), incoming.media, ctx)
+    return _answer(sub.view("sysAttrs" in incoming.params.get("options", "").split(",")), incoming.media, ctx)
 
 
 @router.patch(PREFIX + "/subscriptions/{ident:path}")

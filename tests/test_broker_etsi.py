@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
+import orjson
 import pytest
 
 from tests.broker_fixtures import assert_problem, broker, client, entity, new_id  # noqa: F401 - fixtures
+from tests.servers import PayloadServer
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +164,57 @@ def test_jsonld_contexts_answers(client: httpx.Client) -> None:
     assert_problem(client.post("/jsonldContexts", json={"Lamp": "http://example.org/Lamp"}), 400, "InvalidRequest")
     assert_problem(client.delete(f"/jsonldContexts/{local_id}", params={"reload": "true"}), 400, "BadRequestData")
     assert client.delete(f"/jsonldContexts/{local_id}").status_code == 204
+
+
+def test_subscription_views_and_pages(client: httpx.Client) -> None:
+    tenant = {"NGSILD-Tenant": "pages" + new_id().rsplit(":", 1)[1]}
+    for n in range(3):
+        body = {"id": f"urn:ngsi-ld:Subscription:p{n}", "type": "Subscription", "entities": [{"type": "T"}],
+                "notification": {"endpoint": {"uri": "http://127.0.0.1:9/hook"}}}
+        assert client.post("/subscriptions", json=body, headers=tenant).status_code == 201
+    page = client.get("/subscriptions", params={"limit": 1, "offset": 1}, headers=tenant)
+    links = page.headers["link"]
+    assert '</ngsi-ld/v1/subscriptions?limit=1&offset=0>;rel="prev"' in links
+    assert '</ngsi-ld/v1/subscriptions?limit=1&offset=2>;rel="next"' in links
+    view = client.get("/subscriptions/urn:ngsi-ld:Subscription:p0", headers=tenant).json()
+    assert "isActive" not in view and "createdAt" not in view and view["status"] == "active"
+    assert "createdAt" in client.get("/subscriptions/urn:ngsi-ld:Subscription:p0", params={"options": "sysAttrs"},
+                                     headers=tenant).json()
+    # a PATCHed notification replaces the old one: without its endpoint it is invalid
+    assert_problem(client.patch("/subscriptions/urn:ngsi-ld:Subscription:p0",
+                                json={"notification": {"format": "keyValues"}}, headers=tenant), 400, "BadRequestData")
+    assert_problem(client.post("/subscriptions", headers=tenant, json={
+        "type": "Subscription", "entities": [{"type": "T"}],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/hook"}, "pick": ["a"], "attributes": ["b"]}}),
+        400, "BadRequestData")
+
+
+def _notifications(receiver: PayloadServer, count: int) -> list[dict]:
+    deadline = time.monotonic() + 10  # a bound on waiting, not a timing assertion
+    while len(receiver.requests_to("/notify")) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [orjson.loads(r.body) for r in receiver.requests_to("/notify")]
+
+
+def test_notifications_show_changes_and_periodic_ones_arrive(client: httpx.Client) -> None:
+    kind = f"S{new_id()[-8:]}"
+    ident = new_id(kind)
+    assert client.post("/entities", json=entity(ident, kind, name="Eiffel Tower", height=300)).status_code == 201
+    with PayloadServer({"/notify": {}}) as receiver:
+        assert client.post("/subscriptions", json={
+            "type": "Subscription", "entities": [{"type": kind}],
+            "notification": {"endpoint": {"uri": receiver.url("/notify")}, "showChanges": True}}).status_code == 201
+        assert client.patch(f"/entities/{ident}/attrs", json={"name": "Tour Eiffel"}).status_code == 204
+        assert client.delete(f"/entities/{ident}/attrs/height").status_code == 204
+        first, second = (n["data"][0] for n in _notifications(receiver, 2)[:2])
+        assert first["name"] == {"type": "Property", "value": "Tour Eiffel", "previousValue": "Eiffel Tower"}
+        assert second["height"] == {"type": "Property", "value": "urn:ngsi-ld:null", "previousValue": 300}
+    with PayloadServer({"/notify": {}}) as receiver:
+        created = client.post("/subscriptions", json={
+            "type": "Subscription", "entities": [{"type": kind}], "timeInterval": 0.5,
+            "notification": {"endpoint": {"uri": receiver.url("/notify")}, "pick": ["id", "name"]}})
+        assert created.status_code == 201
+        periodic = _notifications(receiver, 2)
+        assert client.delete(created.headers["location"].removeprefix("/ngsi-ld/v1")).status_code == 204
+        assert len(periodic) >= 2  # repeated although nothing changed
+        assert periodic[0]["data"] == [{"id": ident, "name": {"type": "Property", "value": "Tour Eiffel"}}]

@@ -282,7 +282,8 @@ def test_formats_accept_receiver_info_and_tenant_header() -> None:
         by_uri = {str(r.url).split("?")[0]: r for r in seen}
         kv = by_uri[HOOK]
         payload = orjson.loads(kv.content)
-        assert payload["data"] == [{"id": "urn:ngsi-ld:T:1", "type": "T", "temperature": 30}]
+        # JSON-LD notifications: every entity carries the context too (ETSI 046_14_01)
+        assert payload["data"] == [{"id": "urn:ngsi-ld:T:1", "type": "T", "temperature": 30, "@context": CTX}]
         assert payload["@context"] == CTX  # the subscription's context unchanged (ETSI suite)
         assert kv.headers["content-type"] == "application/ld+json" and "link" not in kv.headers
         assert kv.headers["ngsild-attribute-format"] == "Simplified"
