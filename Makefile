@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench serve clean
+.PHONY: demo test bench serve clean conformance
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The ETSI NGSI-LD conformance suite (../shared/conformance) against the embedded broker, a fresh one
+# per group; prints the table. CONFORMANCE_GROUPS narrows it (e.g. ContextInformation/Provision/Entities),
+# OUT keeps the results (failures.tsv: each failure with its last request and response).
+CONFORMANCE ?= ../shared/conformance
+CONFORMANCE_GROUPS ?=
+OUT ?= /tmp/ngsi-ld-conformance
+conformance: $(STAMP)
+	@test -x $(CONFORMANCE)/run.sh || { echo "no ETSI suite at $(CONFORMANCE)"; exit 2; }
+	OUT=$(OUT) bash $(CONFORMANCE)/run.sh -c '$(abspath $(BIN))/python -m ngsild_broker --port {port} --memory --contexts-dir $(abspath $(CONFORMANCE))/contexts' $(CONFORMANCE_GROUPS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench all

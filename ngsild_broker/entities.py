@@ -212,7 +212,7 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
             check_uri(target, f"{iri}: object")
     out: dict[str, Any] = {"type": kind, mandatory: main}
     for member, sub in value.items():
-        if member in ("type", mandatory, "createdAt", "modifiedAt", "instanceId"):
+        if member in ("type", mandatory, "createdAt", "modifiedAt", "instanceId", "@context"):
             continue
         if member == "observedAt":
             if not isinstance(sub, str) or not _DATETIME.match(sub):

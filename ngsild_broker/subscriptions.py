@@ -638,7 +638,8 @@ async def get_subscription(ident: str, request: Request) -> Response:
 async def patch_subscription(ident: str, request: Request) -> Response:
     """Merge fields into a subscription: 204."""
     broker = _broker(request)
-    incoming = await begin(request, broker.store, broker.settings.max_payload, (), body=True)
+    incoming = await begin(request, broker.store, broker.settings.max_payload, (), body=True,
+                           merge_patch=True)
     ctx = await request_context(request, broker.contexts, incoming.payload)
     await _manager(request).update(incoming.tenant, ident, incoming.payload.data, ctx)
     return empty(204)
