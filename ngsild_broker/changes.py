@@ -35,9 +35,10 @@ def _null(attr: dict[str, Any], key_values: bool) -> Any:
 
 def annotate(rendered: dict[str, Any], before: dict[str, Any] | None, after: dict[str, Any] | None,
              compact: Callable[[str], str], *, show_changes: bool, key_values: bool,
-             wanted: Callable[[str], bool]) -> dict[str, Any]:
+             wanted: Callable[[str], bool], watched: set[str] | None = None) -> dict[str, Any]:
     """`rendered` (the notified entity) with deleted attributes nulled and, with `show_changes`,
-    previous values; `after` None: the entity was deleted. `wanted(iri)`: the subscription notifies
+    previous values; `after` None: the entity was deleted (its `watched` attributes, or all of
+    them with showChanges, are notified as NGSI-LD Null). `wanted(iri)`: the subscription notifies
     that attribute."""
     if before is None:
         return rendered
@@ -47,7 +48,7 @@ def annotate(rendered: dict[str, Any], before: dict[str, Any] | None, after: dic
         new = after.get(iri) if after is not None else None
         name = compact(iri)
         if new is None:
-            if after is not None or show_changes:
+            if after is not None or show_changes or (watched is not None and iri in watched):
                 rendered[name] = _null(old, key_values)
             else:
                 continue

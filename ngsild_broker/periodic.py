@@ -20,7 +20,7 @@ MAX_ENTITIES = 1000  # per notification: a periodic subscription is a report, no
 
 def selected_entities(store: Store, sub: Any) -> list[dict[str, Any]]:
     """The stored entities `sub` selects (types, ids, idPattern, q, geoQ), oldest first (blocking)."""
-    types = sorted({etype for etype, _, _ in sub.selectors}) or None
+    types = sorted({t for groups, _, _ in sub.selectors for group in groups for t in group}) or None
     out: list[dict[str, Any]] = []
     for stored in store.scan(SqlFilter(sub.tenant, types)):
         if sub.selects(stored.doc):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
@@ -32,6 +33,7 @@ from ngsild_broker.protocol import JSONLD, begin, empty, json_response, request_
 from ngsild_broker.q import QNode, QSyntaxError, parse_q
 from ngsild_broker.render import render_entity
 from ngsild_broker.store import Store
+from ngsild_broker.type_query import parse_types as parse_type_selection
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,11 @@ FIELDS = frozenset({"id", "type", "subscriptionName", "name", "description", "en
 IGNORED = ("status", "createdAt", "modifiedAt", "@context")
 TRIGGERS = frozenset({"entityCreated", "entityUpdated", "entityDeleted", "attributeCreated",
                       "attributeUpdated", "attributeDeleted"})
+# GS CIM 009 5.2.12: without notificationTrigger, attribute creations and updates notify (entity
+# creation creates attributes); Orion-LD notifies every change, deletions included.
+DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
+_NOT_ATTRIBUTES = frozenset({"id", "type", "scope", "createdAt", "modifiedAt"})
+_PLAIN_TERM = re.compile(r"^[^(),;|]+$")  # a type name, not a type selection expression
 FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
 FORMAT_HEADER = {"normalized": "Normalized", "keyValues": "Simplified", "concise": "Concise"}
@@ -167,7 +174,7 @@ def validate(doc: Any) -> dict[str, Any]:
         if not isinstance(out["q"], str):
             raise bad_request("Invalid Q-Filter", "q must be a string")
         try:
-            parse_q(out["q"])
+            parse_q(unquote(out["q"]))  # percent-encoded as in a URL (ETSI 046_05_01)
         except QSyntaxError as exc:
             raise bad_request("Invalid Q-Filter", str(exc)) from None
     if "geoQ" in out:
@@ -194,8 +201,6 @@ def validate(doc: Any) -> dict[str, Any]:
     fmt = notification.get("format", "normalized")
     if fmt not in FORMATS:
         raise bad_request("Invalid value for Subscription::notification::format", str(fmt))
-    if notification.get("sysAttrs") is True and FORMATS[fmt] == "keyValues":
-        raise bad_request("Incoherent value", "sysAttrs cannot be combined with format keyValues")
     if "attributes" in notification:
         _strings(notification["attributes"], "notification::attributes")
     for member in ("pick", "omit"):
@@ -242,12 +247,13 @@ class Subscription:
 
     def __post_init__(self) -> None:
         expand = self.ctx.expand
-        self.selectors = [(expand(s["type"]), s.get("id"),
+        # Each selector's type is a type selection (`(A;B)|C`, GS CIM 009 4.17) as OR-of-AND groups.
+        self.selectors = [(parse_type_selection(s["type"], expand), s.get("id"),
                            re.compile(s["idPattern"]) if "idPattern" in s else None)
                           for s in self.doc.get("entities", [])]
         watched = self.doc.get("watchedAttributes")
         self.watched = {expand(a) for a in watched} if watched else None
-        self.q: QNode | None = parse_q(self.doc["q"]) if "q" in self.doc else None
+        self.q: QNode | None = parse_q(unquote(self.doc["q"])) if "q" in self.doc else None
         self.geo: GeoQuery | None = _geo(self.doc["geoQ"]) if "geoQ" in self.doc else None
         self.expires = _datetime(self.doc["expiresAt"], "expiresAt") if "expiresAt" in self.doc else None
         notification = self.doc["notification"]
@@ -256,7 +262,7 @@ class Subscription:
         self.attrs = {expand(a) for a in attrs} if attrs else None
         self.pick = set(notification["pick"]) if "pick" in notification else None
         self.omit = set(notification["omit"]) if "omit" in notification else None
-        self.triggers = set(self.doc.get("notificationTrigger", TRIGGERS))
+        self.triggers = set(self.doc.get("notificationTrigger", DEFAULT_TRIGGERS))
 
     @property
     def status(self) -> str:
@@ -269,35 +275,41 @@ class Subscription:
         if not self.selectors:
             return True
         types = entity.get("type", [])
-        for etype, eid, pattern in self.selectors:
-            if etype in types and (eid is None or eid == entity["id"]) \
+        for groups, eid, pattern in self.selectors:
+            if any(all(t in types for t in group) for group in groups) \
+                    and (eid is None or eid == entity["id"]) \
                     and (pattern is None or pattern.search(entity["id"])):
                 return True
         return False
 
-    def _trigger(self, change: Change) -> str | None:
+    def _triggers(self, change: Change) -> set[str]:
+        """The notificationTrigger values a change stands for (attribute ones on watched attributes)."""
         before, after = change
-        if after is None:
-            return "entityDeleted"
-        if before is None:
-            return "entityCreated"
-        return "entityUpdated"
+        old, new = before or {}, after or {}
+        out = {"entityCreated" if before is None else "entityDeleted" if after is None else "entityUpdated"}
+        names = self.watched if self.watched is not None else {*old, *new} - _NOT_ATTRIBUTES
+        for name in names:
+            was, now = old.get(name), new.get(name)
+            if was is None and now is not None:
+                out.add("attributeCreated")
+            elif was is not None and now is None:
+                out.add("attributeDeleted")
+            elif was is not None and was != now:
+                # Same-value writes move the attribute's modifiedAt, so they count as updates
+                # (Orion-LD notifies them unless -noNotifyFalseUpdate).
+                out.add("attributeUpdated")
+        return out
 
     def matches(self, change: Change) -> dict[str, Any] | None:
         """The entity to notify for this change, or None."""
         before, after = change
         entity = after if after is not None else before
         assert entity is not None
-        trigger = self._trigger(change)
-        if trigger not in self.triggers and not (trigger == "entityUpdated" and self.triggers & {
-                "attributeCreated", "attributeUpdated", "attributeDeleted"}):
+        triggers = self._triggers(change)
+        if not triggers & self.triggers:
             return None
-        if self.watched is not None:
-            # Same-value writes move the attribute's modifiedAt, so they count as changes (Orion-LD
-            # notifies them unless -noNotifyFalseUpdate).
-            old, new = before or {}, after or {}
-            if not any(old.get(a) != new.get(a) for a in self.watched):
-                return None
+        if self.watched is not None and not triggers - {"entityCreated", "entityUpdated", "entityDeleted"}:
+            return None  # no watched attribute changed
         return entity if self.selects(entity) else None
 
     def selects(self, entity: dict[str, Any]) -> bool:
@@ -308,7 +320,18 @@ class Subscription:
             return False
         return self.geo is None or self.geo.matches_entity(entity, self.ctx.expand)
 
-    def view(self, sys_attrs: bool = False) -> dict[str, Any]:
+    def _terms(self, ctx: Context) -> dict[str, Any]:
+        """entities[].type, watchedAttributes and notification attributes re-compacted with `ctx`."""
+        out: dict[str, Any] = {}
+        expand, compact = self.ctx.expand, ctx.compact
+        if "entities" in self.doc:
+            out["entities"] = [{**s, "type": compact(expand(s["type"]))}
+                               if _PLAIN_TERM.match(s.get("type", "")) else s for s in self.doc["entities"]]
+        if "watchedAttributes" in self.doc:
+            out["watchedAttributes"] = [compact(expand(a)) for a in self.doc["watchedAttributes"]]
+        return out
+
+    def view(self, sys_attrs: bool = False, ctx: Context | None = None) -> dict[str, Any]:
         """The subscription as GET answers it, with status and delivery counters.
 
         `isActive` only when it was given and createdAt/modifiedAt only with sysAttrs (ETSI 028_01;
@@ -316,6 +339,9 @@ class Subscription:
         """
         out: dict[str, Any] = {"id": self.id, "type": "Subscription"}
         out.update({k: v for k, v in self.doc.items() if k not in ("id", "type", "notification")})
+        if ctx is not None:  # terms as the reader's context names them (ETSI 029_05_02)
+            out.update(self._terms(ctx))
+        out.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
         out["status"] = self.status
         out["jsonldContext"] = self.doc.get("jsonldContext", self.ctx.link_url)
         notification = dict(self.doc["notification"])
@@ -398,7 +424,7 @@ class SubscriptionManager:
         await self._check_mqtt(doc)
         notify_ctx = await self._notify_context(doc)
         now = _now()
-        sub = Subscription(tenant, ident, doc, ctx, now, now, {"timesSent": 0}, notify_ctx=notify_ctx)
+        sub = Subscription(tenant, ident, doc, ctx, now, now, {}, notify_ctx=notify_ctx)
         self._put(sub)
         await self._persist(sub)
         return sub
@@ -491,7 +517,8 @@ class SubscriptionManager:
             if change is not None:
                 rendered = annotate(rendered, change.before, change.after, ctx.compact,
                                     show_changes=show_changes, key_values=sub.format == "keyValues",
-                                    wanted=lambda iri: sub.attrs is None or iri in sub.attrs)
+                                    wanted=lambda iri: sub.attrs is None or iri in sub.attrs,
+                                    watched=sub.watched)
             data.append(project(rendered, sub.pick, sub.omit))
         body: dict[str, Any] = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification",
                                 "subscriptionId": sub.id, "notifiedAt": _now(), "data": data}
@@ -597,8 +624,8 @@ async def get_subscriptions(request: Request) -> Response:
         raise bad_request("Invalid value for URI parameter /limit/", "0 is only allowed with count=true")
     subs = list(_manager(request).subs.get(incoming.tenant, {}).values())
     sys_attrs = "sysAttrs" in params.get("options", "").split(",")
-    page = [s.view(sys_attrs) for s in subs[offset:offset + limit]]
     ctx = await request_context(request, broker.contexts)
+    page = [s.view(sys_attrs, ctx) for s in subs[offset:offset + limit]]
     headers = {"NGSILD-Results-Count": str(len(subs))} if count else {}
     return _answer(page, incoming.media, ctx, headers, _page_links(limit, offset, len(subs)))
 
@@ -631,7 +658,8 @@ async def get_subscription(ident: str, request: Request) -> Response:
     incoming = await begin(request, broker.store, broker.settings.max_payload, ("options",))
     sub = _manager(request).get(incoming.tenant, ident)
     ctx = await request_context(request, broker.contexts)
-    return _answer(sub.view("sysAttrs" in incoming.params.get("options", "").split(",")), incoming.media, ctx)
+    return _answer(sub.view("sysAttrs" in incoming.params.get("options", "").split(","), ctx),
+                   incoming.media, ctx)
 
 
 @router.patch(PREFIX + "/subscriptions/{ident:path}")

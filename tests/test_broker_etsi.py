@@ -203,6 +203,7 @@ def test_notifications_show_changes_and_periodic_ones_arrive(client: httpx.Clien
     with PayloadServer({"/notify": {}}) as receiver:
         assert client.post("/subscriptions", json={
             "type": "Subscription", "entities": [{"type": kind}],
+            "notificationTrigger": ["attributeUpdated", "attributeDeleted"],
             "notification": {"endpoint": {"uri": receiver.url("/notify")}, "showChanges": True}}).status_code == 201
         assert client.patch(f"/entities/{ident}/attrs", json={"name": "Tour Eiffel"}).status_code == 204
         assert client.delete(f"/entities/{ident}/attrs/height").status_code == 204

@@ -107,8 +107,9 @@ def run(coro: Any) -> Any:
      "Invalid value for Subscription::notification::endpoint::accept"),
     ({**sub(), "notification": {"endpoint": {"uri": HOOK}, "format": "xml"}}, 400,
      "Invalid value for Subscription::notification::format"),
-    ({**sub(), "notification": {"endpoint": {"uri": HOOK}, "format": "keyValues", "sysAttrs": True}},
-     400, "Incoherent value"),
+    # keyValues + sysAttrs is accepted since the ETSI work (046_17); pick with attributes is not (028_08)
+    ({**sub(), "notification": {"endpoint": {"uri": HOOK}, "pick": ["a"], "attributes": ["b"]}},
+     400, "Invalid Subscription"),
     ({**sub(), "notification": {"endpoint": {"uri": "mqtt://h:1883/t",
                                              "notifierInfo": [{"key": "Other", "value": "1"}]}}},
      400, "Invalid key in notifierInfo"),
