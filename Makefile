@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench serve clean conformance
+.PHONY: demo test test-fast lint bench serve clean conformance
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,17 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/burgas-adapter serve
 
-test: $(STAMP)
+# What CI runs (.ci/run): the linters, then every test.
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# The unit tests only (no sockets, no servers): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
 
 # The ETSI NGSI-LD conformance suite (../shared/conformance) against the embedded broker, a fresh one
 # per group; prints the table. CONFORMANCE_GROUPS narrows it (e.g. ContextInformation/Provision/Entities),

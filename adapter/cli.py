@@ -52,7 +52,8 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 logger = logging.getLogger(__name__)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Pipeline file (default: bundled Burgas).")]
-BrokerOpt = Annotated[str | None, typer.Option("--broker-url", help="NGSI-LD broker (default: start the embedded one).")]
+BrokerOpt = Annotated[str | None,
+                      typer.Option("--broker-url", help="NGSI-LD broker (default: start the embedded one).")]
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="NGSILD-Tenant to write to.")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="Where state, outbox and quarantine live.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
@@ -84,7 +85,7 @@ def report_table(reports: list[SyncReport], title: str = "Sync") -> Table:
         table.add_column(column, justify="left" if column in ("source", "last error") else "right")
     for r in reports:
         table.add_row(r.source, str(r.records_in), str(r.mapped), str(r.readings), str(r.sent),
-                      str(r.unchanged), str(r.deleted), str(r.skipped + r.rejected), str(r.pending),
+                      str(r.unchanged), str(r.deleted), str(r.records_rejected + r.rejected), str(r.pending),
                       "yes" if r.complete else "[red]no[/red]", f"{r.duration:.2f}",
                       escape((r.last_error or "")[:80]))
     return table
@@ -94,7 +95,7 @@ def exit_code(reports: list[SyncReport], strict: bool) -> int:
     """0 when every source synced; 4 when one failed or work waits; 5 for rejections if strict."""
     if any(not r.ok for r in reports):
         return 4
-    if strict and any(r.skipped or r.rejected for r in reports):
+    if strict and any(r.records_rejected or r.rejected for r in reports):
         return 5
     return 0
 
@@ -102,8 +103,10 @@ def exit_code(reports: list[SyncReport], strict: bool) -> int:
 @app.command()
 def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources or groups (default: all).")] = None,
          config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None,
-         state_dir: StateOpt = None, strict: Annotated[bool, typer.Option(help="Exit 5 when anything was rejected.")] = False,
-         full: Annotated[bool, typer.Option(help="Fetch and map everything again (ignore layer versions and unchanged records).")] = False,
+         state_dir: StateOpt = None,
+         strict: Annotated[bool, typer.Option(help="Exit 5 when anything was rejected.")] = False,
+         full: Annotated[bool, typer.Option(
+             help="Fetch and map everything again (ignore layer versions and unchanged records).")] = False,
          as_json: JsonOpt = False) -> None:
     """One pass over the chosen sources (e.g. `sync smartburgas`)."""
     from adapter.runtime import Runtime
@@ -146,7 +149,8 @@ def export(output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lin
            sources: Annotated[list[str] | None, typer.Argument(help="Sources or groups (default: all).")] = None,
            config: ConfigOpt = None,
            form: Annotated[str, typer.Option(help="normalized | concise | keyValues")] = "normalized",
-           history: Annotated[bool, typer.Option(help="Also write every reading of each time series.")] = False) -> None:
+           history: Annotated[bool,
+                              typer.Option(help="Also write every reading of each time series.")] = False) -> None:
     """Write the mapped entities (with @context) to a file, without a broker."""
     from adapter.exporter import export_entities
 
@@ -213,7 +217,7 @@ def quarantine_list(source: Annotated[str | None, typer.Option(help="Only this s
     settings = _settings(None, None, state_dir)
     store = StateStore(settings.state_file)
     try:
-        entries = Quarantine(store).list(source=source)
+        entries = Quarantine(store).entries(source=source)
     finally:
         store.close()
     if as_json:
@@ -276,7 +280,8 @@ def run(sources: Annotated[list[str] | None, typer.Argument(help="Sources or gro
 @app.command()
 def serve(config: ConfigOpt = None, broker_url: BrokerOpt = None, tenant: TenantOpt = None,
           state_dir: StateOpt = None,
-          host: Annotated[str | None, typer.Option(help="Address to bind (default BURGAS_SERVICE_HOST, 127.0.0.1).")] = None,
+          host: Annotated[str | None,
+                          typer.Option(help="Address to bind (default BURGAS_SERVICE_HOST, 127.0.0.1).")] = None,
           port: Annotated[int | None, typer.Option(help="Port (default BURGAS_SERVICE_PORT, 8080).")] = None) -> None:
     """Run the service: polled sources on schedule, MQTT streams, health/status/metrics/@context API."""
     import uvicorn

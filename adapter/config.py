@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -162,7 +163,8 @@ class MQTTSourceConfig(_SourceBase):
 
 
 SourceConfig = Annotated[
-    SmartBurgasSourceConfig | ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig | GeoJSONSourceConfig | GTFSSourceConfig | MQTTSourceConfig,
+    SmartBurgasSourceConfig | ArcGISSourceConfig | WFSSourceConfig | OGCAPISourceConfig | GeoJSONSourceConfig
+    | GTFSSourceConfig | MQTTSourceConfig,
     Field(discriminator="type"),
 ]
 
@@ -195,7 +197,7 @@ class PipelineConfig(_Strict):
         enabled = [s for s in self.sources if s.enabled]
         if not names:
             return enabled
-        chosen = []
+        chosen: list[Any] = []
         for name in names:
             matches = [s for s in enabled if name in (s.name, s.group)]
             if not matches:
@@ -205,7 +207,7 @@ class PipelineConfig(_Strict):
         return chosen
 
 
-def expand_env(value: Any, env: dict[str, str] | None = None) -> Any:
+def expand_env(value: Any, env: Mapping[str, str] | None = None) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string of a parsed YAML document."""
     env = os.environ if env is None else env
     if isinstance(value, str):

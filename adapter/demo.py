@@ -81,7 +81,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
         console.print(types)
 
         assert runtime.state is not None
-        rejected = Quarantine(runtime.state).list()
+        rejected = Quarantine(runtime.state).entries()
         if not rejected:
             console.print("Rejected records: none")
         else:

@@ -161,8 +161,8 @@ def main(argv: list[str]) -> int:
     print("| " + " | ".join(keys) + " |")
     print("|" + "---:|" * len(keys))
     for row in rows:
-        print("| " + " | ".join(f"{row[k]:,.0f}" if k in ("entities", "upsert/s", "re-upsert/s", "re-upsert/s 2 clients")
-                                else f"{row[k]:.1f}" for k in keys) + " |")
+        counts = ("entities", "upsert/s", "re-upsert/s", "re-upsert/s 2 clients")
+        print("| " + " | ".join(f"{row[k]:,.0f}" if k in counts else f"{row[k]:.1f}" for k in keys) + " |")
     return 0
 
 

@@ -3,8 +3,8 @@
 The adapter side runs in this process exactly as `burgas-adapter serve` runs a stream: Runtime
 (embedded broker in-process, fresh state), MQTTSource (QoS 1, persistent session, manual acks) and
 StreamRunner (micro-batches of 500 messages / 100 ms -> outbox -> ack -> broker). A child process
-publishes lamppost noise readings at QoS 1 (through mosquitto_pub when installed) at a fixed offered rate for a fixed time, over
-``--sensors`` distinct sensors (round robin, so a 100 ms batch coalesces little), and measures
+publishes lamppost noise readings at QoS 1 (through mosquitto_pub when installed) at a fixed offered rate for a fixed
+time, over ``--sensors`` distinct sensors (round robin, so a 100 ms batch coalesces little), and measures
 publish-to-queryable latency itself: every 50th message is a probe for one of 8 probe sensors,
 whose LAeq is the probe's sequence number, and the child polls the broker's NGSI-LD API
 (``GET /entities?id=<the 8 probes>``, every 10 ms) and notes when each value is first visible
@@ -266,7 +266,8 @@ async def _warm_up(runner: Any, runtime: Any, prefix: str, host: str, port: int)
     client.connect(host, port)
     client.loop_start()
     client.publish(f"{prefix}/warm-up/noise", orjson.dumps(
-        {"sensor": "warm-up", "time": "2025-06-01T10:00:00Z", "location": LOCATION, "laeq": 1}), qos=1).wait_for_publish(10)
+        {"sensor": "warm-up", "time": "2025-06-01T10:00:00Z", "location": LOCATION, "laeq": 1}),
+        qos=1).wait_for_publish(10)
     client.disconnect()
     client.loop_stop()
     deadline = time.monotonic() + 30

@@ -4,8 +4,8 @@ Runs, in one process and one run, our path (validated pydantic model -> plan-bas
 orjson), the path from raw Smart Burgas records through the real mapper, and the plain baseline (a
 hand-built dict + json.dumps). The three are measured in interleaved rounds (each round runs each
 path once; the best round of each counts) in CPU time of this process (the work is single-core),
-so the ratios between them depend little on how loaded the shared machine is at one moment. Memory is measured separately with tracemalloc at
-10k and 100k entities to show it stays flat (entities are streamed, never held).
+so the ratios between them depend little on how loaded the shared machine is at one moment. Memory is measured
+separately with tracemalloc at 10k and 100k entities to show it stays flat (entities are streamed, never held).
 
 The raw records are synthetic (``bench.mapping.air_quality``); generating them costs about half as
 much as the plain baseline itself, which is not the adapter's work. So the headline raw figure maps

@@ -260,7 +260,7 @@ def _peer_python(name: str, package: str) -> tuple[Path | None, str]:
         if pip.returncode:
             return None, f"pip install {package} failed: {pip.stderr.strip()[-300:]}"
     version = subprocess.run([str(python), "-m", "pip", "show", package], capture_output=True, text=True)
-    line = next((l for l in version.stdout.splitlines() if l.startswith("Version:")), "Version: ?")
+    line = next((v for v in version.stdout.splitlines() if v.startswith("Version:")), "Version: ?")
     return python, line.split(":", 1)[1].strip()
 
 

@@ -12,6 +12,7 @@ to the entity's observation time). Wire formatting itself lives in ``adapter.ngs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -142,9 +143,10 @@ class Entity(BaseModel):
         cls.attributes_by_wire = {s.wire: s for s in specs}
         Entity.registry[cls.entity_type] = cls
 
-    def observation_time(self):
+    def observation_time(self) -> datetime | None:
         """The entity's observation time (default observedAt of observed attributes), if any."""
-        return getattr(self, self.observed_at_field) if self.observed_at_field else None
+        observed: datetime | None = getattr(self, self.observed_at_field) if self.observed_at_field else None
+        return observed
 
 
 def model_for(entity_type: str) -> type[Entity]:

@@ -118,7 +118,8 @@ class Device(SmartDataModel):
     provider: Annotated[Text | None, Property(DEVICE + "provider")] = None
     ref_device_model: Annotated[Uri | None, Relationship(DEVICE + "refDeviceModel")] = None
     # 1.0 full, 0.0 empty, -1 when it cannot be determined.
-    battery_level: Annotated[Annotated[float, Strict(), Field(ge=-1, le=1)] | None, Property(DEVICE + "batteryLevel", observed=True)] = None
+    battery_level: Annotated[Annotated[float, Strict(), Field(ge=-1, le=1)] | None,
+                             Property(DEVICE + "batteryLevel", observed=True)] = None
     # dBm or mW: the unit is per device (attr_meta unit_code), none is assumed.
     rssi: Annotated[Number | None, Property(DEVICE + "rssi", observed=True)] = None
     device_state: Annotated[Text | None, Property(DEVICE + "deviceState", observed=True)] = None

@@ -29,7 +29,8 @@ class AirQualityObserved(SmartDataModel):
     date_observed: Annotated[UtcDateTime, Property(SDM + "dateObserved")]
     location: Annotated[Geometry, GeoProperty()]
     air_quality_index: Annotated[NonNegativeInt | None, Property(ENVIRONMENT + "airQualityIndex")] = None
-    air_quality_level: Annotated[Literal["good", "moderate", "unhealthyForSensitiveGroups", "unhealthy", "veryUnhealthy", "hazardous"] | None,
+    air_quality_level: Annotated[Literal["good", "moderate", "unhealthyForSensitiveGroups", "unhealthy",
+                                         "veryUnhealthy", "hazardous"] | None,
                                  Property(ENVIRONMENT + "airQualityLevel")] = None
     reliability: Annotated[Ratio | None, Property(ENVIRONMENT + "reliability")] = None
     type_of_location: Annotated[Literal["indoor", "outdoor"] | None,
@@ -47,19 +48,24 @@ class AirQualityObserved(SmartDataModel):
     pm25: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm25", unit="GQ", observed=True)] = None
     pm4: Annotated[NonNegative | None, Property(ENVIRONMENT + "pm4", unit="GQ", observed=True)] = None
     # to_camel would make the wire name "c6H6".
-    c6h6: Annotated[NonNegative | None, Property(ENVIRONMENT + "c6h6", unit="GQ", observed=True), Field(alias="c6h6")] = None
+    c6h6: Annotated[NonNegative | None, Property(ENVIRONMENT + "c6h6", unit="GQ", observed=True),
+                    Field(alias="c6h6")] = None
     styrene: Annotated[NonNegative | None, Property(BURGAS + "styrene", unit="GQ", observed=True)] = None
     tsp: Annotated[NonNegativeInt | None, Property(ENVIRONMENT + "tsp", unit="GQ", observed=True)] = None
     tpc: Annotated[NonNegativeInt | None, Property(ENVIRONMENT + "tpc", observed=True)] = None
     temperature: Annotated[Number | None, Property(ENVIRONMENT + "temperature", unit="CEL", observed=True)] = None
-    relative_humidity: Annotated[Ratio | None, Property(ENVIRONMENT + "relativeHumidity", unit="P1", observed=True)] = None
+    relative_humidity: Annotated[Ratio | None,
+                                 Property(ENVIRONMENT + "relativeHumidity", unit="P1", observed=True)] = None
     pressure: Annotated[NonNegative | None, Property(ENVIRONMENT + "pressure", observed=True)] = None
     precipitation: Annotated[NonNegative | None, Property(ENVIRONMENT + "precipitation", observed=True)] = None
     wind_direction: Annotated[Number | None, Property(ENVIRONMENT + "windDirection", unit="DD", observed=True)] = None
     wind_speed: Annotated[NonNegative | None, Property(ENVIRONMENT + "windSpeed", unit="MTS", observed=True)] = None
-    volatile_organic_compounds_total: Annotated[NonNegative | None, Property(ENVIRONMENT + "volatileOrganicCompoundsTotal", unit="GQ", observed=True)] = None
+    volatile_organic_compounds_total: Annotated[NonNegative | None,
+                                                Property(ENVIRONMENT + "volatileOrganicCompoundsTotal", unit="GQ",
+                                                         observed=True)] = None
     co_level: Annotated[Text | None, Property(ENVIRONMENT + "coLevel", observed=True)] = None
-    arsenic: Annotated[NonNegative | None, Property(ENVIRONMENT + "as", unit="GQ", observed=True), Field(alias="as")] = None
+    arsenic: Annotated[NonNegative | None, Property(ENVIRONMENT + "as", unit="GQ", observed=True),
+                       Field(alias="as")] = None
     cd: Annotated[NonNegative | None, Property(ENVIRONMENT + "cd", unit="GQ", observed=True)] = None
     ni: Annotated[NonNegative | None, Property(ENVIRONMENT + "ni", unit="GQ", observed=True)] = None
     pb: Annotated[NonNegative | None, Property(ENVIRONMENT + "pb", unit="GQ", observed=True)] = None
@@ -88,9 +94,12 @@ class NoiseLevelObserved(SmartDataModel):
     date_observed: Annotated[UtcDateTime | None, Property(SDM + "dateObserved")] = None
     sonometer_class: Annotated[Literal["0", "1", "2"] | None, Property(ENVIRONMENT + "sonometerClass")] = None
     las: Annotated[Number | None, Property(ENVIRONMENT + "LAS", unit="2N", observed=True), Field(alias="LAS")] = None
-    l_aeq: Annotated[Number | None, Property(ENVIRONMENT + "LAeq", unit="2N", observed=True), Field(alias="LAeq")] = None
-    l_aeq_d: Annotated[Number | None, Property(ENVIRONMENT + "LAeq_d", unit="2N", observed=True), Field(alias="LAeq_d")] = None
-    l_amax: Annotated[Number | None, Property(ENVIRONMENT + "LAmax", unit="2N", observed=True), Field(alias="LAmax")] = None
+    l_aeq: Annotated[Number | None, Property(ENVIRONMENT + "LAeq", unit="2N", observed=True),
+                     Field(alias="LAeq")] = None
+    l_aeq_d: Annotated[Number | None, Property(ENVIRONMENT + "LAeq_d", unit="2N", observed=True),
+                       Field(alias="LAeq_d")] = None
+    l_amax: Annotated[Number | None, Property(ENVIRONMENT + "LAmax", unit="2N", observed=True),
+                      Field(alias="LAmax")] = None
     obstacles: Annotated[Text | None, Property(ENVIRONMENT + "obstacles")] = None
     # The schema types these two as strings while giving them in metres.
     height_average: Annotated[Text | None, Property(ENVIRONMENT + "heightAverage", unit="MTR")] = None
@@ -117,15 +126,20 @@ class WaterObserved(SmartDataModel):
     height: Annotated[NonNegative | None, Property(ENVIRONMENT + "height", unit="MTR", observed=True)] = None
     swell_height: Annotated[NonNegative | None, Property(ENVIRONMENT + "swellHeight", unit="MTR", observed=True)] = None
     swell_period: Annotated[NonNegative | None, Property(ENVIRONMENT + "swellPeriod", unit="SEC", observed=True)] = None
-    swell_direction: Annotated[Degrees | None, Property(ENVIRONMENT + "swellDirection", unit="DD", observed=True)] = None
+    swell_direction: Annotated[Degrees | None,
+                               Property(ENVIRONMENT + "swellDirection", unit="DD", observed=True)] = None
     wave_length: Annotated[NonNegative | None, Property(ENVIRONMENT + "waveLength", unit="MTR", observed=True)] = None
     measured_area: Annotated[NonNegative | None, Property(ENVIRONMENT + "measuredArea", unit="MTK")] = None
     object_area: Annotated[NonNegative | None, Property(ENVIRONMENT + "objectArea", unit="P1", observed=True)] = None
-    object_height_average: Annotated[NonNegative | None, Property(ENVIRONMENT + "objectHeightAverage", unit="MTR", observed=True)] = None
-    object_height_max: Annotated[NonNegative | None, Property(ENVIRONMENT + "objectHeightMax", unit="MTR", observed=True)] = None
-    object_volume: Annotated[NonNegative | None, Property(ENVIRONMENT + "objectVolume", unit="MTQ", observed=True)] = None
+    object_height_average: Annotated[NonNegative | None,
+                                     Property(ENVIRONMENT + "objectHeightAverage", unit="MTR", observed=True)] = None
+    object_height_max: Annotated[NonNegative | None,
+                                 Property(ENVIRONMENT + "objectHeightMax", unit="MTR", observed=True)] = None
+    object_volume: Annotated[NonNegative | None,
+                             Property(ENVIRONMENT + "objectVolume", unit="MTQ", observed=True)] = None
     water_level: Annotated[NonNegative | None, Property(ENVIRONMENT + "waterLevel", unit="MTR", observed=True)] = None
-    water_discharge: Annotated[NonNegative | None, Property(ENVIRONMENT + "waterDischarge", unit="MTQ", observed=True)] = None
+    water_discharge: Annotated[NonNegative | None,
+                               Property(ENVIRONMENT + "waterDischarge", unit="MTQ", observed=True)] = None
     ref_device: Annotated[Uri | None, Relationship(ENVIRONMENT + "refDevice")] = None
 
 

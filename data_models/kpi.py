@@ -33,15 +33,18 @@ class KeyPerformanceIndicator(SmartDataModel):
     type_iri: ClassVar[str] = KPI + "KeyPerformanceIndicator"
     subject: ClassVar[str] = "dataModel.KeyPerformanceIndicator"
 
-    category: Annotated[list[KeyPerformanceIndicatorCategory] | None, Field(min_length=1), Property(KPI + "category")] = None
+    category: Annotated[list[KeyPerformanceIndicatorCategory] | None, Field(min_length=1),
+                        Property(KPI + "category")] = None
     organization: Annotated[Text | None, Property(KPI + "organization")] = None
     process: Annotated[Text | None, Property(KPI + "process")] = None
     product: Annotated[Text | None, Property(KPI + "product")] = None
     provider: Annotated[Text | None, Property(KPI + "provider")] = None
     business_target: Annotated[Text | None, Property(KPI + "businessTarget")] = None
-    calculation_frequency: Annotated[KeyPerformanceIndicatorCalculationFrequency | None, Property(KPI + "calculationFrequency")] = None
+    calculation_frequency: Annotated[KeyPerformanceIndicatorCalculationFrequency | None,
+                                     Property(KPI + "calculationFrequency")] = None
     calculated_by: Annotated[Text | None, Property(KPI + "calculatedBy")] = None
-    calculation_method: Annotated[Literal["manual", "automatic", "semiautomatic"] | None, Property(KPI + "calculationMethod")] = None
+    calculation_method: Annotated[Literal["manual", "automatic", "semiautomatic"] | None,
+                                  Property(KPI + "calculationMethod")] = None
     calculation_formula: Annotated[Text | None, Property(KPI + "calculationFormula")] = None
     # [{"entityType": ..., "attrs": [...]}]
     aggregated_data: Annotated[list[JsonObject] | None, Field(min_length=1), Property(KPI + "aggregatedData")] = None

@@ -128,34 +128,48 @@ class OffStreetParking(SmartDataModel):
     observed_at_field: ClassVar[str] = "observation_date_time"
 
     location: Annotated[Geometry, GeoProperty()]
-    category: Annotated[list[OffStreetParkingCategory] | None, Field(min_length=1), Property(PARKING + "category")] = None
+    category: Annotated[list[OffStreetParkingCategory] | None, Field(min_length=1),
+                        Property(PARKING + "category")] = None
     ext_category: Annotated[list[Text] | None, Field(min_length=1), Property(PARKING + "extCategory")] = None
-    allowed_vehicle_type: Annotated[list[OffStreetParkingAllowedVehicleType] | None, Field(min_length=1), Property(PARKING + "allowedVehicleType")] = None
-    charge_type: Annotated[list[OffStreetParkingChargeType] | None, Field(min_length=1), Property(PARKING + "chargeType")] = None
+    allowed_vehicle_type: Annotated[list[OffStreetParkingAllowedVehicleType] | None, Field(min_length=1),
+                                    Property(PARKING + "allowedVehicleType")] = None
+    charge_type: Annotated[list[OffStreetParkingChargeType] | None, Field(min_length=1),
+                           Property(PARKING + "chargeType")] = None
     required_permit: Annotated[list[OffStreetParkingRequiredPermit] | None, Property(PARKING + "requiredPermit")] = None
-    occupancy_detection_type: Annotated[list[OffStreetParkingOccupancyDetectionType] | None, Field(min_length=1), Property(PARKING + "occupancyDetectionType")] = None
-    occupied_spot_number: Annotated[NonNegativeInt | None, Property(PARKING + "occupiedSpotNumber", observed=True)] = None
+    occupancy_detection_type: Annotated[list[OffStreetParkingOccupancyDetectionType] | None, Field(min_length=1),
+                                        Property(PARKING + "occupancyDetectionType")] = None
+    occupied_spot_number: Annotated[NonNegativeInt | None,
+                                    Property(PARKING + "occupiedSpotNumber", observed=True)] = None
     occupancy_modified: Annotated[UtcDateTime | None, Property(PARKING + "occupancyModified")] = None
     occupancy: Annotated[Ratio | None, Property(PARKING + "occupancy", observed=True)] = None
-    accepted_payment_method: Annotated[list[OffStreetParkingAcceptedPaymentMethod] | None, Field(min_length=1), Property(PARKING + "acceptedPaymentMethod")] = None
+    accepted_payment_method: Annotated[list[OffStreetParkingAcceptedPaymentMethod] | None, Field(min_length=1),
+                                       Property(PARKING + "acceptedPaymentMethod")] = None
     price_rate_per_minute: Annotated[Number | None, Property(PARKING + "priceRatePerMinute")] = None
     price_currency: Annotated[Text | None, Property(PARKING + "priceCurrency")] = None
     layout: Annotated[list[OffStreetParkingLayout] | None, Field(min_length=1), Property(PARKING + "layout")] = None
-    usage_scenario: Annotated[list[OffStreetParkingUsageScenario] | None, Field(min_length=1), Property(PARKING + "usageScenario")] = None
-    parking_mode: Annotated[list[Literal["echelonParking", "parallelParking", "perpendicularParking"]] | None, Field(min_length=1), Property(PARKING + "parkingMode")] = None
-    facilities: Annotated[list[OffStreetParkingFacilities] | None, Field(min_length=1), Property(PARKING + "facilities")] = None
-    security: Annotated[list[OffStreetParkingSecurity] | None, Field(min_length=1), Property(PARKING + "security")] = None
+    usage_scenario: Annotated[list[OffStreetParkingUsageScenario] | None, Field(min_length=1),
+                              Property(PARKING + "usageScenario")] = None
+    parking_mode: Annotated[list[Literal["echelonParking", "parallelParking", "perpendicularParking"]] | None,
+                            Field(min_length=1), Property(PARKING + "parkingMode")] = None
+    facilities: Annotated[list[OffStreetParkingFacilities] | None, Field(min_length=1),
+                          Property(PARKING + "facilities")] = None
+    security: Annotated[list[OffStreetParkingSecurity] | None, Field(min_length=1),
+                        Property(PARKING + "security")] = None
     highest_floor: Annotated[Integer | None, Property(PARKING + "highestFloor")] = None
     lowest_floor: Annotated[Integer | None, Property(PARKING + "lowestFloor")] = None
     maximum_parking_duration: Annotated[IsoDuration | None, Property(PARKING + "maximumParkingDuration")] = None
     total_spot_number: Annotated[PositiveInt | None, Property(PARKING + "totalSpotNumber")] = None
-    available_spot_number: Annotated[NonNegativeInt | None, Property(PARKING + "availableSpotNumber", observed=True)] = None
+    available_spot_number: Annotated[NonNegativeInt | None,
+                                     Property(PARKING + "availableSpotNumber", observed=True)] = None
     extra_spot_number: Annotated[NonNegativeInt | None, Property(PARKING + "extraSpotNumber", observed=True)] = None
     opening_hours: Annotated[Text | None, Property(SDM + "openingHours")] = None
     first_available_floor: Annotated[Integer | None, Property(PARKING + "firstAvailableFloor", observed=True)] = None
-    special_location: Annotated[list[OffStreetParkingSpecialLocation] | None, Field(min_length=1), Property(PARKING + "specialLocation")] = None
-    status: Annotated[list[OffStreetParkingStatus] | None, Field(min_length=1), Property(NGSI_LD + "status", observed=True)] = None
-    reservation_type: Annotated[list[Literal["mandatory", "notAvailable", "optional", "partly"]] | None, Field(min_length=1), Property(PARKING + "reservationType")] = None
+    special_location: Annotated[list[OffStreetParkingSpecialLocation] | None, Field(min_length=1),
+                                Property(PARKING + "specialLocation")] = None
+    status: Annotated[list[OffStreetParkingStatus] | None, Field(min_length=1),
+                      Property(NGSI_LD + "status", observed=True)] = None
+    reservation_type: Annotated[list[Literal["mandatory", "notAvailable", "optional", "partly"]] | None,
+                                Field(min_length=1), Property(PARKING + "reservationType")] = None
     provider: Annotated[JsonObject | None, Property(PARKING + "provider")] = None
     measures_period: Annotated[Number | None, Property(PARKING + "measuresPeriod")] = None
     measures_period_unit: Annotated[Text | None, Property(PARKING + "measuresPeriodUnit")] = None
@@ -168,15 +182,18 @@ class OffStreetParking(SmartDataModel):
     ref_parking_group: Annotated[Uri | None, Relationship(PARKING + "refParkingGroup")] = None
     ref_parking_spot: Annotated[Uri | None, Relationship(PARKING + "refParkingSpot")] = None
     aggregate_rating: Annotated[JsonObject | None, Property(PARKING + "aggregateRating")] = None
-    vehicle_entrance_count: Annotated[NonNegative | None, Property(PARKING + "vehicleEntranceCount", observed=True)] = None
+    vehicle_entrance_count: Annotated[NonNegative | None,
+                                      Property(PARKING + "vehicleEntranceCount", observed=True)] = None
     vehicle_exit_count: Annotated[NonNegative | None, Property(PARKING + "vehicleExitCount", observed=True)] = None
     access_modified: Annotated[Text | None, Property(PARKING + "accessModified")] = None
     images: Annotated[list[Uri] | None, Property(PARKING + "images")] = None
-    out_of_service_slot_number: Annotated[Number | None, Property(PARKING + "outOfServiceSlotNumber", observed=True)] = None
+    out_of_service_slot_number: Annotated[Number | None,
+                                          Property(PARKING + "outOfServiceSlotNumber", observed=True)] = None
     parking_site_id: Annotated[Text | None, Property(PARKING + "parkingSiteId")] = None
     observation_date_time: Annotated[UtcDateTime | None, Property(PARKING + "observationDateTime")] = None
     four_wheeler_slots: Annotated[SlotAvailability | None, Property(PARKING + "fourWheelerSlots", observed=True)] = None
-    unclassified_slots: Annotated[SpotAvailability | None, Property(PARKING + "unclassifiedSlots", observed=True)] = None
+    unclassified_slots: Annotated[SpotAvailability | None,
+                                  Property(PARKING + "unclassifiedSlots", observed=True)] = None
     two_wheeler_slots: Annotated[SpotAvailability | None, Property(PARKING + "twoWheelerSlots", observed=True)] = None
     municipality_info: Annotated[MunicipalityInfo | None, Property(PARKING + "municipalityInfo")] = None
 
@@ -197,7 +214,8 @@ class OnStreetParking(SmartDataModel):
 
     location: Annotated[Geometry, GeoProperty()]
     category: Annotated[list[OnStreetParkingCategory] | None, Property(PARKING + "category")] = None
-    allowed_vehicle_type: Annotated[list[OnStreetParkingAllowedVehicleType] | None, Property(PARKING + "allowedVehicleType")] = None
+    allowed_vehicle_type: Annotated[list[OnStreetParkingAllowedVehicleType] | None,
+                                    Property(PARKING + "allowedVehicleType")] = None
     required_permit: Annotated[list[Text] | None, Property(PARKING + "requiredPermit")] = None
     # Permit (e.g. "blueZonePermit") -> opening-hours text ("Mo-Fr 09:00-18:00").
     permit_active_hours: Annotated[dict[str, Text] | None, Property(PARKING + "permitActiveHours")] = None
@@ -212,23 +230,29 @@ class OnStreetParking(SmartDataModel):
     occupancy_modified: Annotated[UtcDateTime | None, Property(PARKING + "occupancyModified")] = None
     layout: Annotated[list[Text] | None, Property(PARKING + "layout")] = None
     charge_type: Annotated[list[OnStreetParkingChargeType] | None, Property(PARKING + "chargeType")] = None
-    accepted_payment_method: Annotated[OffStreetParkingAcceptedPaymentMethod | None, Property(PARKING + "acceptedPaymentMethod")] = None
+    accepted_payment_method: Annotated[OffStreetParkingAcceptedPaymentMethod | None,
+                                       Property(PARKING + "acceptedPaymentMethod")] = None
     usage_scenario: Annotated[OnStreetParkingUsageScenario | None, Property(PARKING + "usageScenario")] = None
     total_spot_number: Annotated[NonNegativeInt | None, Property(PARKING + "totalSpotNumber")] = None
-    available_spot_number: Annotated[NonNegativeInt | None, Property(PARKING + "availableSpotNumber", observed=True)] = None
+    available_spot_number: Annotated[NonNegativeInt | None,
+                                     Property(PARKING + "availableSpotNumber", observed=True)] = None
     extra_spot_number: Annotated[NonNegativeInt | None, Property(PARKING + "extraSpotNumber", observed=True)] = None
-    occupancy_detection_type: Annotated[list[OffStreetParkingOccupancyDetectionType] | None, Property(PARKING + "occupancyDetectionType")] = None
-    parking_mode: Annotated[Literal["echelonParking", "parallelParking", "perpendicularParking"] | None, Property(PARKING + "parkingMode")] = None
+    occupancy_detection_type: Annotated[list[OffStreetParkingOccupancyDetectionType] | None,
+                                        Property(PARKING + "occupancyDetectionType")] = None
+    parking_mode: Annotated[Literal["echelonParking", "parallelParking", "perpendicularParking"] | None,
+                            Property(PARKING + "parkingMode")] = None
     are_borders_marked: Annotated[Flag | None, Property(PARKING + "areBordersMarked")] = None
     average_spot_width: Annotated[NonNegative | None, Property(PARKING + "averageSpotWidth")] = None
     average_spot_length: Annotated[NonNegative | None, Property(PARKING + "averageSpotLength")] = None
     ref_parking_spot: Annotated[list[Uri] | None, Relationship(PARKING + "refParkingSpot")] = None
     ref_parking_group: Annotated[list[Uri] | None, Relationship(PARKING + "refParkingGroup")] = None
-    out_of_service_slot_number: Annotated[Number | None, Property(PARKING + "outOfServiceSlotNumber", observed=True)] = None
+    out_of_service_slot_number: Annotated[Number | None,
+                                          Property(PARKING + "outOfServiceSlotNumber", observed=True)] = None
     parking_site_id: Annotated[Text | None, Property(PARKING + "parkingSiteId")] = None
     observation_date_time: Annotated[UtcDateTime | None, Property(PARKING + "observationDateTime")] = None
     four_wheeler_slots: Annotated[SlotAvailability | None, Property(PARKING + "fourWheelerSlots", observed=True)] = None
-    unclassified_slots: Annotated[SpotAvailability | None, Property(PARKING + "unclassifiedSlots", observed=True)] = None
+    unclassified_slots: Annotated[SpotAvailability | None,
+                                  Property(PARKING + "unclassifiedSlots", observed=True)] = None
     two_wheeler_slots: Annotated[SpotAvailability | None, Property(PARKING + "twoWheelerSlots", observed=True)] = None
     municipality_info: Annotated[MunicipalityInfo | None, Property(PARKING + "municipalityInfo")] = None
 

@@ -69,7 +69,8 @@ class PointOfInterest(SmartDataModel):
     ref_see_also: Annotated[list[Uri] | None, Relationship(POI + "refSeeAlso")] = None
     ward_id: Annotated[Text | None, Property(POI + "wardId")] = None
     zone_id: Annotated[Text | None, Property(POI + "zoneId")] = None
-    additional_info_url: Annotated[Uri | None, Relationship(POI + "additionalInfoURL"), Field(alias="additionalInfoURL")] = None
+    additional_info_url: Annotated[Uri | None, Relationship(POI + "additionalInfoURL"),
+                                   Field(alias="additionalInfoURL")] = None
     zone_name: Annotated[Text | None, Property(POI + "zoneName")] = None
     municipality_info: Annotated[PoiMunicipalityInfo | None, Property(POI + "municipalityInfo")] = None
     title: Annotated[Text | None, Property("http://purl.org/dc/terms/title")] = None
@@ -82,7 +83,8 @@ class PointOfInterest(SmartDataModel):
     date_observed: Annotated[UtcDateTime | None, Property(SDM + "dateObserved")] = None
     # Extensions (see the class docstring).
     waste_quantities: Annotated[list[WasteQuantity] | None, Property(BURGAS + "wasteQuantities", observed=True)] = None
-    waste_total_weight: Annotated[NonNegative | None, Property(BURGAS + "wasteTotalWeight", unit="KGM", observed=True)] = None
+    waste_total_weight: Annotated[NonNegative | None,
+                                  Property(BURGAS + "wasteTotalWeight", unit="KGM", observed=True)] = None
     citizen_count: Annotated[NonNegativeInt | None, Property(BURGAS + "citizenCount", observed=True)] = None
     vehicle_capacity: Annotated[NonNegativeInt | None, Property(BURGAS + "vehicleCapacity")] = None
 
@@ -102,5 +104,6 @@ class Beach(SmartDataModel):
     occupation_rate: Annotated[Literal["high", "medium", "low", "none"] | None, Property(POI + "occupationRate")] = None
     people_occupancy: Annotated[NonNegative | None, Property(POI + "peopleOccupancy", observed=True)] = None
     facilities: Annotated[list[BeachFacilities] | None, Field(min_length=1), Property(POI + "facilities")] = None
-    access_type: Annotated[list[Literal["privateVehicle", "boat", "onFoot", "publicTransport"]] | None, Field(min_length=1), Property(POI + "accessType")] = None
+    access_type: Annotated[list[Literal["privateVehicle", "boat", "onFoot", "publicTransport"]] | None,
+                           Field(min_length=1), Property(POI + "accessType")] = None
     ref_see_also: Annotated[list[Uri] | None, Relationship(POI + "refSeeAlso")] = None

@@ -36,17 +36,22 @@ class Streetlight(SmartDataModel):
     annotations: Annotated[list[Text] | None, Property(SDM + "annotations")] = None
     circuit: Annotated[Text | None, Property(STREETLIGHTING + "circuit")] = None
     ref_streetlight_model: Annotated[Uri | None, Relationship(STREETLIGHTING + "refStreetlightModel")] = None
-    ref_streetlight_control_cabinet: Annotated[Uri | None, Relationship(STREETLIGHTING + "refStreetlightControlCabinet")] = None
-    status: Annotated[Literal["brokenLantern", "columnIssue", "defectiveLamp", "ok"], Property(NGSI_LD + "status", observed=True)]
-    power_state: Annotated[Literal["bootingUp", "low", "off", "on"] | None, Property(STREETLIGHTING + "powerState", observed=True)] = None
+    ref_streetlight_control_cabinet: Annotated[Uri | None,
+                                               Relationship(STREETLIGHTING + "refStreetlightControlCabinet")] = None
+    status: Annotated[Literal["brokenLantern", "columnIssue", "defectiveLamp", "ok"],
+                      Property(NGSI_LD + "status", observed=True)]
+    power_state: Annotated[Literal["bootingUp", "low", "off", "on"] | None,
+                           Property(STREETLIGHTING + "powerState", observed=True)] = None
     ref_device: Annotated[list[Uri] | None, Relationship(STREETLIGHTING + "refDevice")] = None
     ref_streetlight_group: Annotated[Uri | None, Relationship(STREETLIGHTING + "refStreetlightGroup")] = None
     date_last_lamp_change: Annotated[UtcDateTime | None, Property(STREETLIGHTING + "dateLastLampChange")] = None
     date_last_switching_on: Annotated[UtcDateTime | None, Property(STREETLIGHTING + "dateLastSwitchingOn")] = None
     date_last_switching_off: Annotated[UtcDateTime | None, Property(STREETLIGHTING + "dateLastSwitchingOff")] = None
-    controlling_method: Annotated[Literal["group", "individual"] | None, Property(STREETLIGHTING + "controllingMethod")] = None
+    controlling_method: Annotated[Literal["group", "individual"] | None,
+                                  Property(STREETLIGHTING + "controllingMethod")] = None
     date_service_started: Annotated[UtcDateTime | None, Property(STREETLIGHTING + "dateServiceStarted")] = None
-    location_category: Annotated[StreetlightLocationCategory | None, Property(STREETLIGHTING + "locationCategory")] = None
+    location_category: Annotated[StreetlightLocationCategory | None,
+                                 Property(STREETLIGHTING + "locationCategory")] = None
     lantern_height: Annotated[NonNegative | None, Property(STREETLIGHTING + "lanternHeight")] = None
     lifetime_motion_detected: Annotated[Number | None, Property(STREETLIGHTING + "lifetimeMotionDetected")] = None
     lifetime_power_consumption: Annotated[Number | None, Property(STREETLIGHTING + "lifetimePowerConsumption")] = None

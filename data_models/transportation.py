@@ -80,10 +80,15 @@ class TrafficFlowObserved(SmartDataModel):
     # Vehicles counted in the period (dateObservedFrom..dateObservedTo): a count, no unit.
     intensity: Annotated[NonNegative | None, Property(TRANSPORTATION + "intensity", observed=True)] = None
     occupancy: Annotated[Ratio | None, Property(TRANSPORTATION + "occupancy", observed=True)] = None
-    average_vehicle_speed: Annotated[NonNegative | None, Property(TRANSPORTATION + "averageVehicleSpeed", unit="KMH", observed=True)] = None
-    average_vehicle_length: Annotated[NonNegative | None, Property(TRANSPORTATION + "averageVehicleLength", unit="MTR", observed=True)] = None
-    average_gap_distance: Annotated[NonNegative | None, Property(TRANSPORTATION + "averageGapDistance", unit="MTR", observed=True)] = None
-    average_headway_time: Annotated[NonNegative | None, Property(TRANSPORTATION + "averageHeadwayTime", unit="SEC", observed=True)] = None
+    average_vehicle_speed: Annotated[NonNegative | None,
+                                     Property(TRANSPORTATION + "averageVehicleSpeed", unit="KMH", observed=True)] = None
+    average_vehicle_length: Annotated[NonNegative | None,
+                                      Property(TRANSPORTATION + "averageVehicleLength", unit="MTR",
+                                               observed=True)] = None
+    average_gap_distance: Annotated[NonNegative | None,
+                                    Property(TRANSPORTATION + "averageGapDistance", unit="MTR", observed=True)] = None
+    average_headway_time: Annotated[NonNegative | None,
+                                    Property(TRANSPORTATION + "averageHeadwayTime", unit="SEC", observed=True)] = None
     congested: Annotated[Flag | None, Property(TRANSPORTATION + "congested", observed=True)] = None
     vehicle_type: Annotated[TrafficFlowObservedVehicleType | None, Property(TRANSPORTATION + "vehicleType")] = None
     vehicle_sub_type: Annotated[Text | None, Property(TRANSPORTATION + "vehicleSubType")] = None
@@ -151,9 +156,12 @@ class BikeHireDockingStation(SmartDataModel):
 
     observation_date_time: Annotated[UtcDateTime | None, Property(TRANSPORTATION + "observationDateTime")] = None
     total_slot_number: Annotated[NonNegativeInt | None, Property(TRANSPORTATION + "totalSlotNumber")] = None
-    free_slot_number: Annotated[NonNegativeInt | None, Property(TRANSPORTATION + "freeSlotNumber", observed=True)] = None
-    available_bike_number: Annotated[NonNegativeInt | None, Property(TRANSPORTATION + "availableBikeNumber", observed=True)] = None
-    out_of_service_slot_number: Annotated[NonNegativeInt | None, Property(TRANSPORTATION + "outOfServiceSlotNumber", observed=True)] = None
+    free_slot_number: Annotated[NonNegativeInt | None,
+                                Property(TRANSPORTATION + "freeSlotNumber", observed=True)] = None
+    available_bike_number: Annotated[NonNegativeInt | None,
+                                     Property(TRANSPORTATION + "availableBikeNumber", observed=True)] = None
+    out_of_service_slot_number: Annotated[NonNegativeInt | None,
+                                          Property(TRANSPORTATION + "outOfServiceSlotNumber", observed=True)] = None
     status: Annotated[StationStatus | None, Property(NGSI_LD + "status", observed=True)] = None
     opening_hours: Annotated[Text | None, Property(SDM + "openingHours")] = None
     provider: Annotated[Text | None, Property(TRANSPORTATION + "provider")] = None

@@ -52,7 +52,8 @@ class GtfsStop(SmartDataModel):
     code: Annotated[Text | None, Property(URBAN_MOBILITY + "code")] = None
     page: Annotated[Uri | None, Property(URBAN_MOBILITY + "page")] = None
     zone_code: Annotated[Text | None, Property(URBAN_MOBILITY + "zoneCode")] = None
-    wheel_chair_accessible: Annotated[Literal["0", "1", "2"] | None, Property(URBAN_MOBILITY + "wheelChairAccessible")] = None
+    wheel_chair_accessible: Annotated[Literal["0", "1", "2"] | None,
+                                      Property(URBAN_MOBILITY + "wheelChairAccessible")] = None
     has_parent_station: Annotated[Uri | None, Relationship(URBAN_MOBILITY + "hasParentStation")] = None
     stop_desc: Annotated[Text | None, Property(URBAN_MOBILITY + "stop_desc"), Field(alias="stop_desc")] = None
     has_service: Annotated[Uri | None, Relationship(URBAN_MOBILITY + "hasService")] = None
@@ -94,7 +95,8 @@ class GtfsTrip(SmartDataModel):
     has_shape: Annotated[Uri | None, Relationship(URBAN_MOBILITY + "hasShape")] = None
     block: Annotated[Text | None, Property(URBAN_MOBILITY + "block")] = None
     has_service: Annotated[Uri, Relationship(URBAN_MOBILITY + "hasService")]
-    direction: Annotated[Annotated[int, Strict(), Field(ge=0, le=1)] | None, Property(URBAN_MOBILITY + "direction")] = None
+    direction: Annotated[Annotated[int, Strict(), Field(ge=0, le=1)] | None,
+                         Property(URBAN_MOBILITY + "direction")] = None
     wheel_chair_accessible: Annotated[GtfsTristate | None, Property(URBAN_MOBILITY + "wheelChairAccessible")] = None
     bikes_allowed: Annotated[GtfsTristate | None, Property(URBAN_MOBILITY + "bikesAllowed")] = None
 
@@ -107,4 +109,5 @@ class GtfsShape(SmartDataModel):
     subject: ClassVar[str] = "dataModel.UrbanMobility"
 
     location: Annotated[Geometry, GeoProperty()]
-    distance_travelled: Annotated[list[NonNegative] | None, Field(min_length=1), Property(URBAN_MOBILITY + "distanceTravelled")] = None
+    distance_travelled: Annotated[list[NonNegative] | None, Field(min_length=1),
+                                  Property(URBAN_MOBILITY + "distanceTravelled")] = None

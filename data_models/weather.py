@@ -31,10 +31,12 @@ class WeatherObserved(SmartDataModel):
     location: Annotated[Geometry, GeoProperty()]
     weather_type: Annotated[Text | None, Property(WEATHER + "weatherType", observed=True)] = None
     temperature: Annotated[Number | None, Property(WEATHER + "temperature", unit="CEL", observed=True)] = None
-    feels_like_temperature: Annotated[Number | None, Property(WEATHER + "feelsLikeTemperature", unit="CEL", observed=True)] = None
+    feels_like_temperature: Annotated[Number | None,
+                                      Property(WEATHER + "feelsLikeTemperature", unit="CEL", observed=True)] = None
     dew_point: Annotated[Number | None, Property(WEATHER + "dewPoint", unit="CEL", observed=True)] = None
     relative_humidity: Annotated[Ratio | None, Property(WEATHER + "relativeHumidity", observed=True)] = None
-    atmospheric_pressure: Annotated[NonNegative | None, Property(WEATHER + "atmosphericPressure", unit="A97", observed=True)] = None
+    atmospheric_pressure: Annotated[NonNegative | None,
+                                    Property(WEATHER + "atmosphericPressure", unit="A97", observed=True)] = None
     pressure_tendency: Annotated[Literal["falling", "raising", "steady"] | Number | None,
                                  Property(WEATHER + "pressureTendency", observed=True)] = None
     wind_direction: Annotated[Degrees | None, Property(WEATHER + "windDirection", unit="DD", observed=True)] = None
@@ -42,14 +44,18 @@ class WeatherObserved(SmartDataModel):
     gust_speed: Annotated[Number | None, Property(WEATHER + "gustSpeed", unit="MTS", observed=True)] = None
     precipitation: Annotated[NonNegative | None, Property(WEATHER + "precipitation", unit="MMT", observed=True)] = None
     illuminance: Annotated[NonNegative | None, Property(WEATHER + "illuminance", unit="LUX", observed=True)] = None
-    solar_radiation: Annotated[NonNegative | None, Property(WEATHER + "solarRadiation", unit="D54", observed=True)] = None
-    direct_irradiation: Annotated[NonNegative | None, Property(WEATHER + "directIrradiation", unit="D54", observed=True)] = None
-    diffuse_irradiation: Annotated[NonNegative | None, Property(WEATHER + "diffuseIrradiation", unit="D54", observed=True)] = None
+    solar_radiation: Annotated[NonNegative | None,
+                               Property(WEATHER + "solarRadiation", unit="D54", observed=True)] = None
+    direct_irradiation: Annotated[NonNegative | None,
+                                  Property(WEATHER + "directIrradiation", unit="D54", observed=True)] = None
+    diffuse_irradiation: Annotated[NonNegative | None,
+                                   Property(WEATHER + "diffuseIrradiation", unit="D54", observed=True)] = None
     visibility: Annotated[Literal["veryPoor", "poor", "moderate", "good", "veryGood", "excellent"] | NonNegative | None,
                           Property(WEATHER + "visibility", observed=True)] = None
     stream_gauge: Annotated[NonNegative | None, Property(WEATHER + "streamGauge", unit="CMT", observed=True)] = None
     snow_height: Annotated[NonNegative | None, Property(WEATHER + "snowHeight", unit="CMT", observed=True)] = None
-    uv_index_max: Annotated[NonNegative | None, Property(WEATHER + "uVIndexMax", observed=True), Field(alias="uVIndexMax")] = None
+    uv_index_max: Annotated[NonNegative | None, Property(WEATHER + "uVIndexMax", observed=True),
+                            Field(alias="uVIndexMax")] = None
     air_quality_index: Annotated[Number | None, Property(WEATHER + "airQualityIndex", observed=True)] = None
     aqi_major_pollutant: Annotated[Text | None, Property(WEATHER + "aqiMajorPollutant", observed=True)] = None
     air_temperature_forecast: Annotated[Number | None, Property(WEATHER + "airTemperatureForecast", unit="CEL")] = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -380,7 +381,7 @@ async def _delete_attr(request: Request, entity_id: str, attr: str) -> Response:
     return empty()
 
 
-_HANDLERS = {
+_HANDLERS: dict[tuple[str, str], Callable[[Request, str, Any], Awaitable[Response]]] = {
     ("entity", "GET"): _get_entity, ("entity", "DELETE"): _delete_entity,
     ("entity", "PATCH"): _merge_entity, ("entity", "PUT"): _replace_entity,
     ("attrs", "POST"): _append_attrs, ("attrs", "PATCH"): _update_attrs,

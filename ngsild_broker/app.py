@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ngsild_broker import api_batch, api_entities, api_meta, csource
@@ -66,7 +67,7 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return _problem(bad_request("Invalid request", str(exc)))
 
 
-class Outermost:
+class TenantEchoAndInternalErrorMiddleware:
     """Echo the request's tenant as `NGSILD-Tenant` (Orion-LD does); unexpected errors become 500s."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -168,7 +169,7 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
         app.include_router(router)
     # (path regex, methods) of every route, for the Allow header of 405 answers.
     app.state.allow = [(r.path_regex, r.methods) for router in routers for r in router.routes
-                       if hasattr(r, "methods")]
+                       if isinstance(r, Route)]
     app.add_middleware(TrailingSlash)
-    app.add_middleware(Outermost)
+    app.add_middleware(TenantEchoAndInternalErrorMiddleware)  # added last: it wraps every other layer
     return app

@@ -76,7 +76,7 @@ class EntityInput:
 
     id: str
     types: list[str] | None
-    attrs: dict[str, dict[str, Any]]
+    attrs: dict[str, Any]
     # (attribute IRI, datasetId) an NGSI-LD Null asks to delete (batch merge)
     deletions: list[tuple[str, str | None]] | None = None
 
@@ -114,9 +114,10 @@ def parse_types(raw: Any, ctx: Context, need_type: bool = True) -> list[str] | N
     return list(dict.fromkeys(ctx.expand(n) for n in names))
 
 
-def parse_attributes(raw: dict[str, Any], ctx: Context) -> dict[str, dict[str, Any]]:
-    """The attributes of an entity or attribute payload, expanded and normalized."""
-    attrs: dict[str, dict[str, Any]] = {}
+def parse_attributes(raw: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The attributes of an entity or attribute payload, expanded and normalized (a multi-attribute
+    is a list of instances; `scope`, if given, the list of scopes)."""
+    attrs: dict[str, Any] = {}
     for name, value in raw.items():
         if name == scope.KEY:
             attrs[scope.KEY] = scope.parse_scope(value)
@@ -298,10 +299,9 @@ def _check_coords(coords: Any, depth: int, kind: str) -> None:
     if depth == 1:
         # The hot loop (every ring and line): 2-number positions checked inline, no call per position.
         for position in coords:
-            if type(position) is not list or len(position) != 2 or type(position[0]) not in _NUMBER \
-                    or type(position[1]) not in _NUMBER:
-                if not _is_position(position):
-                    raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
+            if (type(position) is not list or len(position) != 2 or type(position[0]) not in _NUMBER
+                    or type(position[1]) not in _NUMBER) and not _is_position(position):
+                raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
         return
     for item in coords:
         _check_coords(item, depth - 1, kind)

@@ -314,6 +314,7 @@ class GeoQuery:
             return None
         if self.georel != "near":
             return tuple(float(v) for v in self._shape.bounds)  # type: ignore[return-value]
+        assert self.max_distance is not None  # near without minDistance has maxDistance (_parse_georel)
         # 1 % head-room over the projection error bound, so the prefilter never loses a match.
         c = min(math.pi, self.max_distance * 1.01 / EARTH_RADIUS_M + 1e-9)
         dlat = math.degrees(c)

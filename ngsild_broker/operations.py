@@ -61,8 +61,9 @@ class _Batch:
     def __init__(self, tx: Writer, tenant: str, ids: list[str]) -> None:
         self.tx = tx
         self.tenant = tenant
-        self.current: dict[str, Stored | None] = dict(tx.get_many(tenant, ids))
-        self.before: dict[str, dict[str, Any] | None] = {i: s.doc for i, s in self.current.items()}
+        found = tx.get_many(tenant, ids)
+        self.current: dict[str, Stored | None] = dict(found)
+        self.before: dict[str, dict[str, Any] | None] = {i: s.doc for i, s in found.items()}
         self.touched: dict[str, None] = {}  # insertion-ordered set
 
     def get(self, entity_id: str) -> Stored | None:

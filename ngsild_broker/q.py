@@ -150,7 +150,7 @@ class Path:
         also only for string and DateTime literals).
         """
         if not self.subs and self.meta is None and not self.keys and self.attr in ENTITY_MEMBERS:
-            node = (self.attr,)
+            node: tuple[str, ...] = (self.attr,)
             return [(node, "each")], [node]
         node = (expand(self.attr), *(expand(s) for s in self.subs))
         if self.meta is not None:
@@ -440,7 +440,7 @@ class _Parser:
 
     def parse_scalar(self) -> tuple[str, bool]:
         if self.peek() == '"':
-            out = []
+            out: list[str] = []
             self.i += 1
             while True:
                 c = self.peek()
@@ -491,19 +491,27 @@ def parse_q(text: str) -> QNode:
 
 # --- SQL -----------------------------------------------------------------------------------------
 
-class _Untranslatable(Exception):
+class _UntranslatableError(Exception):
     pass
 
 
 def _json_path(keys: tuple[str, ...]) -> str:
     for k in keys:
         if '"' in k or "\\" in k or any(ord(c) < 32 for c in k):
-            raise _Untranslatable
+            raise _UntranslatableError
     path = "$" + "".join(f'."{k}"' for k in keys)
     return "'" + path.replace("'", "''") + "'"
 
 
 _SQL_TYPE = {"num": "je.type IN ('integer','real')", "str": "je.type = 'text'"}
+
+
+def _julian_day(lit: Literal) -> float:
+    return lit.value / 86400000.0
+
+
+def _plain(lit: Literal) -> Any:
+    return lit.value
 
 
 def _item_sql(item: Item, op: str, params: list) -> str:
@@ -516,11 +524,11 @@ def _item_sql(item: Item, op: str, params: list) -> str:
         # julianday() of the same iJD gives the same double: the Python side compares iJDs.
         guard = f"je.type = 'text' AND je.atom GLOB '{_DT_GLOB}'"
         operand = "julianday(je.atom)"
-        conv = (lambda lit: lit.value / 86400000.0)
+        conv = _julian_day
     else:
         guard = _SQL_TYPE[kind]
         operand = "je.atom"
-        conv = (lambda lit: lit.value)
+        conv = _plain
     if item.hi is not None:
         params.extend((conv(item.lo), conv(item.hi)))
         return f"({guard} AND {operand} BETWEEN ? AND ?)"
@@ -538,7 +546,7 @@ def _node_sql(node: QNode, expand: Expand, doc: str, params: list) -> str:
         return f"(NOT ({found}))" if node.negated else f"({found})"
     if isinstance(node, Compare):
         if node.regex is not None:
-            raise _Untranslatable  # SQLite has no REGEXP unless the connection registers one
+            raise _UntranslatableError  # patterns are matched in Python (Compare.matches), not in SQL
         branches, nodes = node.path.branches(expand)
         conds = []
         for keys, mode, tried in _branch_items(branches, node.items):
@@ -557,7 +565,7 @@ def _node_sql(node: QNode, expand: Expand, doc: str, params: list) -> str:
             return positive
         found = " OR ".join(_found(doc, k) for k in nodes)
         return f"(({found}) AND NOT {positive})"
-    raise _Untranslatable
+    raise _UntranslatableError
 
 
 def _found(doc: str, keys: tuple[str, ...]) -> str:
@@ -575,5 +583,5 @@ def to_sql(node: QNode, expand: Expand, doc_column: str = "doc") -> tuple[str, l
     params: list = []
     try:
         return _node_sql(node, expand, doc_column, params), params
-    except _Untranslatable:
+    except _UntranslatableError:
         return None

@@ -13,12 +13,13 @@ from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, RESERVED_NAMES, check_uri
 from ngsild_broker.errors import bad_request, invalid_request
 from ngsild_broker.instances import first
+from ngsild_broker.render import Format
 from ngsild_broker.scope import parse_scope_query, scope_sql
 from ngsild_broker.store import SqlFilter, Store
 from ngsild_broker.type_query import parse_types as parse_type_selection
 from ngsild_broker.type_query import types_sql
 
-FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
+FORMATS: dict[str, Format] = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
 _OPTIONS = {*FORMATS, "sysAttrs", "count", "noOverwrite", "update", "replace", "append"}
 
@@ -27,7 +28,7 @@ _OPTIONS = {*FORMATS, "sysAttrs", "count", "noOverwrite", "update", "replace", "
 class OutputOptions:
     """How entities are rendered: format, sysAttrs, count."""
 
-    fmt: str = "normalized"
+    fmt: Format = "normalized"
     sys_attrs: bool = False
     count: bool = False
     flags: frozenset[str] = frozenset()

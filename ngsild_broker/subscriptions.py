@@ -585,6 +585,7 @@ async def post_subscription(request: Request) -> Response:
     incoming = await begin(request, broker.store, broker.settings.max_payload, (), body=True,
                            create_tenant=True)
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    assert incoming.payload is not None  # body=True
     if not isinstance(incoming.payload.data, dict):
         raise bad_request("Invalid Payload Body", "a subscription is a JSON object")
     sub = await _manager(request).create(incoming.tenant, incoming.payload.data, ctx)
@@ -669,6 +670,7 @@ async def patch_subscription(ident: str, request: Request) -> Response:
     incoming = await begin(request, broker.store, broker.settings.max_payload, (), body=True,
                            merge_patch=True)
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    assert incoming.payload is not None  # body=True
     await _manager(request).update(incoming.tenant, ident, incoming.payload.data, ctx)
     return empty(204)
 

@@ -1,6 +1,7 @@
 """Fixtures for the embedded-broker conformance suite: a broker on a free loopback port, an HTTP client.
 
-Import them in a test module with `from tests.broker_fixtures import broker, client, new_id  # noqa: F401`.
+`broker` and `client` reach every test module through conftest.py's `pytest_plugins`; import the helpers
+(`new_id`, `entity`, `assert_problem`...) from here.
 With BURGAS_TEST_BROKER_URL set (e.g. http://localhost:1026, the compose Orion-LD; docs/orion-ld.md)
 `broker` is that external broker instead of an embedded one.
 """

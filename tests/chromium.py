@@ -13,6 +13,7 @@ answers and events on fd 4, so no websocket library and no debugging port are ne
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import os
 import select
@@ -86,10 +87,8 @@ class Chromium:
     def stop(self) -> None:
         """Close the browser and remove the profile."""
         if self._proc is not None:
-            try:
+            with contextlib.suppress(ChromiumError):
                 self.send("Browser.close", timeout=5.0)
-            except ChromiumError:
-                pass
             try:
                 self._proc.wait(10)
             except subprocess.TimeoutExpired:

@@ -7,9 +7,9 @@ MQTT 5, which the stream source speaks by default, with "Unsupported protocol ve
 shared subscriptions; and, tried with MQTT 3.1.1 and clean_session=False, it did not queue QoS 1
 messages for an offline session, which the "nothing lost while the adapter is down" tests check.
 Those tests would then fail or have to skip, so they fail loudly only where Mosquitto is expected.)
-Import the fixture into a test module:
-
-    from tests.mqtt_fixtures import MqttListener, mqtt_broker  # noqa: F401
+The fixtures (`mqtt_broker`, `publisher`: a QoS 1 publisher to it, `prefix`: a topic prefix of the
+test's own) reach every test module through conftest.py's `pytest_plugins`; import `MqttListener` and
+`Publisher` from here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,3 +108,33 @@ class MqttListener:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Publisher:
+    """A QoS 1 publisher that waits for each PUBACK."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+        self.client.connect(host, port)
+        self.client.loop_start()
+
+    def send(self, topic: str, payload: bytes | dict[str, Any]) -> None:
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        self.client.publish(topic, body, qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def publisher(mqtt_broker: tuple[str, int]) -> Iterator[Publisher]:
+    pub = Publisher(*mqtt_broker)
+    yield pub
+    pub.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix (and client id) of its own, so tests sharing a broker never see each other's messages."""
+    return f"test-{uuid.uuid4().hex[:10]}"

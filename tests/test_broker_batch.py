@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.broker_fixtures import ERRORS, assert_problem, broker, client, entity, new_id  # noqa: F401 - fixtures
+from tests.broker_fixtures import ERRORS, assert_problem, entity, new_id
 
 pytestmark = pytest.mark.integration
 

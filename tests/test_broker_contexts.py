@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from ngsild_broker import BrokerSettings, EmbeddedBroker
-from tests.broker_fixtures import BASE, CORE, assert_problem, broker, client, entity, free_port, link, new_id  # noqa: F401 - fixtures
+from tests.broker_fixtures import BASE, CORE, assert_problem, entity, free_port, link, new_id
 from tests.servers import PayloadServer, Reply
 
 pytestmark = pytest.mark.integration

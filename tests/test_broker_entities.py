@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.broker_fixtures import CORE, DEFAULT_VOCAB, assert_problem, broker, client, entity, new_id  # noqa: F401 - fixtures
+from tests.broker_fixtures import CORE, DEFAULT_VOCAB, assert_problem, entity, new_id
 
 pytestmark = pytest.mark.integration
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 import pyproj
 import pytest
@@ -253,14 +254,14 @@ def test_grid_point_tests_agree_with_geos(coords) -> None:
     ys = [rng.uniform(miny - 0.01, maxy + 0.01) for _ in range(20000)]
     # Vertices, edge midpoints and cell corners are the hard cases.
     ring = [p for r in coords for p in r]
-    xs += [p[0] for p in ring] + [(a[0] + b[0]) / 2 for a, b in zip(ring, ring[1:])]
-    ys += [p[1] for p in ring] + [(a[1] + b[1]) / 2 for a, b in zip(ring, ring[1:])]
+    xs += [p[0] for p in ring] + [(a[0] + b[0]) / 2 for a, b in pairwise(ring)]
+    ys += [p[1] for p in ring] + [(a[1] + b[1]) / 2 for a, b in pairwise(ring)]
     xs += [minx + (maxx - minx) * i / 32 for i in range(33)]
     ys += [miny + (maxy - miny) * i / 32 for i in range(33)]
     expected = shapely.intersects_xy(geom, xs, ys).tolist()
-    got = [q.matches(point(x, y)) for x, y in zip(xs, ys)]
+    got = [q.matches(point(x, y)) for x, y in zip(xs, ys, strict=True)]
     assert got == expected
-    assert q.matches_many([point(x, y) for x, y in zip(xs, ys)]) == expected
+    assert q.matches_many([point(x, y) for x, y in zip(xs, ys, strict=True)]) == expected
 
 
 def test_geo_query_is_a_plain_value() -> None:

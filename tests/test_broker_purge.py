@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.broker_fixtures import BASE, broker, client, entity, new_id  # noqa: F401
+from tests.broker_fixtures import entity, new_id
 
 pytestmark = pytest.mark.integration
 TENANT = {"NGSILD-Tenant": "purge"}

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.broker_fixtures import assert_problem, broker, client, entity, link, new_id  # noqa: F401 - fixtures
+from tests.broker_fixtures import assert_problem, entity, link
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from ngsild_broker.operations import Change
 from ngsild_broker.settings import BrokerSettings
 from ngsild_broker.store import Store
 from ngsild_broker.subscriptions import SubscriptionManager, validate
-from tests.mqtt_fixtures import MqttListener, mqtt_broker  # noqa: F401 - fixture
+from tests.mqtt_fixtures import MqttListener
 from tests.servers import PayloadServer, Reply
 
 NS = "https://ex.org/ns#"
@@ -95,7 +95,7 @@ def run(coro: Any) -> Any:
     (sub(notificationTrigger=["entityExploded"]), 400,
      "Invalid value for Subscription::notificationTrigger"),
     (sub(csf="x==1"), 501, "Not Implemented"),
-    (sub(timeInterval=0), 400, "Invalid value for Subscription::timeInterval"),  # periodic: supported since the ETSI work
+    (sub(timeInterval=0), 400, "Invalid value for Subscription::timeInterval"),  # periodic: supported (ETSI)
     (sub(geoQ={"geometry": "Polygon", "georel": "within",
                "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}), 501, "Not Implemented"),
     (sub(geoQ={"geometry": "Point", "georel": "near;maxDistance==10"}), 400, "Incomplete geometry"),
@@ -153,6 +153,7 @@ def test_existing_id_is_409_and_missing_is_404() -> None:
     run(go())
 
 
+@pytest.mark.integration  # connects to a closed loopback port
 def test_unreachable_mqtt_server_at_creation_is_500() -> None:
     async def go() -> None:
         manager, _ = await manager_with()
@@ -379,7 +380,7 @@ def test_http_notification_reaches_a_real_receiver() -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("qos", ["0", "1", "2"])
-def test_mqtt_notification_is_published_to_the_topic(mqtt_broker: tuple[str, int], qos: str) -> None:  # noqa: F811
+def test_mqtt_notification_is_published_to_the_topic(mqtt_broker: tuple[str, int], qos: str) -> None:
     host, port = mqtt_broker
     topic = f"burgas/test/{time.time_ns()}"
     with MqttListener(host, port, topic) as listener:
@@ -407,7 +408,7 @@ def test_mqtt_notification_is_published_to_the_topic(mqtt_broker: tuple[str, int
 
 
 @pytest.mark.integration
-def test_end_to_end_through_the_broker_over_http(mqtt_broker: tuple[str, int]) -> None:  # noqa: F811
+def test_end_to_end_through_the_broker_over_http(mqtt_broker: tuple[str, int]) -> None:
     from ngsild_broker.server import EmbeddedBroker
 
     host, port = mqtt_broker

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ngsild_broker import BrokerSettings, EmbeddedBroker
-from tests.broker_fixtures import BASE, assert_problem, broker, client, entity, link, new_id  # noqa: F401 - fixtures
+from tests.broker_fixtures import BASE, assert_problem, entity, link, new_id
 from tests.servers import PayloadServer
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from adapter.cli import app
 from adapter.config import load_config
-from adapter.validation import schema_errors
 from data_models import model_for
+from tests.schema_validation import schema_errors
 from tests.sync_fixtures import FeedServer, expected_entities, free_port, write_config
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,6 @@ entities, route types onto the basic enum, bad rows quarantined, arbitrary rows 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,8 @@ from adapter.mapping.gtfs import gtfs_mapper, route_type
 from adapter.ngsi.serialize import Form, dumps, to_dict
 from adapter.sources.base import RawRecord
 from adapter.sources.gtfs import GTFSSource
-from adapter.validation import schema_errors
+from tests.golden import assert_golden
+from tests.schema_validation import schema_errors
 
 GOLDEN = Path(__file__).parent / "golden" / "mapping"
 FEED = Path(__file__).resolve().parent.parent / "adapter" / "samples" / "gtfs" / "burgasbus.zip"
@@ -56,10 +56,7 @@ def test_first_row_of_each_table_maps_to_the_golden_entity(table):
     result = MAPPER(first(table))
     assert isinstance(result, Mapped), result
     produced = golden_document(result)
-    golden = GOLDEN / f"gtfs.{table}.json"
-    if os.environ.get("UPDATE_GOLDEN") == "1" or not golden.exists():
-        golden.write_bytes(produced)
-    assert produced.decode() == golden.read_text(encoding="utf-8")
+    assert_golden(GOLDEN / f"gtfs.{table}.json", produced)
 
 
 def test_every_row_of_the_bundled_feed_maps_and_validates_against_the_official_schema():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import orjson
@@ -12,7 +11,8 @@ import pytest
 from adapter.mapping import MAPPERS, Mapped, Rejected, map_one, map_records
 from adapter.ngsi.serialize import Form, dumps, to_dict
 from adapter.sources.smartburgas_feeds import FEEDS
-from adapter.validation import schema_errors
+from tests.golden import assert_golden
+from tests.schema_validation import schema_errors
 from tests.smartburgas_records import (
     aq_row,
     aq_station,
@@ -56,10 +56,7 @@ def test_sample_record_maps_to_the_golden_entity(feed):
     result = map_one(MAPPERS[feed], sample_record(feed, index, rows=rows))
     assert isinstance(result, Mapped), result
     produced = _golden_document(result)
-    golden = GOLDEN / f"{feed}.json"
-    if os.environ.get("UPDATE_GOLDEN") == "1" or not golden.exists():
-        golden.write_bytes(produced)
-    assert produced.decode() == golden.read_text(encoding="utf-8")
+    assert_golden(GOLDEN / f"{feed}.json", produced)
 
 
 def test_every_feed_has_a_mapper_and_a_golden_case():

@@ -64,7 +64,8 @@ def test_swapped_coordinates_are_fixed_and_noted():
 
 
 def test_string_coordinates_are_parsed():
-    mapped = map_one(MAPPERS["air_quality"], record("air_quality", aq_station(ROWS, coordinates=("27.4626", "42.5048"))))
+    station = aq_station(ROWS, coordinates=("27.4626", "42.5048"))
+    mapped = map_one(MAPPERS["air_quality"], record("air_quality", station))
     assert mapped.entity.location.coordinates == [27.4626, 42.5048]
 
 
@@ -83,7 +84,8 @@ def test_features_feeds_read_the_top_level_geometry():
     ("car_parks", {"name": "P", "total_lots": "10", "data": [],
                    "geometry": {"type": "Point", "coordinates": [27.46, 42.51]}}, "missing parking_id"),
     ("car_parks", {"parking_id": "2", "name": "P", "total_lots": "двеста", "data": [],
-                   "geometry": {"type": "Point", "coordinates": [27.46, 42.51]}}, "total_lots: 'двеста' is not a number"),
+                   "geometry": {"type": "Point", "coordinates": [27.46, 42.51]}},
+     "total_lots: 'двеста' is not a number"),
     ("air_quality", aq_station([aq_row("27.02.2026 15:00", NO2="1")]), "no readable reading"),
     ("air_quality", aq_station([]), "no readable reading"),
     ("air_quality", {**aq_station(ROWS), "data": "not a list"}, "data is str, not an array"),

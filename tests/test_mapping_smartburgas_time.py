@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -72,7 +73,7 @@ def test_a_quarter_hour_series_through_the_repeated_hour_stays_strictly_increasi
     wall = ["02:45", "03:00", "03:15", "03:30", "03:45", "03:00", "03:15", "03:30", "03:45", "04:00"]
     times = [parse_local(f"2025-10-26 {w}:00") for w in wall]
     instants = localize_series(times)
-    assert all(b - a == timedelta(minutes=15) for a, b in zip(instants, instants[1:]))
+    assert all(b - a == timedelta(minutes=15) for a, b in pairwise(instants))
 
 
 def _aq_series(times: list[str]) -> list[dict[str, str]]:
@@ -108,7 +109,7 @@ def test_a_reading_in_the_spring_gap_is_left_out_with_its_reason_and_the_rest_go
 def test_bundled_air_quality_series_crosses_the_spring_change_in_one_hour_steps():
     mapped = map_one(MAPPERS["air_quality"], sample_records("air_quality")[0])
     times = [h.date_observed for h in mapped.history]
-    steps = {round((b - a).total_seconds() / 3600) for a, b in zip(times, times[1:])}
+    steps = {round((b - a).total_seconds() / 3600) for a, b in pairwise(times)}
     assert steps == {1}  # 04:00 EEST follows 02:00 EET: one hour, not two
 
 

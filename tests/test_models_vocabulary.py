@@ -79,6 +79,6 @@ def test_every_extension_term_is_documented_in_its_model() -> None:
 def _commented(model: type[Entity], wire: str) -> bool:
     import inspect
     source = inspect.getsource(model)
-    line = next(l for l in source.splitlines() if f'BURGAS + "{wire}"' in l)
+    line = next(row for row in source.splitlines() if f'BURGAS + "{wire}"' in row)
     previous = source.splitlines()[source.splitlines().index(line) - 1]
     return previous.strip().startswith("# Extension")

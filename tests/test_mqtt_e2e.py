@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from adapter.config import MQTTSourceConfig, PipelineConfig
 from adapter.mapping.mqtt import mapper_for
@@ -25,39 +21,9 @@ from adapter.sources.mqtt import MQTTSource
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.stream import StreamRunner
 from data_models import NoiseLevelObserved
-from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
 
 pytestmark = pytest.mark.integration
 LOCATION = [27.4712, 42.4958]
-
-
-class Publisher:
-    """A QoS 1 publisher that waits for each PUBACK."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
-        self.client.connect(host, port)
-        self.client.loop_start()
-
-    def send(self, topic: str, payload: bytes | dict[str, Any]) -> None:
-        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-        self.client.publish(topic, body, qos=1).wait_for_publish(10)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@pytest.fixture
-def publisher(mqtt_broker):  # noqa: F811
-    pub = Publisher(*mqtt_broker)
-    yield pub
-    pub.close()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"test-{uuid.uuid4().hex[:10]}"
 
 
 def source_config(prefix: str, host: str, port: int, **overrides: Any) -> MQTTSourceConfig:
@@ -94,10 +60,10 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> 
 
 
 async def connected(runner: StreamRunner) -> None:
+    """Until the broker has acknowledged the runner's subscriptions (SUBACK)."""
     async def subscribed() -> bool:
-        return bool(runner.source.status()["connected"])
+        return bool(runner.source.status()["subscribed"])
     await until(subscribed)
-    await asyncio.sleep(0.2)  # the SUBACK follows the CONNACK
 
 
 def runtime_for(tmp_path) -> Runtime:
@@ -105,7 +71,7 @@ def runtime_for(tmp_path) -> Runtime:
     return Runtime(settings, PipelineConfig(sources=[]))
 
 
-def test_published_reading_becomes_an_entity_in_the_broker(tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+def test_published_reading_becomes_an_entity_in_the_broker(tmp_path, mqtt_broker, publisher, prefix):
     async def scenario() -> dict[str, float]:
         async with runtime_for(tmp_path) as runtime:
             runner = runner_for(runtime, source_config(prefix, *mqtt_broker))
@@ -125,7 +91,7 @@ def test_published_reading_becomes_an_entity_in_the_broker(tmp_path, mqtt_broker
 
 
 def test_messages_published_while_the_adapter_is_stopped_arrive_when_it_starts(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     config = source_config(prefix, *mqtt_broker)
     expected = {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(50)}
 
@@ -150,7 +116,7 @@ def test_messages_published_while_the_adapter_is_stopped_arrive_when_it_starts(
     assert asyncio.run(scenario()) == expected
 
 
-def test_malformed_payloads_are_quarantined_and_the_stream_continues(tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+def test_malformed_payloads_are_quarantined_and_the_stream_continues(tmp_path, mqtt_broker, publisher, prefix):
     topic = f"{prefix}/lp/lp-9/noise"
 
     async def scenario() -> tuple[dict[str, float], list[Any]]:
@@ -167,7 +133,7 @@ def test_malformed_payloads_are_quarantined_and_the_stream_continues(tmp_path, m
                     return bool(await noise_entities(runtime))
                 await until(arrived)
                 assert runtime.state is not None
-                return await noise_entities(runtime), Quarantine(runtime.state).list(source="mqtt.test")
+                return await noise_entities(runtime), Quarantine(runtime.state).entries(source="mqtt.test")
             finally:
                 await runner.stop()
 
@@ -177,7 +143,7 @@ def test_malformed_payloads_are_quarantined_and_the_stream_continues(tmp_path, m
         (topic, "payload is not JSON"), (topic, "time")]
 
 
-def test_readings_of_one_sensor_in_a_batch_are_coalesced_into_the_newest(tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+def test_readings_of_one_sensor_in_a_batch_are_coalesced_into_the_newest(tmp_path, mqtt_broker, publisher, prefix):
     # The batch is flushed by count (10 messages), never by time: exactly one batch.
     config = source_config(prefix, *mqtt_broker, batch_max_messages=10, batch_max_ms=60_000)
 
@@ -203,7 +169,7 @@ def test_readings_of_one_sensor_in_a_batch_are_coalesced_into_the_newest(tmp_pat
 
 
 def test_oversized_payloads_are_quarantined_and_huge_ones_never_reach_the_adapter(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     topic = f"{prefix}/lp/lp-7/noise"
     config = source_config(prefix, *mqtt_broker, max_payload_bytes=256)
 
@@ -221,7 +187,7 @@ def test_oversized_payloads_are_quarantined_and_huge_ones_never_reach_the_adapte
                     return bool(await noise_entities(runtime))
                 await until(arrived)
                 assert runtime.state is not None
-                return (await noise_entities(runtime), Quarantine(runtime.state).list(source="mqtt.test"),
+                return (await noise_entities(runtime), Quarantine(runtime.state).entries(source="mqtt.test"),
                         runner.source.status()["received"])
             finally:
                 await runner.stop()
@@ -233,7 +199,7 @@ def test_oversized_payloads_are_quarantined_and_huge_ones_never_reach_the_adapte
 
 
 def test_a_topic_dropped_from_the_configuration_is_unsubscribed_from_the_persistent_session(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     both = source_config(prefix, *mqtt_broker).model_copy(update={"topics": {
         f"{prefix}/lp/+/noise": "lamppost.noise", f"{prefix}/old/+/noise": "lamppost.noise"}})
     only_lp = source_config(prefix, *mqtt_broker)

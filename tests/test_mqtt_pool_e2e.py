@@ -19,11 +19,8 @@ import pytest
 
 from adapter.runtime import Runtime
 from adapter.sync.stream_pool import StreamPool, build_stream
-from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
-from tests.test_mqtt_e2e import (  # noqa: F401 - fixtures
+from tests.test_mqtt_e2e import (
     noise_entities,
-    prefix,
-    publisher,
     reading,
     runtime_for,
     source_config,
@@ -55,13 +52,12 @@ async def running_pool(runtime: Runtime, config: Any) -> AsyncIterator[StreamPoo
 async def all_connected(pool: StreamPool) -> None:
     async def ready() -> bool:
         status = pool.source.status()
-        return status["connected"] and len(pool.pooled.reports) == pool.config.workers
+        return status["subscribed"] and len(pool.pooled.reports) == pool.config.workers
     await until(ready, timeout=60)  # spawning a Python process and importing the adapter takes a while
-    await asyncio.sleep(0.3)  # the SUBACK follows the CONNACK
 
 
 def test_two_workers_share_the_subscription_and_every_reading_arrives(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     config = source_config(prefix, *mqtt_broker, workers=2, batch_max_ms=20)
     expected = {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(60)}
 
@@ -76,7 +72,7 @@ def test_two_workers_share_the_subscription_and_every_reading_arrives(
             await until(arrived)
             assert runtime.pipeline is not None
             quarantined = [e.locator.split(" #")[0]
-                           for e in runtime.pipeline.quarantine.list(source="mqtt.test")]
+                           for e in runtime.pipeline.quarantine.entries(source="mqtt.test")]
             return await noise_entities(runtime), pool.source.status(), pool.as_dict(), quarantined
 
     entities, source, stream, quarantined = asyncio.run(scenario())
@@ -91,7 +87,7 @@ def test_two_workers_share_the_subscription_and_every_reading_arrives(
 
 
 def test_messages_published_while_every_worker_is_down_arrive_when_they_start(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     config = source_config(prefix, *mqtt_broker, workers=2)
     expected = {f"urn:ngsi-ld:NoiseLevelObserved:lamppost:s{i}": float(40 + i) for i in range(80)}
 
@@ -117,7 +113,7 @@ def test_messages_published_while_every_worker_is_down_arrive_when_they_start(
 
 
 def test_a_killed_worker_is_restarted_and_its_unacknowledged_messages_are_not_lost(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     config = source_config(prefix, *mqtt_broker, workers=2)
 
     async def scenario() -> tuple[dict[str, float], dict[str, Any]]:
@@ -147,7 +143,7 @@ def test_a_killed_worker_is_restarted_and_its_unacknowledged_messages_are_not_lo
 
 
 def test_the_newest_reading_of_a_sensor_wins_whichever_worker_stores_it_last(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     config = source_config(prefix, *mqtt_broker, workers=2, batch_max_ms=5)
 
     async def scenario() -> float:
@@ -172,7 +168,7 @@ def test_the_newest_reading_of_a_sensor_wins_whichever_worker_stores_it_last(
     assert asyncio.run(scenario()) == 99.0
 
 
-def test_workers_exit_when_their_parent_is_gone(tmp_path, mqtt_broker, prefix):  # noqa: F811
+def test_workers_exit_when_their_parent_is_gone(tmp_path, mqtt_broker, prefix):
     """An orphan worker would hold its MQTT session and fight a restarted adapter's worker for it."""
     import subprocess
     import sys
@@ -227,7 +223,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_going_from_one_process_to_two_workers_loses_and_doubles_nothing(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     """Worker 0 resumes the single process's session (same client id) and drops its plain filter."""
     from tests.test_mqtt_e2e import connected, runner_for
 
@@ -260,7 +256,7 @@ def test_going_from_one_process_to_two_workers_loses_and_doubles_nothing(
 
 
 def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     """SIGKILL while batches are being stored and acknowledged: what was not acknowledged comes again."""
     import threading
 
@@ -296,7 +292,7 @@ def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
 
 @pytest.mark.parametrize("fewer", [2, 1])
 def test_lowering_the_number_of_workers_drains_and_ends_the_retired_sessions(
-        tmp_path, mqtt_broker, publisher, prefix, fewer):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix, fewer):
     """Mosquitto keeps handing an offline shared-subscription member its share until the session
     expires: a retired worker's session is drained and ended, so nothing is stranded there."""
     from adapter.sync.stream import StreamRunner
@@ -342,7 +338,7 @@ def test_lowering_the_number_of_workers_drains_and_ends_the_retired_sessions(
 
 
 def test_a_worker_stopped_by_sigterm_is_restarted_and_the_others_go_on(
-        tmp_path, mqtt_broker, publisher, prefix):  # noqa: F811
+        tmp_path, mqtt_broker, publisher, prefix):
     config = source_config(prefix, *mqtt_broker, workers=2)
 
     async def scenario() -> tuple[dict[str, float], int]:
@@ -352,9 +348,8 @@ def test_a_worker_stopped_by_sigterm_is_restarted_and_the_others_go_on(
 
             async def replaced() -> bool:
                 current = pool._processes[1]
-                return current.pid != victim.pid and pool.source.status()["connected"]
+                return current.pid != victim.pid and pool.source.status()["subscribed"]
             await until(replaced, timeout=60)
-            await asyncio.sleep(0.3)
             for i in range(20):
                 publisher.send(f"{prefix}/lp/s{i}/noise", reading(f"s{i}", 1, 40 + i))
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
 import pytest
 
 from adapter.ngsi.serialize import Form, dumps, from_dict, to_dict, to_key_values
-from adapter.validation import schema_errors
 from data_models import AirQualityObserved, AttrMeta, Entity
+from tests.golden import assert_golden
 from tests.model_samples import sample_entity
+from tests.schema_validation import schema_errors
 
 MODELS = sorted(Entity.registry.values(), key=lambda m: m.entity_type)
 GOLDEN = Path(__file__).parent / "golden" / "ngsi"
@@ -47,10 +47,7 @@ def test_emitted_key_values_validate_against_the_official_schema(model):
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.entity_type)
 def test_normalized_bytes_match_the_golden_file(model):
     produced = dumps(sample_entity(model), Form.NORMALIZED)
-    golden = GOLDEN / f"{model.entity_type}.normalized.json"
-    if os.environ.get("UPDATE_GOLDEN") == "1" or not golden.exists():
-        golden.write_bytes(produced + b"\n")
-    assert produced + b"\n" == golden.read_bytes()
+    assert_golden(GOLDEN / f"{model.entity_type}.normalized.json", produced + b"\n")
 
 
 def _aqo(**extra) -> AirQualityObserved:

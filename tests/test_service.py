@@ -9,17 +9,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import orjson
 import pytest
-from fastapi.testclient import TestClient
+from fastapi import FastAPI
 
 from adapter.config import PipelineConfig
 from adapter.ngsi.context import generated_context_document, subjects
 from adapter.service.app import create_app
 from adapter.settings import load_settings
-from tests.mqtt_fixtures import mqtt_broker  # noqa: F401
+from tests.map_service import serve_app
 from tests.servers import PayloadServer, Request
 
 pytestmark = pytest.mark.integration
@@ -78,16 +80,23 @@ def env(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("BURGAS_EMBEDDED_BROKER_PERSIST", "false")
 
 
-def wait_ready(client: TestClient) -> None:
+@contextmanager
+def served(app: FastAPI) -> Iterator[httpx.Client]:
+    """The app served over real HTTP on a free loopback port (lifespan on), and a client for it."""
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=30.0) as client:
+        yield client
+
+
+def wait_ready(client: httpx.Client) -> None:
     deadline = time.monotonic() + 30
     while client.get("/ready").status_code != 200:
         assert time.monotonic() < deadline, "not ready in time"
         time.sleep(0.05)
 
 
-def test_endpoints_with_the_lifespan_running(env, feed, mqtt_broker):  # noqa: F811
+def test_endpoints_with_the_lifespan_running(env, feed, mqtt_broker):
     app = create_app(load_settings(), pipeline(feed, mqtt_broker))
-    with TestClient(app) as client:
+    with served(app) as client:
         assert client.get("/health").json() == {"status": "ok"}
         starting = client.get("/ready")
         assert starting.status_code == 503
@@ -130,11 +139,11 @@ def test_endpoints_with_the_lifespan_running(env, feed, mqtt_broker):  # noqa: F
             "description": "The value of BURGAS_API_KEY; without it set, admin endpoints answer 503"}
 
 
-def test_admin_endpoints_need_the_api_key(env, feed, mqtt_broker):  # noqa: F811
+def test_admin_endpoints_need_the_api_key(env, feed, mqtt_broker):
     feed.released.set()
     app = create_app(load_settings(), pipeline(feed, mqtt_broker))
     key = {"X-API-Key": SECRETS["BURGAS_API_KEY"]}
-    with TestClient(app) as client:
+    with served(app) as client:
         wait_ready(client)
         for method, path in (("POST", "/sync/gis.parks"), ("GET", "/quarantine"), ("POST", "/quarantine/retry")):
             assert client.request(method, path).status_code == 401
@@ -148,21 +157,21 @@ def test_admin_endpoints_need_the_api_key(env, feed, mqtt_broker):  # noqa: F811
         assert retried.status_code == 200 and retried.json()["still_quarantined"] == 0
 
 
-def test_admin_endpoints_are_disabled_without_a_key(env, feed, mqtt_broker, monkeypatch):  # noqa: F811
+def test_admin_endpoints_are_disabled_without_a_key(env, feed, mqtt_broker, monkeypatch):
     monkeypatch.delenv("BURGAS_API_KEY")
     feed.released.set()
-    with TestClient(create_app(load_settings(), pipeline(feed, mqtt_broker))) as client:
+    with served(create_app(load_settings(), pipeline(feed, mqtt_broker))) as client:
         answer = client.post("/sync/gis.parks", headers={"X-API-Key": "anything"})
         assert answer.status_code == 503 and "BURGAS_API_KEY" in answer.json()["detail"]
 
 
-def test_secrets_never_appear_in_status_metrics_or_logs(env, feed, mqtt_broker, caplog):  # noqa: F811
+def test_secrets_never_appear_in_status_metrics_or_logs(env, feed, mqtt_broker, caplog):
     caplog.set_level(logging.DEBUG)
     feed.released.set()
     config = pipeline(feed, mqtt_broker)  # a layer URL carrying a token (as ArcGIS ones do)
     config.sources[0] = config.sources[0].model_copy(update={"url": feed.url + "?token=tok-91c2e5"})
     app = create_app(load_settings(), config)
-    with TestClient(app) as client:
+    with served(app) as client:
         wait_ready(client)
         client.post("/sync/gis.parks", headers={"X-API-Key": SECRETS["BURGAS_API_KEY"]})
         client.post("/sync/gis.parks", headers={"X-API-Key": "wrong-" + SECRETS["BURGAS_API_KEY"]})
@@ -177,26 +186,26 @@ def test_secrets_never_appear_in_status_metrics_or_logs(env, feed, mqtt_broker, 
     assert "service started" in caplog.text  # the logs were captured
 
 
-def test_a_stream_with_worker_processes_reports_each_worker(env, feed, mqtt_broker):  # noqa: F811
+def test_a_stream_with_worker_processes_reports_each_worker(env, feed, mqtt_broker):
     config = pipeline(feed, mqtt_broker)
     config.sources[1] = config.sources[1].model_copy(update={"workers": 2})
     feed.released.set()
-    with TestClient(create_app(load_settings(), config)) as client:
+    with served(create_app(load_settings(), config)) as client:
         wait_ready(client)
         deadline = time.monotonic() + 60
         while True:
             source = client.get("/status").json()["sources"]["mqtt.live"]["source"]
-            if source["connected"] or time.monotonic() > deadline:
+            if source["subscribed"] or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        assert source["connected"] is True and source["workers"] == 2
+        assert source["subscribed"] is True and source["connected"] is True and source["workers"] == 2
         assert [w["client_id"] for w in source["per_worker"]] == [source["client_id"], source["client_id"] + "-w1"]
         assert all(w["connected"] for w in source["per_worker"])
         assert "mqtt_password" not in str(source) and SECRETS["BURGAS_MQTT_PASSWORD"] not in str(source)
         assert 'burgas_mqtt_connected{source="mqtt.live"} 1.0' in client.get("/metrics").text
-        time.sleep(0.3)  # the SUBACKs follow the CONNACKs
         # Readings through the workers show in the parent's metrics.
-        from tests.test_mqtt_e2e import Publisher, reading
+        from tests.mqtt_fixtures import Publisher
+        from tests.test_mqtt_e2e import reading
         prefix = next(iter(config.sources[1].topics)).split("/")[0]
         publisher = Publisher(*mqtt_broker)
         try:

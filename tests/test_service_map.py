@@ -189,7 +189,8 @@ def page(browser: Chromium, service) -> Page:
 def test_every_type_is_a_layer_with_the_expected_number_of_features(page: Page, service) -> None:
     expected = service.entities_by_type()
     drawn = page.evaluate("Object.fromEntries([...document.querySelectorAll('g.layer')]"
-                          ".map(g => [g.dataset.type, [Number(g.dataset.count), g.querySelectorAll('.feature').length]]))")
+                          ".map(g => [g.dataset.type,"
+                          " [Number(g.dataset.count), g.querySelectorAll('.feature').length]]))")
     listed = page.evaluate("Object.fromEntries([...document.querySelectorAll('#layers li')]"
                            ".map(li => [li.dataset.type, [Number(li.dataset.count), Number(li.dataset.entities)]]))")
     assert set(listed) == set(expected)

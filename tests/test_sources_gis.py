@@ -125,7 +125,7 @@ def test_stopping_early_cancels_the_page_read_ahead() -> None:
     async def first_page_only() -> None:
         gate = asyncio.Event()  # never set: page 2 stays in flight
         async with aclosing(_three_pages(events, gate)) as pages:
-            async for page in pages:
+            async for _page in pages:
                 await asyncio.sleep(0)
                 break
         await asyncio.sleep(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -146,7 +147,7 @@ def test_air_quality_crosses_the_spring_daylight_saving_change() -> None:
         i = next(i for i, t in enumerate(times) if t.startswith("2026-03-29 04:00"))
         assert times[i + 1].startswith("2026-03-29 02:00")  # 03:00 does not exist that night
         utc = [local(t).timestamp() for t in times]
-        assert all(round((a - b) / 3600) == 1 for a, b in zip(utc, utc[1:]))
+        assert all(round((a - b) / 3600) == 1 for a, b in pairwise(utc))
         assert all(re.match(r"\d{2}:00:(0[4-9]|1[0-5])$", t[11:]) for t in times)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -46,8 +47,57 @@ class FakeRuntime:
         return report
 
 
-def coordinator(runtime: FakeRuntime, *names: str, interval: float = 60.0, jitter: float = 0.0) -> Coordinator:
-    return Coordinator(runtime, [Source(n, interval) for n in names], jitter=jitter, rng=random.Random(1))
+class ManualClock:
+    """Time moves only when told: by `advance`, or, with `auto`, by each wait's whole timeout at once."""
+
+    def __init__(self, *, auto: bool = False) -> None:
+        self.now = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+        self.auto = auto
+        self.waits: list[float] = []  # every timeout asked for
+        self._advanced = asyncio.Event()
+        self._waiting = asyncio.Event()  # set whenever a wait begins or goes back to sleep
+
+    def time(self) -> float:
+        return self.now
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        self.waits.append(timeout)
+        deadline = self.now + timeout
+        if self.auto:
+            self.now = deadline
+            self._waiting.set()
+            await asyncio.sleep(0)  # the other sources' turn
+            return
+        while not event.is_set() and self.now < deadline:
+            advanced = self._advanced
+            self._waiting.set()
+            waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(advanced.wait())]
+            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def until(self, check: Callable[[], bool]) -> None:
+        """Until `check()` holds, looked at whenever a source waits (no polling)."""
+        async def waited() -> None:
+            while not check():
+                await self.waiting()
+        await asyncio.wait_for(waited(), timeout=30)  # only so that a bug fails instead of hanging
+
+    async def waiting(self) -> None:
+        """Until a source waits (again): after `advance`, it looked at the time and went on or slept."""
+        self._waiting.clear()
+        await self._waiting.wait()
+
+
+def coordinator(runtime: FakeRuntime, *names: str, interval: float = 60.0, jitter: float = 0.0,
+                clock: ManualClock | None = None) -> Coordinator:
+    return Coordinator(runtime, [Source(n, interval) for n in names], jitter=jitter, rng=random.Random(1),
+                       clock=clock or ManualClock())
 
 
 def run_sequence(coord: Coordinator, name: str, n: int) -> list[SyncReport]:
@@ -115,15 +165,13 @@ def test_first_refresh_done_once_every_source_ran_even_if_it_failed():
                          ids=["fatal", "unexpected"])
 def test_a_failing_source_does_not_stop_the_others(error):
     runtime = FakeRuntime({"broken": [error] * 1000, "fine": []})
-    coord = coordinator(runtime, "broken", "fine", interval=0.001)
+    clock = ManualClock(auto=True)
+    coord = coordinator(runtime, "broken", "fine", clock=clock)
 
     async def go() -> None:
         coord.start()
         try:
-            for _ in range(2000):
-                if runtime.calls["fine"] >= 5 and runtime.calls["broken"] >= 2:
-                    break
-                await asyncio.sleep(0.005)
+            await clock.until(lambda: runtime.calls["fine"] >= 5 and runtime.calls["broken"] >= 2)
             assert all(not t.done() for t in coord._tasks), "a source loop ended"
         finally:
             await coord.stop()
@@ -136,21 +184,40 @@ def test_a_failing_source_does_not_stop_the_others(error):
 
 def test_trigger_runs_a_source_before_its_interval():
     runtime = FakeRuntime({"a": []})
-    coord = coordinator(runtime, "a", interval=3600.0)
+    clock = ManualClock()
+    coord = coordinator(runtime, "a", interval=3600.0, clock=clock)
 
     async def go() -> int:
         coord.start()
         try:
-            while runtime.calls["a"] < 1:
-                await asyncio.sleep(0.001)
-            while coord.status["a"].next_run is None:
-                await asyncio.sleep(0.001)
+            await clock.until(lambda: len(clock.waits) == 1)
+            assert runtime.calls["a"] == 1 and coord.status["a"].next_run == clock.now + 3600.0
             coord.status["a"].trigger.set()
-            for _ in range(1000):
-                if runtime.calls["a"] >= 2:
-                    break
-                await asyncio.sleep(0.005)
+            await clock.until(lambda: len(clock.waits) == 2)
             return runtime.calls["a"]
         finally:
             await coord.stop()
     assert asyncio.run(go()) == 2
+
+
+def test_a_source_runs_again_once_its_interval_has_passed_and_not_before():
+    runtime = FakeRuntime({"a": ["ok", "fail"]})
+    clock = ManualClock()
+    coord = coordinator(runtime, "a", interval=600.0, clock=clock)
+
+    async def go() -> None:
+        coord.start()
+        try:
+            await clock.until(lambda: len(clock.waits) == 1)
+            assert coord.status["a"].last_success == clock.now
+            clock.advance(599.0)
+            await clock.waiting()  # woken, it found its time not come and sleeps again
+            assert runtime.calls["a"] == 1 and len(clock.waits) == 1
+            clock.advance(1.0)
+            await clock.until(lambda: len(clock.waits) == 2)
+            assert runtime.calls["a"] == 2
+            assert clock.waits == [600.0, 1200.0]  # the failed second run backs off
+            assert coord.status["a"].next_run == clock.now + 1200.0
+        finally:
+            await coord.stop()
+    asyncio.run(go())

@@ -75,11 +75,11 @@ def test_an_unchanged_layer_is_read_but_nothing_is_mapped_or_written(world):
     _, server, broker, tmp_path = world
     config = _beaches(server)
     first = _sync(world, config)
-    assert first.ok and first.sent == 6 and first.skipped_records == 0
+    assert first.ok and first.sent == 6 and first.records_unchanged == 0
     rows = _state_rows(tmp_path)
     again = _sync(world, config)
     assert again.ok and not again.not_modified  # the layer was read: it has no version
-    assert again.records_in == 6 and again.skipped_records == 6 and again.mapped == 0
+    assert again.records_in == 6 and again.records_unchanged == 6 and again.mapped == 0
     assert again.sent == 0 and again.unchanged == 6 and again.deleted == 0
     assert _state_rows(tmp_path) == rows  # not even "last seen" was rewritten
     assert len(server.requests_to(PREFIX + "/query")) == 4  # two pages per run: it was fetched
@@ -94,7 +94,7 @@ def test_a_changed_page_alone_is_mapped_and_sent(world):
     layer.features[5] = changed
     report = _sync(world, config)
     # The first page (4 records) was skipped whole; of the second, only the changed record was mapped.
-    assert report.ok and report.records_in == 6 and report.mapped == 1 and report.skipped_records == 5
+    assert report.ok and report.records_in == 6 and report.mapped == 1 and report.records_unchanged == 5
     assert report.sent == 1 and report.unchanged == 5 and report.deleted == 0
     assert 4321 in _lengths(broker).values()
     assert _sync(world, config).mapped == 0  # the new page is remembered
@@ -119,7 +119,7 @@ def test_an_insertion_that_shifts_every_page_maps_only_the_new_record(world):
     new["attributes"].update(OBJECTID=999, GlobalID="{0000AAAA-1111-2222-3333-444455556666}", NAME="Нов плаж")
     layer.features.insert(0, new)  # every page now starts one record later: no page matches
     report = _sync(world, config)
-    assert report.ok and report.records_in == 7 and report.mapped == 1 and report.skipped_records == 6
+    assert report.ok and report.records_in == 7 and report.mapped == 1 and report.records_unchanged == 6
     assert report.sent == 1 and len(_lengths(broker)) == 7
 
 
@@ -142,7 +142,7 @@ def test_a_changed_record_taking_the_id_of_a_skipped_page_rebuilds_the_merged_en
     assert lengths[entity_id] == last["LENGTH_M"]
     # An entity built from two records is never skipped: both are mapped again next time.
     again = _sync(world, config)
-    assert again.mapped == 1 and again.skipped_records == 4 and again.sent == 0
+    assert again.mapped == 1 and again.records_unchanged == 4 and again.sent == 0
 
 
 def test_a_page_with_a_rejected_record_is_read_again_each_time(world):
@@ -152,10 +152,10 @@ def test_a_page_with_a_rejected_record_is_read_again_each_time(world):
     layer.features[4] = broken
     config = _beaches(server)
     first = _sync(world, config)
-    assert first.skipped == 1 and first.sent == 5
+    assert first.records_rejected == 1 and first.sent == 5
     again = _sync(world, config)
     # Page 1 (4 good records) skipped whole; page 2 read, its rejection reported again.
-    assert again.skipped == 1 and again.mapped == 0 and again.skipped_records == 5
+    assert again.records_rejected == 1 and again.mapped == 0 and again.records_unchanged == 5
     assert again.sent == 0 and again.deleted == 0 and len(_lengths(broker)) == 5
 
 
@@ -197,7 +197,7 @@ def test_wfs_ogc_api_and_geojson_layers_skip_unchanged_pages(world, tmp_path):
         assert first.ok and first.sent == first.records_in > 0, config.name
         again = _sync(world, config)
         assert again.ok and again.records_in == first.records_in, config.name
-        assert again.mapped == 0 and again.skipped_records == first.records_in, config.name
+        assert again.mapped == 0 and again.records_unchanged == first.records_in, config.name
         assert again.sent == 0 and again.deleted == 0, config.name
     # A change in one WFS page is found and sent.
     wfs.features[0] = {**wfs.features[0], "properties": {**wfs.features[0]["properties"], "name": "Ново име"}}

@@ -46,8 +46,8 @@ def test_an_entity_json_cannot_carry_is_quarantined_and_the_others_go_on(tmp_pat
     source = ListSource([{"n": 1, "value": {"total": 3}}, {"n": 2, "value": {"total": 2**70}},
                          {"n": 3, "value": {"total": 5}}])
     report = asyncio.run(pipeline.run_once(source.name, source, kpi))
-    assert report.mapped == 3 and report.skipped == 1
-    [entry] = pipeline.quarantine.list()
+    assert report.mapped == 3 and report.records_rejected == 1
+    [entry] = pipeline.quarantine.entries()
     assert entry.locator == "rows[1]" and "cannot be encoded as JSON" in entry.reason
     queued = {op.entity_id for op in pipeline.outbox.ops()}
     assert queued == {"urn:ngsi-ld:KeyPerformanceIndicator:test:1",

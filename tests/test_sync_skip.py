@@ -4,6 +4,7 @@ records of static sources skip the mapper; any change still reaches the broker."
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,7 +76,7 @@ def test_a_moved_version_fetches_and_only_changed_records_are_mapped_and_sent(wo
     layer.layer["editingInfo"] = {"lastEditDate": 1_700_000_100_000}
     report = _sync(world, config)
     assert report.ok and not report.not_modified
-    assert report.skipped_records == 4 and report.mapped == 1 and report.sent == 1
+    assert report.records_unchanged == 4 and report.mapped == 1 and report.sent == 1
     assert report.deleted == 1
     lengths = _lengths(broker)
     assert len(lengths) == 5 and 4321 in lengths.values()
@@ -90,7 +91,7 @@ def test_without_a_layer_version_unchanged_records_still_skip_the_mapper(world):
     assert _sync(world, config).sent == 6
     again = _sync(world, config)
     assert again.ok and not again.not_modified
-    assert again.records_in == 6 and again.skipped_records == 6 and again.mapped == 0
+    assert again.records_in == 6 and again.records_unchanged == 6 and again.mapped == 0
     assert again.sent == 0 and again.unchanged == 6 and again.deleted == 0
 
 
@@ -98,7 +99,7 @@ def test_a_new_mapping_or_full_maps_everything_again(world):
     _, server, broker, _ = world
     assert _sync(world, _config(server)).sent == 6
     full = _sync(world, _config(server), full=True)
-    assert full.mapped == 6 and full.skipped_records == 0 and full.sent == 0  # same content
+    assert full.mapped == 6 and full.records_unchanged == 0 and full.sent == 0  # same content
     remapped = _sync(world, _config(server, constants={"address.addressLocality": "Бургас"}))
     assert not remapped.not_modified and remapped.mapped == 6 and remapped.sent == 6
 
@@ -125,7 +126,7 @@ def test_an_unchanged_gtfs_file_is_not_read_again_and_a_touched_one_maps_nothing
     os.utime(feed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # re-published, same bytes
     touched = _gtfs_sync(world, str(feed))
     assert not touched.not_modified and touched.records_in == 136
-    assert touched.skipped_records == 136 and touched.mapped == 0 and touched.sent == 0
+    assert touched.records_unchanged == 136 and touched.mapped == 0 and touched.sent == 0
 
 
 def test_a_gtfs_url_with_an_unchanged_etag_is_not_downloaded_again(world):
@@ -133,7 +134,7 @@ def test_a_gtfs_url_with_an_unchanged_etag_is_not_downloaded_again(world):
     from tests.servers import Reply
 
     _, server, _, _ = world
-    body = open(SAMPLES.resolve("samples:gtfs/burgasbus.zip"), "rb").read()
+    body = Path(SAMPLES.resolve("samples:gtfs/burgasbus.zip")).read_bytes()
     server.add("/gtfs/burgasbus.zip", Reply(body, 200, "application/zip", {"ETag": '"v1"'}))
     url = server.url("/gtfs/burgasbus.zip")
     assert _gtfs_sync(world, url).sent == 136

@@ -132,7 +132,7 @@ def test_rejected_entity_is_quarantined_and_retryable(store):
     _, report = sync(store, broker, [ent(0), ent(1)])
     assert report.upserted == 1 and report.rejected == 1 and report.remaining == 0
     quarantine = Quarantine(store)
-    [entry] = quarantine.list()
+    [entry] = quarantine.entries()
     assert entry.kind == "upsert" and entry.locator == "urn:ngsi-ld:T:1" and entry.status == 400
     assert entry.error_class == "EntityRejectedError" and "Invalid Entity" in entry.reason
     plan, _ = sync(store, broker, [ent(0), ent(1)], run="r2")
@@ -140,7 +140,7 @@ def test_rejected_entity_is_quarantined_and_retryable(store):
     broker.reject = set()
     assert quarantine.retry([entry.id]) == []
     report = deliver(store, broker)
-    assert report.upserted == 1 and quarantine.list() == [] and len(broker.entities()) == 2
+    assert report.upserted == 1 and quarantine.entries() == [] and len(broker.entities()) == 2
     state = store.get("", "s", "urn:ngsi-ld:T:1")
     assert state.sent_hash == state.want_hash
 
@@ -185,11 +185,11 @@ def test_record_quarantine_list_retry_remove(store):
     q.add(tenant="", source="gis", kind="record", locator="layer/7#12", error="bad geometry",
           payload=b'{"x": 1}')
     q.add(tenant="", source="gis", kind="record", locator="layer/7#12", error="still bad")
-    [entry] = q.list(source="gis")
+    [entry] = q.entries(source="gis")
     assert entry.reason == "still bad" and entry.first_seen <= entry.last_seen
     [again] = q.retry([entry.id])
-    assert again.locator == "layer/7#12" and q.list()[0].retry_count == 1
-    assert q.remove([entry.id]) == 1 and q.list() == []
+    assert again.locator == "layer/7#12" and q.entries()[0].retry_count == 1
+    assert q.remove([entry.id]) == 1 and q.entries() == []
 
 
 def test_state_survives_reopening(tmp_path):
@@ -274,6 +274,6 @@ def test_quarantine_keeps_the_most_recently_seen_items_of_a_source(store):
     quarantine.add(tenant="", source="noisy", kind="record", locator="r0", error="bad again")  # seen last
     assert quarantine.trim("", "noisy", keep=5) == 7
     assert quarantine.count(source="noisy", kind="upsert") == 1  # entity operations are never dropped
-    assert {e.locator for e in quarantine.list(source="noisy", kind="record")} == {"r0", "r8", "r9", "r10", "r11"}
+    assert {e.locator for e in quarantine.entries(source="noisy", kind="record")} == {"r0", "r8", "r9", "r10", "r11"}
     assert quarantine.count(source="other") == 1 and quarantine.trim("", "noisy", keep=5) == 0
-    assert [e.locator for e in quarantine.list(source="noisy", kind="record", limit=2, offset=1)] == ["r8", "r9"]
+    assert [e.locator for e in quarantine.entries(source="noisy", kind="record", limit=2, offset=1)] == ["r8", "r9"]

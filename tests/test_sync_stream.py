@@ -102,7 +102,7 @@ def test_malformed_payloads_are_quarantined_with_topic_and_reason_and_the_stream
                             source.message("nowhere", b"{}", 4)])
     assert batch.quarantined == 3 and batch.enqueued == 1
     assert source.acked == [[1, 2, 3, 4]] and source.durable_at_ack == [(1, 3)]
-    entries = Quarantine(store).list(source="mqtt.test")
+    entries = Quarantine(store).entries(source="mqtt.test")
     assert [e.locator.split(" #")[0] for e in entries] == ["lp/a/noise", "lp/a/noise", "nowhere"]
     assert [e.reason.split(":")[0] for e in entries] == [
         "payload is not JSON", "payload is a JSON list, not an object", "no sensor family for topic 'nowhere'"]
@@ -110,7 +110,7 @@ def test_malformed_payloads_are_quarantined_with_topic_and_reason_and_the_stream
     # The same bad payload again refreshes its entry; the next good message still flows.
     runner.process([source.message("lp/a/noise", b"{not json", 5),
                     source.message("lp/a/noise", noise("a", 2, 55.0), 6)])
-    assert len(Quarantine(store).list()) == 3
+    assert len(Quarantine(store).entries()) == 3
     assert outbox_bodies(store)["urn:ngsi-ld:NoiseLevelObserved:lamppost:a"]["LAeq"]["value"] == 55.0
 
 
@@ -129,11 +129,11 @@ def test_a_batch_that_cannot_be_stored_is_not_acknowledged(parts, monkeypatch):
 def test_quarantined_messages_map_again_on_retry_once_the_table_knows_their_topic(parts):
     source, runner, store = parts
     runner.process([source.message("lamps/a/noise", noise("a", 1, 50.0), 1)])
-    entry = Quarantine(store).list()[0]
+    entry = Quarantine(store).entries()[0]
     assert "no sensor family" in entry.reason
     runner.mapper = mapper_for(source.name, {**TOPICS, "lamps/+/noise": "lamppost.noise"})
     assert runner.retry(Quarantine(store).retry([entry.id])) == [entry.id]
-    assert Quarantine(store).list() == []
+    assert Quarantine(store).entries() == []
     assert "urn:ngsi-ld:NoiseLevelObserved:lamppost:a" in outbox_bodies(store)
 
 
@@ -211,7 +211,7 @@ def test_a_payload_the_mapper_chokes_on_is_quarantined_and_the_batch_goes_on(par
     batch = runner.process([source.message("lp/b/noise", bad_name, 1),
                             source.message("lp/a/noise", noise("a", 1, 50.0), 2)])
     assert batch.quarantined == 1 and batch.enqueued == 1 and source.acked == [[1, 2]]
-    [entry] = Quarantine(store).list(source="mqtt.test")
+    [entry] = Quarantine(store).entries(source="mqtt.test")
     assert entry.locator.startswith("lp/b/noise") and entry.reason.startswith("name:")
 
 
@@ -222,7 +222,7 @@ def test_a_reading_dated_far_after_its_arrival_is_quarantined_not_allowed_to_sil
     current = orjson.dumps({"sensor": "a", "time": now, "location": LOCATION, "laeq": 60.0})
     batch = runner.process([source.message("lp/a/noise", future, 1)])
     assert batch.quarantined == 1 and batch.enqueued == 0
-    assert "after the message arrived" in Quarantine(store).list()[0].reason
+    assert "after the message arrived" in Quarantine(store).entries()[0].reason
     batch = runner.process([source.message("lp/a/noise", current, 2)])
     assert batch.enqueued == 1 and batch.stale == 0
     assert outbox_bodies(store)["urn:ngsi-ld:NoiseLevelObserved:lamppost:a"]["LAeq"]["value"] == 60.0
@@ -232,7 +232,7 @@ def test_retrying_a_reading_dated_far_ahead_keeps_it_in_quarantine(parts):
     source, runner, store = parts
     future = orjson.dumps({"sensor": "a", "time": "2099-01-01T00:00:00Z", "location": LOCATION, "laeq": 1.0})
     runner.process([source.message("lp/a/noise", future, 1)])
-    entries = Quarantine(store).list()
+    entries = Quarantine(store).entries()
     assert runner.retry(entries) == []
     assert Quarantine(store).count() == 1 and Outbox(store).ops() == []
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

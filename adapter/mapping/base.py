@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from math import nan
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 from pydantic import ValidationError
@@ -37,6 +37,7 @@ from adapter.sources.base import RawRecord
 from data_models import AttrMeta, Entity
 
 logger = logging.getLogger(__name__)
+E = TypeVar("E", bound=Entity)
 
 MAX_REASON = 500
 _MAX_NUMBER_TEXT, _UNIT_CODES = parse.MAX_NUMBER_TEXT, parse.UNIT_CODES  # read's hot loop
@@ -300,8 +301,7 @@ def attr_meta(model: type[Entity], units: Mapping[str, str] | None = None,
     return meta
 
 
-def build(model: type[Entity], values: Mapping[str, Any],
-          meta: Mapping[str, AttrMeta] | None = None) -> Entity:
+def build(model: type[E], values: Mapping[str, Any], meta: Mapping[str, AttrMeta] | None = None) -> E:
     """Validate values into the model; a refusal raises :class:`MappingError` with the reason."""
     data = {**values, "attr_meta": dict(meta)} if meta else values
     if _NAME_LOOKUP and data.keys() <= _name_only_keys(model) and not _has_nested_object(data):
@@ -309,7 +309,8 @@ def build(model: type[Entity], values: Mapping[str, Any],
         # each of the model's ~50 fields up by name only, not alias then name (~25 % faster).
         # A refusal is validated again below: its reason names missing fields by alias.
         try:
-            return model.__pydantic_validator__.validate_python(data, by_alias=False, by_name=True)
+            entity: E = model.__pydantic_validator__.validate_python(data, by_alias=False, by_name=True)
+            return entity
         except ValidationError:
             pass
     try:

@@ -199,7 +199,7 @@ def _route(ids: GTFSIds, record: RawRecord) -> Mapped:
     row = _row(record)
     key = gtfs_key(row.get("route_id"), "route_id")
     values = read(ROUTE, row).values
-    notes = ()
+    notes: tuple[str, ...] = ()
     original = str(row.get("route_type", "")).strip()
     if "route_type" in values and values["route_type"] != original:
         notes = (f"route_type {original} sent as the basic type {values['route_type']}",)

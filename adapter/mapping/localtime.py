@@ -44,8 +44,9 @@ def parse_local(text: object) -> datetime:
     match = _LOCAL.fullmatch(text.strip()) if isinstance(text, str) and len(text) <= _MAX_TEXT else None
     if match is None:
         raise LocalTimeError(f"time {_show(text)} is not YYYY-MM-DD HH:MM:SS")
+    year, month, day, hour, minute, second = map(int, match.groups())
     try:
-        return datetime(*map(int, match.groups()))
+        return datetime(year, month, day, hour, minute, second)
     except ValueError as exc:
         raise LocalTimeError(f"time {_show(text)}: {exc}") from None
 
@@ -56,9 +57,10 @@ def parse_slashed(text: object) -> datetime:
     if match is None:
         raise LocalTimeError(f"time {_show(text)} is not YYYY/MM/DD HH:MM:SS.mmm")
     *parts, fraction = match.groups()
+    year, month, day, hour, minute, second = map(int, parts)
     micro = int((fraction or "0").ljust(6, "0"))
     try:
-        return datetime(*map(int, parts), micro)
+        return datetime(year, month, day, hour, minute, second, micro)
     except ValueError as exc:
         raise LocalTimeError(f"time {_show(text)}: {exc}") from None
 
@@ -89,8 +91,8 @@ def _hour(naive: datetime) -> _Hour:
 
 def _probe_hour(start: datetime) -> _Hour:
     edges = (start, start.replace(minute=59, second=59, microsecond=999_999))
-    offsets = {fold: {e.replace(tzinfo=SOFIA, fold=fold).utcoffset() for e in edges}
-               for fold in (0, 1)}
+    offsets: dict[int, set[timedelta]] = {
+        fold: {e.replace(tzinfo=SOFIA, fold=fold).utcoffset() or timedelta(0) for e in edges} for fold in (0, 1)}
     if len(offsets[0]) != 1 or len(offsets[1]) != 1:
         return None  # the offset changes inside this hour
     try:

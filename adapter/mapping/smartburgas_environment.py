@@ -67,7 +67,7 @@ def map_air_quality(record: RawRecord) -> Mapped:
     if series.newest is None:
         raise MappingError("no readable reading in data" + _first(series.problems))
     notes = [*location.fixes, *station.problems, *series.problems]
-    geometry = location.geometry
+    geometry: Any = location.geometry  # GeoJSON, then the Point validated with the first snapshot
 
     history = []
     per_reading: list[tuple[datetime, dict[str, Any], dict[str, str]]] = []

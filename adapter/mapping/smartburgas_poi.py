@@ -4,12 +4,13 @@
 (its examples use Factual taxonomy codes, which have no parking-ticket machine); we use
 OpenStreetMap tags, which name all three exactly:
 
-| feed | category | id |
+| feed | category | id (after ``urn:ngsi-ld:PointOfInterest:smartburgas:``) |
 |---|---|---|
-| Billing_machines | ``amenity=vending_machine``, ``vending=parking_tickets`` | ``PointOfInterest:smartburgas:pay-machine:<name_key>`` |
-| Taxi_ranks | ``amenity=taxi`` | ``PointOfInterest:smartburgas:taxi-rank:<name_key>`` |
-| Mobiletrash | ``amenity=recycling``, ``recycling_type=centre`` | ``PointOfInterest:smartburgas:waste-centre:<MobileCenterId>`` |
-| CCTV | (Camera) | ``Camera:smartburgas:<name_key>`` |
+| Billing_machines | ``amenity=vending_machine``, ``vending=parking_tickets`` | ``pay-machine:<name_key>`` |
+| Taxi_ranks | ``amenity=taxi`` | ``taxi-rank:<name_key>`` |
+| Mobiletrash | ``amenity=recycling``, ``recycling_type=centre`` | ``waste-centre:<MobileCenterId>`` |
+
+CCTV becomes a Camera, ``urn:ngsi-ld:Camera:smartburgas:<name_key>``.
 
 ``<name_key>`` is the Bulgarian name's slug plus the position to 4 decimals (these feeds have no
 id). A taxi rank's ``vehicleCapacity`` (extension) is N in "<N> броя таксиметрови автомобила".

@@ -124,8 +124,8 @@ def parse_charger(description: str) -> Charger:
 
     Defaults (documented): each power mention is one charging point unless a multiplier
     (``2 x 22 kW``) or a count word before it since the previous mention ("Две бързи зарядни
-    станции с мощност 120 kW") says more; ``capacity`` is the sum, at least 1; a "dual station with two connectors" has capacity 2
-    and 2 sockets; a power without AC/DC is DC above 22 kW and AC up to it; sockets are the
+    станции с мощност 120 kW") says more; ``capacity`` is the sum, at least 1; a "dual station with two
+    connectors" has capacity 2 and 2 sockets; a power without AC/DC is DC above 22 kW and AC up to it; sockets are the
     connectors named in the text, else Type2 for AC and CCS/SAE for DC, else ``Other``;
     ``ratedPower`` is the highest power (kW). "Безплатна"/"free" gives chargeType ``free``; a
     paid station gets no chargeType (the tariff kind is unknown).

@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 API = "/ngsi-ld/v1"
 MAX_PAGE_SIZE = 1000  # Orion-LD refuses limit > 1000 (summary item 12)
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class AttributeDelete:
     context: Any = None
 
 
-class _Retry(Exception):
+class _RetryError(Exception):
     """A retryable answer, carried out of the tenacity loop when attempts run out."""
 
     def __init__(self, response: httpx.Response | None = None, error: Exception | None = None) -> None:
@@ -89,7 +90,7 @@ class BrokerClient:
                  context_mode: Literal["link", "body"] = "body",
                  batch_max_entities: int = 1000, batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
                  concurrency: int = 4, retry: RetryPolicy = RetryPolicy(),
-                 timeout: httpx.Timeout | float = httpx.Timeout(60.0, connect=5.0),
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
                  max_response_bytes: int = 64 * 1024 * 1024, page_size: int = MAX_PAGE_SIZE,
                  max_query_results: int = 1_000_000) -> None:
         if upsert_mode not in ("update", "replace") or context_mode not in ("link", "body"):
@@ -198,14 +199,14 @@ class BrokerClient:
         # (and the next one) are held as bytes, whatever the number of entities.
         window = asyncio.Semaphore(self.concurrency + 1)
 
-        async def send(batch: Batch, headers: Mapping[str, str]) -> BatchResult:
+        async def send(batch: Batch[str], headers: Mapping[str, str]) -> BatchResult[str]:
             try:
                 return await self._send_batch("upsert", "/entityOperations/upsert", batch, headers,
                                               {"options": self.upsert_mode})
             finally:
                 window.release()
 
-        tasks: list[asyncio.Future[BatchResult]] = []
+        tasks: list[asyncio.Future[BatchResult[str]]] = []
         try:
             for link, group in groups.items():
                 headers = self._content_headers(link)
@@ -244,7 +245,7 @@ class BrokerClient:
         deletes = list(deletes)
         results = await asyncio.gather(*(self._delete_attr(d) for d in deletes))
         result: BatchResult[tuple[str, str]] = BatchResult()
-        for item, error in zip(deletes, results):
+        for item, error in zip(deletes, results, strict=True):
             key = (item.entity_id, item.attr)
             if error is None:
                 result.succeeded.append(key)
@@ -278,10 +279,10 @@ class BrokerClient:
             error.entity_id = item.entity_id
         return error
 
-    async def _send_batch(self, op: Operation, path: str, batch: Batch, headers: Mapping[str, str],
-                          params: Mapping[str, str]) -> BatchResult:
+    async def _send_batch(self, op: Operation, path: str, batch: Batch[str], headers: Mapping[str, str],
+                          params: Mapping[str, str]) -> BatchResult[str]:
         """Send one batch; 413 and entity-specific refusals split it to isolate the culprit."""
-        result: BatchResult = BatchResult()
+        result: BatchResult[str] = BatchResult()
         try:
             response = await self._request("POST", path, content=batch.body(), headers=headers, params=params)
         except AdapterError as exc:
@@ -322,7 +323,8 @@ class BrokerClient:
         if response.status_code == 404:
             return None
         self._raise_for_status(response, "get")
-        return self._json(response)
+        entity: dict[str, Any] = self._json(response)
+        return entity
 
     async def count(self, params: Mapping[str, Any], *, context: Any = None) -> int:
         """How many entities match a GET /entities query (NGSILD-Results-Count), without reading them."""
@@ -435,12 +437,12 @@ class BrokerClient:
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
             wait=wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
             + wait_random(0, policy.initial_wait),
-            retry=retry_if_exception_type(_Retry), reraise=True)
+            retry=retry_if_exception_type(_RetryError), reraise=True)
         try:
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(method, url, content, headers, params)
-        except _Retry as exhausted:
+        except _RetryError as exhausted:
             if exhausted.response is not None:
                 return exhausted.response
             error = exhausted.error
@@ -465,14 +467,14 @@ class BrokerClient:
                     await response.aclose()
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 logger.debug("broker request failed: %s %s: %s", method, url, type(exc).__name__)
-                raise _Retry(error=exc) from None
+                raise _RetryError(error=exc) from None
             except httpx.HTTPError as exc:
                 raise BrokerUnavailableError(f"broker request failed: {type(exc).__name__}: {exc}") from None
         final = httpx.Response(response.status_code, headers=response.headers, content=body,
                                request=request)
         if response.status_code in _RETRY_STATUSES:
             logger.debug("broker answered %d to %s %s; will retry", response.status_code, method, url)
-            raise _Retry(response=final)
+            raise _RetryError(response=final)
         return final
 
     async def _read_bounded(self, response: httpx.Response) -> bytes:

@@ -71,7 +71,7 @@ def problem_from(status: int, data: Any) -> Problem:
     """A Problem from a ProblemDetails-like object (Orion-LD, Scorpio, or anything else)."""
     if not isinstance(data, dict):
         return Problem(status, title=_text(data))
-    raw_status = data.get("status", data.get("errorCode", status))
+    raw_status: Any = data.get("status", data.get("errorCode", status))
     try:
         item_status = int(raw_status)
     except (TypeError, ValueError):
@@ -149,8 +149,8 @@ def entity_error(problem: Problem, key: Hashable, op: Operation) -> AdapterError
     if op in ("delete", "delete_attr") and problem.status == 404:
         # Deleting what is already gone reaches the goal (idempotent delete).
         return None
-    context = {"status": problem.status, "title": problem.title, "detail": problem.detail,
-               "problem_type": problem.type}
+    context: dict[str, Any] = {"status": problem.status, "title": problem.title, "detail": problem.detail,
+                               "problem_type": problem.type}
     if problem.status >= 500 or problem.status in (408, 429):
         return BrokerUnavailableError(f"broker failed for this entity: {problem.describe()}",
                                       entity_id=entity_id, **context)
@@ -165,8 +165,8 @@ def request_error(problem: Problem, op: Operation) -> AdapterError | None:
 
     Callers split the batch first for the statuses in `ISOLATE_STATUSES`.
     """
-    context = {"status": problem.status, "title": problem.title, "detail": problem.detail,
-               "problem_type": problem.type}
+    context: dict[str, Any] = {"status": problem.status, "title": problem.title, "detail": problem.detail,
+                               "problem_type": problem.type}
     status = problem.status
     if status == 404 and problem.type == NON_EXISTING_TENANT:
         if op in ("delete", "delete_attr"):
@@ -209,6 +209,7 @@ def read_batch_answer(status: int, content: bytes, keys: Sequence[K], op: Operat
     success: set[str] = set()
     problems: dict[str, Problem] = {}
     unattributed: list[Problem] = []
+    problem: Problem | None
     if isinstance(data, dict):
         success.update(i for i in data.get("success") or () if isinstance(i, str))
         for item in data.get("errors") or ():

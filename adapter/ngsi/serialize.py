@@ -79,7 +79,8 @@ def _plain(value: Any) -> Any:
         return format_datetime(value)
     if isinstance(value, BaseModel):
         if _geometry_class(cls):  # GeoJSON geometry: coordinates are plain JSON already
-            return {"type": value.type, "coordinates": value.coordinates}
+            geometry: Any = value  # one of several geometry models, all with these two fields
+            return {"type": geometry.type, "coordinates": geometry.coordinates}
         return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]

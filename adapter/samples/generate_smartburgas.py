@@ -239,13 +239,12 @@ def traffic(lang: str) -> dict[str, Any]:
             # The feed reports a 15-min count scaled to vehicles per hour: always a multiple of 4.
             rows.append({"car_count": str(per_quarter * 4), "car_speed": str(speed),
                          "time": local(instant)})
-        feature = {"type": "Feature", "properties": {
-            "detector_id": did, "name": bg if lang == "bg" else en, "data": rows,
-            "geometry": point(lon, lat)}}
-        features.append(feature)
+        properties = {"detector_id": did, "name": bg if lang == "bg" else en, "data": rows,
+                      "geometry": point(lon, lat)}
+        features.append({"type": "Feature", "properties": properties})
         if did == DUPLICATE_DETECTOR:
             duplicate = {"type": "Feature", "properties": {
-                **feature["properties"], "data": [dict(r) for r in rows[-6:]]}}
+                **properties, "data": [dict(r) for r in rows[-6:]]}}
     assert duplicate is not None
     features.insert(len(features) - 2, duplicate)
     # A detector the platform still lists with no position (the map client's proxy skips such

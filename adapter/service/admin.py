@@ -62,7 +62,7 @@ async def quarantine_list(request: Request, source: str | None = None,
     service = _running(request)
     assert service.runtime is not None and service.runtime.state is not None
     quarantine = Quarantine(service.runtime.state)
-    entries = quarantine.list(source=source, kind=kind, limit=limit, offset=offset)
+    entries = quarantine.entries(source=source, kind=kind, limit=limit, offset=offset)
     return {"total": quarantine.count(source=source, kind=kind), "items": [_entry(e) for e in entries]}
 
 
@@ -99,7 +99,7 @@ async def quarantine_retry(request: Request, body: RetryRequest | None = None) -
         run = await service.coordinator.run_source(source, full=True)  # type: ignore[union-attr]
         if not run.complete or run.last_error is not None:
             continue
-        still = {e.id: e.last_seen for e in quarantine.list(source=source)}
+        still = {e.id: e.last_seen for e in quarantine.entries(source=source)}
         passed = [e.id for e in entries if e.id in still and still[e.id] < started]
         quarantine.remove(passed)
         resolved.extend(passed)

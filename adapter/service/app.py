@@ -2,7 +2,8 @@
 
 ``create_app(settings, config)`` returns the app; its lifespan enters the Runtime (which starts
 the embedded broker when no broker URL is configured), starts the coordinator (polled sources on
-their intervals) and one StreamRunner per MQTT source (a StreamPool of worker processes where `workers` > 1), and stops them all on shutdown.
+their intervals) and one StreamRunner per MQTT source (a StreamPool of worker processes where `workers` > 1),
+and stops them all on shutdown.
 
 Adding to the service (the map page, other pages): pass routers and static directories ::
 

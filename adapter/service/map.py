@@ -96,7 +96,7 @@ class BrokerProxy:
         except httpx.HTTPError as exc:
             logger.warning("map proxy: broker unreachable: %s", type(exc).__name__)
             return _problem(502, "Broker unreachable", f"{type(exc).__name__} from the broker")
-        except _TooLarge:
+        except _TooLargeError:
             return _problem(502, "Broker answer too large", f"more than {self.max_response_bytes} bytes")
         except AdapterError as exc:  # a token that cannot be had: the reason stays in the log
             logger.warning("map proxy: %s", exc)
@@ -116,12 +116,12 @@ class BrokerProxy:
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > self.max_response_bytes:
-                raise _TooLarge
+                raise _TooLargeError
             chunks.append(chunk)
         return b"".join(chunks)
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     """The broker's answer exceeded the proxy's byte bound."""
 
 

@@ -53,7 +53,7 @@ class ServiceMetrics:
         source = report.source
         self.records.labels(source).inc(report.records_in)
         self.sent.labels(source).inc(report.sent)
-        self.rejected.labels(source, "mapping").inc(report.skipped)
+        self.rejected.labels(source, "mapping").inc(report.records_rejected)
         self.rejected.labels(source, "broker").inc(report.rejected)
         self.sync_duration.labels(source).observe(report.duration)
 

@@ -204,8 +204,8 @@ class ArcGISSource:
 
 def _id_field(meta: Mapping[str, Any]) -> str | None:
     for key in ("objectIdField", "objectIdFieldName"):
-        if isinstance(meta.get(key), str):
-            return meta[key]
+        if isinstance(name := meta.get(key), str):
+            return name
     for field in meta.get("fields") or []:
         if isinstance(field, Mapping) and field.get("type") == "esriFieldTypeOID":
             return field.get("name")

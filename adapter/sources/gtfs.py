@@ -111,7 +111,8 @@ class GTFSSource:
                 members.setdefault(table, info)
         return members
 
-    def _rows(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[tuple[int, dict[str, str], str | None]]:
+    def _rows(self, archive: zipfile.ZipFile,
+              info: zipfile.ZipInfo) -> Iterator[tuple[int, dict[str, str], str | None]]:
         """``(line, row, problem)`` for each data row; file-level damage raises, naming file and line."""
         limit = self.limits
         line = 1
@@ -172,10 +173,10 @@ class GTFSSource:
             sequences = [s for s, _ in points]
             if problem is None and len(set(sequences)) != len(sequences):
                 problem = f"{filename}: shape {shape_id!r} repeats a shape_pt_sequence"
-            row: dict[str, Any] = {"shape_id": shape_id, "points": [
+            shape: dict[str, Any] = {"shape_id": shape_id, "points": [
                 {k: v for k, v in p.items() if k != "shape_id"} for _, p in points]}
             yield RawRecord(self.name, f"{filename}:{first_line[shape_id]} id={shape_id}",
-                            {"table": "shapes", "row": row}, fetched_at, origin=origin, problem=problem)
+                            {"table": "shapes", "row": shape}, fetched_at, origin=origin, problem=problem)
 
 
 class _Bounded(io.RawIOBase):

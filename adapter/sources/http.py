@@ -74,7 +74,7 @@ class Payload:
     fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-class _Transient(Exception):
+class _TransientError(Exception):
     """Internal: a failure worth retrying; carries what the final error should say."""
 
     def __init__(self, reason: str, *, status: int | None = None,
@@ -174,10 +174,10 @@ class _Backoff:
 
     def __call__(self, state: RetryCallState) -> float:
         o = self.options
-        delay = min(o.backoff_max, o.backoff_initial * 2 ** (state.attempt_number - 1))
+        delay: float = min(o.backoff_max, o.backoff_initial * 2 ** (state.attempt_number - 1))
         delay += self.rng.uniform(0, o.jitter)
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
+        if isinstance(exc, _TransientError) and exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, o.backoff_max))
         return delay
 
@@ -250,7 +250,7 @@ class PayloadFetcher:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, self.options.attempts)),
             wait=_Backoff(self.options, self._rng),
-            retry=retry_if_exception_type(_Transient),
+            retry=retry_if_exception_type(_TransientError),
             sleep=self._sleep,
             before_sleep=lambda state: logger.info(
                 "source %s: attempt %d for %s failed (%s), retrying", source,
@@ -259,7 +259,7 @@ class PayloadFetcher:
         )
         try:
             return await retrying(self._get_once, full_url, source)
-        except _Transient as exc:
+        except _TransientError as exc:
             raise SourceUnavailableError(
                 f"{exc.reason} (from {full_url}, after {self.options.attempts} attempts)",
                 source=source, url=full_url, status=exc.status) from None
@@ -270,7 +270,7 @@ class PayloadFetcher:
                                           timeout=self.options.httpx_timeout()) as response:
                 status = response.status_code
                 if status in TRANSIENT_STATUS:
-                    raise _Transient(f"HTTP {status}", status=status,
+                    raise _TransientError(f"HTTP {status}", status=status,
                                      retry_after=_retry_after(response))
                 if status in (401, 403):
                     raise AuthError(f"HTTP {status} from {url}", source=source, url=url,
@@ -282,10 +282,10 @@ class PayloadFetcher:
                 return Payload(str(response.url), body, status,
                                response.headers.get("Content-Type", ""))
         except httpx.TimeoutException as exc:
-            raise _Transient(f"timeout ({type(exc).__name__})") from None
+            raise _TransientError(f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             # Connect/read/protocol errors: the peer or the network failed, a retry may help.
-            raise _Transient(f"network error ({type(exc).__name__}: {exc})") from None
+            raise _TransientError(f"network error ({type(exc).__name__}: {exc})") from None
         except httpx.InvalidURL as exc:
             raise SourceUnavailableError(f"invalid URL {url!r}: {exc}", source=source,
                                          url=url) from None

@@ -118,6 +118,7 @@ class MQTTSource:
         self.keepalive = keepalive
         self.max_payload_bytes = max_payload_bytes
         self.connected = False
+        self.subscribed = False  # the broker acknowledged (SUBACK) this connection's subscriptions
         self.connections = 0
         self.received = 0
         self.acknowledged = 0
@@ -215,7 +216,7 @@ class MQTTSource:
         else:
             self._client.disconnect()
         self._client.loop_stop()
-        self.connected = False
+        self.connected = self.subscribed = False
 
     # --- paho callbacks (paho's thread) -------------------------------------------------------------
 
@@ -226,6 +227,7 @@ class MQTTSource:
             self._fail(error)
             return
         self._generation += 1  # before any message of this connection is handed out
+        self.subscribed = False  # before `connections` moves: who sees the new count sees this too
         self.connected = True
         self.connections += 1
         self.last_connected_at = time.time()
@@ -252,11 +254,14 @@ class MQTTSource:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
                       properties: Any) -> None:
-        refused = [t for t, r in zip(self.topics, reasons) if r.is_failure]
+        # Not strict: an exception here would end paho's network thread; one reason per filter is the spec.
+        refused = [t for t, r in zip(self.topics, reasons, strict=False) if r.is_failure]
         if refused:
             self._fail(AuthError(f"the broker refused the subscription to {', '.join(refused)}",
                                  source=self.name))
-        elif self.on_subscribed is not None:
+            return
+        self.subscribed = True
+        if self.on_subscribed is not None:
             self.on_subscribed([self.subscription(t) for t in self.topics])
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
@@ -265,6 +270,7 @@ class MQTTSource:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                        properties: Any) -> None:
         was_connected, self.connected = self.connected, False
+        self.subscribed = False
         # After a refused CONNACK paho reports a disconnect too: keep the refusal as the reason.
         if reason.is_failure and was_connected:
             self._fail(SourceUnavailableError(f"disconnected from {self.address}: {reason}",
@@ -272,7 +278,7 @@ class MQTTSource:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = message.payload
-        self._inbox.append(MQTTMessage(message.topic, payload[: self.max_payload_bytes], len(payload),
+        self._inbox.append(MQTTMessage(message.topic, bytes(payload[: self.max_payload_bytes]), len(payload),
                                        message.qos, message.mid, time.time(), time.monotonic(),
                                        self._generation))
         self.received += 1
@@ -378,7 +384,7 @@ class MQTTSource:
         """JSON-ready state (served by /status)."""
         return {"broker": str(self.address), "client_id": self.client_id, "protocol": self.protocol,
                 "topics": self.topics, "share_group": self.share_group, "connected": self.connected,
-                "connections": self.connections,
+                "subscribed": self.subscribed, "connections": self.connections,
                 "last_connected_at": self.last_connected_at, "received": self.received,
                 "acknowledged": self.acknowledged, "waiting": self.waiting,
                 "lag_seconds": round(self.lag(), 3), "last_error": self.last_error}

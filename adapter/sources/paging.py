@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin
@@ -197,7 +197,7 @@ RecordsOf = Callable[[Any], Sequence[Any]]
 
 async def iter_pages(get_json: GetJSON, request: PageRequest, paginator: Paginator, *,
                      records_of: RecordsOf, source: str,
-                     limits: PageLimits = PageLimits()) -> AsyncIterator[Page]:
+                     limits: PageLimits = PageLimits()) -> AsyncGenerator[Page, None]:
     """Fetch and yield pages until the paginator stops, within ``limits``; see the module docstring.
 
     One page is read ahead: the request for page n+1 is sent before page n is yielded, so the

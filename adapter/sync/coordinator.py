@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapter.clock import Clock, SystemClock
 from adapter.errors import FatalError
 from adapter.sync.report import SyncReport
 
@@ -47,12 +47,13 @@ class Coordinator:
     """Schedules configured sources against one Runtime."""
 
     def __init__(self, runtime: Any, sources: list[Any], *, jitter: float = 0.1,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, clock: Clock | None = None) -> None:
         self.runtime = runtime
         self.sources = {s.name: s for s in sources}
         self.status = {s.name: SourceStatus(s.name, s.interval_seconds) for s in sources}
         self.jitter = jitter
         self.rng = rng or random.Random()
+        self.clock = clock or SystemClock()
         self._locks = {name: asyncio.Lock() for name in self.sources}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -94,7 +95,7 @@ class Coordinator:
             if status.failures:
                 logger.info("%s recovered after %d failed run(s)", status.name, status.failures)
             status.failures = 0
-            status.last_success = time.time()
+            status.last_success = self.clock.time()
             status.last_error = None
         else:
             if status.failures == 0:
@@ -108,12 +109,9 @@ class Coordinator:
         while True:
             await self.run_source(name)
             wait = self.delay(status)
-            status.next_run = time.time() + wait
+            status.next_run = self.clock.time() + wait
             status.trigger.clear()
-            try:
-                await asyncio.wait_for(status.trigger.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+            await self.clock.wait(status.trigger, wait)
 
     def start(self) -> None:
         """Start one task per source."""

@@ -17,13 +17,14 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from adapter.errors import AdapterError, FatalError, RecordError, TransientError
 from adapter.ngsi.batching import OutgoingEntity
 from adapter.ngsi.client import AttributeDelete
+from adapter.ngsi.results import BatchResult
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.state import StateStore, utcnow
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from adapter.ngsi.client import BrokerClient
 
 logger = logging.getLogger(__name__)
+OutboxKind = Literal["upsert", "delete", "delete_attr"]
 
 MAX_REPORTED_ERRORS = 100
 _COLUMNS = ("seq, tenant, source, op, entity_id, entity_type, attr, body, context, content_hash, attrs, "
@@ -44,7 +46,7 @@ class OutboxOp:
     seq: int
     tenant: str
     source: str
-    op: str
+    op: OutboxKind
     entity_id: str
     entity_type: str
     attr: str | None
@@ -163,6 +165,7 @@ class Outbox:
 
         async def send(tenant: str, kind: str, ops: list[OutboxOp]) -> tuple[int, FatalError | None]:
             tenant_client = client.with_tenant(tenant or None)
+            result: BatchResult[str] | BatchResult[tuple[str, str]]
             if kind == "upsert":
                 result = await tenant_client.upsert(
                     OutgoingEntity(op.entity_id, op.entity_type, op.body or b"{}", op.context) for op in ops)
@@ -171,8 +174,9 @@ class Outbox:
             else:
                 result = await tenant_client.delete_attrs(
                     AttributeDelete(op.entity_id, op.attr or "", op.context) for op in ops)
-            outcome = {op.seq: result.failed.get((op.entity_id, op.attr) if kind == "delete_attr"
-                                                 else op.entity_id) for op in ops}
+            failed: dict[Any, AdapterError] = result.failed  # by (entity id, attribute) for delete_attr
+            outcome = {op.seq: failed.get((op.entity_id, op.attr) if kind == "delete_attr"
+                                          else op.entity_id) for op in ops}
             fatal = self._commit(ops, outcome, report, blocked, client.upsert_mode)
             return sum(1 for error in outcome.values() if error is None), fatal
 
@@ -287,9 +291,9 @@ def _advance(db: Any, op: OutboxOp, where: tuple[str, str, str], now: str, upser
         row = db.execute("SELECT sent_attrs FROM entity_state WHERE tenant=? AND source=? AND entity_id=?",
                          where).fetchone()
         if row is not None and row[0]:
-            attrs = [a for a in orjson.loads(row[0]) if a != op.attr]
+            kept = [a for a in orjson.loads(row[0]) if a != op.attr]
             db.execute("UPDATE entity_state SET sent_attrs=?, confirmed_at=? "
-                       "WHERE tenant=? AND source=? AND entity_id=?", (orjson.dumps(attrs).decode(), now, *where))
+                       "WHERE tenant=? AND source=? AND entity_id=?", (orjson.dumps(kept).decode(), now, *where))
 
 
 def _phases(ops: list[OutboxOp]) -> list[list[OutboxOp]]:

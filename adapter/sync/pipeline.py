@@ -179,7 +179,7 @@ class Pipeline:
                 # records, which were not read. Rare (ids moved between records): read it all.
                 logger.info("%s: a changed record shares its entity with an unchanged page; "
                             "reading the source again record by record", source.name)
-                report.records_in = report.skipped = report.mapper_failures = 0
+                report.records_in = report.records_rejected = report.mapper_failures = 0
                 report.rejections.clear()
                 skipper.reset(pages=False)
                 by_id, fetch = await map_fetch(source, mapper, rejected, counted, skipper)
@@ -197,7 +197,7 @@ class Pipeline:
         return by_id, fetch
 
     def _reject_record(self, rejected: Rejected, report: SyncReport) -> None:
-        report.skipped += 1
+        report.records_rejected += 1
         if rejected.mapper_failed:
             report.mapper_failures += 1
         if len(report.rejections) < _SHOWN_REJECTIONS:
@@ -260,8 +260,8 @@ class Pipeline:
         if report.mapper_failures:
             reason = f"the mapper failed on {report.mapper_failures} record(s)"
         elif report.records_in >= MIN_RECORDS_FOR_REJECTION_GUARD and \
-                report.skipped > report.records_in * MAX_REJECTED_SHARE:
-            reason = f"{report.skipped} of {report.records_in} records were rejected"
+                report.records_rejected > report.records_in * MAX_REJECTED_SHARE:
+            reason = f"{report.records_rejected} of {report.records_in} records were rejected"
         if reason is None:
             return False
         report.last_error = report.last_error or f"{reason}: nothing deleted this run"
@@ -291,13 +291,13 @@ class Pipeline:
                         report: SyncReport, run_id: str, *, snapshot: bool, skipper: RecordSkipper | None,
                         salt: str, version: str | None, skips: SkipIndex) -> None:
         by_id, fetch = await self.map_source(source, mapper, report, skipper, early)
-        if skipper is not None and fetch is not None and not report.skipped and \
+        if skipper is not None and fetch is not None and not report.records_rejected and \
                 skipper.unchanged_everywhere(fetch, self.state.count(self.tenant, name)):
             # Every page was one mapped before and the state holds nothing else: as if the
             # source had published an unmoved version (no plan, no writes).
             self._not_modified(name, report)
             report.not_modified = False  # the source was read
-            report.skipped_records = skipper.page_records
+            report.records_unchanged = skipper.page_records
             if version is not None:
                 skips.set_version(self.tenant, name, salt, version)
             return
@@ -320,7 +320,7 @@ class Pipeline:
             delete_missing=snapshot and self.delete_missing,
             upsert_mode=self.upsert_mode, present=present)  # type: ignore[arg-type]
         report.unchanged = len(set(plan.unchanged) - early.upserted)
-        report.skipped_records = (sum(map(len, skipper.skipped.values())) + skipper.page_records
+        report.records_unchanged = (sum(map(len, skipper.skipped.values())) + skipper.page_records
                                   if skipper is not None else 0)
         # Only now does the state reflect this run: remember what can be skipped next time.
         if skipper is not None:

@@ -73,8 +73,8 @@ class Quarantine:
             with self.store.transaction() as tx:
                 tx.execute(sql, params)
 
-    def list(self, *, tenant: str | None = None, source: str | None = None,
-             kind: Kind | None = None, limit: int | None = None, offset: int = 0) -> list[QuarantineEntry]:
+    def entries(self, *, tenant: str | None = None, source: str | None = None,
+                kind: Kind | None = None, limit: int | None = None, offset: int = 0) -> list[QuarantineEntry]:
         """Quarantined items, oldest first, optionally filtered and paged."""
         where, args = _where(tenant, source, kind)
         sql = f"SELECT * FROM quarantine{where} ORDER BY id"

@@ -16,7 +16,7 @@ class SyncReport:
     records_in: int = 0
     mapped: int = 0  # entities the mapper produced (after merging equal ids)
     readings: int = 0  # time-series readings that reached the pipeline (history snapshots)
-    skipped: int = 0  # records the mapper rejected (quarantined)
+    records_rejected: int = 0  # records the mapper rejected (quarantined)
     mapper_failures: int = 0  # of those, records on which the mapper itself failed (a bug)
     unchanged: int = 0
     sent: int = 0  # upserts the broker confirmed
@@ -26,7 +26,7 @@ class SyncReport:
     pending: int = 0  # operations still in the outbox (broker unreachable)
     complete: bool = False  # the fetch saw every record of the source
     not_modified: bool = False  # the source's version had not moved: nothing was fetched
-    skipped_records: int = 0  # records not mapped again: their content was mapped before
+    records_unchanged: int = 0  # records not mapped again: their content was mapped before
     duration: float = 0.0
     last_error: str | None = None
     entities_by_type: dict[str, int] = field(default_factory=dict)

@@ -48,7 +48,7 @@ async def retry_quarantine(settings: Settings, config: PipelineConfig,
             if not run.complete or run.last_error is not None:
                 not_retried.append(source)
                 continue
-            still = {e.id: e.last_seen for e in quarantine.list(source=source)}
+            still = {e.id: e.last_seen for e in quarantine.entries(source=source)}
             passed = [e.id for e in entries if e.id in still and still[e.id] < started]
             quarantine.remove(passed)
             resolved.extend(passed)

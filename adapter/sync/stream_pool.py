@@ -28,6 +28,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,8 @@ logger = logging.getLogger(__name__)
 STATUS_INTERVAL = 0.5  # s between a worker's status reports
 RETIRED_EXIT = 75  # a retiring worker's exit code once its session is drained and ended
 RETIRE_QUIET = 2.0  # s without a message after which a retiring worker's session counts as drained
-MAX_WORKERS = 16  # as MQTTSourceConfig.workers allows: sessions of workers beyond a pool's size are looked for up to here
+# as MQTTSourceConfig.workers allows: sessions of workers beyond a pool's size are looked for up to here
+MAX_WORKERS = 16
 MAX_RESTART_DELAY = 30.0
 _EVENT_QUEUE_SIZE = 10_000
 
@@ -169,7 +171,7 @@ class PooledSource:
     def down(self, index: int) -> None:
         """A worker exited: it is not connected, and its share of the messages waits in its session."""
         at, status = self.reports.get(index, (time.monotonic(), {}))
-        self.reports[index] = (time.monotonic(), {**status, "connected": False, "waiting": 0,
+        self.reports[index] = (time.monotonic(), {**status, "connected": False, "subscribed": False, "waiting": 0,
                                                   "lag_seconds": 0.0, "down": True})
 
     def lag(self) -> float:
@@ -190,6 +192,7 @@ class PooledSource:
                 "protocol": self.template.protocol, "topics": self.template.topics,
                 "share_group": self.template.share_group, "workers": self.workers,
                 "connected": all(w.get("connected") for w in per_worker),
+                "subscribed": all(w.get("subscribed") for w in per_worker),
                 "connections": sum(w.get("connections", 0) for w in per_worker),
                 "received": sum(w.get("received", 0) for w in per_worker),
                 "acknowledged": sum(w.get("acknowledged", 0) for w in per_worker),
@@ -198,12 +201,19 @@ class PooledSource:
                 "last_exit": self.last_exit, "retired_sessions": self.retired,
                 "last_error": errors[0] if errors else None, "per_worker": per_worker}
 
-    # The workers connect; these are here for the StreamSource protocol.
+    # The workers connect, receive and acknowledge; these are here for the StreamSource protocol
+    # (StreamPool.start runs delivery only, never the runner's receive loop).
     def start(self) -> None:
         pass
 
     def stop(self) -> None:
         pass
+
+    async def receive(self, max_messages: int, max_wait: float) -> Sequence[Any]:
+        raise RuntimeError(f"{self.name}: a pool's messages are received by its worker processes")
+
+    def ack(self, messages: Sequence[Any]) -> int:
+        raise RuntimeError(f"{self.name}: a pool's messages are acknowledged by its worker processes")
 
 
 class StreamPool(StreamRunner):

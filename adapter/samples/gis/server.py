@@ -271,7 +271,7 @@ class SampleServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``."""
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path``."""
@@ -296,7 +296,7 @@ class SampleServer:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 handler = routes.get(parts.path.rstrip("/") or "/")
                 status, body = 404, b"<html><body>404 Not Found</body></html>"

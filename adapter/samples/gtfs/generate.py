@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +48,8 @@ STOPS: list[tuple[str, str, str, str, str, float, float]] = [
     ("S24", "1024", "Ж.к. „Меден рудник“ – зона Б", "Meden Rudnik Zone B", "Меден рудник", 42.45450, 27.41200),
     ("S25", "1025", "Ж.к. „Меден рудник“ – зона В", "Meden Rudnik Zone V", "Меден рудник", 42.45200, 27.42300),
     ("S26", "1026", "Бул. „Княгиня Мария Луиза“", "Knyaginya Maria Luiza Blvd.", "Център", 42.48650, 27.45600),
-    ("S27", "1027", "Университет „Проф. д-р Асен Златаров“", "Prof. Asen Zlatarov University", "Меден рудник", 42.47350, 27.43400),
+    ("S27", "1027", "Университет „Проф. д-р Асен Златаров“", "Prof. Asen Zlatarov University", "Меден рудник",
+     42.47350, 27.43400),
     ("S28", "1028", "Атанасовско езеро", "Atanasovsko Lake", "Лазур", 42.52900, 27.48800),
     ("S29", "1029", "Солници", "Salt Pans", "Сарафово", 42.53800, 27.49200),
     ("S30", "1030", "Летище Бургас", "Burgas Airport", "Сарафово", 42.56650, 27.51350),
@@ -92,7 +94,7 @@ def _add(hms: str, seconds: float) -> str:
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"  # GTFS allows hours >= 24
 
 
-def _csv(rows: list[list[object]], *, bom: bool = False) -> bytes:
+def _csv(rows: Sequence[Sequence[object]], *, bom: bool = False) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return (b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode("utf-8")
@@ -121,9 +123,10 @@ def build() -> dict[str, bytes]:
         ["WD", 1, 1, 1, 1, 1, 0, 0, "20250101", "20251231"],
         ["WE", 0, 0, 0, 0, 0, 1, 1, "20250101", "20251231"],
     ])
-    trips = [["route_id", "service_id", "trip_id", "trip_headsign", "direction_id", "shape_id"]]
-    times = [["trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence"]]
-    shapes = [["shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence", "shape_dist_traveled"]]
+    trips: list[list[object]] = [["route_id", "service_id", "trip_id", "trip_headsign", "direction_id", "shape_id"]]
+    times: list[list[object]] = [["trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence"]]
+    shapes: list[list[object]] = [
+        ["shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence", "shape_dist_traveled"]]
     for short, _long, _colour, outbound in ROUTES:
         for direction, stops in enumerate((outbound, outbound[::-1])):
             shape_id = f"SH{short}_{direction}"

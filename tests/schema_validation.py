@@ -1,4 +1,4 @@
-"""Validate entities (keyValues form) against the official Smart Data Models JSON Schemas.
+"""Validate entities (keyValues form) against the official Smart Data Models JSON Schemas (tests only).
 
 Schemas reference each other by public URL; a `referencing` registry resolves those URLs to the
 reference files (``adapter.reference``), so validation needs no network once they are present.
