@@ -537,12 +537,14 @@ class SubscriptionManager:
             headers[kv["key"]] = kv["value"]
         info = {kv["key"]: kv["value"] for kv in endpoint.get("notifierInfo", [])}
         counters = sub.counters
+        # Counted when queued: a reader polling the subscription while the receiver has not answered
+        # yet already sees it (ETSI 046_12_01); the outcome follows.
+        counters["timesSent"] = counters.get("timesSent", 0) + 1
+        counters["lastNotification"] = _now()
+        counters.setdefault("status", "ok")
 
         def done(ok: bool, reason: str | None) -> None:
-            stamp = _now()
-            counters["timesSent"] = counters.get("timesSent", 0) + 1
-            counters["lastNotification"] = stamp
-            counters["lastSuccess" if ok else "lastFailure"] = stamp
+            counters["lastSuccess" if ok else "lastFailure"] = _now()
             counters["status"] = "ok" if ok else "failed"
             if reason:
                 counters["lastFailureReason"] = reason
