@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ngsild_broker import operations as ops
-from ngsild_broker.contexts import Context
+from ngsild_broker.contexts import Context, header_uri
 from ngsild_broker.entities import (
     EntityInput,
     check_uri,
@@ -136,7 +136,7 @@ async def create_entity(request: Request) -> Response:
     if outcome.errors:
         raise already_exists("Entity already exists", entity.id)
     broker.changed(incoming.tenant, outcome.changes)
-    return empty(201, {"Location": f"{PREFIX}/entities/{entity.id}"})
+    return empty(201, {"Location": header_uri(f"{PREFIX}/entities/{entity.id}")})
 
 
 @router.api_route(PREFIX + "/entities", methods=["PATCH", "PUT"])

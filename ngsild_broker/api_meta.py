@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from ngsild_broker.contexts import CORE_URL, Context, ContextRecord
+from ngsild_broker.contexts import CORE_URL, Context, ContextRecord, header_uri
 from ngsild_broker.entities import SYSTEM
 from ngsild_broker.errors import NgsiError, bad_request, invalid_request, not_found
 from ngsild_broker.instances import instances
@@ -142,7 +142,7 @@ async def create_context(request: Request) -> Response:
     await broker.contexts.from_value(value)  # rejects what could not be used later
     record = await broker.run(broker.contexts.host, value, str(request.base_url))
     # Relative, as every other Location of the API (the ETSI suite strips the path to get the id).
-    return empty(201, {"Location": f"{PREFIX}/jsonldContexts/{record.local_id}"})
+    return empty(201, {"Location": header_uri(f"{PREFIX}/jsonldContexts/{record.local_id}")})
 
 
 def _boolean(params: dict[str, str], name: str) -> bool:

@@ -12,16 +12,18 @@ import logging
 import re
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
 
 from ngsild_broker.core_context import CORE_CONTEXT_URL, core_context
 from ngsild_broker.errors import NgsiError, bad_request
+from ngsild_broker.limits import too_deep
 from ngsild_broker.settings import BrokerSettings
 from ngsild_broker.store import Store
 
@@ -33,6 +35,8 @@ _CORE_URL_RE = re.compile(r"^https?://uri\.etsi\.org/ngsi-ld/(v1/)?ngsi-ld-core-
 _HOSTED_PATH_RE = re.compile(r"/ngsi-ld/v1/jsonldContexts/([^/]+)$")
 _GEN_DELIMS = (":", "/", "?", "#", "[", "]", "@")
 _MAX_DEPTH = 8
+# Levels of arrays/objects within one @context value (term definitions nest 2-3 levels).
+_MAX_VALUE_NESTING = 16
 _MAX_CACHED_CONTEXTS = 512
 
 
@@ -160,9 +164,22 @@ class Context:
         return CORE_URL if self.user_value is None else self.user_value
 
 
+# Everything RFC 3986 allows in a URI stays as is (so do existing %XX escapes); the rest is escaped.
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+def header_uri(iri: str) -> str:
+    """An IRI as a URI fit for an HTTP header: non-ASCII (RFC 3987 section 3.1) and controls %-escaped.
+
+    Ids may be IRIs (`urn:ngsi-ld:Stop:Бургас-9`) but header values are Latin-1 on the wire: writing
+    the raw id there failed after the entity was committed.
+    """
+    return iri if iri.isascii() and iri.isprintable() and " " not in iri else quote(iri, safe=_URI_SAFE)
+
+
 def link_header(url: str) -> str:
     """A well-formed JSON-LD context Link header value."""
-    return f'<{url}>; rel="{LINK_REL}"; type="application/ld+json"'
+    return f'<{header_uri(url)}>; rel="{LINK_REL}"; type="application/ld+json"'
 
 
 def parse_link_header(value: str) -> str:
@@ -174,9 +191,18 @@ def parse_link_header(value: str) -> str:
     if end < 0:
         raise bad_request("invalid Link HTTP header", "missing '>' at end of URL of link")
     url = text[1:end].strip()
+    check_context_url(url)
+    return url
+
+
+def check_context_url(url: str) -> None:
+    """400 unless `url` parses as an absolute URL (`http://[::1` made urlsplit raise, a 500)."""
     if ":" not in url:
         raise bad_request("Invalid @context", "Not a URI")
-    return url
+    try:
+        _ = urlsplit(url).port  # .port raises on a port out of range
+    except ValueError as exc:
+        raise bad_request("Invalid @context", f"Not a URI: {exc}") from None
 
 
 @dataclass
@@ -224,6 +250,8 @@ class ContextResolver:
                                                origin="Downloaded" if kind == "Cached" else "UserCreated")
         self._contexts: dict[bytes, Context] = {}
         self._downloads: dict[str, asyncio.Future[Any]] = {}
+        # At most this many downloads at once, each holding at most max_context_bytes.
+        self._download_slots = asyncio.Semaphore(settings.max_context_downloads)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this resolver created it."""
@@ -241,6 +269,8 @@ class ContextResolver:
         """The active context for a body @context value (URL, object or array)."""
         if value is None:
             return self.core
+        if too_deep(value, _MAX_VALUE_NESTING):
+            raise bad_request("Invalid @context", "@context nested too deeply")
         self._touch(value)
         key = orjson.dumps(value)
         ctx = self._contexts.get(key)
@@ -259,8 +289,7 @@ class ContextResolver:
         if depth > _MAX_DEPTH:
             raise bad_request("Invalid @context", "@context nested too deeply")
         if isinstance(value, str):
-            if ":" not in value:
-                raise bad_request("Invalid @context", "Not a URI")
+            check_context_url(value)
             if is_core_url(value) or value in seen:
                 return
             seen.add(value)
@@ -315,7 +344,10 @@ class ContextResolver:
     def _touch(self, value: Any) -> None:
         """Count a use of the known contexts a request names (numberOfHits, lastUsage)."""
         for url in value if isinstance(value, list) else [value]:
-            record = self._lookup(url) if isinstance(url, str) else None
+            try:
+                record = self._lookup(url) if isinstance(url, str) else None
+            except ValueError:  # not a URL at all: _collect answers 400 for it
+                continue
             if record is not None:
                 record.hits += 1
                 record.last_usage = _now()
@@ -337,8 +369,8 @@ class ContextResolver:
         return next((r for r in self._records.values() if r.local_id == ident), None)
 
     def _offline(self, url: str) -> Any:
-        path = self._settings.context_files.get(url)
-        if path is None and self._settings.contexts_dir is not None:
+        path = self._settings.context_files.get(url)  # the operator's own mapping
+        if path is None and self._settings.contexts_dir is not None and _is_web_url(url):
             path = _offline_file(self._settings.contexts_dir, url)
         if path is None:
             return None
@@ -356,30 +388,55 @@ class ContextResolver:
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=True)
         last: Exception | None = None
-        for attempt in range(1, self._settings.context_attempts + 1):
-            try:
-                body = bytearray()
-                async with self._client.stream(
-                        "GET", url, headers={"Accept": "application/ld+json, application/json"},
-                        timeout=self._settings.context_timeout) as response:
-                    if response.status_code >= 400:
-                        raise httpx.HTTPStatusError(f"status {response.status_code}",
-                                                    request=response.request, response=response)
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > self._settings.max_context_bytes:
-                            raise bad_request("Invalid @context", f"context {url} is too large")
-                break
-            except httpx.HTTPError as exc:
-                last = exc
-                logger.info("context download %s attempt %d failed: %s", url, attempt, exc)
-        else:
-            raise NgsiError(504, "LdContextNotAvailable", "Unable to download context", url) from last
+        async with self._download_slots:
+            for attempt in range(1, self._settings.context_attempts + 1):
+                try:
+                    # A whole-download deadline too: a server trickling bytes would hold a slot.
+                    async with asyncio.timeout(2 * self._settings.context_timeout):
+                        body = await self._fetch(url)
+                    break
+                except (httpx.HTTPError, TimeoutError) as exc:
+                    last = exc
+                    logger.info("context download %s attempt %d failed: %s", url, attempt, exc)
+                except zlib.error as exc:
+                    raise bad_request("Invalid @context", f"context {url}: corrupt compressed body") from exc
+            else:
+                raise NgsiError(504, "LdContextNotAvailable", "Unable to download context", url) from last
         try:
-            doc = orjson.loads(bytes(body))
-        except orjson.JSONDecodeError as exc:
-            raise bad_request("JSON Parse Error in @context", url) from exc
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise bad_request("JSON Parse Error in @context", url) from None
+        finally:
+            del body
         return _context_of(doc, url)
+
+    async def _fetch(self, url: str) -> bytes:
+        """The body at `url`, decompressed here so that no more than max_context_bytes is inflated.
+
+        httpx inflates each network chunk whole: one 64 KiB chunk of a gzip bomb is 64 MiB.
+        """
+        assert self._client is not None
+        limit = self._settings.max_context_bytes
+        body = bytearray()
+        async with self._client.stream(
+                "GET", url, timeout=self._settings.context_timeout,
+                headers={"Accept": "application/ld+json, application/json",
+                         "Accept-Encoding": "gzip, deflate"}) as response:
+            if response.status_code >= 400:
+                raise httpx.HTTPStatusError(f"status {response.status_code}",
+                                            request=response.request, response=response)
+            inflate = _inflater(response.headers.get("content-encoding", ""), url)
+            async for raw in response.aiter_raw():
+                room = limit - len(body)
+                chunk = inflate.decompress(raw, room + 1) if inflate is not None else raw
+                if len(chunk) > room:
+                    raise bad_request("Invalid @context", f"context {url} is larger than {limit} bytes")
+                body += chunk
+            if inflate is not None:
+                body += inflate.flush()
+                if len(body) > limit:
+                    raise bad_request("Invalid @context", f"context {url} is larger than {limit} bytes")
+        return bytes(body)
 
     def _remember(self, url: str, value: Any) -> None:
         record = ContextRecord(url, uuid.uuid4().hex, "Cached", value, _now())
@@ -419,6 +476,18 @@ class ContextResolver:
         self._remember(record.url, value)
 
 
+def _inflater(encoding: str, url: str) -> Any:
+    """A zlib decompressor for the response's Content-Encoding (None for identity)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise bad_request("Invalid @context", f"context {url}: unsupported Content-Encoding {encoding}")
+
+
 def _context_of(doc: Any, url: str) -> Any:
     """The @context member of a downloaded document."""
     if isinstance(doc, dict) and "@context" in doc:
@@ -426,8 +495,22 @@ def _context_of(doc: Any, url: str) -> Any:
     raise bad_request("Invalid @context", f"no @context member in {url}")
 
 
+def _is_web_url(url: str) -> bool:
+    """http(s) only: a request never names a local file (`file:///../secret.jsonld`)."""
+    return urlsplit(url).scheme in ("http", "https")
+
+
+def _inside(directory: Path, candidate: Path) -> Path | None:
+    """`candidate` if it resolves to a file inside `directory` (no `..` or symlink escapes)."""
+    resolved = candidate.resolve()
+    return resolved if resolved.is_relative_to(directory.resolve()) and resolved.is_file() else None
+
+
 def _offline_file(directory: Path, url: str) -> Path | None:
-    """A local copy of `url`: `<dir>/index.json` mapping, `<dir>/<host>/<path>`, or `<dir>/<basename>`."""
+    """A local copy of `url`: `<dir>/index.json` mapping, `<dir>/<host>/<path>`, or `<dir>/<basename>`.
+
+    Whatever the URL says, only files inside `directory` are ever read.
+    """
     index = directory / "index.json"
     if index.is_file():
         try:
@@ -435,7 +518,9 @@ def _offline_file(directory: Path, url: str) -> Path | None:
         except orjson.JSONDecodeError:
             mapping = {}
         if isinstance(mapping, dict) and isinstance(mapping.get(url), str):
-            return directory / mapping[url]
+            return _inside(directory, directory / mapping[url])
     parts = urlsplit(url)
+    if not parts.path.strip("/"):
+        return None
     candidates = [directory / parts.netloc / parts.path.lstrip("/"), directory / Path(parts.path).name]
-    return next((c for c in candidates if parts.path.strip("/") and c.is_file()), None)
+    return next((found for c in candidates if (found := _inside(directory, c)) is not None), None)

@@ -17,6 +17,7 @@ from ngsild_broker import scope
 from ngsild_broker.contexts import Context
 from ngsild_broker.errors import bad_request
 from ngsild_broker.instances import check_distinct, dataset_of, find, first, instances, is_null, pack, replace
+from ngsild_broker.limits import MAX_NESTING, invisible_character, too_deep
 
 ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty",
                              "JsonProperty", "VocabProperty", "ListProperty", "ListRelationship"})
@@ -38,8 +39,8 @@ _INFERRED = (("value", "Property"), ("object", "Relationship"), ("languageMap", 
 _MANDATORY = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
               "LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab",
               "ListProperty": "valueList", "ListRelationship": "objectList"}
-_BAD_NAME = re.compile(r"[\s<>\"'=;()\\]")
-_BAD_URI = re.compile(r"[\s<>\"{}|\\^`]")
+_BAD_NAME = re.compile(r"[\s<>\"'=;()\\\x00-\x1f\x7f]")
+_BAD_URI = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f\x7f]")
 _DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2,
           "MultiPolygon": 3}
 _NUMBER = (int, float)
@@ -62,12 +63,16 @@ def check_uri(value: Any, field: str) -> str:
         raise bad_request("Invalid URI - no colon found", field)
     if _BAD_URI.search(value):
         raise bad_request("Invalid URI - invalid character", field)
+    invisible = None if value.isascii() else invisible_character(value)  # _BAD_URI covers ASCII
+    if invisible is not None:
+        raise bad_request("Invalid URI - invalid character", f"{field}: {invisible} is not allowed in an IRI")
     return value
 
 
 def _is_uri(value: Any) -> bool:
     """`check_uri` would accept a single string (the fast path: no error text is built)."""
-    return type(value) is str and ":" in value and _BAD_URI.search(value) is None
+    return (type(value) is str and ":" in value and _BAD_URI.search(value) is None
+            and (value.isascii() or invisible_character(value) is None))
 
 
 @dataclass(slots=True)
@@ -164,31 +169,57 @@ def _remember_good(name: str) -> None:
         _GOOD_NAMES.add(name)
 
 
-def expand_attr_name(name: str, ctx: Context) -> str:
-    """Expanded attribute name, rejecting names Orion-LD rejects."""
+def check_attr_name(name: str) -> str:
+    """An attribute name Orion-LD accepts (also in `attrs=`, where it reaches SQL as a parameter)."""
     if name not in _GOOD_NAMES:
         if not name or _BAD_NAME.search(name) or name.startswith("@"):
             raise bad_request("Invalid attribute name", f"invalid character in {name!r}")
         _remember_good(name)
-    return ctx.expand(name)
+    return name
 
 
-def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
-    """One attribute in normalized form (normalized, concise and simplified inputs are accepted)."""
+def expand_attr_name(name: str, ctx: Context) -> str:
+    """Expanded attribute name, rejecting names Orion-LD rejects."""
+    return ctx.expand(check_attr_name(name))
+
+
+def _kind(member: dict[str, Any]) -> str | None:
+    """The `type` member when it is a string (a list or object there is not hashable: no set lookup)."""
+    kind = member.get("type")
+    return kind if type(kind) is str else None
+
+
+def _too_deep(iri: str) -> Exception:
+    return bad_request("Invalid attribute value", f"{iri}: nested deeper than {MAX_NESTING} levels")
+
+
+def parse_attribute(value: Any, iri: str, ctx: Context, depth: int = 0) -> dict[str, Any]:
+    """One attribute in normalized form (normalized, concise and simplified inputs are accepted).
+
+    `depth` is the sub-attribute level; values and sub-attributes together nest at most MAX_NESTING.
+    """
+    if depth >= MAX_NESTING:
+        raise _too_deep(iri)
     if value is None:
         raise bad_request("The use of NULL value is not recommended for JSON-LD "
                           "(the whole attribute gets ignored)", iri)
     if not isinstance(value, dict):
         if isinstance(value, list) and any(_is_instance(v) for v in value):
-            return _parse_instances(value, iri, ctx)
+            return _parse_instances(value, iri, ctx, depth)
+        if type(value) is list and too_deep(value, MAX_NESTING - depth):
+            raise _too_deep(iri)
         return {"type": "Property", "value": value}
     kind = value.get("type")
+    if kind is not None and type(kind) is not str:
+        raise bad_request("Invalid value for attribute /type/", f"{iri}: the type must be a string")
     if kind in GEOMETRY_TYPES and "value" not in value:
         check_geometry(value)
         return {"type": "GeoProperty", "value": value}
     if kind is None:
         kind = next((k for member, k in _INFERRED if member in value), None)
         if kind is None:
+            if too_deep(value, MAX_NESTING - depth):
+                raise _too_deep(iri)
             return {"type": "Property", "value": value}
     elif kind not in ATTRIBUTE_TYPES:
         raise bad_request("Invalid value for attribute /type/", f"{iri}: {kind}")
@@ -203,7 +234,7 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
     if main is None:
         raise bad_request("The use of NULL value is not recommended for JSON-LD "
                           "(the whole attribute gets ignored)", iri)
-    if kind == "Property" and isinstance(main, dict) and main.get("type") in GEOMETRY_TYPES \
+    if kind == "Property" and isinstance(main, dict) and _kind(main) in GEOMETRY_TYPES \
             and iri == LOCATION:
         kind = "GeoProperty"
     if kind == "GeoProperty":
@@ -211,6 +242,8 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
     elif kind == "Relationship" and not _is_uri(main):  # formats the error text only on failure
         for target in main if isinstance(main, list) else [main]:
             check_uri(target, f"{iri}: object")
+    elif (type(main) is dict or type(main) is list) and too_deep(main, MAX_NESTING - depth):
+        raise _too_deep(iri)
     out: dict[str, Any] = {"type": kind, mandatory: main}
     for member, sub in value.items():
         if member in ("type", mandatory, "createdAt", "modifiedAt", "instanceId", "@context"):
@@ -226,24 +259,26 @@ def parse_attribute(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
         elif member == "datasetId":
             out[member] = check_uri(sub, f"{iri}: datasetId")
         elif member in MEMBERS:
+            if (type(sub) is dict or type(sub) is list) and too_deep(sub, MAX_NESTING - depth):
+                raise _too_deep(iri)
             out[member] = sub
         else:
             sub_iri = expand_attr_name(member, ctx)
-            out[sub_iri] = parse_attribute(sub, sub_iri, ctx)
+            out[sub_iri] = parse_attribute(sub, sub_iri, ctx, depth + 1)
     return out
 
 
 def _is_instance(value: Any) -> bool:
-    return isinstance(value, dict) and ("datasetId" in value or value.get("type") in ATTRIBUTE_TYPES)
+    return isinstance(value, dict) and ("datasetId" in value or _kind(value) in ATTRIBUTE_TYPES)
 
 
-def _parse_instances(value: list[Any], iri: str, ctx: Context) -> Any:
+def _parse_instances(value: list[Any], iri: str, ctx: Context, depth: int) -> Any:
     """A multi-attribute: every item an attribute object, datasetIds distinct."""
     items = []
     for item in value:
         if not isinstance(item, dict):
             raise bad_request("Invalid multi-attribute", f"{iri}: every instance must be a JSON object")
-        items.append(parse_attribute(item, iri, ctx))
+        items.append(parse_attribute(item, iri, ctx, depth))
     check_distinct(items, iri)
     return pack(items)
 
@@ -272,7 +307,7 @@ def check_geometry(geometry: Any) -> None:
     for member in geometry:
         if member not in ("type", "coordinates"):
             raise bad_request("Unexpected Field in value of GeoProperty", member)
-    kind = geometry.get("type")
+    kind = _kind(geometry)
     if kind not in GEOMETRY_TYPES:
         raise bad_request("Invalid GeoJSON", f"invalid geometry type: {kind}")
     if "coordinates" not in geometry:
@@ -282,13 +317,17 @@ def check_geometry(geometry: Any) -> None:
 
 def _is_position(coords: Any) -> bool:
     # `type() in` rather than isinstance: booleans are not coordinates.
-    return type(coords) is list and 2 <= len(coords) <= 3 and all(type(c) in _NUMBER for c in coords)
+    return (type(coords) is list and 2 <= len(coords) <= 3 and all(type(c) in _NUMBER for c in coords)
+            and -180 <= coords[0] <= 180 and -90 <= coords[1] <= 90)
+
+
+_POSITION = "a position is an array of 2 or 3 numbers, longitude in [-180, 180], latitude in [-90, 90]"
 
 
 def _check_coords(coords: Any, depth: int, kind: str) -> None:
     if depth == 0:
         if not _is_position(coords):
-            raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
+            raise bad_request("Invalid GeoJSON", f"{kind}: {_POSITION}")
         return
     if not isinstance(coords, list) or not coords:
         raise bad_request("Invalid GeoJSON", f"{kind}: coordinates must be a non-empty array")
@@ -300,8 +339,9 @@ def _check_coords(coords: Any, depth: int, kind: str) -> None:
         # The hot loop (every ring and line): 2-number positions checked inline, no call per position.
         for position in coords:
             if (type(position) is not list or len(position) != 2 or type(position[0]) not in _NUMBER
-                    or type(position[1]) not in _NUMBER) and not _is_position(position):
-                raise bad_request("Invalid GeoJSON", f"{kind}: a position is an array of 2 or 3 numbers")
+                    or type(position[1]) not in _NUMBER or not -180 <= position[0] <= 180
+                    or not -90 <= position[1] <= 90) and not _is_position(position):
+                raise bad_request("Invalid GeoJSON", f"{kind}: {_POSITION}")
         return
     for item in coords:
         _check_coords(item, depth - 1, kind)

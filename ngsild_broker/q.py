@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ngsild_broker.regex import Pattern, RegexError, compile_pattern
+
 __all__ = ["QNode", "QSyntaxError", "parse_q", "to_sql"]
 
 MAX_Q_LENGTH = 8192
@@ -312,7 +314,7 @@ class Compare(_PathNode):
 
     op: str = "=="
     items: list[Item] = field(default_factory=list)
-    regex: re.Pattern[str] | None = None
+    regex: Pattern | None = None
     negated: bool = False
 
     def _bind(self, expand: Expand) -> Any:
@@ -402,8 +404,8 @@ class _Parser:
             if len(pattern) > MAX_REGEX_LENGTH:
                 raise self.error("regular expression too long")
             try:
-                regex = re.compile(pattern)
-            except re.error as exc:
+                regex = compile_pattern(pattern)
+            except RegexError as exc:
                 raise self.error(f"invalid regular expression: {exc}") from None
             return Compare(path, op="~=", regex=regex, negated=op == "!~=")
         items = self.parse_items()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,9 +9,10 @@ from typing import Any
 from ngsild_broker import geo as geolang
 from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
-from ngsild_broker.entities import LOCATION, RESERVED_NAMES, check_uri
+from ngsild_broker.entities import LOCATION, RESERVED_NAMES, check_attr_name, check_uri
 from ngsild_broker.errors import bad_request, invalid_request
 from ngsild_broker.instances import first
+from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.render import Format
 from ngsild_broker.scope import parse_scope_query, scope_sql
 from ngsild_broker.store import SqlFilter, Store
@@ -21,6 +21,7 @@ from ngsild_broker.type_query import types_sql
 
 FORMATS: dict[str, Format] = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
+MAX_OFFSET = 2**53
 _OPTIONS = {*FORMATS, "sysAttrs", "count", "noOverwrite", "update", "replace", "append"}
 
 
@@ -111,8 +112,9 @@ def parse_limits(params: dict[str, str], default_limit: int, max_limit: int,
             offset = int(params["offset"])
         except ValueError:
             raise bad_request("Bad value for URI parameter /offset/", params["offset"]) from None
-        if offset < 0:
-            raise bad_request("Bad value for URI parameter /offset/", params["offset"])
+        if not 0 <= offset <= MAX_OFFSET:  # SQLite binds 64-bit integers only (2^63 overflowed)
+            raise bad_request("Bad value for URI parameter /offset/",
+                              f"{params['offset']}: must be an integer in [0, {MAX_OFFSET}]")
     return limit, offset
 
 
@@ -149,6 +151,7 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
     for name in attrs or ():
         if name in RESERVED_NAMES:
             raise bad_request("Invalid attribute name", f"{name} is not an attribute")
+        check_attr_name(name)
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     query = EntityQuery(
         tenant=tenant, ids=ids, id_pattern=_pattern(params.get("idPattern")),
@@ -175,20 +178,35 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
     ids: list[str] = []
     types: list[str] = []
     patterns: list[str] = []
-    for selector in body.get("entities") or []:
+    selectors = body.get("entities") or []
+    if not isinstance(selectors, list):
+        raise bad_request("Invalid Payload Body", "entities must be an array of objects")
+    for selector in selectors:
         if not isinstance(selector, dict):
             raise bad_request("Invalid Payload Body", "entities must be an array of objects")
         if "id" in selector:
             ids.append(check_uri(selector["id"], "id"))
         if "idPattern" in selector:
-            patterns.append(selector["idPattern"])
+            pattern = _text(selector["idPattern"], "entities[].idPattern")
+            _pattern(pattern)  # each one checked: the error names it
+            patterns.append(pattern)
         if "type" in selector:
             raw = selector["type"]
-            types.extend(ctx.expand(t.strip()) for t in (raw if isinstance(raw, list) else str(raw).split(",")))
+            names = raw if isinstance(raw, list) else _text(raw, "entities[].type").split(",")
+            types.extend(ctx.expand(_text(t, "entities[].type").strip()) for t in names)
     attrs = body.get("attrs")
     if isinstance(attrs, str):
         attrs = _split(attrs)
+    if attrs is not None and (not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs)):
+        raise bad_request("Invalid Payload Body", "attrs must be an array of attribute names")
+    for name in attrs or ():
+        check_attr_name(name)
     geo_q = body.get("geoQ") or {}
+    if not isinstance(geo_q, dict):
+        raise bad_request("Invalid Payload Body", "geoQ must be a JSON object")
+    for member in ("georel", "geometry", "geoproperty"):
+        if member in geo_q:
+            _text(geo_q[member], f"geoQ.{member}")
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     q_text = body.get("q")
     scope_text = body.get("scopeQ")
@@ -204,14 +222,30 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
         expand=ctx.expand)
 
 
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise bad_request("Invalid Payload Body", f"{what} must be a string")
+    return value
+
+
 def _pattern(text: str | None) -> str | None:
     if text is None:
         return None
     try:
-        re.compile(text)
-    except re.error as exc:
-        raise bad_request("Invalid idPattern", f"{text}: {exc}") from exc
+        compile_pattern(text)
+    except RegexError as exc:
+        raise bad_request("Invalid idPattern", f"{text}: {exc}") from None
     return text
+
+
+def _has_member_sql(iri: str, params: list[Any]) -> str:
+    """SQL true when the document has the member `iri`; every character of `iri` is a parameter."""
+    if '"' in iri or "\\" in iri or not iri.isprintable():
+        # A JSON path cannot quote these: compare keys instead (slower, exact).
+        params.append(iri)
+        return "EXISTS (SELECT 1 FROM json_each(e.doc) WHERE json_each.key = ?)"
+    params.append(f'$."{iri}"')
+    return "json_type(e.doc, ?) IS NOT NULL"
 
 
 @dataclass(slots=True)
@@ -233,8 +267,7 @@ def run_query(store: Store, query: EntityQuery) -> QueryResult:
         where.append("regexp(?, e.id)")
         params.append(query.id_pattern)
     if query.attrs:
-        where.append("(" + " OR ".join("json_type(e.doc, ?) IS NOT NULL" for _ in query.attrs) + ")")
-        params += [f'$."{a}"' for a in query.attrs]
+        where.append("(" + " OR ".join(_has_member_sql(a, params) for a in query.attrs) + ")")
     if query.type_groups:
         sql, type_params = types_sql(query.type_groups, query.tenant)
         where.append(sql)

@@ -22,5 +22,6 @@ class BrokerSettings(BaseModel):
     context_timeout: float = Field(default=5.0, gt=0)
     context_attempts: int = Field(default=3, ge=1)
     max_context_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_context_downloads: int = Field(default=4, gt=0)
     default_limit: int = Field(default=20, ge=1, le=1000)
     max_limit: int = 1000

@@ -9,7 +9,6 @@ worker thread.
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import threading
 import weakref
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ngsild_broker.regex import compile_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +53,8 @@ BBox = tuple[float, float, float, float]
 
 
 def _regexp(pattern: str, value: str | None) -> bool:
-    return value is not None and _compiled(pattern).search(value) is not None
-
-
-_patterns: dict[str, re.Pattern[str]] = {}
-
-
-def _compiled(pattern: str) -> re.Pattern[str]:
-    compiled = _patterns.get(pattern)
-    if compiled is None:
-        if len(_patterns) > 256:
-            _patterns.clear()
-        compiled = _patterns[pattern] = re.compile(pattern)
-    return compiled
+    # RE2 (linear time); callers validated the pattern with the same function before the query.
+    return value is not None and compile_pattern(pattern).search(value) is not None
 
 
 def _open(path: str | None) -> sqlite3.Connection:

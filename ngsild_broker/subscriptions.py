@@ -24,13 +24,16 @@ from fastapi import APIRouter, Request, Response
 
 from ngsild_broker import periodic
 from ngsild_broker.changes import annotate
-from ngsild_broker.contexts import Context, ContextResolver, link_header
+from ngsild_broker.contexts import Context, ContextResolver, header_uri, link_header
+from ngsild_broker.entities import check_uri
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
 from ngsild_broker.geo import GeoQuery, GeoQueryError, parse_geoquery
+from ngsild_broker.limits import MAX_NESTING, too_deep
 from ngsild_broker.notifier import Delivery, DeliveryError, Notifier
 from ngsild_broker.operations import Change
 from ngsild_broker.protocol import JSONLD, begin, empty, json_response, request_context
 from ngsild_broker.q import QNode, QSyntaxError, parse_q
+from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.render import render_entity
 from ngsild_broker.store import Store
 from ngsild_broker.type_query import parse_types as parse_type_selection
@@ -89,6 +92,10 @@ def _datetime(value: Any, what: str) -> float:
         raise bad_request("Invalid DateTime", f"Subscription::{what}") from None
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")  # no controls (CR, LF, NUL), Latin-1
+
+
 def _key_values(value: Any, what: str) -> list[dict[str, str]]:
     if not isinstance(value, list) or not all(
             isinstance(kv, dict) and set(kv) == {"key", "value"}
@@ -112,7 +119,11 @@ def _check_endpoint(endpoint: Any) -> None:
     if accept not in ACCEPTS:
         raise bad_request("Invalid value for Subscription::notification::endpoint::accept", str(accept))
     if "receiverInfo" in endpoint:
-        _key_values(endpoint["receiverInfo"], "receiverInfo")
+        # Sent as HTTP headers with every notification: a value no header can carry is refused now,
+        # not at each delivery.
+        for kv in _key_values(endpoint["receiverInfo"], "receiverInfo"):
+            if not _HEADER_NAME.match(kv["key"]) or not _HEADER_VALUE.match(kv["value"]):
+                raise bad_request("Invalid value", f"receiverInfo {kv['key']!r}: not a valid HTTP header")
     if "notifierInfo" in endpoint:
         # Only the MQTT keys (S/payloadCheck/pcheckNotifierInfo.cpp:85-125).
         for kv in _key_values(endpoint["notifierInfo"], "notifierInfo"):
@@ -135,6 +146,10 @@ def validate(doc: Any) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if k not in IGNORED}
     if "id" in out and (not isinstance(out["id"], str) or ":" not in out["id"]):
         raise bad_request("Invalid Subscription::id", "not a URI")
+    if "id" in out:
+        check_uri(out["id"], "Subscription::id")
+    if too_deep(out):
+        raise bad_request("Invalid Payload Body", f"the subscription nests deeper than {MAX_NESTING} levels")
     if out.get("type", "Subscription") != "Subscription":
         raise bad_request("Invalid value for Subscription::type", str(out.get("type")))
     if "csf" in out:
@@ -156,10 +171,12 @@ def validate(doc: Any) -> dict[str, Any]:
             if "id" in sel and (not isinstance(sel["id"], str) or ":" not in sel["id"]):
                 raise bad_request("Invalid Entity ID", "Subscription::entities::id is not a URI")
             if "idPattern" in sel:
+                if not isinstance(sel["idPattern"], str):
+                    raise bad_request("Invalid idPattern", "Subscription::entities::idPattern is not a string")
                 try:
-                    re.compile(sel["idPattern"])
-                except (re.error, TypeError):
-                    raise bad_request("Invalid idPattern", str(sel["idPattern"])) from None
+                    compile_pattern(sel["idPattern"])
+                except RegexError as exc:
+                    raise bad_request("Invalid idPattern", f"{sel['idPattern']}: {exc}") from None
     if "watchedAttributes" in out:
         _strings(out["watchedAttributes"], "watchedAttributes")
     if "datasetId" in out:
@@ -249,7 +266,7 @@ class Subscription:
         expand = self.ctx.expand
         # Each selector's type is a type selection (`(A;B)|C`, GS CIM 009 4.17) as OR-of-AND groups.
         self.selectors = [(parse_type_selection(s["type"], expand), s.get("id"),
-                           re.compile(s["idPattern"]) if "idPattern" in s else None)
+                           compile_pattern(s["idPattern"]) if "idPattern" in s else None)
                           for s in self.doc.get("entities", [])]
         watched = self.doc.get("watchedAttributes")
         self.watched = {expand(a) for a in watched} if watched else None
@@ -591,7 +608,7 @@ async def post_subscription(request: Request) -> Response:
     if not isinstance(incoming.payload.data, dict):
         raise bad_request("Invalid Payload Body", "a subscription is a JSON object")
     sub = await _manager(request).create(incoming.tenant, incoming.payload.data, ctx)
-    return empty(201, {"Location": f"/ngsi-ld/v1/subscriptions/{sub.id}"})
+    return empty(201, {"Location": header_uri(f"/ngsi-ld/v1/subscriptions/{sub.id}")})
 
 
 def _answer(data: Any, media: str, ctx: Context, headers: dict[str, str] | None = None,
@@ -649,7 +666,7 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:  # "²".isdigit() is True, int() fails
         raise bad_request(f"Bad value for URI parameter /{name}/", raw)
     return int(raw)
 
