@@ -169,10 +169,14 @@ async def get_context(request: Request, ident: str) -> Response:
     details = _boolean(incoming.params, "details")
     record = _record(broker, ident)
     if details:
-        return json_response(record.details())
-    if record.kind == "Cached" and record.url != CORE_URL:
+        answer = json_response(record.details())
+    elif record.kind == "Cached" and record.url != CORE_URL:
         raise NgsiError(422, "OperationNotSupported", "Not serving cached JSON-LD @context", record.url)
-    return json_response({"@context": record.value})  # application/json (ETSI 053_01)
+    else:
+        answer = json_response({"@context": record.value})  # application/json (ETSI 053_01)
+    # Being served is a use too, counted after the answer is made (ETSI 053_06_01).
+    broker.contexts.touch(record)
+    return answer
 
 
 @router.delete(PREFIX + "/jsonldContexts/{ident:path}")

@@ -271,10 +271,10 @@ class ContextResolver:
             return self.core
         if too_deep(value, _MAX_VALUE_NESTING):
             raise bad_request("Invalid @context", "@context nested too deeply")
-        self._touch(value)
         key = orjson.dumps(value)
         ctx = self._contexts.get(key)
         if ctx is not None:
+            self._touch(value)
             return ctx
         definitions: list[dict[str, Any]] = []
         await self._collect(value, definitions, 0, set())
@@ -283,6 +283,7 @@ class ContextResolver:
         if len(self._contexts) >= _MAX_CACHED_CONTEXTS:
             self._contexts.clear()
         self._contexts[key] = ctx
+        self._touch(value)  # after the download: a first use counts too (ETSI 053_06_01)
         return ctx
 
     async def _collect(self, value: Any, out: list[dict[str, Any]], depth: int, seen: set[str]) -> None:
@@ -349,8 +350,14 @@ class ContextResolver:
             except ValueError:  # not a URL at all: _collect answers 400 for it
                 continue
             if record is not None:
-                record.hits += 1
-                record.last_usage = _now()
+                self.touch(record)
+
+    @staticmethod
+    def touch(record: ContextRecord) -> None:
+        """Count one use of a context (numberOfHits, lastUsage)."""
+        if record.url != CORE_URL:
+            record.hits += 1
+            record.last_usage = _now()
 
     def _lookup(self, url: str) -> ContextRecord | None:
         record = self._records.get(url)
