@@ -81,8 +81,8 @@ class EntityQuery:
         """GS CIM 009 5.7.2: a query needs a type, attrs, q or a geo-query; a list of ids alone is not
         enough (ETSI 019_03_05). An idPattern alone is accepted, as Orion-LD does (no suite test says
         otherwise, and counting an id family is how the adapter's tests read the broker)."""
-        return not (self.id_pattern or self.types or self.type_groups or self.attrs or self.q is not None or self.geo is not None
-                    or self.local or self.scope_q)
+        return not (self.id_pattern or self.types or self.type_groups or self.attrs or self.q is not None
+                    or self.geo is not None or self.local or self.scope_q)
 
 
 def _split(value: str | None) -> list[str] | None:
