@@ -222,3 +222,38 @@ def test_notifications_show_changes_and_periodic_ones_arrive(client: httpx.Clien
         assert client.delete(created.headers["location"].removeprefix("/ngsi-ld/v1")).status_code == 204
         assert len(periodic) >= 2  # repeated although nothing changed
         assert periodic[0]["data"] == [{"id": ident, "name": {"type": "Property", "value": "Tour Eiffel"}}]
+
+
+def test_context_source_registrations_are_kept_and_queried(client: httpx.Client) -> None:
+    ident = "urn:ngsi-ld:ContextSourceRegistration:" + new_id().rsplit(":", 1)[1]
+    registration = {"id": ident, "type": "ContextSourceRegistration", "endpoint": "http://127.0.0.1:9/source",
+                    "information": [{"entities": [{"type": "Vehicle"}]}]}
+    created = client.post("/csourceRegistrations/", json=registration)
+    assert created.status_code == 201 and created.headers["location"] == f"/ngsi-ld/v1/csourceRegistrations/{ident}"
+    assert_problem(client.post("/csourceRegistrations", json=registration), 409, "AlreadyExists")
+    assert [r["id"] for r in client.get("/csourceRegistrations", params={"type": "Vehicle"}).json()] == [ident]
+    assert client.get("/csourceRegistrations", params={"type": "Bus"}).json() == []
+    assert client.get(f"/csourceRegistrations/{ident}").json()["endpoint"] == "http://127.0.0.1:9/source"
+    assert_problem(client.post("/csourceRegistrations", json={"type": "ContextSourceRegistration"}), 400,
+                   "BadRequestData")
+    assert_problem(client.get("/csourceRegistrations", headers={"Accept": "text/csv"}), 406, "BadRequestData")
+    assert client.delete(f"/csourceRegistrations/{ident}").status_code == 204
+    assert_problem(client.get(f"/csourceRegistrations/{ident}"), 404, "ResourceNotFound")
+
+
+def test_subscription_type_selection_encoded_q_and_jsonld_context(client: httpx.Client) -> None:
+    kind = f"J{new_id()[-8:]}"
+    core19 = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
+    with PayloadServer({"/notify": {}}) as receiver:
+        assert client.post("/subscriptions", json={
+            "type": "Subscription", "entities": [{"type": f"({kind}|Other)"}], "q": 'name=="Eiffel%20Tower"',
+            "jsonldContext": core19, "notification": {"endpoint": {"uri": receiver.url("/notify")}}}).status_code == 201
+        assert client.post("/entities", json=entity(new_id(kind), kind, name="Other Tower")).status_code == 201
+        ident = new_id(kind)
+        assert client.post("/entities", json=entity(ident, kind, name="Eiffel Tower")).status_code == 201
+        notified = _notifications(receiver, 1)
+        assert [n["data"][0]["id"] for n in notified] == [ident]
+        assert core19 in receiver.requests_to("/notify")[0].headers["Link"]
+    assert_problem(client.post("/subscriptions", json={
+        "type": "Subscription", "entities": [{"type": kind}], "jsonldContext": "not a uri",
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/hook"}}}), 400, "BadRequestData")
