@@ -9,6 +9,7 @@ itself as `broker_state.subscriptions` for the routes; `await manager.start()` a
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 import time
@@ -476,7 +477,11 @@ class SubscriptionManager:
         """The jsonldContext member's context (504 when it cannot be had), else None."""
         if "jsonldContext" not in doc:
             return None
-        return await self.contexts.from_value(doc["jsonldContext"])
+        ctx = await self.contexts.from_value(doc["jsonldContext"])
+        if ctx.user_value is None:  # a core context URL: notifications name it as given (v1.9...)
+            ctx = copy.copy(ctx)
+            ctx.user_value = doc["jsonldContext"]
+        return ctx
 
     async def _check_mqtt(self, doc: dict[str, Any]) -> None:
         endpoint = doc["notification"]["endpoint"]
