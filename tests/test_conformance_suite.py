@@ -48,6 +48,7 @@ def _failures(out: Path) -> dict[str, set[str]]:
     return failed
 
 
+@pytest.mark.timeout(900)  # the first run also installs the suite's packages (pip, ~1 min)
 def test_fast_groups_fail_only_the_documented_tests(tmp_path: Path) -> None:
     suite = _suite_or_skip()
     out = tmp_path / "conformance"
