@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench serve clean
+.PHONY: demo test test-fast lint bench serve clean conformance
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ lint: $(STAMP)
 # The unit tests only (no sockets, no servers): under a minute.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
+
+# The ETSI NGSI-LD conformance suite (../shared/conformance) against the embedded broker, a fresh one
+# per group; prints the table. CONFORMANCE_GROUPS narrows it (e.g. ContextInformation/Provision/Entities),
+# OUT keeps the results (failures.tsv: each failure with its last request and response).
+CONFORMANCE ?= ../shared/conformance
+CONFORMANCE_GROUPS ?=
+OUT ?= /tmp/ngsi-ld-conformance
+conformance: $(STAMP)
+	@test -x $(CONFORMANCE)/run.sh || { echo "no ETSI suite at $(CONFORMANCE)"; exit 2; }
+	OUT=$(OUT) bash $(CONFORMANCE)/run.sh -c '$(abspath $(BIN))/python -m ngsild_broker --port {port} --memory --contexts-dir $(abspath $(CONFORMANCE))/contexts' $(CONFORMANCE_GROUPS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench all

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from ngsild_broker import operations as ops
 from ngsild_broker.contexts import Context
-from ngsild_broker.entities import check_uri, parse_entity
+from ngsild_broker.entities import check_uri, parse_entity, split_nulls
 from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.protocol import JSONLD, begin, empty, json_response
 from ngsild_broker.state import BrokerState, broker_of
@@ -34,7 +34,7 @@ def _options(params: dict[str, str], allowed: set[str]) -> set[str]:
 
 
 async def _items(broker: BrokerState, request: Request, data: list[Any], media: str,
-                 need_type: bool) -> list[ops.Item]:
+                 need_type: bool, merge: bool = False) -> list[ops.Item]:
     """Each array item parsed with its own context; failures become per-entity errors."""
     link = request.headers.get("link")
     if media == JSONLD and link is not None:
@@ -54,7 +54,13 @@ async def _items(broker: BrokerState, request: Request, data: list[Any], media: 
                                   "Content-Type is application/ld+json but the entity has no @context")
             else:
                 ctx = await broker.contexts.from_value(raw.get("@context") if isinstance(raw, dict) else None)
-            items.append(parse_entity(raw, ctx, need_type=need_type))
+            if merge and isinstance(raw, dict):
+                kept, deletions, _ = split_nulls(raw, ctx)
+                item = parse_entity(kept, ctx, need_type=False)
+                item.deletions = deletions
+                items.append(item)
+            else:
+                items.append(parse_entity(raw, ctx, need_type=need_type))
         except NgsiError as err:
             items.append((_entity_id_of(raw), err))
     return items
@@ -63,7 +69,7 @@ async def _items(broker: BrokerState, request: Request, data: list[Any], media: 
 @router.post(PREFIX + "{operation}")
 async def batch(request: Request, operation: str) -> Response:
     """One batch operation; 201 / 204 / 207 as GS CIM 009 (Orion-LD experimental mode)."""
-    if operation not in ("create", "upsert", "update", "delete"):
+    if operation not in ("create", "upsert", "update", "delete", "merge"):
         raise not_found("Service Not Found", request.url.path)
     broker = broker_of(request)
     incoming = await begin(request, broker.store, broker.settings.max_payload, ("options",), body=True,
@@ -83,9 +89,12 @@ async def batch(request: Request, operation: str) -> Response:
         outcome = await broker.run(ops.batch_delete, store, tenant, data)
     else:
         options = _options(incoming.params, {"update", "replace"} if operation == "upsert"
-                           else {"noOverwrite"} if operation == "update" else set())
-        items = await _items(broker, request, data, incoming.payload.media, operation != "update")
-        if operation == "create":
+                           else {"noOverwrite"} if operation == "update" else set())  # merge: none
+        items = await _items(broker, request, data, incoming.payload.media,
+                             operation not in ("update", "merge"), merge=operation == "merge")
+        if operation == "merge":
+            outcome = await broker.run(ops.batch_merge, store, tenant, items)
+        elif operation == "create":
             outcome = await broker.run(ops.batch_create, store, tenant, items)
         elif operation == "upsert":
             outcome = await broker.run(ops.batch_upsert, store, tenant, items, "update" in options)

@@ -16,9 +16,13 @@ from ngsild_broker.entities import (
     parse_attribute,
     parse_attributes,
     parse_entity,
+    parse_fragment,
     parse_types,
+    split_nulls,
 )
-from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
+from ngsild_broker.errors import NgsiError, already_exists, bad_request, invalid_request, not_found
+from ngsild_broker.instances import is_null
+from ngsild_broker.linked import Shaper, check_pick_omit, fetch_linked, parse_projection
 from ngsild_broker.protocol import (
     GEOJSON,
     JSONLD,
@@ -43,10 +47,11 @@ from ngsild_broker.state import BrokerState, broker_of
 
 router = APIRouter()
 PREFIX = "/ngsi-ld/v1"
-_FORMAT_PARAMS = ("options", "format", "lang", "prettyPrint", "spaces")
+_FORMAT_PARAMS = ("options", "format", "lang", "prettyPrint", "spaces", "datasetId", "pick", "omit",
+                  "join", "joinLevel", "containedBy")
 QUERY_PARAMS = frozenset({"id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
                           "geoproperty", "geometryProperty", "limit", "offset", "count", "local",
-                          *_FORMAT_PARAMS})
+                          "scopeQ", *_FORMAT_PARAMS})
 _TOO_BROAD = ("Need at least one of: entity-id, entity-type, geo-location, attribute-list, "
               "Q-filter, local=true")
 
@@ -57,22 +62,51 @@ async def _begin(request: Request, allowed: Any = (), **kwargs: Any) -> tuple[Br
 
 
 # -- responses ------------------------------------------------------------------------------------
-def entities_response(result: QueryResult, ctx: Context, incoming: Incoming, opts: OutputOptions,
-                      attrs: list[str] | None) -> Response:
+def _shaper(broker: BrokerState, incoming: Incoming, ctx: Context, opts: OutputOptions,
+            attrs: list[str] | None) -> Shaper:
+    """How this request's entities are rendered: format, projections, linked entities."""
+    params = incoming.params
+    pick = parse_projection(params["pick"], "pick") if "pick" in params else None
+    omit = parse_projection(params["omit"], "omit") if "omit" in params else None
+    check_pick_omit(pick, omit, "attrs" in params)
+    join = params.get("join")
+    if join is not None and join not in ("inline", "flat", "@none"):
+        raise bad_request("Invalid value for URI parameter /join/", join)
+    level = params.get("joinLevel", "1")
+    if not level.isdigit() or int(level) < 1:
+        raise bad_request("Invalid value for URI parameter /joinLevel/", level)
+    lang = params.get("lang")
+
+    def render(doc: dict[str, Any]) -> dict[str, Any]:
+        return render_entity(doc, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs, lang=lang,
+                             datasets=opts.datasets)
+
+    return Shaper(render, ctx.compact, opts.fmt == "keyValues", pick, omit,
+                  None if join == "@none" else join, int(level))
+
+
+async def _with_linked(broker: BrokerState, tenant: str, shaper: Shaper, docs: list[dict[str, Any]]) -> None:
+    if shaper.join is not None and docs:
+        shaper.linked = await broker.run(fetch_linked, lambda ids: broker.store.get_many(tenant, ids),
+                                         docs, shaper.level)
+
+
+async def entities_response(broker: BrokerState, result: QueryResult, ctx: Context, incoming: Incoming,
+                            opts: OutputOptions, attrs: list[str] | None) -> Response:
     """A list of entities in the negotiated media type, with count header and Link."""
     headers: dict[str, str] = {}
     if result.total is not None:
         headers["NGSILD-Results-Count"] = str(result.total)
-    lang = incoming.params.get("lang")
+    shaper = _shaper(broker, incoming, ctx, opts, attrs)
     if incoming.media == GEOJSON:
         geoproperty = ctx.expand(incoming.params.get("geometryProperty", "location"))
         features = [render_feature(d, ctx, opts.fmt, geoproperty, sys_attrs=opts.sys_attrs, attrs=attrs)
                     for d in result.docs]
         headers.update(entity_headers(ctx, GEOJSON))
-        return json_response({"type": "FeatureCollection", "features": features}, headers=headers,
-                             media=GEOJSON)
-    body = [render_entity(d, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs, lang=lang)
-            for d in result.docs]
+        return json_response({"type": "FeatureCollection", "features": features,
+                              "@context": ctx.body_value()}, headers=headers, media=GEOJSON)
+    await _with_linked(broker, incoming.tenant, shaper, result.docs)
+    body = shaper.entities(result.docs)
     if incoming.media == JSONLD:
         context = ctx.body_value()
         for entity in body:
@@ -92,6 +126,8 @@ async def create_entity(request: Request) -> Response:
     """POST /entities: 201 + Location, 409 when the id exists."""
     broker, incoming = await _begin(request, body=True, create_tenant=True)
     assert incoming.payload is not None
+    if not isinstance(incoming.payload.data, dict):  # not an entity at all: the request is invalid
+        raise invalid_request("Invalid Payload Body", "an entity is a JSON object")
     ctx = await request_context(request, broker.contexts, incoming.payload)
     if incoming.payload.data == {}:
         raise bad_request("Invalid Payload Body", "Empty Object")
@@ -101,6 +137,12 @@ async def create_entity(request: Request) -> Response:
         raise already_exists("Entity already exists", entity.id)
     broker.changed(incoming.tenant, outcome.changes)
     return empty(201, {"Location": header_uri(f"{PREFIX}/entities/{entity.id}")})
+
+
+@router.api_route(PREFIX + "/entities", methods=["PATCH", "PUT"])
+async def entity_without_id(request: Request) -> Response:
+    """PATCH/PUT /entities/ (an empty id): 400, as the ETSI suite expects (056_02_02, 054_02_02)."""
+    raise bad_request("Missing entity id", f"{request.method} needs /entities/{{entityId}}")
 
 
 @router.get(PREFIX + "/entities")
@@ -113,7 +155,7 @@ async def query_entities(request: Request) -> Response:
                               broker.settings.default_limit, broker.settings.max_limit)
     _too_broad(query)
     result = await broker.run(run_query, broker.store, query)
-    return entities_response(result, ctx, incoming, opts, query.attrs)
+    return await entities_response(broker, result, ctx, incoming, opts, query.attrs)
 
 
 _PURGE_PARAMS = ("id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates",
@@ -154,12 +196,17 @@ async def post_query(request: Request) -> Response:
                                     body=True, geojson=True)
     assert incoming.payload is not None
     ctx = await request_context(request, broker.contexts, incoming.payload)
+    if isinstance(incoming.payload.data, dict):  # output members of a Query (GS CIM 009 5.2.23)
+        for name in ("join", "joinLevel", "pick", "omit", "lang", "datasetId"):
+            value = incoming.payload.data.get(name)
+            if value is not None and name not in incoming.params:
+                incoming.params[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     opts = parse_options(incoming.params)
     query = query_from_body(incoming.payload.data, incoming.tenant, ctx, incoming.params, opts.count,
                             broker.settings.default_limit, broker.settings.max_limit)
     _too_broad(query)
     result = await broker.run(run_query, broker.store, query)
-    return entities_response(result, ctx, incoming, opts, query.attrs)
+    return await entities_response(broker, result, ctx, incoming, opts, query.attrs)
 
 
 # -- /entities/{id}[/attrs[/{attr}]] ------------------------------------------------------------------
@@ -200,17 +247,23 @@ async def _get_entity(request: Request, entity_id: str, _: Any) -> Response:
     attrs = None
     if "attrs" in incoming.params:
         attrs = [ctx.expand(a.strip()) for a in incoming.params["attrs"].split(",") if a.strip()]
-        if not any(a in doc for a in attrs):
-            raise not_found("Combination Entity/Attributes Not Found", entity_id)
+    shaper = _shaper(broker, incoming, ctx, opts, attrs)  # parameter errors before 404s
+    if attrs is not None and not any(a in doc for a in attrs):
+        raise not_found("Combination Entity/Attributes Not Found", entity_id)
     if incoming.media == GEOJSON:
         geoproperty = ctx.expand(incoming.params.get("geometryProperty", "location"))
         feature = render_feature(doc, ctx, opts.fmt, geoproperty, sys_attrs=opts.sys_attrs, attrs=attrs)
+        feature["@context"] = ctx.body_value()
         return json_response(feature, headers=entity_headers(ctx, GEOJSON), media=GEOJSON)
-    body = render_entity(doc, ctx, opts.fmt, sys_attrs=opts.sys_attrs, attrs=attrs,
-                         lang=incoming.params.get("lang"))
+    await _with_linked(broker, incoming.tenant, shaper, [doc])
+    body: Any = shaper.entities([doc]) if shaper.join == "flat" else [shaper.entity(doc)]
+    if not body[0] or set(body[0]) <= {"@context"}:  # pick/omit left nothing (ETSI 018_19)
+        raise not_found("No entity member left", "pick/omit selected no member of the entity")
     if incoming.media == JSONLD:
-        body["@context"] = ctx.body_value()
-    return json_response(body, headers=entity_headers(ctx, incoming.media), media=incoming.media)
+        for entity in body:
+            entity["@context"] = ctx.body_value()
+    return json_response(body if len(body) > 1 else body[0], headers=entity_headers(ctx, incoming.media),
+                         media=incoming.media)
 
 
 async def _delete_entity(request: Request, entity_id: str, _: Any) -> Response:
@@ -247,27 +300,13 @@ def _update_result(ctx: Context, updated: list[str], skipped: list[tuple[str, st
                                          for i, r in skipped]}, status=207)
 
 
-def _split_nulls(data: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Attribute members with a null value, and createdAt/modifiedAt, are not written (PATCH)."""
-    kept: dict[str, Any] = {}
-    skipped: list[tuple[str, str]] = []
-    for name, value in data.items():
-        if name in ("createdAt", "modifiedAt"):
-            skipped.append((name, "built-in timestamps are ignored"))
-        elif value is None or value == "urn:ngsi-ld:null":
-            skipped.append((ctx.expand(name), "null value"))
-        else:
-            kept[name] = value
-    return kept, skipped
-
-
 async def _merge_entity(request: Request, entity_id: str, _: Any) -> Response:
     broker, incoming, ctx, data = await _with_body(request, merge_patch=True)
-    kept, deleted = _split_nulls(data, ctx)
+    kept, deletions, _ = split_nulls(data, ctx)
     entity = EntityInput(entity_id, parse_types(kept.get("type"), ctx, need_type=False),
                          parse_attributes(kept, ctx))
     _, change = await broker.run(ops.merge_entity, broker.store, incoming.tenant, entity_id, entity,
-                                 [iri for iri, reason in deleted if reason == "null value"])
+                                 deletions)
     broker.changed(incoming.tenant, [change] if change else [])
     return empty()
 
@@ -286,26 +325,33 @@ async def _append_attrs(request: Request, entity_id: str, _: Any) -> Response:
     broker, incoming, ctx, data = await _with_body(request)
     no_overwrite = _no_overwrite(incoming)
     attrs = parse_attributes(data, ctx)
+    types = parse_types(data.get("type"), ctx, need_type=False)
     (updated, skipped), change = await broker.run(ops.append_attrs, broker.store, incoming.tenant,
-                                                  entity_id, attrs, no_overwrite)
+                                                  entity_id, attrs, no_overwrite, types)
     broker.changed(incoming.tenant, [change] if change else [])
     return _update_result(ctx, updated, skipped)
 
 
 async def _update_attrs(request: Request, entity_id: str, _: Any) -> Response:
     broker, incoming, ctx, data = await _with_body(request, merge_patch=True)
-    kept, nulls = _split_nulls(data, ctx)
+    kept, deletions, ignored = split_nulls(data, ctx)
     attrs = parse_attributes(kept, ctx)
+    types = parse_types(kept.get("type"), ctx, need_type=False)
     (updated, skipped), change = await broker.run(ops.update_attrs, broker.store, incoming.tenant,
-                                                  entity_id, attrs)
+                                                  entity_id, attrs, deletions, types)
     broker.changed(incoming.tenant, [change] if change else [])
-    return _update_result(ctx, updated, [*skipped, *nulls])
+    return _update_result(ctx, updated, [*skipped, *ignored])
 
 
 async def _patch_attr(request: Request, entity_id: str, attr: str) -> Response:
     broker, incoming, ctx, data = await _with_body(request, merge_patch=True)
     iri = expand_attr_name(attr, ctx)
-    fragment = parse_attribute(data, iri, ctx)
+    if is_null(data):  # NGSI-LD Null: delete the instance
+        _, change = await broker.run(ops.patch_attr, broker.store, incoming.tenant, entity_id, iri, None,
+                                     data.get("datasetId"))
+        broker.changed(incoming.tenant, [change] if change else [])
+        return empty()
+    fragment = parse_fragment(data, iri, ctx)
     _, change = await broker.run(ops.patch_attr, broker.store, incoming.tenant, entity_id, iri, fragment)
     broker.changed(incoming.tenant, [change] if change else [])
     return empty()
@@ -313,6 +359,8 @@ async def _patch_attr(request: Request, entity_id: str, attr: str) -> Response:
 
 async def _replace_attr(request: Request, entity_id: str, attr: str) -> Response:
     broker, incoming, ctx, data = await _with_body(request)
+    if attr == "scope":  # not an attribute (ETSI 055_03_05)
+        raise bad_request("Invalid attribute name", "scope is an entity member, not an attribute")
     iri = expand_attr_name(attr, ctx)
     _, change = await broker.run(ops.replace_attr, broker.store, incoming.tenant, entity_id, iri,
                                  parse_attribute(data, iri, ctx))
@@ -323,8 +371,12 @@ async def _replace_attr(request: Request, entity_id: str, attr: str) -> Response
 async def _delete_attr(request: Request, entity_id: str, attr: str) -> Response:
     broker, incoming = await _begin(request, ("datasetId", "deleteAll"))
     ctx = await broker.contexts.from_link(request.headers.get("link"))
-    iri = expand_attr_name(attr, ctx)
-    _, change = await broker.run(ops.delete_attr, broker.store, incoming.tenant, entity_id, iri)
+    iri = "scope" if attr == "scope" else expand_attr_name(attr, ctx)
+    dataset_id = incoming.params.get("datasetId")
+    if dataset_id is not None:
+        check_uri(dataset_id, "datasetId")
+    _, change = await broker.run(ops.delete_attr, broker.store, incoming.tenant, entity_id, iri,
+                                 dataset_id, incoming.params.get("deleteAll") == "true")
     broker.changed(incoming.tenant, [change] if change else [])
     return empty()
 

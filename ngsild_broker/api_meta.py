@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request, Response
 
 from ngsild_broker.contexts import CORE_URL, Context, ContextRecord, header_uri
 from ngsild_broker.entities import SYSTEM
-from ngsild_broker.errors import NgsiError, bad_request, not_found
+from ngsild_broker.errors import NgsiError, bad_request, invalid_request, not_found
+from ngsild_broker.instances import instances
 from ngsild_broker.protocol import begin, empty, entity_headers, json_response
 from ngsild_broker.state import BrokerState, broker_of
 from ngsild_broker.store import SqlFilter, Store
@@ -31,10 +32,10 @@ def _attribute_stats(store: Store, tenant: str, types: list[str] | None = None
         for entity_type in doc["type"]:
             counts[entity_type] += 1
         for iri, attr in doc.items():
-            if iri in ("id", "type") or iri in SYSTEM:
+            if iri in ("id", "type", "scope") or iri in SYSTEM:
                 continue
             info = attrs[iri]
-            info["kinds"].add(attr.get("type", "Property"))
+            info["kinds"].update(i.get("type", "Property") for i in instances(attr))
             info["types"].update(doc["type"])
             info["count"].add(doc["id"])
     return counts, attrs
@@ -88,8 +89,9 @@ async def list_attributes(request: Request) -> Response:
     """GET /attributes (AttributeList, or Attribute objects with details=true)."""
     broker, incoming, ctx = await _meta_begin(request)
     _, attrs = await broker.run(_attribute_stats, broker.store, incoming.tenant)
-    if incoming.params.get("details") == "true":
-        body: Any = [_attribute_body(a, i, ctx) for a, i in sorted(attrs.items())]
+    if incoming.params.get("details") == "true":  # Attribute objects without counts (ETSI 026_01)
+        body: Any = [{k: v for k, v in _attribute_body(a, i, ctx).items()
+                      if k not in ("attributeCount", "attributeTypes")} for a, i in sorted(attrs.items())]
     else:
         body = {"id": f"urn:ngsi-ld:AttributeList:{uuid.uuid4()}", "type": "AttributeList",
                 "attributeList": sorted(ctx.compact(a) for a in attrs)}
@@ -116,6 +118,7 @@ async def list_contexts(request: Request) -> Response:
     kind = incoming.params.get("kind")
     if kind is not None and kind not in _KINDS:
         raise bad_request("Invalid value for URI parameter /kind/", kind)
+    _boolean(incoming.params, "details")
     records = [broker.contexts.core_record(), *broker.contexts.records()]
     if kind is not None:
         records = [r for r in records if r.kind == kind and r.url != CORE_URL]
@@ -131,13 +134,22 @@ async def create_context(request: Request) -> Response:
     incoming = await begin(request, broker.store, broker.settings.max_payload, (), body=True)
     assert incoming.payload is not None
     value = incoming.payload.data
-    if isinstance(value, dict) and "@context" in value:
-        value = value["@context"]
-    if not isinstance(value, (dict, list)) or not value:
+    if not isinstance(value, dict) or "@context" not in value:  # GS CIM 009 5.13.2, ETSI 050_02_01
+        raise invalid_request("Invalid @context", "the payload is a JSON object with an @context member")
+    value = value["@context"]
+    if not isinstance(value, (dict, list, str)) or not value:
         raise bad_request("Invalid @context", "a hosted context must be a non-empty JSON object or array")
     await broker.contexts.from_value(value)  # rejects what could not be used later
     record = await broker.run(broker.contexts.host, value, str(request.base_url))
-    return empty(201, {"Location": header_uri(record.url)})
+    # Relative, as every other Location of the API (the ETSI suite strips the path to get the id).
+    return empty(201, {"Location": header_uri(f"{PREFIX}/jsonldContexts/{record.local_id}")})
+
+
+def _boolean(params: dict[str, str], name: str) -> bool:
+    value = params.get(name, "false")
+    if value not in ("true", "false"):
+        raise bad_request(f"Invalid value for URI parameter /{name}/", value)
+    return value == "true"
 
 
 def _record(broker: BrokerState, ident: str) -> ContextRecord:
@@ -153,11 +165,18 @@ def _record(broker: BrokerState, ident: str) -> ContextRecord:
 async def get_context(request: Request, ident: str) -> Response:
     """GET /jsonldContexts/{id}: hosted (and core) contexts are served, cached ones are not."""
     broker = broker_of(request)
-    await begin(request, broker.store, broker.settings.max_payload, ("details",))
+    incoming = await begin(request, broker.store, broker.settings.max_payload, ("details",))
+    details = _boolean(incoming.params, "details")
     record = _record(broker, ident)
-    if record.kind == "Cached" and record.url != CORE_URL:
+    if details:
+        answer = json_response(record.details())
+    elif record.kind == "Cached" and record.url != CORE_URL:
         raise NgsiError(422, "OperationNotSupported", "Not serving cached JSON-LD @context", record.url)
-    return json_response({"@context": record.value}, media="application/ld+json")
+    else:
+        answer = json_response({"@context": record.value})  # application/json (ETSI 053_01)
+    # Being served is a use too, counted after the answer is made (ETSI 053_06_01).
+    broker.contexts.touch(record)
+    return answer
 
 
 @router.delete(PREFIX + "/jsonldContexts/{ident:path}")
@@ -165,8 +184,12 @@ async def delete_context(request: Request, ident: str) -> Response:
     """DELETE /jsonldContexts/{id} (`reload=true` downloads a cached context again)."""
     broker = broker_of(request)
     incoming = await begin(request, broker.store, broker.settings.max_payload, ("reload",))
+    reload = _boolean(incoming.params, "reload")
+    if reload and broker.contexts.by_id(ident) is None and ident not in (CORE_URL, "core"):
+        raise bad_request("Invalid request", "reload=true needs the id of a cached context")
     record = _record(broker, ident)
-    reload = incoming.params.get("reload") == "true"
+    if reload and record.kind != "Cached":
+        raise bad_request("Invalid request", f"reload=true applies to cached contexts, not {record.kind}")
     if record.url == CORE_URL:
         if not reload:
             raise bad_request("Invalid request", "the core context cannot be deleted")

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ngsild_broker import api_batch, api_entities, api_meta, api_temporal
+from ngsild_broker import api_batch, api_entities, api_meta, api_temporal, csource
 from ngsild_broker.contexts import ContextResolver
 from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.settings import BrokerSettings
@@ -104,6 +104,28 @@ class TenantEchoAndInternalErrorMiddleware:
                                      type(exc).__name__))(scope, receive, echo)
 
 
+class TrailingSlash:
+    """`/entities/`, `/subscriptions/`, `.../attrs/` mean the resource without the slash.
+
+    The ETSI conformance suite writes collection URLs with a trailing slash, and every broker it is
+    run against accepts them; NGSI-LD ids never end with '/', so nothing is lost.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/") \
+                and path.startswith("/ngsi-ld/"):
+            scope = dict(scope)
+            scope["path"] = path.rstrip("/")
+            raw = scope.get("raw_path")
+            if raw:
+                scope["raw_path"] = raw.rstrip(b"/")
+        await self.app(scope, receive, send)
+
+
 def _subscriptions_module() -> Any:
     try:
         return importlib.import_module("ngsild_broker.subscriptions")
@@ -142,16 +164,18 @@ def create_app(settings: BrokerSettings | None = None) -> FastAPI:
     app = FastAPI(title="Burgas embedded NGSI-LD broker", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)
     app.state.broker = broker
+    app.state.csource = {}  # csource.py's registrations and subscriptions (in memory)
     app.add_exception_handler(NgsiError, _ngsi_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     routers = [api_entities.router, api_batch.router, api_meta.router, api_temporal.router]
     if subscriptions is not None:
-        routers.append(subscriptions.router)
+        routers += [subscriptions.router, csource.router]
     for router in routers:
         app.include_router(router)
     # (path regex, methods) of every route, for the Allow header of 405 answers.
     app.state.allow = [(r.path_regex, r.methods) for router in routers for r in router.routes
                        if isinstance(r, Route)]
+    app.add_middleware(TrailingSlash)
     app.add_middleware(TenantEchoAndInternalErrorMiddleware)  # added last: it wraps every other layer
     return app

@@ -152,15 +152,20 @@ class Context:
 
     @property
     def link_url(self) -> str:
-        """The context URL for a response Link header: the request's single URL, else the core."""
-        return self.user_value if isinstance(self.user_value, str) else CORE_URL
+        """The context URL for a response Link header: the request's single URL (alone or in an
+        array), else the core."""
+        value = self.user_value
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        return value if isinstance(value, str) else CORE_URL
 
-    def body_value(self) -> str | list[Any]:
-        """The @context member of an application/ld+json response."""
-        if self.user_value is None:
-            return CORE_URL
-        user = self.user_value if isinstance(self.user_value, list) else [self.user_value]
-        return [*user, CORE_URL]
+    def body_value(self) -> Any:
+        """The @context member of an application/ld+json response: the request's context unchanged.
+
+        GS CIM 009 and the ETSI suite echo the context as given; Orion-LD appends the core context
+        (`[userCtx, coreCtx]`), which means the same since the core is always in effect.
+        """
+        return CORE_URL if self.user_value is None else self.user_value
 
 
 # Everything RFC 3986 allows in a URI stays as is (so do existing %XX escapes); the rest is escaped.
@@ -219,9 +224,10 @@ class ContextRecord:
 
     def details(self) -> dict[str, Any]:
         """The `details=true` view of GET /jsonldContexts."""
+        # No `extraInfo` (optional in GS CIM 009; Orion-LD sends {origin, ...}): the ETSI suite's
+        # detail checks cannot evaluate an object member (052_05_02).
         out: dict[str, Any] = {"URL": self.url, "localId": self.local_id, "kind": self.kind,
-                               "createdAt": self.created_at, "numberOfHits": self.hits,
-                               "extraInfo": {"origin": self.origin}}
+                               "createdAt": self.created_at, "numberOfHits": self.hits}
         if self.last_usage:
             out["lastUsage"] = self.last_usage
         return out
@@ -272,6 +278,7 @@ class ContextResolver:
         key = orjson.dumps(value)
         ctx = self._contexts.get(key)
         if ctx is not None:
+            self._touch(value)
             return ctx
         definitions: list[dict[str, Any]] = []
         await self._collect(value, definitions, 0, set())
@@ -280,6 +287,7 @@ class ContextResolver:
         if len(self._contexts) >= _MAX_CACHED_CONTEXTS:
             self._contexts.clear()
         self._contexts[key] = ctx
+        self._touch(value)  # after the download: a first use counts too (ETSI 053_06_01)
         return ctx
 
     async def _collect(self, value: Any, out: list[dict[str, Any]], depth: int, seen: set[str]) -> None:
@@ -316,11 +324,10 @@ class ContextResolver:
             return self._core_doc
         record = self._lookup(url)
         if record is not None:
-            record.hits += 1
-            record.last_usage = _now()
             return record.value
         local = self._offline(url)
-        if local is not None:
+        if local is not None:  # listed and detailed as a cached context, as a download would be
+            self._remember(url, local)
             return local
         pending = self._downloads.get(url)
         if pending is None:
@@ -338,6 +345,23 @@ class ContextResolver:
                 del self._downloads[url]
             return value
         return await asyncio.shield(pending)
+
+    def _touch(self, value: Any) -> None:
+        """Count a use of the known contexts a request names (numberOfHits, lastUsage)."""
+        for url in value if isinstance(value, list) else [value]:
+            try:
+                record = self._lookup(url) if isinstance(url, str) else None
+            except ValueError:  # not a URL at all: _collect answers 400 for it
+                continue
+            if record is not None:
+                self.touch(record)
+
+    @staticmethod
+    def touch(record: ContextRecord) -> None:
+        """Count one use of a context (numberOfHits, lastUsage)."""
+        if record.url != CORE_URL:
+            record.hits += 1
+            record.last_usage = _now()
 
     def _lookup(self, url: str) -> ContextRecord | None:
         record = self._records.get(url)

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ngsild_broker import scope
 from ngsild_broker.contexts import Context
 from ngsild_broker.errors import bad_request
+from ngsild_broker.instances import check_distinct, dataset_of, find, first, instances, is_null, pack, replace
 from ngsild_broker.limits import MAX_NESTING, invisible_character, too_deep
 
 ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty",
@@ -26,6 +28,9 @@ MEMBERS = frozenset({"type", "value", "object", "observedAt", "unitCode", "datas
                      "modifiedAt", "languageMap", "json", "vocab", "valueList", "objectList",
                      "objectType", "instanceId", "lang"})
 SYSTEM = ("createdAt", "modifiedAt")
+# Core-context aliases of JSON-LD keywords and NGSI-LD entity members: never a type or attribute name.
+RESERVED_NAMES = frozenset({"id", "type", "@id", "@type", "@context", "scope", "createdAt",
+                            "modifiedAt", "deletedAt"})
 LOCATION = "https://uri.etsi.org/ngsi-ld/location"
 _ENTITY_SKIP = frozenset({"id", "type", "@context", "createdAt", "modifiedAt", "scope"})
 _INFERRED = (("value", "Property"), ("object", "Relationship"), ("languageMap", "LanguageProperty"),
@@ -76,7 +81,9 @@ class EntityInput:
 
     id: str
     types: list[str] | None
-    attrs: dict[str, dict[str, Any]]
+    attrs: dict[str, Any]
+    # (attribute IRI, datasetId) an NGSI-LD Null asks to delete (batch merge)
+    deletions: list[tuple[str, str | None]] | None = None
 
 
 def parse_entity(raw: Any, ctx: Context, *, need_type: bool = True) -> EntityInput:
@@ -106,19 +113,51 @@ def parse_types(raw: Any, ctx: Context, need_type: bool = True) -> list[str] | N
     for name in names:
         if _BAD_NAME.search(name):
             raise bad_request("Invalid Entity Type", f"invalid character in entity type: {name}")
+        if name in RESERVED_NAMES:
+            raise bad_request("Invalid Entity Type", f"reserved name: {name}")
         _remember_good(name)
     return list(dict.fromkeys(ctx.expand(n) for n in names))
 
 
-def parse_attributes(raw: dict[str, Any], ctx: Context) -> dict[str, dict[str, Any]]:
-    """The attributes of an entity or attribute payload, expanded and normalized."""
-    attrs: dict[str, dict[str, Any]] = {}
+def parse_attributes(raw: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The attributes of an entity or attribute payload, expanded and normalized (a multi-attribute
+    is a list of instances; `scope`, if given, the list of scopes)."""
+    attrs: dict[str, Any] = {}
     for name, value in raw.items():
+        if name == scope.KEY:
+            attrs[scope.KEY] = scope.parse_scope(value)
+            continue
         if name in _ENTITY_SKIP:
             continue
         iri = expand_attr_name(name, ctx)
         attrs[iri] = parse_attribute(value, iri, ctx)
     return attrs
+
+
+def split_nulls(data: dict[str, Any], ctx: Context
+                 ) -> tuple[dict[str, Any], list[tuple[str, str | None]], list[tuple[str, str]]]:
+    """A merge/update payload split into attributes to write, NGSI-LD Null (or JSON null) instances
+    to delete, and ignored members (createdAt/modifiedAt)."""
+    kept: dict[str, Any] = {}
+    deletions: list[tuple[str, str | None]] = []
+    skipped: list[tuple[str, str]] = []
+    for name, value in data.items():
+        if name in ("createdAt", "modifiedAt"):
+            skipped.append((name, "built-in timestamps are ignored"))
+        elif name in ("id", "type", "@context", "scope"):
+            kept[name] = value  # scope: replaced by a merge, an NGSI-LD Null is not a scope
+        elif is_null(value):
+            deletions.append((expand_attr_name(name, ctx),
+                              value.get("datasetId") if isinstance(value, dict) else None))
+        elif isinstance(value, list) and any(isinstance(v, dict) and is_null(v) for v in value):
+            iri = expand_attr_name(name, ctx)
+            deletions += [(iri, v.get("datasetId")) for v in value if isinstance(v, dict) and is_null(v)]
+            rest = [v for v in value if not (isinstance(v, dict) and is_null(v))]
+            if rest:
+                kept[name] = rest
+        else:
+            kept[name] = value
+    return kept, deletions, skipped
 
 
 # Names (types and attributes) that passed the checks: one set lookup instead of a regex per use.
@@ -133,7 +172,7 @@ def _remember_good(name: str) -> None:
 def check_attr_name(name: str) -> str:
     """An attribute name Orion-LD accepts (also in `attrs=`, where it reaches SQL as a parameter)."""
     if name not in _GOOD_NAMES:
-        if not name or _BAD_NAME.search(name):
+        if not name or _BAD_NAME.search(name) or name.startswith("@"):
             raise bad_request("Invalid attribute name", f"invalid character in {name!r}")
         _remember_good(name)
     return name
@@ -165,10 +204,8 @@ def parse_attribute(value: Any, iri: str, ctx: Context, depth: int = 0) -> dict[
         raise bad_request("The use of NULL value is not recommended for JSON-LD "
                           "(the whole attribute gets ignored)", iri)
     if not isinstance(value, dict):
-        if isinstance(value, list) and any(isinstance(v, dict) and ("datasetId" in v or _kind(v) in
-                                                                    ATTRIBUTE_TYPES) for v in value):
-            raise bad_request("Invalid attribute", f"{iri}: attribute must be a JSON object "
-                              "(multi-attributes are not supported)")
+        if isinstance(value, list) and any(_is_instance(v) for v in value):
+            return _parse_instances(value, iri, ctx, depth)
         if type(value) is list and too_deep(value, MAX_NESTING - depth):
             raise _too_deep(iri)
         return {"type": "Property", "value": value}
@@ -209,7 +246,7 @@ def parse_attribute(value: Any, iri: str, ctx: Context, depth: int = 0) -> dict[
         raise _too_deep(iri)
     out: dict[str, Any] = {"type": kind, mandatory: main}
     for member, sub in value.items():
-        if member in ("type", mandatory, "createdAt", "modifiedAt", "instanceId"):
+        if member in ("type", mandatory, "createdAt", "modifiedAt", "instanceId", "@context"):
             continue
         if member == "observedAt":
             if not isinstance(sub, str) or not _DATETIME.match(sub):
@@ -228,6 +265,38 @@ def parse_attribute(value: Any, iri: str, ctx: Context, depth: int = 0) -> dict[
         else:
             sub_iri = expand_attr_name(member, ctx)
             out[sub_iri] = parse_attribute(sub, sub_iri, ctx, depth + 1)
+    return out
+
+
+def _is_instance(value: Any) -> bool:
+    return isinstance(value, dict) and ("datasetId" in value or _kind(value) in ATTRIBUTE_TYPES)
+
+
+def _parse_instances(value: list[Any], iri: str, ctx: Context, depth: int) -> Any:
+    """A multi-attribute: every item an attribute object, datasetIds distinct."""
+    items = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise bad_request("Invalid multi-attribute", f"{iri}: every instance must be a JSON object")
+        items.append(parse_attribute(item, iri, ctx, depth))
+    check_distinct(items, iri)
+    return pack(items)
+
+
+def parse_fragment(value: Any, iri: str, ctx: Context) -> dict[str, Any]:
+    """A partial attribute update: a full attribute, or only some members and sub-attributes
+    (no type and no value/object/...: the stored attribute keeps its own)."""
+    if not isinstance(value, dict) or "type" in value or any(m in value for m in _MANDATORY.values()):
+        return parse_attribute(value, iri, ctx)
+    out: dict[str, Any] = {}
+    for member, sub in value.items():
+        if member in ("@context", "createdAt", "modifiedAt", "instanceId"):
+            continue
+        if member in MEMBERS:
+            out[member] = sub
+        else:
+            sub_iri = expand_attr_name(member, ctx)
+            out[sub_iri] = parse_attribute(sub, sub_iri, ctx)
     return out
 
 
@@ -280,7 +349,7 @@ def _check_coords(coords: Any, depth: int, kind: str) -> None:
 
 def location_bbox(doc: dict[str, Any]) -> BBox | None:
     """The R-tree box of an entity: the bounding box of its (already validated) `location`."""
-    attr = doc.get(LOCATION)
+    attr = first(doc.get(LOCATION))
     if not attr or attr.get("type") != "GeoProperty":
         return None
     geometry = attr["value"]
@@ -303,12 +372,16 @@ def _flatten(coords: Any, depth: int, xs: list[float], ys: list[float]) -> None:
 
 
 # -- building stored documents -----------------------------------------------------------------
-def stamp(attr: dict[str, Any], now: str, created: str | None = None) -> dict[str, Any]:
+def stamp(attr: Any, now: str, created: str | None = None) -> Any:
     """Set an attribute's system timestamps (and its sub-attributes'), in place; returns it.
 
     Attributes come fresh from `parse_attribute`, so writing into them is safe and saves a copy
-    per attribute on the batch-upsert path.
+    per attribute on the batch-upsert path. A multi-attribute has every instance stamped.
     """
+    if isinstance(attr, list):
+        for item in attr:
+            stamp(item, now, created)
+        return attr
     for key, sub in attr.items():
         if key not in MEMBERS and type(sub) is dict:
             stamp(sub, now)
@@ -323,27 +396,45 @@ def new_document(entity: EntityInput, now: str, created: str | None = None) -> d
     doc: dict[str, Any] = {"id": entity.id, "type": entity.types, "createdAt": created or now,
                            "modifiedAt": now}
     for iri, attr in entity.attrs.items():
-        doc[iri] = stamp(attr, now)
+        doc[iri] = attr if iri == scope.KEY else stamp(attr, now)
     return doc
 
 
-def merge_attributes(doc: dict[str, Any], attrs: dict[str, dict[str, Any]], now: str, *,
+def merge_attributes(doc: dict[str, Any], attrs: dict[str, Any], now: str, *,
                      overwrite: bool = True, only_existing: bool = False
                      ) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
-    """`doc` with `attrs` appended/overwritten; returns (new doc, updated IRIs, (IRI, reason) skipped)."""
+    """`doc` with `attrs` appended/overwritten instance by instance (matched by datasetId); returns
+    (new doc, updated IRIs, (IRI, reason) skipped)."""
     out = dict(doc)
     updated: list[str] = []
     skipped: list[tuple[str, str]] = []
     for iri, attr in attrs.items():
         old = doc.get(iri)
-        if old is None and only_existing:
-            skipped.append((iri, f"attribute doesn't exist: {iri}"))
+        if iri == scope.KEY:
+            if old is None and only_existing:
+                skipped.append((iri, "the entity has no scope"))
+            else:
+                out[iri] = scope.merged(old, attr, overwrite)
+                updated.append(iri)
             continue
-        if old is not None and not overwrite:
-            skipped.append((iri, "attribute already exists: overwrite is not allowed"))
-            continue
-        out[iri] = stamp(attr, now, old.get("createdAt") if old else None)
-        updated.append(iri)
+        value = old
+        for item in instances(attr):
+            prior = find(old, dataset_of(item))
+            if prior is None and only_existing:
+                skipped.append((iri, f"attribute doesn't exist: {iri}" + _dataset_text(item)))
+                continue
+            if prior is not None and not overwrite:
+                skipped.append((iri, "attribute already exists: overwrite is not allowed"))
+                continue
+            value = replace(value, stamp(item, now, prior.get("createdAt") if prior else None))
+        if value is not old:
+            out[iri] = value
+            updated.append(iri)
     if updated:
         out["modifiedAt"] = now
     return out, updated, skipped
+
+
+def _dataset_text(item: dict[str, Any]) -> str:
+    ident = dataset_of(item)
+    return f" (datasetId {ident})" if ident else ""

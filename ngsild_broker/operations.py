@@ -13,6 +13,7 @@ import orjson
 
 from ngsild_broker.entities import EntityInput, location_bbox, merge_attributes, new_document, now_iso, stamp
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
+from ngsild_broker.instances import dataset_of, find, instances, remove, replace
 from ngsild_broker.store import Store, Stored, Writer
 
 
@@ -102,9 +103,9 @@ class _Batch:
         return out
 
 
-def _type_check(stored: Stored, entity: EntityInput) -> None:
-    if entity.types is not None and set(entity.types) != set(stored.doc["type"]):
-        raise bad_request("Invalid Entity", "the Entity Type cannot be altered")
+def with_types(old: list[str], new: list[str] | None) -> list[str]:
+    """An entity's types after an update: types are added, never removed (GS CIM 009 4.16)."""
+    return list(dict.fromkeys([*old, *(new or ())]))
 
 
 def batch_create(store: Store, tenant: str, items: list[Item]) -> BatchOutcome:
@@ -150,16 +151,12 @@ def batch_upsert(store: Store, tenant: str, items: list[Item], update: bool) -> 
                 batch.insert(new_document(item, now))
                 out.ok(item.id, created=True)
                 continue
-            try:
-                _type_check(stored, item)
-            except NgsiError as err:
-                out.errors.append((item.id, err))
-                continue
             if update:
                 doc, _, _ = merge_attributes(stored.doc, item.attrs, now)
+                doc["type"] = with_types(stored.doc["type"], item.types)
                 doc["modifiedAt"] = now
-            else:
-                doc = new_document(EntityInput(item.id, stored.doc["type"], item.attrs), now,
+            else:  # the entity is replaced, its types too (multi-typed entities, GS CIM 009 4.16)
+                doc = new_document(EntityInput(item.id, item.types or stored.doc["type"], item.attrs), now,
                                    created=stored.doc["createdAt"])
             batch.replace(stored, doc)
             out.ok(item.id)
@@ -182,10 +179,15 @@ def batch_update(store: Store, tenant: str, items: list[Item], no_overwrite: boo
                 out.errors.append((item.id, not_found("Entity not found",
                                                       "Cannot update a non-existing entity")))
                 continue
-            doc, _, _ = merge_attributes(stored.doc, item.attrs, now, overwrite=not no_overwrite)
+            doc, _, skipped = merge_attributes(stored.doc, item.attrs, now, overwrite=not no_overwrite)
+            doc["type"] = with_types(stored.doc["type"], item.types)
             doc["modifiedAt"] = now
             batch.replace(stored, doc)
-            out.ok(item.id)
+            if skipped:  # noOverwrite kept some attributes: a partial success is a 207 (ETSI 005_02)
+                out.errors.append((item.id, bad_request("Attributes not overwritten", ", ".join(
+                    sorted({iri for iri, _ in skipped})))))
+            else:
+                out.ok(item.id)
         out.changes = batch.changes()
     return out
 
@@ -197,9 +199,7 @@ def batch_delete(store: Store, tenant: str, ids: list[str]) -> BatchOutcome:
         batch = _Batch(tx, tenant, ids)
         for entity_id in ids:
             stored = batch.get(entity_id)
-            if stored is None:
-                if entity_id in batch.touched:
-                    continue
+            if stored is None:  # also the second time an id is given (ETSI 006_04_01)
                 out.errors.append((entity_id, not_found("Entity not found",
                                                         "Cannot delete entities that do not exist")))
                 continue
@@ -227,77 +227,166 @@ def _on_entity(fn: Any) -> Any:
 
 @_on_entity
 def append_attrs(batch: _Batch, stored: Stored, attrs: dict[str, dict[str, Any]],
-                 no_overwrite: bool) -> tuple[list[str], list[tuple[str, str]]]:
-    """POST /entities/{id}/attrs."""
+                 no_overwrite: bool, types: list[str] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """POST /entities/{id}/attrs (a `type` member adds types)."""
     doc, updated, skipped = merge_attributes(stored.doc, attrs, now_iso(), overwrite=not no_overwrite)
-    if updated:
+    doc["type"] = with_types(stored.doc["type"], types)
+    if updated or doc["type"] != stored.doc["type"]:
         batch.replace(stored, doc)
     return updated, skipped
 
 
+Deletion = tuple[str, "str | None"]  # (attribute IRI, datasetId): an NGSI-LD Null in the payload
+
+
+def _without(doc: dict[str, Any], deletions: list[Deletion]) -> tuple[dict[str, Any], list[str]]:
+    """`doc` without the instances `deletions` name; the IRIs actually deleted."""
+    out = dict(doc)
+    done: list[str] = []
+    for iri, dataset_id in deletions:
+        if iri not in out:
+            continue
+        value, found = remove(out[iri], dataset_id)
+        if not found:
+            continue
+        if value is None:
+            del out[iri]
+        else:
+            out[iri] = value
+        done.append(iri)
+    return out, done
+
+
 @_on_entity
-def update_attrs(batch: _Batch, stored: Stored,
-                 attrs: dict[str, dict[str, Any]]) -> tuple[list[str], list[tuple[str, str]]]:
-    """PATCH /entities/{id}/attrs: only existing attributes are written."""
-    doc, updated, skipped = merge_attributes(stored.doc, attrs, now_iso(), only_existing=True)
-    if updated:
+def update_attrs(batch: _Batch, stored: Stored, attrs: dict[str, Any],
+                 deletions: list[Deletion] | None = None,
+                 types: list[str] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """PATCH /entities/{id}/attrs: only existing attributes are written; NGSI-LD Nulls delete; a
+    `type` member adds types."""
+    now = now_iso()
+    base, deleted = _without(stored.doc, deletions or [])
+    doc, updated, skipped = merge_attributes(base, attrs, now, only_existing=True)
+    doc["type"] = with_types(stored.doc["type"], types)
+    for iri, _ in deletions or []:
+        if iri not in deleted:
+            skipped.append((iri, f"attribute doesn't exist: {iri}"))
+    if updated or deleted or doc["type"] != stored.doc["type"]:
+        doc["modifiedAt"] = now
         batch.replace(stored, doc)
-    return updated, skipped
+    return [*updated, *deleted], skipped
+
+
+def _copy(attr: dict[str, Any]) -> dict[str, Any]:
+    return orjson.loads(orjson.dumps(attr))  # stamp() writes in place: never into the stored document
 
 
 @_on_entity
-def patch_attr(batch: _Batch, stored: Stored, iri: str, fragment: dict[str, Any]) -> None:
-    """PATCH /entities/{id}/attrs/{attr}: the given members replace the attribute's ones."""
+def patch_attr(batch: _Batch, stored: Stored, iri: str, fragment: dict[str, Any] | None,
+               dataset_id: str | None = None) -> None:
+    """PATCH /entities/{id}/attrs/{attr}: the given members replace the instance's ones (matched by
+    the fragment's datasetId); a None fragment (NGSI-LD Null) deletes the instance."""
     old = stored.doc.get(iri)
-    if old is None:
+    prior = find(old, fragment.get("datasetId") if fragment is not None else dataset_id)
+    if prior is None:
         raise not_found("Entity/Attribute not found", iri)
     now = now_iso()
-    merged = {**orjson.loads(orjson.dumps(old)), **fragment}  # stamp() writes in place
-    if fragment.get("type", old.get("type")) != old.get("type"):
-        merged = dict(fragment)
     doc = dict(stored.doc)
-    doc[iri] = stamp(merged, now, old.get("createdAt"))
+    if fragment is None:
+        value, _ = remove(old, dataset_of(prior))
+        if value is None:
+            del doc[iri]
+        else:
+            doc[iri] = value
+    else:
+        if fragment.get("type", prior.get("type")) != prior.get("type"):  # ETSI 012_02_03
+            raise bad_request("Attribute type mismatch",
+                              f"{iri} is a {prior.get('type')}; a partial update cannot change it")
+        merged = {**_copy(prior), **fragment}
+        doc[iri] = replace(old, stamp(merged, now, prior.get("createdAt")))
     doc["modifiedAt"] = now
     batch.replace(stored, doc)
 
 
 @_on_entity
 def replace_attr(batch: _Batch, stored: Stored, iri: str, attr: dict[str, Any]) -> None:
-    """PUT /entities/{id}/attrs/{attr}."""
+    """PUT /entities/{id}/attrs/{attr}: the instance with the payload's datasetId is replaced."""
     old = stored.doc.get(iri)
-    if old is None:
+    prior = find(old, attr.get("datasetId")) if isinstance(attr, dict) else None
+    if prior is None:
         raise not_found("Entity/Attribute not found", iri)
     now = now_iso()
     doc = dict(stored.doc)
-    doc[iri] = stamp(attr, now, old.get("createdAt"))
+    doc[iri] = replace(old, stamp(attr, now, prior.get("createdAt")))
     doc["modifiedAt"] = now
     batch.replace(stored, doc)
 
 
 @_on_entity
-def delete_attr(batch: _Batch, stored: Stored, iri: str) -> None:
-    """DELETE /entities/{id}/attrs/{attr}."""
+def delete_attr(batch: _Batch, stored: Stored, iri: str, dataset_id: str | None = None,
+                delete_all: bool = False) -> None:
+    """DELETE /entities/{id}/attrs/{attr}: the default instance, the `datasetId` one, or all."""
     if iri not in stored.doc or iri in ("id", "type", "createdAt", "modifiedAt"):
         raise not_found("Entity/Attribute not found", iri)
-    doc = {k: v for k, v in stored.doc.items() if k != iri}
+    doc = dict(stored.doc)
+    if delete_all or iri == "scope":
+        del doc[iri]
+    else:
+        value, found = remove(doc[iri], dataset_id)
+        if not found:
+            raise not_found("Entity/Attribute not found", f"{iri} (datasetId {dataset_id or '@none'})")
+        if value is None:
+            del doc[iri]
+        else:
+            doc[iri] = value
     doc["modifiedAt"] = now_iso()
     batch.replace(stored, doc)
 
 
 @_on_entity
-def merge_entity(batch: _Batch, stored: Stored, entity: EntityInput, deleted: list[str]) -> None:
-    """PATCH /entities/{id} (merge-patch): attributes merged member-wise, `deleted` removed."""
+def merge_entity(batch: _Batch, stored: Stored, entity: EntityInput, deletions: list[Deletion]) -> None:
+    """PATCH /entities/{id} (merge-patch): instances merged member-wise, NGSI-LD Nulls deleted."""
+    batch.replace(stored, merged_document(stored.doc, entity, deletions, now_iso()))
+
+
+def batch_merge(store: Store, tenant: str, items: list[Item]) -> BatchOutcome:
+    """POST /entityOperations/merge: a merge-patch of each existing entity (GS CIM 009 5.6.20)."""
+    out = BatchOutcome()
     now = now_iso()
-    doc = {k: v for k, v in stored.doc.items() if k not in deleted}
+    with store.write() as tx:
+        batch = _Batch(tx, tenant, [i.id for i in items if isinstance(i, EntityInput)])
+        for item in items:
+            if not isinstance(item, EntityInput):
+                out.errors.append(item)
+                continue
+            stored = batch.get(item.id)
+            if stored is None:
+                out.errors.append((item.id, not_found("Entity not found", "Cannot merge a non-existing entity")))
+                continue
+            deletions = [(iri, d) for iri, d in item.deletions] if item.deletions else []
+            batch.replace(stored, merged_document(stored.doc, item, deletions, now))
+            out.ok(item.id)
+        out.changes = batch.changes()
+    return out
+
+
+def merged_document(old: dict[str, Any], entity: EntityInput, deletions: list[Deletion],
+                    now: str) -> dict[str, Any]:
+    """`old` merge-patched with `entity`: instances merged member-wise, `deletions` removed."""
+    stored = Stored(0, old)
+    doc, _ = _without(stored.doc, deletions)
     for iri, attr in entity.attrs.items():
-        old = doc.get(iri)
-        merged = ({**orjson.loads(orjson.dumps(old)), **attr} if old and old.get("type") == attr.get("type")
-                  else attr)  # stamp() writes in place: never into the stored `before` document
-        doc[iri] = stamp(merged, now, old.get("createdAt") if old else None)
-    if entity.types:
-        doc["type"] = list(dict.fromkeys([*stored.doc["type"], *entity.types]))
+        if iri == "scope":
+            doc[iri] = attr
+            continue
+        value = doc.get(iri)
+        for item in instances(attr):
+            prior = find(value, dataset_of(item))
+            merged = {**_copy(prior), **item} if prior and prior.get("type") == item.get("type") else item
+            value = replace(value, stamp(merged, now, prior.get("createdAt") if prior else None))
+        doc[iri] = value
+    doc["type"] = with_types(stored.doc["type"], entity.types)
     doc["modifiedAt"] = now
-    batch.replace(stored, doc)
+    return doc
 
 
 @_on_entity

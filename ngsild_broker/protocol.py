@@ -30,19 +30,24 @@ KNOWN_PARAMS = frozenset({
     "onlyIds", "entityMap", "orderBy", "reverse", "expandValues", "details", "kind", "reload",
     "datasetId", "deleteAll", "observedAt", "prettyPrint", "spaces", "timerel", "timeAt", "endTimeAt",
     "timeproperty", "lastN", "attributeFormat", "subscriptionId", "entityTypeList", "contextSource",
+    "scopeQ", "pick", "omit", "join", "joinLevel", "containedBy", "jsonKeys",
 })
 _TENANT_BAD = re.compile(r"[/. \"\\$]")
 _TENANT_KNOWN = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
 def check_params(request: Request, allowed: Collection[str]) -> dict[str, str]:
-    """The URI parameters, rejecting unknown, unsupported and empty ones."""
+    """The URI parameters, rejecting unknown, unsupported and empty ones.
+
+    Unknown and unsupported parameters are 400 InvalidRequest (GS CIM 009 and the ETSI suite,
+    059_01); Orion-LD answers BadRequestData.
+    """
     params: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
         if name not in KNOWN_PARAMS:
-            raise bad_request("Unknown URI parameter", name)
+            raise invalid_request("Unknown URI parameter", name)
         if name not in allowed:
-            raise bad_request("Unsupported URI parameter", name)
+            raise invalid_request("Unsupported URI parameter", name)
         if value == "":
             raise bad_request("Empty right-hand-side for a URI parameter", name)
         params[name] = value

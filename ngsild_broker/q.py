@@ -182,6 +182,11 @@ def _walk(doc: Any, keys: tuple[str, ...]) -> Any:
 
 
 def _candidates(entity: dict, keys: tuple[str, ...], mode: str) -> Iterator[Any]:
+    attr = entity.get(keys[0], _MISSING) if keys else _MISSING
+    if isinstance(attr, list):  # a multi-attribute: every instance is a candidate
+        for item in attr:
+            yield from _candidates({keys[0]: item}, keys, mode)
+        return
     v = _walk(entity, keys)
     if v is _MISSING:
         return
@@ -539,7 +544,7 @@ def _node_sql(node: QNode, expand: Expand, doc: str, params: list) -> str:
         return "(" + joiner.join(_node_sql(c, expand, doc, params) for c in node.children) + ")"
     if isinstance(node, Exists):
         _, nodes = node.path.branches(expand)
-        found = " OR ".join(f"json_type({doc}, {_json_path(k)}) IS NOT NULL" for k in nodes)
+        found = " OR ".join(_found(doc, k) for k in nodes)
         return f"(NOT ({found}))" if node.negated else f"({found})"
     if isinstance(node, Compare):
         if node.regex is not None:
@@ -551,12 +556,28 @@ def _node_sql(node: QNode, expand: Expand, doc: str, params: list) -> str:
             items = " OR ".join(_item_sql(item, node.op, params) for item in tried)
             conds.append(f"EXISTS (SELECT 1 FROM json_each({doc}, {_json_path(keys)}) AS je "
                          f"WHERE {key_filter} AND ({items}))")
+            if len(keys) > 1:  # a multi-attribute (an array of instances): any instance
+                items = " OR ".join(_item_sql(item, node.op, params) for item in tried)
+                conds.append(f"(json_type({doc}, {_json_path(keys[:1])}) = 'array' AND EXISTS "
+                             f"(SELECT 1 FROM json_each({doc}, {_json_path(keys[:1])}) AS inst, "
+                             f"json_each(inst.value, {_json_path(keys[1:])}) AS je "
+                             f"WHERE {key_filter} AND ({items})))")
         positive = "(" + (" OR ".join(conds) or "0") + ")"
         if not node.negated:
             return positive
-        found = " OR ".join(f"json_type({doc}, {_json_path(k)}) IS NOT NULL" for k in nodes)
+        found = " OR ".join(_found(doc, k) for k in nodes)
         return f"(({found}) AND NOT {positive})"
     raise _UntranslatableError
+
+
+def _found(doc: str, keys: tuple[str, ...]) -> str:
+    """The path exists, in the attribute or (multi-attribute) in any of its instances."""
+    single = f"json_type({doc}, {_json_path(keys)}) IS NOT NULL"
+    if len(keys) < 2:
+        return single
+    return (f"({single} OR (json_type({doc}, {_json_path(keys[:1])}) = 'array' AND EXISTS "
+            f"(SELECT 1 FROM json_each({doc}, {_json_path(keys[:1])}) AS inst "
+            f"WHERE json_type(inst.value, {_json_path(keys[1:])}) IS NOT NULL)))")
 
 
 def to_sql(node: QNode, expand: Expand, doc_column: str = "doc") -> tuple[str, list] | None:

@@ -9,11 +9,15 @@ from typing import Any
 from ngsild_broker import geo as geolang
 from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
-from ngsild_broker.entities import LOCATION, check_attr_name, check_uri
-from ngsild_broker.errors import bad_request
+from ngsild_broker.entities import LOCATION, RESERVED_NAMES, check_attr_name, check_uri
+from ngsild_broker.errors import bad_request, invalid_request
+from ngsild_broker.instances import first
 from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.render import Format
+from ngsild_broker.scope import parse_scope_query, scope_sql
 from ngsild_broker.store import SqlFilter, Store
+from ngsild_broker.type_query import parse_types as parse_type_selection
+from ngsild_broker.type_query import types_sql
 
 FORMATS: dict[str, Format] = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
@@ -29,6 +33,7 @@ class OutputOptions:
     sys_attrs: bool = False
     count: bool = False
     flags: frozenset[str] = frozenset()
+    datasets: list[str] | None = None  # datasetId=: only these instances (`@none`: default ones)
 
 
 def parse_options(params: dict[str, str]) -> OutputOptions:
@@ -36,18 +41,19 @@ def parse_options(params: dict[str, str]) -> OutputOptions:
     raw = [o.strip() for o in params.get("options", "").split(",") if o.strip()]
     for option in raw:
         if option not in _OPTIONS:
-            raise bad_request("Invalid value for URI param /options/", option)
+            raise invalid_request("Invalid value for URI param /options/", option)
     formats = [FORMATS[o] for o in raw if o in FORMATS]
     sys_attrs = "sysAttrs" in raw
     if "format" in params:
         if params["format"] not in FORMATS:
-            raise bad_request("Invalid value for URI param /format/", params["format"])
+            raise invalid_request("Invalid value for URI param /format/", params["format"])
         formats = [FORMATS[params["format"]]]  # format= wins over options
     if len(set(formats)) > 1 or (sys_attrs and formats and formats[0] == "keyValues"):
         raise bad_request("Incoherent value for /options/ URI param",
                           "at most one of keyValues, concise, normalized; keyValues excludes sysAttrs")
     count = "count" in raw or params.get("count") == "true"
-    return OutputOptions(formats[0] if formats else "normalized", sys_attrs, count, frozenset(raw))
+    return OutputOptions(formats[0] if formats else "normalized", sys_attrs, count, frozenset(raw),
+                         _split(params.get("datasetId")))
 
 
 @dataclass(slots=True)
@@ -66,13 +72,17 @@ class EntityQuery:
     offset: int = 0
     count: bool = False
     local: bool = False
+    scope_q: list[list[str]] | None = None
+    type_groups: list[list[str]] | None = None  # a type selection with `;` (AND), as OR-of-AND
     expand: Any = field(default=None, repr=False)
 
     @property
     def too_broad(self) -> bool:
-        """Orion-LD's "Too broad query" condition."""
-        return not (self.ids or self.id_pattern or self.types or self.attrs or self.q is not None
-                    or self.geo is not None or self.local)
+        """GS CIM 009 5.7.2: a query needs a type, attrs, q or a geo-query; a list of ids alone is not
+        enough (ETSI 019_03_05). An idPattern alone is accepted, as Orion-LD does (no suite test says
+        otherwise, and counting an id family is how the adapter's tests read the broker)."""
+        return not (self.id_pattern or self.types or self.type_groups or self.attrs or self.q is not None
+                    or self.geo is not None or self.local or self.scope_q)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -136,20 +146,25 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
     ids = _split(params.get("id"))
     for ident in ids or ():
         check_uri(ident, "id")
-    types = _split(params.get("type"))
+    type_groups = parse_type_selection(params["type"], ctx.expand) if "type" in params else None
+    all_of = type_groups is not None and any(len(g) > 1 for g in type_groups)
     attrs = _split(params.get("attrs"))
     for name in attrs or ():
+        if name in RESERVED_NAMES:
+            raise bad_request("Invalid attribute name", f"{name} is not an attribute")
         check_attr_name(name)
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     query = EntityQuery(
         tenant=tenant, ids=ids, id_pattern=_pattern(params.get("idPattern")),
-        types=[ctx.expand(t) for t in types] if types else None,
+        types=[g[0] for g in type_groups] if type_groups and not all_of else None,
+        type_groups=type_groups if all_of else None,
         attrs=[ctx.expand(a) for a in attrs] if attrs else None,
         q=parse_q(params["q"]) if "q" in params else None,
         geo=parse_geo(params.get("georel"), params.get("geometry"), params.get("coordinates"),
                       params.get("geoproperty")),
         geoproperty=ctx.expand(params.get("geoproperty", "location")),
         limit=limit, offset=offset, count=count, local=params.get("local") == "true",
+        scope_q=parse_scope_query(params["scopeQ"]) if "scopeQ" in params else None,
         expand=ctx.expand)
     return query
 
@@ -195,6 +210,7 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
             _text(geo_q[member], f"geoQ.{member}")
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     q_text = body.get("q")
+    scope_text = body.get("scopeQ")
     return EntityQuery(
         tenant=tenant, ids=ids or None, id_pattern=_pattern("|".join(f"(?:{p})" for p in patterns) or None),
         types=types or None, attrs=[ctx.expand(a) for a in attrs] if attrs else None,
@@ -202,7 +218,9 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
         geo=parse_geo(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"),
                       geo_q.get("geoproperty")) if geo_q else None,
         geoproperty=ctx.expand(geo_q.get("geoproperty", "location")) if geo_q else LOCATION,
-        limit=limit, offset=offset, count=count, local=bool(body.get("local")), expand=ctx.expand)
+        limit=limit, offset=offset, count=count, local=bool(body.get("local")),
+        scope_q=parse_scope_query(scope_text) if isinstance(scope_text, str) and scope_text else None,
+        expand=ctx.expand)
 
 
 def _text(value: Any, what: str) -> str:
@@ -251,6 +269,14 @@ def run_query(store: Store, query: EntityQuery) -> QueryResult:
         params.append(query.id_pattern)
     if query.attrs:
         where.append("(" + " OR ".join(_has_member_sql(a, params) for a in query.attrs) + ")")
+    if query.type_groups:
+        sql, type_params = types_sql(query.type_groups, query.tenant)
+        where.append(sql)
+        params += type_params
+    if query.scope_q:
+        sql, scope_params = scope_sql(query.scope_q)
+        where.append(sql)
+        params += scope_params
     python_q = None
     if query.q is not None:
         translated = qlang.to_sql(query.q, query.expand, doc_column="e.doc")
@@ -279,7 +305,7 @@ def _located(store: Store, flt: SqlFilter, query: EntityQuery) -> QueryResult:
     verdicts = query.geo.matches_many([{"type": "Point", "coordinates": [x, y]} for _, x, y in points])
     matched = [seq for (seq, _, _), ok in zip(points, verdicts, strict=True) if ok]
     for stored in store.by_seqs(others):
-        if query.geo.matches(stored.doc[LOCATION]["value"]):
+        if query.geo.matches_entity(stored.doc, lambda _: LOCATION):
             matched.append(stored.seq)
     matched.sort()
     page = matched[query.offset:query.offset + query.limit]
@@ -317,7 +343,7 @@ def _candidates(store: Store, flt: SqlFilter, query: EntityQuery, python_q: Any)
 def _geo_matching(docs: list[dict[str, Any]], query: EntityQuery) -> Iterator[dict[str, Any]]:
     located = []
     for doc in docs:
-        attr = doc.get(query.geoproperty)
+        attr = first(doc.get(query.geoproperty))
         if isinstance(attr, dict) and attr.get("type") == "GeoProperty":
             located.append((doc, attr["value"]))
     verdicts = query.geo.matches_many([g for _, g in located])

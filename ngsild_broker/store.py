@@ -178,6 +178,18 @@ class Store:
                                (tenant, entity_id)).fetchone()
         return orjson.loads(row[0]) if row else None
 
+    def get_many(self, tenant: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored entities among `ids`, by id."""
+        found: dict[str, dict[str, Any]] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                for ident, doc in conn.execute(
+                        f"SELECT id, doc FROM entities WHERE tenant=? AND id IN ({marks})", (tenant, *chunk)):
+                    found[ident] = orjson.loads(doc)
+        return found
+
     def scan(self, flt: SqlFilter, limit: int | None = None, offset: int = 0) -> Iterator[Stored]:
         """Matching entities in creation order (LIMIT/OFFSET in SQL when given)."""
         sql, params = _select(flt, "e.seq, e.doc")

@@ -8,6 +8,8 @@ itself as `broker_state.subscriptions` for the routes; `await manager.start()` a
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
 import re
 import time
@@ -16,10 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
+from ngsild_broker import periodic
+from ngsild_broker.changes import annotate
 from ngsild_broker.contexts import Context, ContextResolver, header_uri, link_header
 from ngsild_broker.entities import check_uri
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
@@ -32,6 +37,7 @@ from ngsild_broker.q import QNode, QSyntaxError, parse_q
 from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.render import render_entity
 from ngsild_broker.store import Store
+from ngsild_broker.type_query import parse_types as parse_type_selection
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +45,15 @@ FIELDS = frozenset({"id", "type", "subscriptionName", "name", "description", "en
                     "watchedAttributes", "timeInterval", "q", "geoQ", "csf", "isActive", "notification",
                     "expiresAt", "expires", "throttling", "lang", "temporalQ", "scopeQ",
                     "notificationTrigger", "@context", "status", "createdAt", "modifiedAt",
-                    "jsonldContext"})
-IGNORED = ("status", "createdAt", "modifiedAt", "jsonldContext", "@context")
+                    "jsonldContext", "datasetId"})
+IGNORED = ("status", "createdAt", "modifiedAt", "@context")
 TRIGGERS = frozenset({"entityCreated", "entityUpdated", "entityDeleted", "attributeCreated",
                       "attributeUpdated", "attributeDeleted"})
+# GS CIM 009 5.2.12: without notificationTrigger, attribute creations and updates notify (entity
+# creation creates attributes); Orion-LD notifies every change, deletions included.
+DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
+_NOT_ATTRIBUTES = frozenset({"id", "type", "scope", "createdAt", "modifiedAt"})
+_PLAIN_TERM = re.compile(r"^[^(),;|]+$")  # a type name, not a type selection expression
 FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
 FORMAT_HEADER = {"normalized": "Normalized", "keyValues": "Simplified", "concise": "Concise"}
@@ -145,7 +156,11 @@ def validate(doc: Any) -> dict[str, Any]:
     if "csf" in out:
         raise _not_implemented("Not Implemented", "Subscription::csf")
     if "timeInterval" in out:
-        raise _not_implemented("Not Implemented", "periodic subscriptions (timeInterval)")
+        interval = out["timeInterval"]
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise bad_request("Invalid value for Subscription::timeInterval", "must be a number > 0")
+        if "watchedAttributes" in out:
+            raise bad_request("Invalid Subscription", "timeInterval and watchedAttributes exclude each other")
     if "entities" in out:
         if not isinstance(out["entities"], list):
             raise bad_request("Not a JSON Array", "Subscription::entities")
@@ -165,13 +180,19 @@ def validate(doc: Any) -> dict[str, Any]:
                     raise bad_request("Invalid idPattern", f"{sel['idPattern']}: {exc}") from None
     if "watchedAttributes" in out:
         _strings(out["watchedAttributes"], "watchedAttributes")
+    if "datasetId" in out:
+        _strings(out["datasetId"], "datasetId")
+    if "jsonldContext" in out:
+        ctx_url = out["jsonldContext"]
+        if not isinstance(ctx_url, str) or ":" not in ctx_url or any(c in ctx_url for c in ' <>"'):
+            raise bad_request("Invalid value for Subscription::jsonldContext", "not a URI")
     if "entities" not in out and "watchedAttributes" not in out:
         raise bad_request("Invalid Subscription", "at least one of entities and watchedAttributes")
     if "q" in out:
         if not isinstance(out["q"], str):
             raise bad_request("Invalid Q-Filter", "q must be a string")
         try:
-            parse_q(out["q"])
+            parse_q(unquote(out["q"]))  # percent-encoded as in a URL (ETSI 046_05_01)
         except QSyntaxError as exc:
             raise bad_request("Invalid Q-Filter", str(exc)) from None
     if "geoQ" in out:
@@ -198,10 +219,15 @@ def validate(doc: Any) -> dict[str, Any]:
     fmt = notification.get("format", "normalized")
     if fmt not in FORMATS:
         raise bad_request("Invalid value for Subscription::notification::format", str(fmt))
-    if notification.get("sysAttrs") is True and FORMATS[fmt] == "keyValues":
-        raise bad_request("Incoherent value", "sysAttrs cannot be combined with format keyValues")
     if "attributes" in notification:
         _strings(notification["attributes"], "notification::attributes")
+    for member in ("pick", "omit"):
+        if member in notification:
+            _strings(notification[member], f"notification::{member}")
+    if ("pick" in notification or "omit" in notification) and "attributes" in notification:
+        raise bad_request("Invalid Subscription", "notification pick/omit exclude attributes (ETSI 028_08)")
+    if set(notification.get("pick", ())) & set(notification.get("omit", ())):
+        raise bad_request("Invalid Subscription", "a member is both in notification pick and omit")
     _check_endpoint(notification.get("endpoint"))
     return out
 
@@ -234,22 +260,27 @@ class Subscription:
     modified_at: str
     counters: dict[str, Any] = field(default_factory=dict)
     last_sent: float = 0.0
+    # The context notifications are compacted with: the jsonldContext member's, else `ctx`.
+    notify_ctx: Context | None = None
 
     def __post_init__(self) -> None:
         expand = self.ctx.expand
-        self.selectors = [(expand(s["type"]), s.get("id"),
+        # Each selector's type is a type selection (`(A;B)|C`, GS CIM 009 4.17) as OR-of-AND groups.
+        self.selectors = [(parse_type_selection(s["type"], expand), s.get("id"),
                            compile_pattern(s["idPattern"]) if "idPattern" in s else None)
                           for s in self.doc.get("entities", [])]
         watched = self.doc.get("watchedAttributes")
         self.watched = {expand(a) for a in watched} if watched else None
-        self.q: QNode | None = parse_q(self.doc["q"]) if "q" in self.doc else None
+        self.q: QNode | None = parse_q(unquote(self.doc["q"])) if "q" in self.doc else None
         self.geo: GeoQuery | None = _geo(self.doc["geoQ"]) if "geoQ" in self.doc else None
         self.expires = _datetime(self.doc["expiresAt"], "expiresAt") if "expiresAt" in self.doc else None
         notification = self.doc["notification"]
         self.format = FORMATS[notification.get("format", "normalized")]
         attrs = notification.get("attributes")
         self.attrs = {expand(a) for a in attrs} if attrs else None
-        self.triggers = set(self.doc.get("notificationTrigger", TRIGGERS))
+        self.pick = set(notification["pick"]) if "pick" in notification else None
+        self.omit = set(notification["omit"]) if "omit" in notification else None
+        self.triggers = set(self.doc.get("notificationTrigger", DEFAULT_TRIGGERS))
 
     @property
     def status(self) -> str:
@@ -262,57 +293,83 @@ class Subscription:
         if not self.selectors:
             return True
         types = entity.get("type", [])
-        for etype, eid, pattern in self.selectors:
-            if etype in types and (eid is None or eid == entity["id"]) \
+        for groups, eid, pattern in self.selectors:
+            if any(all(t in types for t in group) for group in groups) \
+                    and (eid is None or eid == entity["id"]) \
                     and (pattern is None or pattern.search(entity["id"])):
                 return True
         return False
 
-    def _trigger(self, change: Change) -> str | None:
+    def _triggers(self, change: Change) -> set[str]:
+        """The notificationTrigger values a change stands for (attribute ones on watched attributes)."""
         before, after = change
-        if after is None:
-            return "entityDeleted"
-        if before is None:
-            return "entityCreated"
-        return "entityUpdated"
+        old, new = before or {}, after or {}
+        out = {"entityCreated" if before is None else "entityDeleted" if after is None else "entityUpdated"}
+        names = self.watched if self.watched is not None else {*old, *new} - _NOT_ATTRIBUTES
+        for name in names:
+            was, now = old.get(name), new.get(name)
+            if was is None and now is not None:
+                out.add("attributeCreated")
+            elif was is not None and now is None:
+                out.add("attributeDeleted")
+            elif was is not None and was != now:
+                # Same-value writes move the attribute's modifiedAt, so they count as updates
+                # (Orion-LD notifies them unless -noNotifyFalseUpdate).
+                out.add("attributeUpdated")
+        return out
 
     def matches(self, change: Change) -> dict[str, Any] | None:
         """The entity to notify for this change, or None."""
         before, after = change
         entity = after if after is not None else before
         assert entity is not None
-        trigger = self._trigger(change)
-        if trigger not in self.triggers and not (trigger == "entityUpdated" and self.triggers & {
-                "attributeCreated", "attributeUpdated", "attributeDeleted"}):
+        triggers = self._triggers(change)
+        if not triggers & self.triggers:
             return None
-        if not self._selected(entity):
-            return None
-        if self.watched is not None:
-            # Same-value writes move the attribute's modifiedAt, so they count as changes (Orion-LD
-            # notifies them unless -noNotifyFalseUpdate).
-            old, new = before or {}, after or {}
-            if not any(old.get(a) != new.get(a) for a in self.watched):
-                return None
-        if self.q is not None and not self.q.matches(entity, self.ctx.expand):
-            return None
-        if self.geo is not None and not self.geo.matches_entity(entity, self.ctx.expand):
-            return None
-        return entity
+        if self.watched is not None and not triggers - {"entityCreated", "entityUpdated", "entityDeleted"}:
+            return None  # no watched attribute changed
+        return entity if self.selects(entity) else None
 
-    def view(self) -> dict[str, Any]:
-        """The subscription as GET answers it, with status and delivery counters."""
+    def selects(self, entity: dict[str, Any]) -> bool:
+        """Whether the entity passes the entity selectors, q and geoQ."""
+        if not self._selected(entity):
+            return False
+        if self.q is not None and not self.q.matches(entity, self.ctx.expand):
+            return False
+        return self.geo is None or self.geo.matches_entity(entity, self.ctx.expand)
+
+    def _terms(self, ctx: Context) -> dict[str, Any]:
+        """entities[].type, watchedAttributes and notification attributes re-compacted with `ctx`."""
+        out: dict[str, Any] = {}
+        expand, compact = self.ctx.expand, ctx.compact
+        if "entities" in self.doc:
+            out["entities"] = [{**s, "type": compact(expand(s["type"]))}
+                               if _PLAIN_TERM.match(s.get("type", "")) else s for s in self.doc["entities"]]
+        if "watchedAttributes" in self.doc:
+            out["watchedAttributes"] = [compact(expand(a)) for a in self.doc["watchedAttributes"]]
+        return out
+
+    def view(self, sys_attrs: bool = False, ctx: Context | None = None) -> dict[str, Any]:
+        """The subscription as GET answers it, with status and delivery counters.
+
+        `isActive` only when it was given and createdAt/modifiedAt only with sysAttrs (ETSI 028_01;
+        Orion-LD always sends all three).
+        """
         out: dict[str, Any] = {"id": self.id, "type": "Subscription"}
         out.update({k: v for k, v in self.doc.items() if k not in ("id", "type", "notification")})
-        out["isActive"] = self.doc.get("isActive", True)
+        if ctx is not None:  # terms as the reader's context names them (ETSI 029_05_02)
+            out.update(self._terms(ctx))
+        out.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
         out["status"] = self.status
-        out["jsonldContext"] = self.ctx.link_url
+        out["jsonldContext"] = self.doc.get("jsonldContext", self.ctx.link_url)
         notification = dict(self.doc["notification"])
         notification.setdefault("format", "normalized")
         notification["endpoint"] = {"accept": "application/json", **notification["endpoint"]}
         notification.update(self.counters)
         out["notification"] = notification
-        out["createdAt"] = self.created_at
-        out["modifiedAt"] = self.modified_at
+        if sys_attrs:
+            out["createdAt"] = self.created_at
+            out["modifiedAt"] = self.modified_at
         return out
 
     def stored(self) -> dict[str, Any]:
@@ -334,20 +391,26 @@ class SubscriptionManager:
         self.notifier = notifier or Notifier()
         self.render = render
         self.subs: dict[str, dict[str, Subscription]] = {}
+        self._periodic: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Load persisted subscriptions and start delivery."""
         self.notifier.start()
+        self._periodic = asyncio.get_running_loop().create_task(periodic.run(self))
         for tenant, ident, stored in await anyio.to_thread.run_sync(self.store.load_subscriptions):
             try:
                 ctx = await self.contexts.from_value(stored.get("context"))
                 self._put(Subscription(tenant, ident, stored["doc"], ctx, stored["createdAt"],
-                                       stored["modifiedAt"], stored.get("counters", {})))
+                                       stored["modifiedAt"], stored.get("counters", {}),
+                                       notify_ctx=await self._notify_context(stored["doc"])))
             except (NgsiError, KeyError, ValueError) as exc:
                 logger.error("cannot restore subscription %s: %s", ident, exc)
 
     async def stop(self) -> None:
         """Deliver what is queued, persist the counters, stop."""
+        if self._periodic is not None:
+            self._periodic.cancel()
+            await asyncio.gather(self._periodic, return_exceptions=True)
         await self.notifier.aclose()
         for subs in self.subs.values():
             for sub in subs.values():
@@ -360,7 +423,9 @@ class SubscriptionManager:
         await anyio.to_thread.run_sync(self.store.put_subscription, sub.tenant, sub.id, sub.stored())
 
     def get(self, tenant: str, ident: str) -> Subscription:
-        """The subscription or 404."""
+        """The subscription; 400 when `ident` is not a URI (ETSI 029_01_02, 030_01_01), else 404."""
+        if ":" not in ident or any(c in ident for c in ' <>"{}|\\^`'):
+            raise bad_request("Invalid Subscription::id", f"not a URI: {ident[:200]}")
         sub = self.subs.get(tenant, {}).get(ident)
         if sub is None:
             raise not_found("Subscription not found", ident)
@@ -375,8 +440,9 @@ class SubscriptionManager:
         if sum(len(s) for s in self.subs.values()) >= MAX_SUBSCRIPTIONS:
             raise bad_request("Too many subscriptions", f"at most {MAX_SUBSCRIPTIONS}")
         await self._check_mqtt(doc)
+        notify_ctx = await self._notify_context(doc)
         now = _now()
-        sub = Subscription(tenant, ident, doc, ctx, now, now, {"status": "ok", "timesSent": 0})
+        sub = Subscription(tenant, ident, doc, ctx, now, now, {}, notify_ctx=notify_ctx)
         self._put(sub)
         await self._persist(sub)
         return sub
@@ -388,14 +454,16 @@ class SubscriptionManager:
             raise bad_request("Invalid Payload Body", "Empty Object")
         if "id" in patch and patch["id"] != ident:
             raise bad_request("Invalid Subscription::id", "the id cannot be changed")
-        merged = {**sub.doc, **{k: v for k, v in patch.items() if k != "@context"}}
-        if isinstance(patch.get("notification"), dict):
-            merged["notification"] = {**sub.doc["notification"], **patch["notification"]}
-        merged = validate(merged)
+        # Each member given replaces the old one, `notification` too (ETSI 029_03_01: a notification
+        # without its endpoint is invalid; Orion-LD merges the notification members).
+        merged = validate({**sub.doc, **{k: v for k, v in patch.items() if k != "@context"}})
+        if "expiresAt" in patch and _datetime(merged["expiresAt"], "expiresAt") <= time.time():
+            raise bad_request("Invalid value for Subscription::expiresAt", "must be in the future")
         await self._check_mqtt(merged)
         if ctx.user_value is None:  # no Link / @context in the PATCH: the terms keep their meaning
             ctx = sub.ctx
-        new = Subscription(tenant, ident, merged, ctx, sub.created_at, _now(), sub.counters)
+        new = Subscription(tenant, ident, merged, ctx, sub.created_at, _now(), sub.counters,
+                           notify_ctx=await self._notify_context(merged))
         self._put(new)
         await self._persist(new)
 
@@ -404,6 +472,16 @@ class SubscriptionManager:
         self.get(tenant, ident)
         del self.subs[tenant][ident]
         await anyio.to_thread.run_sync(self.store.delete_subscription, tenant, ident)
+
+    async def _notify_context(self, doc: dict[str, Any]) -> Context | None:
+        """The jsonldContext member's context (504 when it cannot be had), else None."""
+        if "jsonldContext" not in doc:
+            return None
+        ctx = await self.contexts.from_value(doc["jsonldContext"])
+        if ctx.user_value is None:  # a core context URL: notifications name it as given (v1.9...)
+            ctx = copy.copy(ctx)
+            ctx.user_value = doc["jsonldContext"]
+        return ctx
 
     async def _check_mqtt(self, doc: dict[str, Any]) -> None:
         endpoint = doc["notification"]["endpoint"]
@@ -425,51 +503,70 @@ class SubscriptionManager:
             return
         now = time.time()
         for sub in list(subs.values()):
-            if sub.status != "active":
+            if sub.status != "active" or "timeInterval" in sub.doc:
                 continue
             throttling = sub.doc.get("throttling")
             if throttling and now - sub.last_sent < throttling:
                 continue  # Orion-LD drops notifications inside the throttling window
-            entities = [e for e in (sub.matches(c) for c in changes) if e is not None]
-            deleted = {c.before["id"] for c in changes if c.after is None and c.before is not None}
-            if entities:
+            matched = [c for c in changes if sub.matches(c) is not None]
+            if matched:
                 sub.last_sent = now
-                self._notify(sub, entities, deleted)
+                self.notify(sub, [c.after or c.before for c in matched],  # type: ignore[misc]
+                            {c.before["id"] for c in matched if c.after is None and c.before is not None},
+                            {(c.after or c.before)["id"]: c for c in matched})  # type: ignore[index]
 
-    def _notify(self, sub: Subscription, entities: list[dict[str, Any]], deleted: set[str]) -> None:
+    def notify(self, sub: Subscription, entities: list[dict[str, Any]], deleted: set[str],
+               changes: dict[str, Change] | None = None) -> None:
+        """Queue one notification of `entities` (`deleted`: ids notified as deleted; `changes`: the
+        before/after of each, for deleted attributes and showChanges)."""
         notification = sub.doc["notification"]
         endpoint = notification["endpoint"]
         accept = endpoint.get("accept", "application/json")
         sys_attrs = bool(notification.get("sysAttrs"))
+        show_changes = bool(notification.get("showChanges"))
+        ctx = sub.notify_ctx or sub.ctx
+        datasets = sub.doc.get("datasetId")
         data = []
         for entity in entities:
+            change = (changes or {}).get(entity["id"])
             if entity["id"] in deleted:
-                data.append({"id": entity["id"], "type": _one([sub.ctx.compact(t) for t in entity["type"]]),
-                             "deletedAt": _now()})
+                rendered = {"id": entity["id"], "type": _one([ctx.compact(t) for t in entity["type"]]),
+                            "deletedAt": _now()}
             else:
-                data.append(self.render(entity, sub.ctx, sub.format, sys_attrs=sys_attrs,
-                                        attrs=sub.attrs, lang=sub.doc.get("lang")))
+                rendered = self.render(entity, ctx, sub.format, sys_attrs=sys_attrs, attrs=sub.attrs,
+                                       lang=sub.doc.get("lang"),
+                                       **({"datasets": datasets} if datasets else {}))
+            if change is not None:
+                rendered = annotate(rendered, change.before, change.after, ctx.compact,
+                                    show_changes=show_changes, key_values=sub.format == "keyValues",
+                                    wanted=lambda iri: sub.attrs is None or iri in sub.attrs,
+                                    watched=sub.watched)
+            data.append(project(rendered, sub.pick, sub.omit))
         body: dict[str, Any] = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification",
                                 "subscriptionId": sub.id, "notifiedAt": _now(), "data": data}
         headers = {"Ngsild-Attribute-Format": FORMAT_HEADER[sub.format]}
         if accept == JSONLD:
             headers["Content-Type"] = JSONLD
-            body["@context"] = sub.ctx.body_value()
+            body["@context"] = ctx.body_value()
+            for entity in data:  # each entity is a JSON-LD document (ETSI 046_14_01)
+                entity["@context"] = ctx.body_value()
         else:
             headers["Content-Type"] = "application/json"
-            headers["Link"] = link_header(sub.ctx.link_url)
+            headers["Link"] = link_header(ctx.link_url)
         if sub.tenant:
             headers["NGSILD-Tenant"] = sub.tenant
         for kv in endpoint.get("receiverInfo", []):
             headers[kv["key"]] = kv["value"]
         info = {kv["key"]: kv["value"] for kv in endpoint.get("notifierInfo", [])}
         counters = sub.counters
+        # Counted when queued: a reader polling the subscription while the receiver has not answered
+        # yet already sees it (ETSI 046_12_01); the outcome follows.
+        counters["timesSent"] = counters.get("timesSent", 0) + 1
+        counters["lastNotification"] = _now()
+        counters.setdefault("status", "ok")
 
         def done(ok: bool, reason: str | None) -> None:
-            stamp = _now()
-            counters["timesSent"] = counters.get("timesSent", 0) + 1
-            counters["lastNotification"] = stamp
-            counters["lastSuccess" if ok else "lastFailure"] = stamp
+            counters["lastSuccess" if ok else "lastFailure"] = _now()
             counters["status"] = "ok" if ok else "failed"
             if reason:
                 counters["lastFailureReason"] = reason
@@ -477,6 +574,15 @@ class SubscriptionManager:
         self.notifier.submit(Delivery(endpoint["uri"], body, headers, sub.id,
                                       int(info.get("MQTT-QoS", "0")),
                                       info.get("MQTT-Version", "mqtt5.0"), done))
+
+
+def project(entity: dict[str, Any], pick: set[str] | None, omit: set[str] | None) -> dict[str, Any]:
+    """A notified entity with the subscription's pick/omit applied (id and type are members too)."""
+    if pick is not None:
+        entity = {k: v for k, v in entity.items() if k in pick}
+    if omit is not None:
+        entity = {k: v for k, v in entity.items() if k not in omit}
+    return entity
 
 
 def _one(types: list[str]) -> str | list[str]:
@@ -510,15 +616,19 @@ async def post_subscription(request: Request) -> Response:
     return empty(201, {"Location": header_uri(f"/ngsi-ld/v1/subscriptions/{sub.id}")})
 
 
-def _answer(data: Any, media: str, ctx: Context, headers: dict[str, str] | None = None) -> Response:
+def _answer(data: Any, media: str, ctx: Context, headers: dict[str, str] | None = None,
+            links: list[str] | None = None) -> Response:
     headers = dict(headers or {})
+    links = list(links or [])
     if media == JSONLD:
         if isinstance(data, list):
             data = [{**d, "@context": ctx.body_value()} for d in data]
         else:
             data = {**data, "@context": ctx.body_value()}
     else:
-        headers["Link"] = link_header(ctx.link_url)
+        links.insert(0, link_header(ctx.link_url))
+    if links:
+        headers["Link"] = ", ".join(links)
     return json_response(data, headers=headers, media=media)
 
 
@@ -538,10 +648,23 @@ async def get_subscriptions(request: Request) -> Response:
     if limit == 0 and not count:
         raise bad_request("Invalid value for URI parameter /limit/", "0 is only allowed with count=true")
     subs = list(_manager(request).subs.get(incoming.tenant, {}).values())
-    page = [s.view() for s in subs[offset:offset + limit]]
+    sys_attrs = "sysAttrs" in params.get("options", "").split(",")
     ctx = await request_context(request, broker.contexts)
+    page = [s.view(sys_attrs, ctx) for s in subs[offset:offset + limit]]
     headers = {"NGSILD-Results-Count": str(len(subs))} if count else {}
-    return _answer(page, incoming.media, ctx, headers)
+    return _answer(page, incoming.media, ctx, headers, _page_links(limit, offset, len(subs)))
+
+
+def _page_links(limit: int, offset: int, total: int) -> list[str]:
+    """rel=prev / rel=next Link values of a page (GS CIM 009 5.5.9)."""
+    links = []
+    if offset > 0 and limit > 0:
+        links.append(f'</ngsi-ld/v1/subscriptions?limit={limit}&offset={max(0, offset - limit)}>;'
+                     'rel="prev";type="application/ld+json"')
+    if limit > 0 and offset + limit < total:
+        links.append(f'</ngsi-ld/v1/subscriptions?limit={limit}&offset={offset + limit}>;'
+                     'rel="next";type="application/ld+json"')
+    return links
 
 
 def _int_param(params: dict[str, str], name: str, default: int) -> int:
@@ -560,14 +683,16 @@ async def get_subscription(ident: str, request: Request) -> Response:
     incoming = await begin(request, broker.store, broker.settings.max_payload, ("options",))
     sub = _manager(request).get(incoming.tenant, ident)
     ctx = await request_context(request, broker.contexts)
-    return _answer(sub.view(), incoming.media, ctx)
+    return _answer(sub.view("sysAttrs" in incoming.params.get("options", "").split(","), ctx),
+                   incoming.media, ctx)
 
 
 @router.patch(PREFIX + "/subscriptions/{ident:path}")
 async def patch_subscription(ident: str, request: Request) -> Response:
     """Merge fields into a subscription: 204."""
     broker = _broker(request)
-    incoming = await begin(request, broker.store, broker.settings.max_payload, (), body=True)
+    incoming = await begin(request, broker.store, broker.settings.max_payload, (), body=True,
+                           merge_patch=True)
     ctx = await request_context(request, broker.contexts, incoming.payload)
     assert incoming.payload is not None  # body=True
     await _manager(request).update(incoming.tenant, ident, incoming.payload.data, ctx)

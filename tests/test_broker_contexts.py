@@ -100,8 +100,10 @@ def test_unreachable_context_is_504_and_failures_are_not_cached(client: httpx.Cl
 def test_hosted_contexts_crud(client: httpx.Client, broker: EmbeddedBroker) -> None:
     created = client.post("/jsonldContexts", json={"@context": {"Lamp": "http://example.org/Lamp"}})
     assert created.status_code == 201
-    location = created.headers["location"]
-    assert location.startswith(f"{broker.url}{BASE}/jsonldContexts/")
+    # A relative Location (ETSI suite 050_01; Orion-LD sends the absolute URL); the context's URL is
+    # the broker's address + that path.
+    assert created.headers["location"].startswith(f"{BASE}/jsonldContexts/")
+    location = broker.url + created.headers["location"]
     local_id = location.rsplit("/", 1)[1]
     assert client.get(f"/jsonldContexts/{local_id}").json() == {"@context": {"Lamp": "http://example.org/Lamp"}}
     assert location in client.get("/jsonldContexts", params={"kind": "Hosted"}).json()

@@ -95,7 +95,7 @@ def run(coro: Any) -> Any:
     (sub(notificationTrigger=["entityExploded"]), 400,
      "Invalid value for Subscription::notificationTrigger"),
     (sub(csf="x==1"), 501, "Not Implemented"),
-    (sub(timeInterval=10), 501, "Not Implemented"),
+    (sub(timeInterval=0), 400, "Invalid value for Subscription::timeInterval"),  # periodic: supported (ETSI)
     (sub(geoQ={"geometry": "Polygon", "georel": "within",
                "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}), 501, "Not Implemented"),
     (sub(geoQ={"geometry": "Point", "georel": "near;maxDistance==10"}), 400, "Incomplete geometry"),
@@ -107,8 +107,9 @@ def run(coro: Any) -> Any:
      "Invalid value for Subscription::notification::endpoint::accept"),
     ({**sub(), "notification": {"endpoint": {"uri": HOOK}, "format": "xml"}}, 400,
      "Invalid value for Subscription::notification::format"),
-    ({**sub(), "notification": {"endpoint": {"uri": HOOK}, "format": "keyValues", "sysAttrs": True}},
-     400, "Incoherent value"),
+    # keyValues + sysAttrs is accepted since the ETSI work (046_17); pick with attributes is not (028_08)
+    ({**sub(), "notification": {"endpoint": {"uri": HOOK}, "pick": ["a"], "attributes": ["b"]}},
+     400, "Invalid Subscription"),
     ({**sub(), "notification": {"endpoint": {"uri": "mqtt://h:1883/t",
                                              "notifierInfo": [{"key": "Other", "value": "1"}]}}},
      400, "Invalid key in notifierInfo"),
@@ -283,8 +284,9 @@ def test_formats_accept_receiver_info_and_tenant_header() -> None:
         by_uri = {str(r.url).split("?")[0]: r for r in seen}
         kv = by_uri[HOOK]
         payload = orjson.loads(kv.content)
-        assert payload["data"] == [{"id": "urn:ngsi-ld:T:1", "type": "T", "temperature": 30}]
-        assert payload["@context"] == [CTX, "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]
+        # JSON-LD notifications: every entity carries the context too (ETSI 046_14_01)
+        assert payload["data"] == [{"id": "urn:ngsi-ld:T:1", "type": "T", "temperature": 30, "@context": CTX}]
+        assert payload["@context"] == CTX  # the subscription's context unchanged (ETSI suite)
         assert kv.headers["content-type"] == "application/ld+json" and "link" not in kv.headers
         assert kv.headers["ngsild-attribute-format"] == "Simplified"
         assert kv.headers["authorization"] == "Bearer 123"

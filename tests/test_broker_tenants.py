@@ -60,7 +60,9 @@ def test_restart_keeps_entities_contexts_and_subscriptions(tmp_path: Path) -> No
         with EmbeddedBroker(settings) as first, httpx.Client(base_url=first.url + BASE) as http:
             assert http.post("/entities", json=entity(ident, "Bin", fill=1), headers={
                 **link(remote), "NGSILD-Tenant": "kept"}).status_code == 201
-            hosted = http.post("/jsonldContexts", json={"Lamp": "http://example.org/Lamp"}).headers["location"]
+            # The payload is {"@context": ...} (GS CIM 009 5.13.2; Orion-LD also takes the bare value).
+            hosted = http.post("/jsonldContexts", json={"@context": {"Lamp": "http://example.org/Lamp"}}
+                               ).headers["location"]
             sub = http.post("/subscriptions", json={
                 "type": "Subscription", "entities": [{"type": "Bin"}],
                 "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}}},
