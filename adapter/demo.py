@@ -50,6 +50,24 @@ async def _query(runtime: Runtime, console: Console, title: str, entity_type: st
     return answer
 
 
+async def _history(runtime: Runtime, console: Console, entity: dict[str, Any], attr: str,
+                   last_n: int) -> None:
+    """The last readings of one attribute, from the broker's temporal API (every reading kept)."""
+    assert runtime.client is not None
+    params = {"attrs": attr, "options": "temporalValues", "lastN": str(last_n)}
+    answer = await runtime.client.get_temporal_entity(
+        entity["id"], context=_context(entity["type"], runtime.settings), params=params)
+    console.print(f"\n[bold]{escape(attr)} at {escape(str(entity.get('name', entity['id'])))}, "
+                  f"the last {last_n} readings[/bold]")
+    shown = "&".join(f"{k}={v}" for k, v in params.items())
+    console.print(f"GET {runtime.broker_url}/ngsi-ld/v1/temporal/entities/{entity['id']}?{shown}",
+                  markup=False, highlight=False, soft_wrap=True)
+    values = (answer or {}).get(attr, {}).get("values", [])
+    for value, observed_at in values:
+        console.print(f"  {observed_at}  {value}", highlight=False)
+    console.print(f"  → {len(values)} readings", highlight=False)
+
+
 async def run_demo(settings: Settings, console: Console) -> int:
     """Run the demo; 0 when every source synced completely."""
     from adapter.cli import report_table
@@ -99,9 +117,12 @@ async def run_demo(settings: Settings, console: Console) -> int:
                       f"{sum(r.unchanged for r in again)} unchanged, {time.monotonic() - started:.2f} s",
                       highlight=False)
 
-        await _query(runtime, console, "Air quality within 3 km of the centre", "AirQualityObserved",
-                     {"georel": "near;maxDistance==3000", "geometry": "Point",
-                      "coordinates": f"[{CENTRE[0]},{CENTRE[1]}]", "attrs": "name,no2,pm10,dateObserved"})
+        stations = await _query(runtime, console, "Air quality within 3 km of the centre", "AirQualityObserved",
+                                {"georel": "near;maxDistance==3000", "geometry": "Point",
+                                 "coordinates": f"[{CENTRE[0]},{CENTRE[1]}]",
+                                 "attrs": "name,no2,pm10,dateObserved"})
+        if stations:
+            await _history(runtime, console, stations[0], "no2", 8)
         await _query(runtime, console, "Car parks with free spaces", "OffStreetParking",
                      {"q": "availableSpotNumber>0", "attrs": "name,availableSpotNumber,totalSpotNumber"})
         districts = await runtime.client.query(

@@ -96,3 +96,12 @@ def test_demo_queries_answer_with_real_entities(demo_output):
     assert "georel=near;maxDistance==3000" in demo_output
     assert "q=availableSpotNumber>0" in demo_output
     assert "GtfsStop entities inside the district" in demo_output
+
+
+def test_demo_reads_a_stations_last_readings_from_the_temporal_api(demo_output):
+    shown = re.search(r"no2 at .+, the last 8 readings\nGET \S+/temporal/entities/(\S+)\?\S+\n((?:  \S+  \S+\n)+)"
+                      r"  → (\d+) readings", demo_output)
+    assert shown is not None, demo_output
+    times = [line.split()[0] for line in shown.group(2).splitlines()]
+    assert int(shown.group(3)) == len(times) == 8
+    assert times == sorted(times) and len(set(times)) == 8  # eight distinct hourly readings, oldest first

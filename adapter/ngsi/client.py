@@ -367,6 +367,17 @@ class BrokerClient:
         entity: dict[str, Any] = self._json(response)
         return entity
 
+    async def get_temporal_entity(self, entity_id: str, *, context: Any = None,
+                                  params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        """One entity's history (GET /temporal/entities/{id}), None when the broker has none."""
+        response = await self._request("GET", f"/temporal/entities/{quote(entity_id, safe='')}",
+                                       headers=self._read_headers(context), params=params or {})
+        if response.status_code == 404:
+            return None
+        self._raise_for_status(response, "get")
+        entity: dict[str, Any] = self._json(response)
+        return entity
+
     async def count(self, params: Mapping[str, Any], *, context: Any = None) -> int:
         """How many entities match a GET /entities query (NGSILD-Results-Count), without reading them."""
         response = await self._request("GET", "/entities", headers=self._read_headers(context),
