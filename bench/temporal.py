@@ -51,9 +51,9 @@ def _iso(moment: datetime) -> str:
 
 def build_base(db: Path, stations: int, hours: int) -> int:
     """Air-quality history written straight through the store; returns the instance count."""
-    from ngsild_broker.store import Store
+    from ngsild_broker.sqlite import SqliteStore
     from ngsild_broker.temporal_store import TemporalStore
-    store = Store(db)
+    store = SqliteStore(db)
     history = TemporalStore(store)
     rng = random.Random(3)
     end_ms = int(END.timestamp() * 1000)

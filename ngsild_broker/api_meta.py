@@ -14,21 +14,20 @@ from ngsild_broker.errors import NgsiError, bad_request, invalid_request, not_fo
 from ngsild_broker.instances import instances
 from ngsild_broker.protocol import begin, empty, entity_headers, json_response
 from ngsild_broker.state import BrokerState, broker_of
-from ngsild_broker.store import SqlFilter, Store
+from ngsild_broker.storage import EntityFilter, EntityStore
 
 router = APIRouter()
 PREFIX = "/ngsi-ld/v1"
 _KINDS = ("Hosted", "Cached", "ImplicitlyCreated")
 
 
-def _attribute_stats(store: Store, tenant: str, types: list[str] | None = None
+def _attribute_stats(store: EntityStore, tenant: str, types: list[str] | None = None
                      ) -> tuple[dict[str, int], dict[str, dict[str, set[str]]]]:
     """Entity count per type and, per attribute IRI, its attribute types and entity types."""
     counts: dict[str, int] = defaultdict(int)
     attrs: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"kinds": set(), "types": set(),
                                                                  "count": set()})
-    for stored in store.scan(SqlFilter(tenant, types)):
-        doc = stored.doc
+    for doc in store.matching(EntityFilter(tenant, types=types)):
         for entity_type in doc["type"]:
             counts[entity_type] += 1
         for iri, attr in doc.items():

@@ -33,8 +33,8 @@ from ngsild_broker import api_batch, api_entities, api_meta, api_temporal, csour
 from ngsild_broker.contexts import ContextResolver
 from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.settings import BrokerSettings
+from ngsild_broker.sqlite import SqliteStore
 from ngsild_broker.state import BrokerState
-from ngsild_broker.store import Store
 from ngsild_broker.temporal_retention import start_retention, stop_retention
 from ngsild_broker.temporal_store import TemporalStore
 
@@ -138,7 +138,7 @@ def _subscriptions_module() -> Any:
 def create_app(settings: BrokerSettings | None = None) -> FastAPI:
     """The broker as an ASGI app; storage opens now, subscriptions start with the app's lifespan."""
     settings = settings or BrokerSettings()
-    store = Store(settings.db_path)
+    store = SqliteStore(settings.db_path)
     if settings.temporal:
         store.history = TemporalStore(store, settings.temporal_retention_days)
     broker = BrokerState(settings, store, ContextResolver(settings, store))

@@ -15,7 +15,7 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -25,7 +25,9 @@ from ngsild_broker.core_context import CORE_CONTEXT_URL, core_context
 from ngsild_broker.errors import NgsiError, bad_request
 from ngsild_broker.limits import too_deep
 from ngsild_broker.settings import BrokerSettings
-from ngsild_broker.store import Store
+
+if TYPE_CHECKING:  # storage imports entities, which imports this module
+    from ngsild_broker.storage import EntityStore
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +242,7 @@ def _now() -> str:
 class ContextResolver:
     """Turns Link headers and body @context values into `Context`s; owns the context store."""
 
-    def __init__(self, settings: BrokerSettings, store: Store,
+    def __init__(self, settings: BrokerSettings, store: EntityStore,
                  client: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
         self._store = store

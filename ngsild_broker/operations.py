@@ -14,7 +14,7 @@ import orjson
 from ngsild_broker.entities import EntityInput, location_bbox, merge_attributes, new_document, now_iso, stamp
 from ngsild_broker.errors import NgsiError, already_exists, bad_request, not_found
 from ngsild_broker.instances import dataset_of, find, instances, remove, replace
-from ngsild_broker.store import Store, Stored, Writer
+from ngsild_broker.storage import EntityStore, EntityWriter, Stored
 
 
 class Change(NamedTuple):
@@ -58,7 +58,7 @@ Item = EntityInput | tuple[str, NgsiError]
 class _Batch:
     """Entities of one tenant inside one transaction, with in-request updates visible."""
 
-    def __init__(self, tx: Writer, tenant: str, ids: list[str]) -> None:
+    def __init__(self, tx: EntityWriter, tenant: str, ids: list[str]) -> None:
         self.tx = tx
         self.tenant = tenant
         found = tx.get_many(tenant, ids)
@@ -108,7 +108,7 @@ def with_types(old: list[str], new: list[str] | None) -> list[str]:
     return list(dict.fromkeys([*old, *(new or ())]))
 
 
-def batch_create(store: Store, tenant: str, items: list[Item]) -> BatchOutcome:
+def batch_create(store: EntityStore, tenant: str, items: list[Item]) -> BatchOutcome:
     """POST /entityOperations/create (and, with one item, POST /entities)."""
     out = BatchOutcome()
     now = now_iso()
@@ -135,7 +135,7 @@ def batch_create(store: Store, tenant: str, items: list[Item]) -> BatchOutcome:
     return out
 
 
-def batch_upsert(store: Store, tenant: str, items: list[Item], update: bool) -> BatchOutcome:
+def batch_upsert(store: EntityStore, tenant: str, items: list[Item], update: bool) -> BatchOutcome:
     """POST /entityOperations/upsert: replace (default) or update existing entities, create others."""
     out = BatchOutcome()
     now = now_iso()
@@ -164,7 +164,7 @@ def batch_upsert(store: Store, tenant: str, items: list[Item], update: bool) -> 
     return out
 
 
-def batch_update(store: Store, tenant: str, items: list[Item], no_overwrite: bool) -> BatchOutcome:
+def batch_update(store: EntityStore, tenant: str, items: list[Item], no_overwrite: bool) -> BatchOutcome:
     """POST /entityOperations/update: append attributes to existing entities."""
     out = BatchOutcome()
     now = now_iso()
@@ -192,7 +192,7 @@ def batch_update(store: Store, tenant: str, items: list[Item], no_overwrite: boo
     return out
 
 
-def batch_delete(store: Store, tenant: str, ids: list[str]) -> BatchOutcome:
+def batch_delete(store: EntityStore, tenant: str, ids: list[str]) -> BatchOutcome:
     """POST /entityOperations/delete: the same id twice is fine."""
     out = BatchOutcome()
     with store.write() as tx:
@@ -211,7 +211,7 @@ def batch_delete(store: Store, tenant: str, ids: list[str]) -> BatchOutcome:
 
 def _on_entity(fn: Any) -> Any:
     """Run `fn(batch, stored, ...)` in one transaction on an existing entity (404 when missing)."""
-    def run(store: Store, tenant: str, entity_id: str, *args: Any, **kwargs: Any) -> Any:
+    def run(store: EntityStore, tenant: str, entity_id: str, *args: Any, **kwargs: Any) -> Any:
         with store.write() as tx:
             batch = _Batch(tx, tenant, [entity_id])
             stored = batch.get(entity_id)
@@ -348,7 +348,7 @@ def merge_entity(batch: _Batch, stored: Stored, entity: EntityInput, deletions: 
     batch.replace(stored, merged_document(stored.doc, entity, deletions, now_iso()))
 
 
-def batch_merge(store: Store, tenant: str, items: list[Item]) -> BatchOutcome:
+def batch_merge(store: EntityStore, tenant: str, items: list[Item]) -> BatchOutcome:
     """POST /entityOperations/merge: a merge-patch of each existing entity (GS CIM 009 5.6.20)."""
     out = BatchOutcome()
     now = now_iso()
@@ -397,7 +397,7 @@ def replace_entity(batch: _Batch, stored: Stored, entity: EntityInput) -> None:
                                        created=stored.doc["createdAt"]))
 
 
-def delete_entity(store: Store, tenant: str, entity_id: str) -> Change:
+def delete_entity(store: EntityStore, tenant: str, entity_id: str) -> Change:
     """DELETE /entities/{id}."""
     outcome = batch_delete(store, tenant, [entity_id])
     if outcome.errors:

@@ -16,7 +16,7 @@ from fastapi import Request, Response
 
 from ngsild_broker.contexts import Context, ContextResolver, link_header
 from ngsild_broker.errors import NgsiError, bad_request, invalid_request
-from ngsild_broker.store import DEFAULT_TENANT, Store
+from ngsild_broker.storage import DEFAULT_TENANT, EntityStore
 
 JSON = "application/json"
 JSONLD = "application/ld+json"
@@ -54,7 +54,7 @@ def check_params(request: Request, allowed: Collection[str]) -> dict[str, str]:
     return params
 
 
-def tenant_of(request: Request, store: Store, *, create: bool = False) -> str:
+def tenant_of(request: Request, store: EntityStore, *, create: bool = False) -> str:
     """The request's tenant (lower-cased); 404 NonExistingTenant unless it exists or `create`."""
     headers = request.headers
     ngsild = headers.get("ngsild-tenant")
@@ -191,7 +191,7 @@ class Incoming:
     payload: Payload | None
 
 
-async def begin(request: Request, store: Store, max_payload: int, allowed: Collection[str], *,
+async def begin(request: Request, store: EntityStore, max_payload: int, allowed: Collection[str], *,
                 body: bool = False, create_tenant: bool = False, geojson: bool = False,
                 merge_patch: bool = False) -> Incoming:
     """Common checks in Orion-LD's order: Accept, size, params, Content-Type, JSON, tenant."""

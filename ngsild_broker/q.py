@@ -1,4 +1,5 @@
-"""The NGSI-LD q filter: parser, in-memory matcher and exact SQLite translation.
+"""The NGSI-LD q filter: parser (a tree of QNode) and in-memory matcher; storage back-ends translate the
+tree themselves (the SQLite one: ngsild_broker/sqlite/q_sql.py).
 
 Grammar (GS CIM 009 4.9, as Orion-LD implements it, S/q/qNode.h):
 
@@ -11,7 +12,7 @@ Grammar (GS CIM 009 4.9, as Orion-LD implements it, S/q/qNode.h):
     values   := item (',' item)*        -- lists only with == and !=
     item     := value ('..' value)?     -- ranges only with == and !=
 
-Comparison semantics, shared by `matches()` and `to_sql()`:
+Comparison semantics, shared by `matches()` and the stores' translations:
 - the target of `A` is the attribute's `value` (Property), `object` (Relationship) or any value of its
   `languageMap` (LanguageProperty); `A.observedAt|createdAt|modifiedAt|unitCode|datasetId` is that
   member of the attribute, `A.B` is sub-attribute B, `P[k1.k2]` walks a compound value (or picks a
@@ -32,7 +33,7 @@ from typing import Any
 
 from ngsild_broker.regex import Pattern, RegexError, compile_pattern
 
-__all__ = ["QNode", "QSyntaxError", "parse_q", "to_sql"]
+__all__ = ["QNode", "QSyntaxError", "parse_q"]
 
 MAX_Q_LENGTH = 8192
 MAX_DEPTH = 32
@@ -56,8 +57,8 @@ class QSyntaxError(ValueError):
 _DT_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?"
     r"[ \t\n\v\f\r]*(?:([Zz])|([+-])(\d\d):(\d\d))?[ \t\n\v\f\r]*\Z")
-# The SQL side only hands strings of this shape to julianday(); the regex above requires it too.
-_DT_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]*"
+# A SQL translation only hands strings of this shape to julianday(); the regex above requires it too.
+DT_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]*"
 
 
 def _c_div(a: int, b: int) -> int:
@@ -199,7 +200,7 @@ def _candidates(entity: dict, keys: tuple[str, ...], mode: str) -> Iterator[Any]
         yield v
 
 
-def _branch_items(branches: list[tuple[tuple[str, ...], str]], items: list[Item]
+def branch_items(branches: list[tuple[tuple[str, ...], str]], items: list[Item]
                   ) -> list[tuple[tuple[str, ...], str, list[Item]]]:
     """Each branch with the items tried on it (strings and DateTimes only on text branches)."""
     out = []
@@ -319,7 +320,7 @@ class Compare(_PathNode):
 
     def _bind(self, expand: Expand) -> Any:
         branches, nodes = self.path.branches(expand)
-        return _branch_items(branches, self.items), nodes
+        return branch_items(branches, self.items), nodes
 
     def _positive(self, entity: dict, branches: Any) -> bool:
         for keys, mode, items in branches:
@@ -489,101 +490,3 @@ def parse_q(text: str) -> QNode:
     if len(text) > MAX_Q_LENGTH:
         raise QSyntaxError(f"q expression longer than {MAX_Q_LENGTH} characters")
     return _Parser(text.strip()).parse()
-
-
-# --- SQL -----------------------------------------------------------------------------------------
-
-class _UntranslatableError(Exception):
-    pass
-
-
-def _json_path(keys: tuple[str, ...]) -> str:
-    for k in keys:
-        if '"' in k or "\\" in k or any(ord(c) < 32 for c in k):
-            raise _UntranslatableError
-    path = "$" + "".join(f'."{k}"' for k in keys)
-    return "'" + path.replace("'", "''") + "'"
-
-
-_SQL_TYPE = {"num": "je.type IN ('integer','real')", "str": "je.type = 'text'"}
-
-
-def _julian_day(lit: Literal) -> float:
-    return lit.value / 86400000.0
-
-
-def _plain(lit: Literal) -> Any:
-    return lit.value
-
-
-def _item_sql(item: Item, op: str, params: list) -> str:
-    kind = item.lo.kind
-    if kind == "bool":
-        if op != "==":
-            return "0"
-        return f"je.type = '{'true' if item.lo.value else 'false'}'"
-    if kind == "dt":
-        # julianday() of the same iJD gives the same double: the Python side compares iJDs.
-        guard = f"je.type = 'text' AND je.atom GLOB '{_DT_GLOB}'"
-        operand = "julianday(je.atom)"
-        conv = _julian_day
-    else:
-        guard = _SQL_TYPE[kind]
-        operand = "je.atom"
-        conv = _plain
-    if item.hi is not None:
-        params.extend((conv(item.lo), conv(item.hi)))
-        return f"({guard} AND {operand} BETWEEN ? AND ?)"
-    params.append(conv(item.lo))
-    return f"({guard} AND {operand} {'=' if op == '==' else op} ?)"
-
-
-def _node_sql(node: QNode, expand: Expand, doc: str, params: list) -> str:
-    if isinstance(node, (And, Or)):
-        joiner = " AND " if isinstance(node, And) else " OR "
-        return "(" + joiner.join(_node_sql(c, expand, doc, params) for c in node.children) + ")"
-    if isinstance(node, Exists):
-        _, nodes = node.path.branches(expand)
-        found = " OR ".join(_found(doc, k) for k in nodes)
-        return f"(NOT ({found}))" if node.negated else f"({found})"
-    if isinstance(node, Compare):
-        if node.regex is not None:
-            raise _UntranslatableError  # patterns are matched in Python (Compare.matches), not in SQL
-        branches, nodes = node.path.branches(expand)
-        conds = []
-        for keys, mode, tried in _branch_items(branches, node.items):
-            key_filter = "typeof(je.key) = 'text'" if mode == "members" else "typeof(je.key) <> 'text'"
-            items = " OR ".join(_item_sql(item, node.op, params) for item in tried)
-            conds.append(f"EXISTS (SELECT 1 FROM json_each({doc}, {_json_path(keys)}) AS je "
-                         f"WHERE {key_filter} AND ({items}))")
-            if len(keys) > 1:  # a multi-attribute (an array of instances): any instance
-                items = " OR ".join(_item_sql(item, node.op, params) for item in tried)
-                conds.append(f"(json_type({doc}, {_json_path(keys[:1])}) = 'array' AND EXISTS "
-                             f"(SELECT 1 FROM json_each({doc}, {_json_path(keys[:1])}) AS inst, "
-                             f"json_each(inst.value, {_json_path(keys[1:])}) AS je "
-                             f"WHERE {key_filter} AND ({items})))")
-        positive = "(" + (" OR ".join(conds) or "0") + ")"
-        if not node.negated:
-            return positive
-        found = " OR ".join(_found(doc, k) for k in nodes)
-        return f"(({found}) AND NOT {positive})"
-    raise _UntranslatableError
-
-
-def _found(doc: str, keys: tuple[str, ...]) -> str:
-    """The path exists, in the attribute or (multi-attribute) in any of its instances."""
-    single = f"json_type({doc}, {_json_path(keys)}) IS NOT NULL"
-    if len(keys) < 2:
-        return single
-    return (f"({single} OR (json_type({doc}, {_json_path(keys[:1])}) = 'array' AND EXISTS "
-            f"(SELECT 1 FROM json_each({doc}, {_json_path(keys[:1])}) AS inst "
-            f"WHERE json_type(inst.value, {_json_path(keys[1:])}) IS NOT NULL)))")
-
-
-def to_sql(node: QNode, expand: Expand, doc_column: str = "doc") -> tuple[str, list] | None:
-    """A SQLite WHERE fragment equivalent to `node.matches`, with its parameters; None if impossible."""
-    params: list = []
-    try:
-        return _node_sql(node, expand, doc_column, params), params
-    except _UntranslatableError:
-        return None

@@ -1,9 +1,10 @@
-"""Entity queries (GET /entities, POST /entityOperations/query): parameters, SQL plan, Python filters."""
+"""Entity queries (GET /entities, POST /entityOperations/query): parameters to an EntityFilter and a page.
+
+The store runs the filter (EntityStore.query); nothing here knows how it is stored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ngsild_broker import geo as geolang
@@ -11,13 +12,11 @@ from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, RESERVED_NAMES, check_attr_name, check_uri
 from ngsild_broker.errors import bad_request, invalid_request
-from ngsild_broker.instances import first
 from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.render import Format
-from ngsild_broker.scope import parse_scope_query, scope_sql
-from ngsild_broker.store import SqlFilter, Store
+from ngsild_broker.scope import parse_scope_query
+from ngsild_broker.storage import EntityFilter, EntityStore, QueryResult
 from ngsild_broker.type_query import parse_types as parse_type_selection
-from ngsild_broker.type_query import types_sql
 
 FORMATS: dict[str, Format] = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
            "concise": "concise"}
@@ -58,31 +57,27 @@ def parse_options(params: dict[str, str]) -> OutputOptions:
 
 @dataclass(slots=True)
 class EntityQuery:
-    """A parsed entity query on one tenant."""
+    """A parsed entity query on one tenant: the filter and the page."""
 
-    tenant: str
-    ids: list[str] | None = None
-    id_pattern: str | None = None
-    types: list[str] | None = None
-    attrs: list[str] | None = None
-    q: Any = None
-    geo: Any = None
-    geoproperty: str = LOCATION
+    filter: EntityFilter
     limit: int = 20
     offset: int = 0
     count: bool = False
     local: bool = False
-    scope_q: list[list[str]] | None = None
-    type_groups: list[list[str]] | None = None  # a type selection with `;` (AND), as OR-of-AND
-    expand: Any = field(default=None, repr=False)
+
+    @property
+    def attrs(self) -> list[str] | None:
+        """The attributes asked for (they also select the entities)."""
+        return self.filter.attrs
 
     @property
     def too_broad(self) -> bool:
         """GS CIM 009 5.7.2: a query needs a type, attrs, q or a geo-query; a list of ids alone is not
         enough (ETSI 019_03_05). An idPattern alone is accepted, as Orion-LD does (no suite test says
         otherwise, and counting an id family is how the adapter's tests read the broker)."""
-        return not (self.id_pattern or self.types or self.type_groups or self.attrs or self.q is not None
-                    or self.geo is not None or self.local or self.scope_q)
+        f = self.filter
+        return not (f.id_pattern or f.types or f.type_groups or f.attrs or f.q is not None
+                    or f.geo is not None or self.local or f.scope_q)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -154,7 +149,7 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
             raise bad_request("Invalid attribute name", f"{name} is not an attribute")
         check_attr_name(name)
     limit, offset = parse_limits(params, default_limit, max_limit, count)
-    query = EntityQuery(
+    flt = EntityFilter(
         tenant=tenant, ids=ids, id_pattern=_pattern(params.get("idPattern")),
         types=[g[0] for g in type_groups] if type_groups and not all_of else None,
         type_groups=type_groups if all_of else None,
@@ -163,10 +158,9 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
         geo=parse_geo(params.get("georel"), params.get("geometry"), params.get("coordinates"),
                       params.get("geoproperty")),
         geoproperty=ctx.expand(params.get("geoproperty", "location")),
-        limit=limit, offset=offset, count=count, local=params.get("local") == "true",
         scope_q=parse_scope_query(params["scopeQ"]) if "scopeQ" in params else None,
         expand=ctx.expand)
-    return query
+    return EntityQuery(flt, limit=limit, offset=offset, count=count, local=params.get("local") == "true")
 
 
 def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str], count: bool,
@@ -211,16 +205,16 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     q_text = body.get("q")
     scope_text = body.get("scopeQ")
-    return EntityQuery(
+    flt = EntityFilter(
         tenant=tenant, ids=ids or None, id_pattern=_pattern("|".join(f"(?:{p})" for p in patterns) or None),
         types=types or None, attrs=[ctx.expand(a) for a in attrs] if attrs else None,
         q=parse_q(q_text) if isinstance(q_text, str) and q_text else None,
         geo=parse_geo(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"),
                       geo_q.get("geoproperty")) if geo_q else None,
         geoproperty=ctx.expand(geo_q.get("geoproperty", "location")) if geo_q else LOCATION,
-        limit=limit, offset=offset, count=count, local=bool(body.get("local")),
         scope_q=parse_scope_query(scope_text) if isinstance(scope_text, str) and scope_text else None,
         expand=ctx.expand)
+    return EntityQuery(flt, limit=limit, offset=offset, count=count, local=bool(body.get("local")))
 
 
 def _text(value: Any, what: str) -> str:
@@ -239,112 +233,6 @@ def _pattern(text: str | None) -> str | None:
     return text
 
 
-def _has_member_sql(iri: str, params: list[Any]) -> str:
-    """SQL true when the document has the member `iri`; every character of `iri` is a parameter."""
-    if '"' in iri or "\\" in iri or not iri.isprintable():
-        # A JSON path cannot quote these: compare keys instead (slower, exact).
-        params.append(iri)
-        return "EXISTS (SELECT 1 FROM json_each(e.doc) WHERE json_each.key = ?)"
-    params.append(f'$."{iri}"')
-    return "json_type(e.doc, ?) IS NOT NULL"
-
-
-@dataclass(slots=True)
-class QueryResult:
-    """A page of stored entities (creation order) and the total when counted."""
-
-    docs: list[dict[str, Any]]
-    total: int | None
-
-
-def run_query(store: Store, query: EntityQuery) -> QueryResult:
-    """Execute a query: everything SQL can do in SQL, the rest (q, exact geo) in Python."""
-    where: list[str] = []
-    params: list[Any] = []
-    if query.ids:
-        where.append(f"e.id IN ({','.join('?' * len(query.ids))})")
-        params += query.ids
-    if query.id_pattern:
-        where.append("regexp(?, e.id)")
-        params.append(query.id_pattern)
-    if query.attrs:
-        where.append("(" + " OR ".join(_has_member_sql(a, params) for a in query.attrs) + ")")
-    if query.type_groups:
-        sql, type_params = types_sql(query.type_groups, query.tenant)
-        where.append(sql)
-        params += type_params
-    if query.scope_q:
-        sql, scope_params = scope_sql(query.scope_q)
-        where.append(sql)
-        params += scope_params
-    python_q = None
-    if query.q is not None:
-        translated = qlang.to_sql(query.q, query.expand, doc_column="e.doc")
-        if translated is None:
-            python_q = query.q
-        else:
-            where.append(f"({translated[0]})")
-            params += translated[1]
-    on_location = query.geo is not None and query.geoproperty == LOCATION
-    flt = SqlFilter(query.tenant, query.types, bbox=query.geo.bbox() if on_location else None,
-                    where=tuple(where), params=tuple(params), geo_join=on_location)
-    if python_q is None and query.geo is None:
-        total = store.count(flt) if query.count else None
-        docs = [s.doc for s in store.scan(flt, query.limit, query.offset)] if query.limit else []
-        return QueryResult(docs, total)
-    if on_location and python_q is None:
-        return _located(store, flt, query)
-    return _filtered(store, flt, query, python_q)
-
-
-def _located(store: Store, flt: SqlFilter, query: EntityQuery) -> QueryResult:
-    """Geo-query on `location`: points are tested from the R-tree's exact columns in one vectorized call."""
-    rows = store.scan_points(flt)
-    points = [(seq, x, y) for seq, x, y in rows if x is not None]
-    others = [seq for seq, x, _ in rows if x is None]
-    verdicts = query.geo.matches_many([{"type": "Point", "coordinates": [x, y]} for _, x, y in points])
-    matched = [seq for (seq, _, _), ok in zip(points, verdicts, strict=True) if ok]
-    for stored in store.by_seqs(others):
-        if query.geo.matches_entity(stored.doc, lambda _: LOCATION):
-            matched.append(stored.seq)
-    matched.sort()
-    page = matched[query.offset:query.offset + query.limit]
-    return QueryResult([s.doc for s in store.by_seqs(page)], len(matched) if query.count else None)
-
-
-def _filtered(store: Store, flt: SqlFilter, query: EntityQuery, python_q: Any) -> QueryResult:
-    """Filters SQL cannot express, evaluated on each candidate in creation order."""
-    page: list[dict[str, Any]] = []
-    matched = 0
-    for doc in _candidates(store, flt, query, python_q):
-        if query.offset <= matched < query.offset + query.limit:
-            page.append(doc)
-        matched += 1
-        if not query.count and matched >= query.offset + query.limit:
-            break
-    return QueryResult(page, matched if query.count else None)
-
-
-def _candidates(store: Store, flt: SqlFilter, query: EntityQuery, python_q: Any) -> Iterator[dict[str, Any]]:
-    chunk: list[dict[str, Any]] = []
-    for stored in store.scan(flt):
-        if python_q is None or python_q.matches(stored.doc, query.expand):
-            if query.geo is None:
-                yield stored.doc
-                continue
-            chunk.append(stored.doc)
-            if len(chunk) >= 256:
-                yield from _geo_matching(chunk, query)
-                chunk = []
-    if chunk:
-        yield from _geo_matching(chunk, query)
-
-
-def _geo_matching(docs: list[dict[str, Any]], query: EntityQuery) -> Iterator[dict[str, Any]]:
-    located = []
-    for doc in docs:
-        attr = first(doc.get(query.geoproperty))
-        if isinstance(attr, dict) and attr.get("type") == "GeoProperty":
-            located.append((doc, attr["value"]))
-    verdicts = query.geo.matches_many([g for _, g in located])
-    yield from (doc for (doc, _), ok in zip(located, verdicts, strict=True) if ok)
+def run_query(store: EntityStore, query: EntityQuery) -> QueryResult:
+    """Run a query on the store (blocking)."""
+    return store.query(query.filter, query.limit, query.offset, query.count)

@@ -54,20 +54,6 @@ def parse_scope_query(text: str) -> list[list[str]]:
     return [[_term_regex(t.strip()) for t in part.split(";")] for part in text.split(",")]
 
 
-def scope_sql(query: list[list[str]], doc_column: str = "e.doc") -> tuple[str, list[str]]:
-    """A WHERE fragment: some OR-branch whose every term matches one of the entity's scopes."""
-    params: list[str] = []
-    branches = []
-    for terms in query:
-        conds = []
-        for regex in terms:
-            conds.append(f"EXISTS (SELECT 1 FROM json_each({doc_column}, '$.scope') AS sc "
-                         "WHERE regexp(?, sc.value))")
-            params.append(regex)
-        branches.append("(" + " AND ".join(conds) + ")")
-    return "(" + " OR ".join(branches) + ")", params
-
-
 def matches(doc: dict[str, Any], query: list[list[str]]) -> bool:
     """scopeQ evaluated on a stored entity (subscriptions)."""
     scopes = doc.get(KEY) or []

@@ -13,7 +13,7 @@ from fastapi import Request
 from ngsild_broker.contexts import ContextResolver
 from ngsild_broker.operations import Change
 from ngsild_broker.settings import BrokerSettings
-from ngsild_broker.store import Store
+from ngsild_broker.storage import EntityStore
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -22,7 +22,7 @@ T = TypeVar("T")
 class BrokerState:
     """Settings, store, context resolver and the subscription hook of one running broker."""
 
-    def __init__(self, settings: BrokerSettings, store: Store, contexts: ContextResolver) -> None:
+    def __init__(self, settings: BrokerSettings, store: EntityStore, contexts: ContextResolver) -> None:
         self.settings = settings
         self.store = store
         self.contexts = contexts

@@ -36,7 +36,7 @@ from ngsild_broker.protocol import JSONLD, begin, empty, json_response, request_
 from ngsild_broker.q import QNode, QSyntaxError, parse_q
 from ngsild_broker.regex import RegexError, compile_pattern
 from ngsild_broker.render import render_entity
-from ngsild_broker.store import Store
+from ngsild_broker.storage import EntityStore
 from ngsild_broker.type_query import parse_types as parse_type_selection
 
 logger = logging.getLogger(__name__)
@@ -383,9 +383,9 @@ class SubscriptionManager:
 
     def __init__(self, broker: Any, *, notifier: Notifier | None = None,
                  render: Render = render_entity) -> None:
-        # `broker`: the app's BrokerState, or anything with a `store` (store.Store) and `contexts`
+        # `broker`: the app's BrokerState, or anything with a `store` (an EntityStore) and `contexts`
         # (contexts.ContextResolver).
-        self.store: Store = broker.store
+        self.store: EntityStore = broker.store
         self.contexts: ContextResolver = broker.contexts
         broker.subscriptions = self
         self.notifier = notifier or Notifier()

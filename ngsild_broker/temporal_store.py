@@ -175,7 +175,7 @@ _COLUMNS = "iid, sid, obs, created, modified, kind, num, val, mid"
 
 
 class TemporalStore:
-    """History of one broker `Store`: recording (inside entity write transactions) and queries."""
+    """History of one broker `SqliteStore`: recording (inside entity write transactions) and queries."""
 
     def __init__(self, store: Any, retention_days: float | None = None) -> None:
         self.store = store
@@ -218,7 +218,7 @@ class TemporalStore:
                              "VALUES (?,?,?,?,?,?,?,?)", self._pending)
             self._pending.clear()
 
-    # -- writing (inside a Store.write() transaction: `conn` is its connection) ---------------------
+    # -- writing (inside a SqliteStore.write() transaction: `conn` is its connection) ---------------------
     # New entities and series get their ids from counters (the store has one writer, serialised by
     # its lock) and are written with the instances in three executemany calls per transaction.
     def _eid(self, conn: sqlite3.Connection, tenant: str, entity_id: str,

@@ -53,16 +53,3 @@ def _factor(tokens: list[str], at: int, expand: Callable[[str], str], text: str)
     if tokens[at] in "),;|":
         raise bad_request("Invalid type selection", text)
     return [[expand(tokens[at])]], at + 1
-
-
-def types_sql(groups: list[list[str]], tenant: str) -> tuple[str, list[str]]:
-    """A WHERE fragment over `entities e` for groups that need AND."""
-    params: list[str] = []
-    ors = []
-    for group in groups:
-        ands = []
-        for etype in group:
-            ands.append("e.seq IN (SELECT seq FROM entity_types WHERE tenant=? AND type=?)")
-            params += [tenant, etype]
-        ors.append("(" + " AND ".join(ands) + ")")
-    return "(" + " OR ".join(ors) + ")", params

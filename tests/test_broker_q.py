@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ngsild_broker.q import QSyntaxError, datetime_ijd, parse_q, to_sql
+from ngsild_broker.q import QSyntaxError, datetime_ijd, parse_q
+from ngsild_broker.sqlite.q_sql import to_sql
 
 NS = "https://ex.org/ns#"
 

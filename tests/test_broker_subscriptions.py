@@ -15,7 +15,7 @@ from ngsild_broker.errors import NgsiError
 from ngsild_broker.notifier import MqttTarget, Notifier
 from ngsild_broker.operations import Change
 from ngsild_broker.settings import BrokerSettings
-from ngsild_broker.store import Store
+from ngsild_broker.sqlite import SqliteStore
 from ngsild_broker.subscriptions import SubscriptionManager, validate
 from tests.mqtt_fixtures import MqttListener
 from tests.servers import PayloadServer, Reply
@@ -30,7 +30,7 @@ class FakeBroker:
     """What the manager needs from the app's BrokerState."""
 
     def __init__(self) -> None:
-        self.store = Store(None)
+        self.store = SqliteStore(None)
         self.contexts = ContextResolver(BrokerSettings(), self.store)
 
 
@@ -315,7 +315,7 @@ def test_subscriptions_survive_a_restart(tmp_path) -> None:
     async def go() -> None:
         settings = BrokerSettings(db_path=tmp_path / "b.db")
         broker = FakeBroker()
-        broker.store = Store(settings.db_path)
+        broker.store = SqliteStore(settings.db_path)
         broker.contexts = ContextResolver(settings, broker.store)
         notifier, _ = recording_notifier()
         manager = SubscriptionManager(broker, notifier=notifier)
@@ -325,7 +325,7 @@ def test_subscriptions_survive_a_restart(tmp_path) -> None:
         await manager.stop()
         broker.store.close()
         again = FakeBroker()
-        again.store = Store(settings.db_path)
+        again.store = SqliteStore(settings.db_path)
         again.contexts = ContextResolver(settings, again.store)
         notifier, seen = recording_notifier()
         restored = SubscriptionManager(again, notifier=notifier)

@@ -1,5 +1,7 @@
 """SQLite storage of the embedded broker: tenants, entities (+ type index, R-tree), contexts, subscriptions.
 
+Implements ngsild_broker.storage.EntityStore; filters become SQL in sqlite/where.py and sqlite/q_sql.py.
+
 One writer connection serialised by a lock (a batch is one transaction, so concurrent upserts of the
 same entities never lose an update); with a file database, readers use their own per-thread
 connections and WAL lets them run beside the writer. Everything here is blocking: callers run it in a
@@ -14,13 +16,15 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ngsild_broker.regex import compile_pattern
+from ngsild_broker.sqlite import query as _query
+from ngsild_broker.sqlite.where import SqlFilter
+from ngsild_broker.storage import DEFAULT_TENANT, BBox, EntityFilter, QueryResult, Stored
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +52,6 @@ CREATE TABLE IF NOT EXISTS subscriptions(
 );
 """
 
-DEFAULT_TENANT = ""
-BBox = tuple[float, float, float, float]
-
 
 def _regexp(pattern: str, value: str | None) -> bool:
     # RE2 (linear time); callers validated the pattern with the same function before the query.
@@ -69,28 +70,8 @@ def _open(path: str | None) -> sqlite3.Connection:
     return conn
 
 
-@dataclass(slots=True)
-class Stored:
-    """A stored entity: its creation sequence number and its stored-form document."""
-
-    seq: int
-    doc: dict[str, Any]
-
-
-@dataclass(slots=True)
-class SqlFilter:
-    """A query as SQL over `entities e`: optional type join, R-tree box and WHERE fragments."""
-
-    tenant: str
-    types: Sequence[str] | None = None
-    bbox: tuple[float, float, float, float] | None = None
-    geo_join: bool = False
-    where: tuple[str, ...] = ()
-    params: tuple[Any, ...] = ()
-
-
-class Store:
-    """The broker's SQLite database."""
+class SqliteStore:
+    """The broker's SQLite database (an EntityStore)."""
 
     def __init__(self, path: Path | None) -> None:
         self._path = str(path) if path is not None else None
@@ -190,7 +171,16 @@ class Store:
                     found[ident] = orjson.loads(doc)
         return found
 
-    def scan(self, flt: SqlFilter, limit: int | None = None, offset: int = 0) -> Iterator[Stored]:
+    def query(self, flt: EntityFilter, limit: int, offset: int = 0, count: bool = False) -> QueryResult:
+        """A page of the matching entities in creation order, and their number when `count`."""
+        return _query.run_query(self, flt, limit, offset, count)
+
+    def matching(self, flt: EntityFilter) -> Iterator[dict[str, Any]]:
+        """Every matching entity, in creation order."""
+        return _query.matching(self, flt)
+
+    # -- the SQL plan's primitives (sqlite/query.py) ----------------------------------------------
+    def scan_sql(self, flt: SqlFilter, limit: int | None = None, offset: int = 0) -> Iterator[Stored]:
         """Matching entities in creation order (LIMIT/OFFSET in SQL when given)."""
         sql, params = _select(flt, "e.seq, e.doc")
         if limit is not None:
@@ -218,7 +208,7 @@ class Store:
                 docs.update(conn.execute(f"SELECT seq, doc FROM entities WHERE seq IN ({marks})", chunk))
         return [Stored(seq, orjson.loads(docs[seq])) for seq in seqs if seq in docs]
 
-    def count(self, flt: SqlFilter) -> int:
+    def count_sql(self, flt: SqlFilter) -> int:
         """Number of entities matching a fully-SQL query."""
         sql, params = _select(flt, "count(*)", ordered=False)
         with self._read() as conn:
