@@ -35,6 +35,7 @@ from ngsild_broker.errors import NgsiError, bad_request, not_found
 from ngsild_broker.settings import BrokerSettings
 from ngsild_broker.sqlite import SqliteStore
 from ngsild_broker.state import BrokerState
+from ngsild_broker.storage import EntityStore
 from ngsild_broker.temporal_retention import start_retention, stop_retention
 from ngsild_broker.temporal_store import TemporalStore
 
@@ -135,12 +136,16 @@ def _subscriptions_module() -> Any:
         return None
 
 
-def create_app(settings: BrokerSettings | None = None) -> FastAPI:
-    """The broker as an ASGI app; storage opens now, subscriptions start with the app's lifespan."""
+def create_app(settings: BrokerSettings | None = None, store: EntityStore | None = None) -> FastAPI:
+    """The broker as an ASGI app; storage opens now, subscriptions start with the app's lifespan.
+
+    `store`: another EntityStore than the SQLite one at `settings.db_path` (without history, unless
+    it brings its own)."""
     settings = settings or BrokerSettings()
-    store = SqliteStore(settings.db_path)
-    if settings.temporal:
-        store.history = TemporalStore(store, settings.temporal_retention_days)
+    if store is None:
+        store = SqliteStore(settings.db_path)
+        if settings.temporal:
+            store.history = TemporalStore(store, settings.temporal_retention_days)
     broker = BrokerState(settings, store, ContextResolver(settings, store))
     subscriptions = _subscriptions_module()
 
