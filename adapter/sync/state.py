@@ -174,6 +174,7 @@ class StateStore:
         # sync (bench/README.md); durability is unchanged (WAL, synchronous=FULL).
         self.conn.execute("PRAGMA wal_autocheckpoint=10000")
         self.conn.execute("PRAGMA cache_size=-32768")
+        self.conn.execute("PRAGMA secure_delete=FAST")
         self.conn.executescript(SCHEMA)
         self._migrate()
         self._lock = threading.RLock()
