@@ -85,11 +85,11 @@ def main(argv: list[str]) -> int:
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     by_caller: dict[str, float] = {}
     total = 0.0
-    for (file, line, name), (_, _, tt, _, callers) in stats.items():
+    for (_, _, name), (_, _, tt, _, callers) in stats.items():
         if not any(kind in name for kind in SQLITE):
             continue
         total += tt
-        for (cfile, cline, cname), (_, _, ctt, _) in callers.items():
+        for (cfile, _, cname), (_, _, ctt, _) in callers.items():
             method = name.split("'")[1] if "'" in name else name
             key = f"{method} <- {Path(cfile).parent.name}/{Path(cfile).name}:{cname}"
             by_caller[key] = by_caller.get(key, 0.0) + ctt
