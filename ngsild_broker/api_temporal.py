@@ -35,6 +35,7 @@ from ngsild_broker.protocol import (
     JSONLD,
     KNOWN_PARAMS,
     Incoming,
+    check_params,
     empty,
     entity_headers,
     json_response,
@@ -73,6 +74,7 @@ _TOO_BROAD = "Need at least one of: entity-type, attribute-list, Q-filter, geo-q
 
 # URI parameters only the temporal API knows (protocol.check_params rejects them elsewhere).
 _TEMPORAL_ONLY = frozenset({"aggrMethods", "aggrPeriodDuration", "pick", "omit"})
+_KNOWN = KNOWN_PARAMS | _TEMPORAL_ONLY
 
 
 async def _begin(request: Request, allowed: tuple[str, ...], *, body: bool = False,
@@ -80,15 +82,7 @@ async def _begin(request: Request, allowed: tuple[str, ...], *, body: bool = Fal
     """protocol.begin's checks, in its order, with the temporal API's parameters known."""
     broker = broker_of(request)
     media = negotiate(request, geojson=False)
-    params: dict[str, str] = {}
-    for name, value in request.query_params.multi_items():
-        if name not in KNOWN_PARAMS and name not in _TEMPORAL_ONLY:
-            raise bad_request("Unknown URI parameter", name)
-        if name not in allowed:
-            raise bad_request("Unsupported URI parameter", name)
-        if value == "":
-            raise bad_request("Empty right-hand-side for a URI parameter", name)
-        params[name] = value
+    params = check_params(request, allowed, _KNOWN)
     tenant_of(request, broker.store, create=True)  # name checks before the payload
     if body and request.headers.get("content-length") in (None, "0") and \
             "chunked" not in request.headers.get("transfer-encoding", ""):

@@ -36,7 +36,8 @@ _TENANT_BAD = re.compile(r"[/. \"\\$]")
 _TENANT_KNOWN = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
-def check_params(request: Request, allowed: Collection[str]) -> dict[str, str]:
+def check_params(request: Request, allowed: Collection[str],
+                 known: Collection[str] = KNOWN_PARAMS) -> dict[str, str]:
     """The URI parameters, rejecting unknown, unsupported and empty ones.
 
     Unknown and unsupported parameters are 400 InvalidRequest (GS CIM 009 and the ETSI suite,
@@ -44,7 +45,7 @@ def check_params(request: Request, allowed: Collection[str]) -> dict[str, str]:
     """
     params: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
-        if name not in KNOWN_PARAMS:
+        if name not in known:
             raise invalid_request("Unknown URI parameter", name)
         if name not in allowed:
             raise invalid_request("Unsupported URI parameter", name)

@@ -184,6 +184,14 @@ def test_offset_observed_at_is_rejected(client):
     assert_problem(client.post(T, json=body), 400, "BadRequestData")
 
 
+def test_unknown_uri_parameters_are_invalid_requests_as_on_the_core_api(client):
+    # GS CIM 009 and the ETSI suite (059_01_03/04): InvalidRequest, as protocol.check_params says.
+    body = _readings(new_id("Station"), "pm10", [1])
+    assert_problem(client.post(T, params={"invalidParams": "x"}, json=body), 400, "InvalidRequest")
+    assert_problem(client.get(T, params={"invalidParams": "x", "type": "Building"}), 400, "InvalidRequest")
+    assert_problem(client.get(T, params={"type": "Building", "count": ""}), 400, "BadRequestData")
+
+
 def test_tenants_have_their_own_history(client):
     ident = new_id("Station")
     assert client.post(T, json=_readings(ident, "pm10", [1]), headers={"NGSILD-Tenant": "hist1"}).status_code == 201

@@ -108,8 +108,18 @@ def test_entities_reach_the_broker_while_later_pages_are_still_being_read(world)
     assert seen_by_last_page and seen_by_last_page[0] >= 1000
     assert report.ok and report.mapped == N and report.sent == N and report.unchanged == 0
     assert report.pending == 0 and _count(broker) == N
+    # Every entity's state says this run saw it (those planned early are not written twice).
+    assert _last_seen_runs(world) == {report.run_id}
     again = _sync(world)
     assert again.ok and again.sent == 0 and again.unchanged == N
+
+
+def _last_seen_runs(world) -> set[str | None]:
+    store = StateStore(world[3] / "state.sqlite3")
+    try:
+        return {s.last_seen_run for s in store.entities("", "gis.stops")}
+    finally:
+        store.close()
 
 
 def test_a_record_merged_after_its_entity_was_delivered_early_is_sent_again_merged(world):

@@ -290,3 +290,36 @@ def test_outbox_and_quarantine_counts_per_source_cover_every_tenant(store):
     assert store.quarantine_by_source() == {"b": 2}
     deliver(store, FakeBroker())
     assert store.outbox_by_source() == {}
+
+
+def test_confirmed_rows_leave_the_outbox_by_seq_range_and_the_rows_between_stay(store):
+    # seq 1 and 3 (tenant t1) are confirmed together; seq 2 (tenant t2, whose broker is down) lies
+    # between them and must stay pending (delivered rows are deleted by seq ranges).
+    broker = FakeBroker()
+    store.sync_snapshot("t1", "s", [ent(1)], run_id="r", complete=False)
+    store.sync_snapshot("t2", "s", [ent(2)], run_id="r", complete=False)
+    store.sync_snapshot("t1", "s", [ent(3)], run_id="r", complete=False)
+    assert [op.seq for op in Outbox(store).ops()] == [1, 2, 3]
+
+    def handler(request):
+        if request.headers.get("NGSILD-Tenant") == "t2":
+            return httpx.Response(503, json={"type": "https://uri.etsi.org/ngsi-ld/errors/InternalError",
+                                             "title": "down", "detail": "x"})
+        return broker.handler(request)
+
+    async def main():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            client = BrokerClient("http://b", http=http, retry=RetryPolicy(attempts=1, initial_wait=0, max_wait=0))
+            return await Outbox(store).deliver(client)
+    report = asyncio.run(main())
+    assert report.upserted == 2 and report.deferred == 1
+    [left] = Outbox(store).ops()
+    assert (left.seq, left.tenant, left.entity_id) == (2, "t2", "urn:ngsi-ld:T:2")
+    assert store.get("t2", "s", "urn:ngsi-ld:T:2").sent_hash is None
+    assert store.get("t1", "s", "urn:ngsi-ld:T:3").sent_hash is not None
+
+
+def test_seq_ranges_cover_exactly_the_given_seqs():
+    from adapter.sync.outbox import _seq_ranges
+    assert _seq_ranges([]) == []
+    assert _seq_ranges([5, 1, 2, 3, 7, 8, 10]) == [(1, 3), (5, 5), (7, 8), (10, 10)]

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -112,7 +113,10 @@ class Outbox:
         """Pending operations in delivery order."""
         where, args = _filter(tenant, source)
         where = (where + " AND" if where else " WHERE") + " seq > ?"
-        rows = self.store.conn.execute(f"SELECT {_COLUMNS} FROM outbox{where} ORDER BY seq LIMIT ?",
+        # NOT INDEXED: walk the outbox in seq order from `after` and stop at `limit`. Through the
+        # (tenant, source, entity_id) index SQLite read every pending row of the source and sorted
+        # them, for each window: quadratic in a large outbox.
+        rows = self.store.conn.execute(f"SELECT {_COLUMNS} FROM outbox NOT INDEXED{where} ORDER BY seq LIMIT ?",
                                        (*args, after, limit)).fetchall()
         return [_op(row) for row in rows]
 
@@ -299,7 +303,8 @@ def _advance_upserts(db: Any, ops: list[OutboxOp], now: str, upsert_mode: str) -
     """
     if not ops:
         return
-    db.executemany("DELETE FROM outbox WHERE seq=?", [(op.seq,) for op in ops])
+    # A chunk's seqs are mostly consecutive (one enqueue, in order): a range each, not a row each.
+    db.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", _seq_ranges(op.seq for op in ops))
     sent: dict[tuple[str, str, str], str] = {}
     if upsert_mode == "update":  # update mode keeps attributes not sent: union with what was there
         by_source: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -323,9 +328,26 @@ def _advance_upserts(db: Any, ops: list[OutboxOp], now: str, upsert_mode: str) -
         rows.append((op.content_hash, orjson.dumps(sorted(attrs)).decode(), now, *where))
     db.executemany("UPDATE entity_state SET sent_hash=?, sent_attrs=?, confirmed_at=? "
                    "WHERE tenant=? AND source=? AND entity_id=?", rows)
-    # A later successful upsert supersedes an earlier rejection of the same entity.
-    db.executemany("DELETE FROM quarantine WHERE tenant=? AND source=? AND locator=? AND kind='upsert'",
-                   [(op.tenant, op.source, op.entity_id) for op in ops])
+    # A later successful upsert supersedes an earlier rejection of the same entity. Most sources
+    # have none: one look per source instead of a statement per entity.
+    for tenant, source in {(op.tenant, op.source) for op in ops}:
+        if db.execute("SELECT 1 FROM quarantine WHERE tenant=? AND source=? AND kind='upsert' LIMIT 1",
+                      (tenant, source)).fetchone() is None:
+            continue
+        db.executemany("DELETE FROM quarantine WHERE tenant=? AND source=? AND locator=? AND kind='upsert'",
+                       [(tenant, source, op.entity_id) for op in ops
+                        if op.tenant == tenant and op.source == source])
+
+
+def _seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive seqs as (first, last) pairs."""
+    ranges: list[list[int]] = []
+    for seq in sorted(seqs):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    return [(first, last) for first, last in ranges]
 
 
 def _advance(db: Any, op: OutboxOp, where: tuple[str, str, str], now: str, upsert_mode: str) -> None:

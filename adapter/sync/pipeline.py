@@ -293,7 +293,8 @@ class Pipeline:
         """Diff the run's entities against the state and put the difference in the outbox, with
         their readings in the history outbox; returns the plan and the deletions held."""
         report, changes, name = run.report, run.changes, run.name
-        settled = changes.settled(by_id)  # planned while the fetch went on
+        early = changes.settled(by_id)  # planned while the fetch went on
+        settled = set(early)
         # A series answering an older window keeps the newer present the broker has.
         if run.history:
             settled |= self.history.behind(self.tenant, name, (m.entity for m in by_id.values() if m.history))
@@ -304,6 +305,7 @@ class Pipeline:
             self.tenant, name, outgoing, run_id=run.run_id, complete=complete,
             delete_missing=delete_missing, upsert_mode=self.upsert_mode,  # type: ignore[arg-type]
             present=[*changes.present(), *settled])
+        plan.recorded = early  # the early plans wrote this run as their last_seen_run already
         held = 0
         if complete and delete_missing:
             held = report.held_deletes = run.guard.review(self.state, self.tenant, name, plan)

@@ -145,6 +145,9 @@ class SyncPlan:
     deletes: list[tuple[str, str]] = field(default_factory=list)  # id, type
     unchanged: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # stream readings older than one already enqueued
+    # Of `unchanged`, those whose state already says this run saw them (enqueued earlier in the
+    # same run, adapter.sync.early): they count as unchanged, their rows are not written again.
+    recorded: set[str] = field(default_factory=set)
 
     @property
     def empty(self) -> bool:
@@ -174,6 +177,7 @@ class StateStore:
         # sync (bench/README.md); durability is unchanged (WAL, synchronous=FULL).
         self.conn.execute("PRAGMA wal_autocheckpoint=10000")
         self.conn.execute("PRAGMA cache_size=-32768")
+        self.conn.execute("PRAGMA secure_delete=FAST")
         self.conn.executescript(SCHEMA)
         self._migrate()
         self._lock = threading.RLock()
@@ -374,7 +378,7 @@ class StateStore:
         db.executemany(
             "UPDATE entity_state SET last_seen_run=?, last_seen_at=? "
             "WHERE tenant=? AND source=? AND entity_id=?",
-            [(plan.run_id, now, t, s, i) for i in plan.unchanged])
+            [(plan.run_id, now, t, s, i) for i in plan.unchanged if i not in plan.recorded])
         db.executemany(
             "UPDATE entity_state SET want_hash=NULL, want_attrs=NULL "
             "WHERE tenant=? AND source=? AND entity_id=?", [(t, s, i) for i, _ in plan.deletes])
