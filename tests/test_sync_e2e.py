@@ -54,6 +54,16 @@ def contexts(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
 
 
 @pytest.fixture
+def quick_source_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sources still retry a transient failure (every attempt), with waits of 10-50 ms not 0.5-4 s."""
+    from adapter.sources.http import FetchOptions
+    from adapter.sync import factory
+
+    monkeypatch.setattr(factory, "fetch_options", lambda config: FetchOptions(
+        deadline=config.request_deadline_seconds, backoff_initial=0.01, backoff_max=0.05))
+
+
+@pytest.fixture
 def feeds():
     with FeedServer() as server:
         yield server
@@ -146,7 +156,7 @@ def test_removed_record_is_deleted_after_a_complete_fetch(tmp_path, feeds, broke
     pytest.param(b'{"type": "FeatureCollection", "features1": [{"type": "Feature", "properties": {"parki',
                  id="truncated-json"),
 ])
-def test_removed_record_is_kept_after_a_failed_fetch(tmp_path, feeds, broker, fault):
+def test_removed_record_is_kept_after_a_failed_fetch(tmp_path, feeds, broker, fault, quick_source_retries):
     config = write_config(tmp_path / "burgas.yaml", feeds, FEW)
     sync(tmp_path, config, broker.url)
     held = broker_ids(broker.url)
