@@ -359,18 +359,16 @@ class BrokerClient:
     async def get_entity(self, entity_id: str, *, context: Any = None,
                          params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         """One entity (normalized unless `params` say otherwise), None when it does not exist."""
-        response = await self._request("GET", f"/entities/{quote(entity_id, safe='')}",
-                                       headers=self._read_headers(context), params=params or {})
-        if response.status_code == 404:
-            return None
-        self._raise_for_status(response, "get")
-        entity: dict[str, Any] = self._json(response)
-        return entity
+        return await self._get_one("/entities/", entity_id, context, params)
 
     async def get_temporal_entity(self, entity_id: str, *, context: Any = None,
                                   params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         """One entity's history (GET /temporal/entities/{id}), None when the broker has none."""
-        response = await self._request("GET", f"/temporal/entities/{quote(entity_id, safe='')}",
+        return await self._get_one("/temporal/entities/", entity_id, context, params)
+
+    async def _get_one(self, collection: str, entity_id: str, context: Any,
+                       params: Mapping[str, str] | None) -> dict[str, Any] | None:
+        response = await self._request("GET", collection + quote(entity_id, safe=""),
                                        headers=self._read_headers(context), params=params or {})
         if response.status_code == 404:
             return None
