@@ -64,3 +64,39 @@ def test_sources_and_the_broker_client_retry_the_same_statuses() -> None:
             return (await client.upsert([entity])).ok
         assert asyncio.run(upsert()), status
         assert len(clock.waits) == 1 and 0.25 <= clock.waits[0] <= 0.5, status
+
+
+class ManualClock:
+    """A clock that moves only by the waits asked of it, each at once."""
+
+    def __init__(self) -> None:
+        self.now = 1_767_225_600.0
+        self.waits: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        self.waits.append(timeout)
+        self.now += timeout
+
+
+def test_the_broker_clients_retry_time_limit_runs_on_the_given_clock() -> None:
+    requests: list[httpx.Request] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(503)
+
+    clock = ManualClock()
+
+    async def upsert() -> bool:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(unavailable))
+        client = BrokerClient("http://broker.test", http=http, clock=clock,
+                              retry=RetryPolicy(attempts=1000, max_seconds=10, initial_wait=1, max_wait=2))
+        entity = OutgoingEntity("urn:ngsi-ld:T:1", "T", {"id": "urn:ngsi-ld:T:1", "type": "T"}, [])
+        return (await client.upsert([entity])).ok
+    assert not asyncio.run(upsert())
+    # Attempts stop once 10 s have passed on the clock (not the attempt cap): the last wait crossed it.
+    assert len(requests) == len(clock.waits) + 1 < 1000
+    assert sum(clock.waits[:-1]) < 10 <= sum(clock.waits)

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from adapter.backoff import TRANSIENT_STATUSES, Backoff, clock_sleep
 from adapter.clock import Clock, SystemClock
@@ -490,8 +490,15 @@ class BrokerClient:
     async def _with_retries(self, method: str, url: str, content: bytes | None,
                             headers: Mapping[str, str], params: Mapping[str, str] | None) -> httpx.Response:
         policy = self.retry
+        # The time limit reads the injected clock, as the waits do (tenacity's stop_after_delay
+        # would read the real one).
+        started = self.clock.time()
+
+        def stop(state: RetryCallState) -> bool:
+            return state.attempt_number >= policy.attempts or self.clock.time() - started >= policy.max_seconds
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
+            stop=stop,
             wait=policy.backoff.tenacity_wait(), sleep=clock_sleep(self.clock),
             retry=retry_if_exception_type(_RetryError), reraise=True)
         try:
