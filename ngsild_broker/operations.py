@@ -6,6 +6,7 @@ serialised SQLite transaction, and returns the `Change`s the subscription manage
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -166,6 +167,23 @@ def batch_upsert(store: EntityStore, tenant: str, items: list[Item], update: boo
 
 def batch_update(store: EntityStore, tenant: str, items: list[Item], no_overwrite: bool) -> BatchOutcome:
     """POST /entityOperations/update: append attributes to existing entities."""
+
+    def update(batch: _Batch, stored: Stored, item: EntityInput, now: str) -> NgsiError | None:
+        doc, _, skipped = merge_attributes(stored.doc, item.attrs, now, overwrite=not no_overwrite)
+        doc["type"] = with_types(stored.doc["type"], item.types)
+        doc["modifiedAt"] = now
+        batch.replace(stored, doc)
+        if skipped:  # noOverwrite kept some attributes: a partial success is a 207 (ETSI 005_02)
+            return bad_request("Attributes not overwritten", ", ".join(sorted({iri for iri, _ in skipped})))
+        return None
+
+    return _on_existing(store, tenant, items, "update", update)
+
+
+def _on_existing(store: EntityStore, tenant: str, items: list[Item], verb: str,
+                 change: Callable[[_Batch, Stored, EntityInput, str], NgsiError | None]) -> BatchOutcome:
+    """`change` applied to each existing entity of a batch, in one transaction; an item that is no
+    entity, a missing entity or the error `change` returns is that entity's error in the 207."""
     out = BatchOutcome()
     now = now_iso()
     with store.write() as tx:
@@ -176,18 +194,13 @@ def batch_update(store: EntityStore, tenant: str, items: list[Item], no_overwrit
                 continue
             stored = batch.get(item.id)
             if stored is None:
-                out.errors.append((item.id, not_found("Entity not found",
-                                                      "Cannot update a non-existing entity")))
+                out.errors.append((item.id, not_found("Entity not found", f"Cannot {verb} a non-existing entity")))
                 continue
-            doc, _, skipped = merge_attributes(stored.doc, item.attrs, now, overwrite=not no_overwrite)
-            doc["type"] = with_types(stored.doc["type"], item.types)
-            doc["modifiedAt"] = now
-            batch.replace(stored, doc)
-            if skipped:  # noOverwrite kept some attributes: a partial success is a 207 (ETSI 005_02)
-                out.errors.append((item.id, bad_request("Attributes not overwritten", ", ".join(
-                    sorted({iri for iri, _ in skipped})))))
-            else:
+            error = change(batch, stored, item, now)
+            if error is None:
                 out.ok(item.id)
+            else:
+                out.errors.append((item.id, error))
         out.changes = batch.changes()
     return out
 
@@ -350,23 +363,13 @@ def merge_entity(batch: _Batch, stored: Stored, entity: EntityInput, deletions: 
 
 def batch_merge(store: EntityStore, tenant: str, items: list[Item]) -> BatchOutcome:
     """POST /entityOperations/merge: a merge-patch of each existing entity (GS CIM 009 5.6.20)."""
-    out = BatchOutcome()
-    now = now_iso()
-    with store.write() as tx:
-        batch = _Batch(tx, tenant, [i.id for i in items if isinstance(i, EntityInput)])
-        for item in items:
-            if not isinstance(item, EntityInput):
-                out.errors.append(item)
-                continue
-            stored = batch.get(item.id)
-            if stored is None:
-                out.errors.append((item.id, not_found("Entity not found", "Cannot merge a non-existing entity")))
-                continue
-            deletions = [(iri, d) for iri, d in item.deletions] if item.deletions else []
-            batch.replace(stored, merged_document(stored.doc, item, deletions, now))
-            out.ok(item.id)
-        out.changes = batch.changes()
-    return out
+
+    def merge(batch: _Batch, stored: Stored, item: EntityInput, now: str) -> NgsiError | None:
+        deletions = [(iri, d) for iri, d in item.deletions] if item.deletions else []
+        batch.replace(stored, merged_document(stored.doc, item, deletions, now))
+        return None
+
+    return _on_existing(store, tenant, items, "merge", merge)
 
 
 def merged_document(old: dict[str, Any], entity: EntityInput, deletions: list[Deletion],
