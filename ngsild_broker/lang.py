@@ -9,7 +9,7 @@ from typing import Any
 
 
 def ranked(lang: str) -> list[str]:
-    """Language tags by preference (quality, then order)."""
+    """The values of a q-ranked header (Accept, `lang`) by preference: quality, then order."""
     prefs: list[tuple[float, int, str]] = []
     for index, part in enumerate(lang.split(",")):
         tag, *params = [p.strip() for p in part.split(";")]

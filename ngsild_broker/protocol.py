@@ -16,6 +16,7 @@ from fastapi import Request, Response
 
 from ngsild_broker.contexts import Context, ContextResolver, link_header
 from ngsild_broker.errors import NgsiError, bad_request, invalid_request
+from ngsild_broker.lang import ranked
 from ngsild_broker.storage import DEFAULT_TENANT, EntityStore
 
 JSON = "application/json"
@@ -78,19 +79,7 @@ def negotiate(request: Request, *, geojson: bool = True) -> str:
     accept = request.headers.get("accept")
     if not accept:
         return JSON
-    ranked: list[tuple[float, int, str]] = []
-    for index, part in enumerate(accept.split(",")):
-        media, *params = [p.strip() for p in part.split(";")]
-        quality = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    quality = float(param[2:])
-                except ValueError:
-                    quality = 0.0
-        if quality > 0:
-            ranked.append((-quality, index, media.lower()))
-    for _, _, media in sorted(ranked):
+    for media in (m.lower() for m in ranked(accept)):  # the same q-value ranking as Accept-Language
         if media in (JSON, JSONLD) or (geojson and media == GEOJSON):
             return media
         if media in ("*/*", "application/*"):

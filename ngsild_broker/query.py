@@ -150,7 +150,7 @@ def query_from_params(params: dict[str, str], tenant: str, ctx: Context, count: 
         check_attr_name(name)
     limit, offset = parse_limits(params, default_limit, max_limit, count)
     flt = EntityFilter(
-        tenant=tenant, ids=ids, id_pattern=_pattern(params.get("idPattern")),
+        tenant=tenant, ids=ids, id_pattern=parse_id_pattern(params.get("idPattern")),
         types=[g[0] for g in type_groups] if type_groups and not all_of else None,
         type_groups=type_groups if all_of else None,
         attrs=[ctx.expand(a) for a in attrs] if attrs else None,
@@ -183,7 +183,7 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
             ids.append(check_uri(selector["id"], "id"))
         if "idPattern" in selector:
             pattern = _text(selector["idPattern"], "entities[].idPattern")
-            _pattern(pattern)  # each one checked: the error names it
+            parse_id_pattern(pattern)  # each one checked: the error names it
             patterns.append(pattern)
         if "type" in selector:
             raw = selector["type"]
@@ -206,7 +206,7 @@ def query_from_body(body: Any, tenant: str, ctx: Context, params: dict[str, str]
     q_text = body.get("q")
     scope_text = body.get("scopeQ")
     flt = EntityFilter(
-        tenant=tenant, ids=ids or None, id_pattern=_pattern("|".join(f"(?:{p})" for p in patterns) or None),
+        tenant=tenant, ids=ids or None, id_pattern=parse_id_pattern("|".join(f"(?:{p})" for p in patterns) or None),
         types=types or None, attrs=[ctx.expand(a) for a in attrs] if attrs else None,
         q=parse_q(q_text) if isinstance(q_text, str) and q_text else None,
         geo=parse_geo(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"),
@@ -223,7 +223,8 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _pattern(text: str | None) -> str | None:
+def parse_id_pattern(text: str | None) -> str | None:
+    """An idPattern RE2 can run (400 otherwise); the core and the temporal API check it alike."""
     if text is None:
         return None
     try:

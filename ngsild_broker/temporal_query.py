@@ -21,8 +21,8 @@ from ngsild_broker import q as qlang
 from ngsild_broker.contexts import Context
 from ngsild_broker.entities import LOCATION, check_uri
 from ngsild_broker.errors import bad_request, invalid_request
-from ngsild_broker.query import parse_geo, parse_limits, parse_q
-from ngsild_broker.regex import RegexError, compile_pattern
+from ngsild_broker.query import parse_geo, parse_id_pattern, parse_limits, parse_q
+from ngsild_broker.regex import compile_pattern
 from ngsild_broker.temporal_store import Instance, TemporalStore, format_time, parse_time
 
 TIMERELS = ("before", "after", "between")
@@ -188,7 +188,7 @@ def from_params(params: dict[str, str], tenant: str, ctx: Context, default_limit
     for ident in ids or ():
         check_uri(ident, "id")
     tq.ids = ids
-    tq.id_pattern = _pattern(params.get("idPattern"))
+    tq.id_pattern = parse_id_pattern(params.get("idPattern"))
     types = _split(params.get("type"))
     tq.types = [ctx.expand(t) for t in types] if types else None
     attrs = _split(params.get("attrs"))
@@ -247,7 +247,7 @@ def from_body(body: Any, params: dict[str, str], tenant: str, ctx: Context, defa
         if "type" in selector:
             types.extend(ctx.expand(t) for t in _split(selector["type"]) or [])
     tq.ids = ids or None
-    tq.id_pattern = _pattern("|".join(f"(?:{p})" for p in patterns) or None)
+    tq.id_pattern = parse_id_pattern("|".join(f"(?:{p})" for p in patterns) or None)
     tq.types = types or None
     attrs = _split(body.get("attrs"))
     tq.attrs = [ctx.expand(a) for a in attrs] if attrs else None
@@ -264,17 +264,6 @@ def from_body(body: Any, params: dict[str, str], tenant: str, ctx: Context, defa
     tq.local = bool(body.get("local"))
     _projection(tq, body.get("pick"), body.get("omit"))
     return tq
-
-
-def _pattern(text: str | None) -> str | None:
-    """An idPattern RE2 can run (as the core API checks it)."""
-    if text is None:
-        return None
-    try:
-        compile_pattern(text)
-    except RegexError as exc:
-        raise bad_request("Invalid idPattern", f"{text}: {exc}") from None
-    return text
 
 
 # -- evaluation -------------------------------------------------------------------------------------
