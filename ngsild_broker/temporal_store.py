@@ -594,15 +594,9 @@ class TemporalStore:
                   column: str = "obs") -> list[tuple[int, int, float, float, float, float]]:
         """Per period bucket of numeric instances: (bucket, count, sum, sum of squares, min, max)."""
         expr = _TIME_EXPR[column]
-        where, params = ["sid=?", f"{expr} IS NOT NULL", "num IS NOT NULL"], [start, period, sid]
-        if lower is not None:
-            where.append(f"{expr}>=?")
-            params.append(lower)
-        if upper is not None:
-            where.append(f"{expr}<?")
-            params.append(upper)
+        where, params = _buckets_where(expr, sid, start, period, lower, upper)
         sql = (f"SELECT ({expr}-?)/? AS b, count(*), sum(num), sum(num*num), min(num), max(num) "
-               f"FROM t_instances WHERE {' AND '.join(where)} GROUP BY b ORDER BY b")
+               f"FROM t_instances WHERE {where} AND num IS NOT NULL GROUP BY b ORDER BY b")
         with self.store._read() as conn:
             return conn.execute(sql, params).fetchall()
 
@@ -610,15 +604,9 @@ class TemporalStore:
                   column: str = "obs") -> list[tuple[int, int, int]]:
         """Per bucket: (bucket, count, distinct values) over every instance (numbers or not)."""
         expr = _TIME_EXPR[column]
-        where, params = ["sid=?", f"{expr} IS NOT NULL"], [start, period, sid]
-        if lower is not None:
-            where.append(f"{expr}>=?")
-            params.append(lower)
-        if upper is not None:
-            where.append(f"{expr}<?")
-            params.append(upper)
+        where, params = _buckets_where(expr, sid, start, period, lower, upper)
         sql = (f"SELECT ({expr}-?)/? AS b, count(*), count(DISTINCT coalesce(num, val)) FROM t_instances "
-               f"WHERE {' AND '.join(where)} GROUP BY b ORDER BY b")
+               f"WHERE {where} GROUP BY b ORDER BY b")
         with self.store._read() as conn:
             return conn.execute(sql, params).fetchall()
 
@@ -634,3 +622,17 @@ class TemporalStore:
         with self.store._read() as conn:
             return {"instances": conn.execute("SELECT count(*) FROM t_instances").fetchone()[0],
                     "series": conn.execute("SELECT count(*) FROM t_series").fetchone()[0]}
+
+
+def _buckets_where(expr: str, sid: int, start: int, period: int, lower: int | None,
+                   upper: int | None) -> tuple[str, list[int]]:
+    """The WHERE of a per-period aggregation of one series in [lower, upper), and its parameters
+    (the bucket's start and period first, as the SELECT uses them)."""
+    where, params = ["sid=?", f"{expr} IS NOT NULL"], [start, period, sid]
+    if lower is not None:
+        where.append(f"{expr}>=?")
+        params.append(lower)
+    if upper is not None:
+        where.append(f"{expr}<?")
+        params.append(upper)
+    return " AND ".join(where), params
