@@ -18,7 +18,7 @@ from ngsild_broker.entities import check_uri
 from ngsild_broker.errors import already_exists, bad_request, not_found
 from ngsild_broker.protocol import begin, empty, request_context
 from ngsild_broker.state import broker_of
-from ngsild_broker.subscriptions import _answer
+from ngsild_broker.subscriptions.routes import answer
 
 router = APIRouter()
 PREFIX = "/ngsi-ld/v1"
@@ -99,7 +99,7 @@ def _routes(kind: Kind) -> None:
         found = [r["doc"] for r in _store(request, kind).get(incoming.tenant, {}).values()
                  if (ids is None or r["doc"]["id"] in ids)
                  and (types is None or types & _types(r["doc"], r["context"]))]
-        return _answer(found, incoming.media, ctx)
+        return answer(found, incoming.media, ctx)
 
     @router.get(base + "/{ident:path}", name=f"retrieve_{kind.path}")
     async def retrieve(ident: str, request: Request) -> Response:
@@ -107,7 +107,7 @@ def _routes(kind: Kind) -> None:
         incoming = await begin(request, broker.store, broker.settings.max_payload, ("options",))
         record = _record(request, kind, incoming.tenant, ident)
         ctx = await broker.contexts.from_link(request.headers.get("link"))
-        return _answer(record["doc"], incoming.media, ctx)
+        return answer(record["doc"], incoming.media, ctx)
 
     @router.patch(base + "/{ident:path}", name=f"update_{kind.path}")
     async def update(ident: str, request: Request) -> Response:

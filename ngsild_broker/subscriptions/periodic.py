@@ -12,18 +12,20 @@ from typing import Any
 import anyio.to_thread
 
 from ngsild_broker.storage import EntityFilter, EntityStore
+from ngsild_broker.subscriptions.matching import selects
+from ngsild_broker.subscriptions.subscription import Subscription
 
 logger = logging.getLogger(__name__)
 TICK_S = 0.25
 MAX_ENTITIES = 1000  # per notification: a periodic subscription is a report, not an export
 
 
-def selected_entities(store: EntityStore, sub: Any) -> list[dict[str, Any]]:
+def selected_entities(store: EntityStore, sub: Subscription) -> list[dict[str, Any]]:
     """The stored entities `sub` selects (types, ids, idPattern, q, geoQ), oldest first (blocking)."""
     types = sorted({t for groups, _, _ in sub.selectors for group in groups for t in group}) or None
     out: list[dict[str, Any]] = []
     for doc in store.matching(EntityFilter(sub.tenant, types=types)):
-        if sub.selects(doc):
+        if selects(sub, doc):
             out.append(doc)
             if len(out) >= MAX_ENTITIES:
                 break
