@@ -1,15 +1,15 @@
 """What one sync of one source did: the report the CLI prints and the service serves.
 
-A run counts into a mutable :class:`ReportBuilder`; what it hands out is the frozen
-:class:`SyncReport` (``builder.freeze()``). Why a run failed is a :class:`RunError` class, chosen
-from the exception by :func:`run_error`: the CLI's exit code and the ``error_kind`` of the JSON
-come from it.
+The fields are declared once, in :class:`RunCounts`. A run counts into a mutable
+:class:`ReportBuilder`; what it hands out is the frozen :class:`SyncReport` (``builder.freeze()``).
+Why a run failed is a :class:`RunError` class, chosen from the exception by :func:`run_error`: the
+CLI's exit code and the ``error_kind`` of the JSON come from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import FrozenInstanceError, dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -63,9 +63,10 @@ def run_error(exc: BaseException) -> type[RunError]:
     return InternalError
 
 
-@dataclass(frozen=True)
-class SyncReport:
-    """Counts and outcome of one run of one source (frozen: built by a ReportBuilder)."""
+@dataclass
+class RunCounts:
+    """Counts and outcome of one run of one source, declared once: a run counts into a
+    ReportBuilder and hands out a SyncReport, both of them RunCounts."""
 
     source: str
     run_id: str
@@ -91,13 +92,9 @@ class SyncReport:
     last_error: str | None = None
     error: type[RunError] | None = None  # what last_error is, for exit codes (see adapter.cli)
     held_deletes: int = 0  # deletions the mass-deletion guard held (adapter.sync.deletes)
-    entities_by_type: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    rejections: tuple[str, ...] = ()  # first reasons, for display
-
-    @classmethod
-    def failed(cls, source: str, started_at: str, exc: BaseException, message: str | None = None) -> SyncReport:
-        """The report of a run that an error stopped before it counted anything."""
-        return cls(source, "", started_at, last_error=message or str(exc), error=run_error(exc))
+    # A dict and a list while the run counts (ReportBuilder), read-only once it ends (SyncReport).
+    entities_by_type: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    rejections: Sequence[str] = ()  # first reasons, for display
 
     @property
     def ok(self) -> bool:
@@ -122,38 +119,38 @@ class SyncReport:
         return redact({**out, "ok": self.ok})
 
 
+@dataclass
+class SyncReport(RunCounts):
+    """What one run did, as handed out: frozen (built by a ReportBuilder).
+
+    Frozen by hand: a frozen dataclass cannot extend the mutable RunCounts, so assigning to a field
+    after __init__ raises FrozenInstanceError as a frozen dataclass would."""
+
+    entities_by_type: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    rejections: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__ or name not in self.__dataclass_fields__:  # __init__ sets each once
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    @classmethod
+    def failed(cls, source: str, started_at: str, exc: BaseException, message: str | None = None) -> SyncReport:
+        """The report of a run that an error stopped before it counted anything."""
+        return cls(source, "", started_at, last_error=message or str(exc), error=run_error(exc))
+
+
 _SHOWN_REJECTIONS = 20
 
 
 @dataclass
-class ReportBuilder:
+class ReportBuilder(RunCounts):
     """A report while its run goes on: the pipeline, the outbox's deliveries and the early
     delivery count into it; ``freeze()`` gives the SyncReport."""
 
-    source: str
-    run_id: str
-    started_at: str
-    records_in: int = 0
-    mapped: int = 0
-    readings: int = 0
-    history: int = 0
-    history_sent: int = 0
-    history_pending: int = 0
-    records_rejected: int = 0
-    mapper_failures: int = 0
-    unchanged: int = 0
-    sent: int = 0
-    deleted: int = 0
-    attrs_deleted: int = 0
-    rejected: int = 0
-    pending: int = 0
-    complete: bool = False
-    not_modified: bool = False
-    records_unchanged: int = 0
-    duration: float = 0.0
-    last_error: str | None = None
-    error: type[RunError] | None = None
-    held_deletes: int = 0
     entities_by_type: dict[str, int] = field(default_factory=dict)
     rejections: list[str] = field(default_factory=list)
 
