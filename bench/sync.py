@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -166,7 +167,10 @@ async def _ours(layer_url: str, broker_url: str, state: Path, export: Path, brok
         # page is fetched, but records mapped before are not mapped again (raw hashes).
         for run in ("full", "resync", "resync_unversioned"):
             if run == "resync_unversioned":
-                SkipIndex(store).set_version(SourceMarks("adapter", config.name, salt), None)
+                index, marks = SkipIndex(store), SourceMarks("adapter", config.name, salt)
+                stored = index.load(marks)
+                assert stored is not None
+                index.save(marks, stored, dataclasses.replace(stored, version=None))
             cpu, broker_cpu, wall = _self_cpu(), _cpu_s(broker_pid), time.perf_counter()
             report = await pipeline.run_once(config.name, build_source(config, http), build_mapper(config),
                                              static=True, salt=salt)

@@ -142,3 +142,51 @@ def test_a_gtfs_url_with_an_unchanged_etag_is_not_downloaded_again(world):
     assert again.not_modified and again.sent == 0
     downloads = [r for r in server.requests_to("/gtfs/burgasbus.zip") if r.method == "GET"]
     assert len(downloads) == 1
+
+
+def _source_state(tmp_path: Path, config: Any) -> tuple[Any, list[str]]:
+    """The source's stored SourceState and the state file's tables."""
+    from adapter.sync.skip import SkipIndex, SourceMarks, salt_for
+    from adapter.sync.state import StateStore
+
+    store = StateStore(tmp_path / "state.sqlite3")
+    try:
+        tables = [row[0] for row in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return SkipIndex(store).load(SourceMarks("", config.name, salt_for(config))), tables
+    finally:
+        store.close()
+
+
+def test_a_source_keeps_its_incremental_state_as_one_value(world):
+    _, server, _, tmp_path = world
+    config = _config(server)
+    _sync(world, config)
+    state, _ = _source_state(tmp_path, config)
+    assert state.version is not None and len(state.pages) == 2  # six features, four a page
+    hashes, ids = state.records
+    assert len(hashes) == 6 * 32 and len(set(ids.split("\n"))) == 6
+    assert list(state.record_entities().values()) == ids.split("\n")
+
+
+def test_a_state_file_of_the_old_skip_tables_maps_everything_once_and_sends_nothing(world):
+    import sqlite3
+
+    _, server, _, tmp_path = world
+    config = _config(server)
+    assert _sync(world, config).sent == 6
+    # A state file written before SourceState: the three tables of the old index, no source_state.
+    with sqlite3.connect(tmp_path / "state.sqlite3") as db:
+        db.executescript("""
+            DROP TABLE source_state;
+            CREATE TABLE source_version (tenant TEXT, source TEXT, salt TEXT, version TEXT);
+            CREATE TABLE raw_page (tenant TEXT, source TEXT, page_key BLOB, salt TEXT, raw_hashes TEXT,
+                                   entity_ids TEXT);
+            CREATE TABLE raw_record (tenant TEXT, source TEXT, raw_hash TEXT, salt TEXT, entity_id TEXT);
+            INSERT INTO raw_record VALUES ('', 'gis.beaches', 'x', 'y', 'urn:ngsi-ld:Beach:1');
+        """)
+    again = _sync(world, config)  # the old tables are dropped: the layer is read and mapped again
+    assert again.ok and not again.not_modified and again.records_unchanged == 0 and again.mapped == 6
+    assert again.sent == 0 and again.unchanged == 6  # the entities' state was kept: nothing goes again
+    state, tables = _source_state(tmp_path, config)
+    assert not {"source_version", "raw_page", "raw_record"} & set(tables) and len(state.pages) == 2
+    assert _sync(world, config).not_modified  # and the version is known again

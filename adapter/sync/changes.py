@@ -10,8 +10,9 @@ one :class:`ChangeDetection` per run what it may leave out, and tells it what th
 - **early delivery** (adapter.sync.early): a long fetch's new entities reach the outbox and the
   broker while the rest is mapped (the fetch's ``progress``); they are not planned again.
 
-After the run's plan is applied, :meth:`save` keeps the source's incremental state (its
-:class:`adapter.sync.skip.SourceMarks`: version, pages, records) for the next run.
+The source's incremental state (:class:`adapter.sync.skip.SourceState`: version, pages, records)
+is loaded once as the run starts; after the run's plan is applied, :meth:`save` stores the updated
+value for the next run.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from adapter.errors import AdapterError
 from adapter.sources.base import Source, VersionedSource
 from adapter.sync.early import EarlyDelivery
-from adapter.sync.skip import RecordSkipper, SkipIndex, SourceMarks
+from adapter.sync.skip import RecordSkipper, SkipIndex, SourceMarks, SourceState
 
 if TYPE_CHECKING:
     from adapter.mapping.base import Mapped
@@ -43,6 +45,8 @@ class ChangeDetection:
         self.marks = marks
         self.full = full  # map everything again (versions and raw hashes ignored), remember it all
         self.index = SkipIndex(pipeline.state)
+        self.stored = self.index.load(marks)  # as saved: the state to replace
+        self.state = (self.stored or SourceState(marks.salt)).under(marks.salt)  # what the run uses
         self.version: str | None = None  # the source's version now, once looked up
         self.skipper: RecordSkipper | None = None
         self.early = EarlyDelivery(pipeline, marks.source, report, report.run_id,
@@ -56,10 +60,11 @@ class ChangeDetection:
         m = self.marks
         if not self.full:
             self.version = await _version(source, deadline)
-            if self.version is not None and self.version == self.index.version(m):
+            if self.version is not None and self.version == self.state.version:
                 return True
         if m.static:
-            self.skipper = RecordSkipper.empty() if self.full else self.index.skipper(m)
+            self.skipper = RecordSkipper.empty() if self.full else \
+                RecordSkipper(self.state, lambda: self.index.held(m.tenant, m.source))
         return False
 
     @property
@@ -84,7 +89,7 @@ class ChangeDetection:
                 not self.skipper.unchanged_everywhere(fetch, state_count()):
             return False
         if self.version is not None:
-            self.index.set_version(self.marks, self.version)
+            self._keep(replace(self.state, version=self.version))
         return True
 
     def settled(self, by_id: dict[str, Mapped]) -> set[str]:
@@ -112,9 +117,12 @@ class ChangeDetection:
     def save(self, *, complete: bool, held: int) -> None:
         """The state reflects this run now: remember what the next one may skip. A run holding
         deletions keeps no version: the next run fetches again to confirm them."""
-        if self.skipper is not None:
-            self.index.save(self.marks, self.skipper, complete=complete)
-        self.index.set_version(self.marks, self.version if complete and not held else None)
+        state = self.skipper.after(self.state, complete=complete) if self.skipper is not None else self.state
+        self._keep(replace(state, version=self.version if complete and not held else None))
+
+    def _keep(self, state: SourceState) -> None:
+        self.index.save(self.marks, self.stored, state)
+        self.stored = self.state = state
 
     # --- the early delivery --------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Skipping work that cannot have changed, so that a no-change re-sync costs almost nothing.
 
-Three levels, all kept in the state file:
+Three levels, kept per source as one value (:class:`SourceState`, one row of the state file, saved
+once a run's plan is applied):
 - the **source version** a source publishes (``VersionedSource.version()``, e.g. an ArcGIS layer's
   last edit date): equal to the one of the last complete sync -> the fetch is skipped entirely;
 - the **page key** of each page of a paged static source (``Fetch.skip_page``): a page whose
@@ -11,7 +12,7 @@ Three levels, all kept in the state file:
 - the **raw record hash** of each record of a static source (GIS layers, GTFS): a record whose
   exact content was mapped before, under the same mapping, is not mapped again; its entity counts
   as seen and unchanged (pages that shifted by an insertion still skip their records' mapping).
-All are keyed by a *salt* (the adapter version and the source's configuration), so a new mapping
+All are saved under a *salt* (the adapter version and the source's configuration), so a new mapping
 invalidates them. They only ever save work: a record or entity the state does not hold is mapped,
 and an entity built from several records is always built again from all of them.
 Live feeds are never record-skipped: their mapping depends on the fetch time (stale sensors).
@@ -20,8 +21,10 @@ Live feeds are never record-skipped: their mapping depends on the fetch time (st
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,19 +34,17 @@ from adapter.sources.base import RawRecord
 from adapter.sync.state import StateStore
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS source_version (
-    tenant TEXT NOT NULL, source TEXT NOT NULL, salt TEXT NOT NULL, version TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS source_state (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, salt TEXT NOT NULL, version TEXT, marks BLOB NOT NULL,
     PRIMARY KEY (tenant, source)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS raw_page (
-    tenant TEXT NOT NULL, source TEXT NOT NULL, page_key BLOB NOT NULL, salt TEXT NOT NULL,
-    raw_hashes TEXT NOT NULL, entity_ids TEXT NOT NULL, PRIMARY KEY (tenant, source, page_key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS raw_record (
-    tenant TEXT NOT NULL, source TEXT NOT NULL, raw_hash TEXT NOT NULL, salt TEXT NOT NULL,
-    entity_id TEXT NOT NULL, PRIMARY KEY (tenant, source, raw_hash)
-) WITHOUT ROWID;
+);
+DROP TABLE IF EXISTS source_version;
+DROP TABLE IF EXISTS raw_page;
+DROP TABLE IF EXISTS raw_record;
 """
+# The three tables dropped above kept the same state row by row before SourceState. A state file that
+# has them loses them at open: each source's next run fetches and maps everything once (its entities
+# are unchanged in entity_state, so nothing is sent again) and saves its SourceState.
 _HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
@@ -65,9 +66,8 @@ def raw_hash(record: RawRecord) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SourceMarks:
-    """One source's incremental state, as one value: under it the index keeps the version of the
-    source's last complete run and the pages and records mapped before, all under one salt (the
-    adapter version and the source's configuration)."""
+    """Which source's incremental state a run uses: its key in the state file and the salt (the
+    adapter version and the source's configuration) the state must have been saved under."""
 
     tenant: str
     source: str
@@ -75,42 +75,86 @@ class SourceMarks:
     static: bool = True  # pages and records are skipped (GIS layers, GTFS); live feeds never are
 
 
+class Page(NamedTuple):
+    """Records remembered together (a page, or all of a source's): their raw hashes and entity ids."""
+
+    hashes: str  # hex, concatenated (_HEX characters each)
+    ids: str  # newline-separated, in the same order
+
+
+_HEX = 32  # characters of one raw hash
+_NO_RECORDS = Page("", "")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """One source's incremental state, as one value: loaded at the start of a run, saved once after
+    its plan is applied. Everything in it was saved under ``salt``."""
+
+    salt: str
+    version: str | None = None  # the source's version at its last complete run (None: fetch)
+    pages: Mapping[bytes, Page] = field(default_factory=lambda: MappingProxyType({}))  # by page key
+    # Every record mapped before whose entity was built from it alone; sorted by hash, so that
+    # an unchanged source gives an equal value whatever the order its records came in.
+    records: Page = _NO_RECORDS
+
+    def under(self, salt: str) -> SourceState:
+        """This state if it was saved under ``salt``, else an empty one (a new mapping maps all)."""
+        return self if salt == self.salt else SourceState(salt)
+
+    def record_entities(self) -> dict[str, str]:
+        """Raw hash -> entity id of ``records``."""
+        hashes, ids = self.records
+        return {hashes[i * _HEX:(i + 1) * _HEX]: entity_id
+                for i, entity_id in enumerate(ids.split("\n") if ids else ())}
+
+    def encode_marks(self) -> bytes:
+        """Pages and records as stored (one blob; ~50 bytes per record)."""
+        return orjson.dumps({"pages": [[key.hex(), *page] for key, page in self.pages.items()],
+                             "records": list(self.records)})
+
+    @classmethod
+    def decode(cls, salt: str, version: str | None, marks: bytes) -> SourceState:
+        """The value of a stored row."""
+        data = orjson.loads(marks)
+        return cls(salt, version, MappingProxyType({bytes.fromhex(key): Page(hashes, ids)
+                                                    for key, hashes, ids in data["pages"]}),
+                   Page(*data["records"]))
+
+
 class SkipIndex:
-    """Source versions and raw record hashes of one state file."""
+    """The incremental state of every source of one state file: one SourceState row per source."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
         store.conn.executescript(SCHEMA)
 
-    def version(self, marks: SourceMarks) -> str | None:
-        """The version of the last complete sync under this salt."""
+    def load(self, marks: SourceMarks) -> SourceState | None:
+        """The source's stored state (under whatever salt it was saved), or None."""
         row = self.store.conn.execute(
-            "SELECT version FROM source_version WHERE tenant=? AND source=? AND salt=?",
-            (marks.tenant, marks.source, marks.salt)).fetchone()
-        return row[0] if row else None
+            "SELECT salt, version, marks FROM source_state WHERE tenant=? AND source=?",
+            (marks.tenant, marks.source)).fetchone()
+        return SourceState.decode(*row) if row else None
 
-    def set_version(self, marks: SourceMarks, version: str | None) -> None:
-        """Record (or, with None, forget) the version the state now reflects."""
-        tenant, source, salt = marks.tenant, marks.source, marks.salt
+    def save(self, marks: SourceMarks, stored: SourceState | None, state: SourceState) -> None:
+        """Replace the ``stored`` state (as ``load`` gave it) with ``state``; writes nothing when
+        they are equal, and only the version when the pages and records are."""
+        if state == (stored or SourceState(state.salt)):
+            return
+        key = (marks.tenant, marks.source)
         with self.store.transaction() as db:
-            if version is None:
-                db.execute("DELETE FROM source_version WHERE tenant=? AND source=?", (tenant, source))
+            if stored is not None and (state.pages, state.records) == (stored.pages, stored.records):
+                db.execute("UPDATE source_state SET salt=?, version=? WHERE tenant=? AND source=?",
+                           (state.salt, state.version, *key))
             else:
-                db.execute("INSERT OR REPLACE INTO source_version VALUES (?, ?, ?, ?)",
-                           (tenant, source, salt, version))
+                db.execute("INSERT OR REPLACE INTO source_state VALUES (?, ?, ?, ?, ?)",
+                           (*key, state.salt, state.version, state.encode_marks()))
 
     def forget(self) -> None:
-        """Forget every version, page and record of every source: the next runs fetch and map
-        everything (after the broker lost its data, see StateStore.forget_confirmed)."""
+        """Forget the state of every source: the next runs fetch and map everything (after the
+        broker lost its data, see StateStore.forget_confirmed)."""
         with self.store.transaction() as db:
-            for table in ("source_version", "raw_page", "raw_record"):
-                db.execute(f"DELETE FROM {table}")
-
-    def skipper(self, marks: SourceMarks) -> RecordSkipper:
-        """What a run of a static source may skip, loaded as it is needed."""
-        tenant, source, salt = marks.tenant, marks.source, marks.salt
-        return RecordSkipper(lambda: self.raw_entities(tenant, source, salt),
-                             self.raw_pages(tenant, source, salt), lambda: self.held(tenant, source))
+            db.execute("DELETE FROM source_state")
 
     def held(self, tenant: str, source: str) -> set[str]:
         """The entities the state holds for a source (not pending deletion)."""
@@ -118,86 +162,38 @@ class SkipIndex:
             "SELECT entity_id FROM entity_state WHERE tenant=? AND source=? AND want_hash IS NOT NULL",
             (tenant, source))}
 
-    def raw_entities(self, tenant: str, source: str, salt: str) -> dict[str, str]:
-        """Raw hash -> entity id of the records mapped before under this salt, whose entity the
-        state still holds (anything else must be mapped again)."""
-        # Two range scans and a set beat a join (100,000 B-tree lookups: 0.6 s vs 0.1 s).
-        held = self.held(tenant, source)
-        return {h: eid for h, eid in self.store.conn.execute(
-            "SELECT raw_hash, entity_id FROM raw_record WHERE tenant=? AND source=? AND salt=?",
-            (tenant, source, salt)) if eid in held}
-
-    def raw_pages(self, tenant: str, source: str, salt: str) -> dict[bytes, Page]:
-        """Page key -> the raw hashes and entity ids of its records, under this salt."""
-        return {key: Page(hashes, ids) for key, hashes, ids in self.store.conn.execute(
-            "SELECT page_key, raw_hashes, entity_ids FROM raw_page WHERE tenant=? AND source=? AND salt=?",
-            (tenant, source, salt))}
-
-    def save(self, marks: SourceMarks, skipper: RecordSkipper, *, complete: bool) -> None:
-        """Remember the records and pages of this run (after its plan is applied). A complete
-        run replaces the source's index; a partial one only adds to it. What equals the index
-        already kept is not written again.
-
-        A record whose entity was built from several records is left out, and so is its page, so
-        that it is always mapped again: a change to any of them must rebuild the entity from all.
-        """
-        tenant, source, salt = marks.tenant, marks.source, marks.salt
-        seen = skipper.all_seen()
-        per_entity: dict[str, int] = {}
-        for entity_id in seen.values():
-            per_entity[entity_id] = per_entity.get(entity_id, 0) + 1
-        single = {h: eid for h, eid in seen.items() if per_entity[eid] == 1}
-        pages = {key: page for key, page in skipper.run_pages.items()
-                 if all(per_entity.get(eid) == 1 for eid in page.ids.split("\n"))}
-        with self.store.transaction() as db:
-            if not (complete and single == skipper.known):
-                if complete:
-                    db.execute("DELETE FROM raw_record WHERE tenant=? AND source=?", (tenant, source))
-                db.executemany("INSERT OR REPLACE INTO raw_record VALUES (?, ?, ?, ?, ?)",
-                               [(tenant, source, h, salt, eid) for h, eid in single.items()])
-            if complete and pages.keys() == skipper.pages.keys():
-                return
-            if complete:
-                db.execute("DELETE FROM raw_page WHERE tenant=? AND source=?", (tenant, source))
-            db.executemany("INSERT OR REPLACE INTO raw_page VALUES (?, ?, ?, ?, ?, ?)",
-                           [(tenant, source, key, salt, hashes, ids) for key, (hashes, ids) in pages.items()])
-
-
-class Page(NamedTuple):
-    """A remembered page: its records' raw hashes and their entity ids."""
-
-    hashes: str  # hex, concatenated
-    ids: str  # newline-separated
-
-
-_HEX = 32  # characters of one raw hash
-
 
 class RecordSkipper:
-    """One run's view of the index: which pages and raw records need not be mapped again, and
-    what this run saw, for the next one. The index is loaded only as far as a run needs it: a
-    run that skips every page never reads the record index."""
+    """One run's view of its source's state: which pages and raw records need not be mapped again,
+    and what this run saw, for the next one. The record index is built only when a run needs it: a
+    run that skips every page never builds it."""
 
-    def __init__(self, known: Callable[[], dict[str, str]], pages: dict[bytes, Page],
-                 held: Callable[[], set[str]]) -> None:
-        self._load_known = known
+    def __init__(self, state: SourceState, held: Callable[[], set[str]]) -> None:
+        self.state = state
         self._load_held = held
         self._known: dict[str, str] | None = None
         self._held: set[str] | None = None
-        self.pages = pages  # page key -> (raw hashes, entity ids), from the last runs
+        self.pages = dict(state.pages)  # page key -> (raw hashes, entity ids), from the last runs
         self.reset()
 
     @classmethod
     def empty(cls) -> RecordSkipper:
         """Skips nothing (a ``full`` run), but remembers what it saw."""
-        return cls(dict, {}, set)
+        return cls(SourceState(""), set)
 
     @property
     def known(self) -> dict[str, str]:
-        """Raw hash -> entity id of the records mapped before whose entity the state holds."""
+        """Raw hash -> entity id of the records mapped before whose entity the state still holds
+        (anything else must be mapped again)."""
         if self._known is None:
-            self._known = self._load_known()
+            held = self._held_entities()
+            self._known = {h: eid for h, eid in self.state.record_entities().items() if eid in held}
         return self._known
+
+    def _held_entities(self) -> set[str]:
+        if self._held is None:
+            self._held = self._load_held()
+        return self._held
 
     def reset(self, *, pages: bool = True) -> None:
         """Forget this run (to read the source again); ``pages=False`` also stops page skipping."""
@@ -217,9 +213,7 @@ class RecordSkipper:
         page = self.pages.get(key)
         if page is not None:
             ids = page.ids.split("\n")
-            if self._held is None:
-                self._held = self._load_held()
-            if len(ids) == count and self._held.issuperset(ids):
+            if len(ids) == count and self._held_entities().issuperset(ids):
                 self.page_ids.update(ids)
                 self.run_pages[key] = page
                 self.page_records += count
@@ -294,3 +288,22 @@ class RecordSkipper:
         """Every page of a complete fetch was skipped and the state holds nothing else."""
         return (fetch.complete and fetch.record_count == 0 and self.page_records > 0
                 and not self.skipped and len(self.page_ids) == state_count)
+
+    def after(self, state: SourceState, *, complete: bool) -> SourceState:
+        """``state`` with the pages and records of this run: a complete run replaces them, a
+        partial one adds to them.
+
+        A record whose entity was built from several records is left out, and so is its page, so
+        that it is always mapped again: a change to any of them must rebuild the entity from all.
+        """
+        seen = self.all_seen()
+        per_entity = Counter(seen.values())
+        records = {h: eid for h, eid in seen.items() if per_entity[eid] == 1}
+        pages = {key: page for key, page in self.run_pages.items()
+                 if all(per_entity.get(eid) == 1 for eid in page.ids.split("\n"))}
+        if not complete:
+            records = {**state.record_entities(), **records}
+            pages = {**state.pages, **pages}
+        ordered = sorted(records.items())
+        return replace(state, pages=MappingProxyType(pages),
+                       records=Page("".join(h for h, _ in ordered), "\n".join(eid for _, eid in ordered)))
