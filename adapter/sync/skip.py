@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -76,10 +76,15 @@ class SourceMarks:
 
 
 class Page(NamedTuple):
-    """Records remembered together (a page, or all of a source's): their raw hashes and entity ids."""
+    """Records remembered together (a page, or a source's others): their raw hashes and entity ids."""
 
     hashes: str  # hex, concatenated (_HEX characters each)
     ids: str  # newline-separated, in the same order
+
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """(raw hash, entity id) of each record."""
+        ids = self.ids.split("\n") if self.ids else ()
+        return ((self.hashes[i * _HEX:(i + 1) * _HEX], entity_id) for i, entity_id in enumerate(ids))
 
 
 _HEX = 32  # characters of one raw hash
@@ -94,8 +99,8 @@ class SourceState:
     salt: str
     version: str | None = None  # the source's version at its last complete run (None: fetch)
     pages: Mapping[bytes, Page] = field(default_factory=lambda: MappingProxyType({}))  # by page key
-    # Every record mapped before whose entity was built from it alone; sorted by hash, so that
-    # an unchanged source gives an equal value whatever the order its records came in.
+    # The records mapped before whose entity was built from it alone, but for those on ``pages``;
+    # sorted by hash, so that an unchanged source gives an equal value whatever the record order.
     records: Page = _NO_RECORDS
 
     def under(self, salt: str) -> SourceState:
@@ -103,13 +108,11 @@ class SourceState:
         return self if salt == self.salt else SourceState(salt)
 
     def record_entities(self) -> dict[str, str]:
-        """Raw hash -> entity id of ``records``."""
-        hashes, ids = self.records
-        return {hashes[i * _HEX:(i + 1) * _HEX]: entity_id
-                for i, entity_id in enumerate(ids.split("\n") if ids else ())}
+        """Raw hash -> entity id of every record mapped before (on a page or not)."""
+        return {h: entity_id for page in (*self.pages.values(), self.records) for h, entity_id in page.entries()}
 
     def encode_marks(self) -> bytes:
-        """Pages and records as stored (one blob; ~50 bytes per record)."""
+        """Pages and records as stored: one blob of hex hashes and entity ids (~60 bytes a record)."""
         return orjson.dumps({"pages": [[key.hex(), *page] for key, page in self.pages.items()],
                              "records": list(self.records)})
 
@@ -278,10 +281,9 @@ class RecordSkipper:
     def all_seen(self) -> dict[str, str]:
         """Raw hash -> entity id of every record this run saw, skipped pages included."""
         seen = dict(self.seen)
-        for key, (hashes, ids) in self.run_pages.items():
+        for key, page in self.run_pages.items():
             if key in self.pages:  # skipped whole; a page read record by record is in seen
-                for i, entity_id in enumerate(ids.split("\n")):
-                    seen[hashes[i * _HEX:(i + 1) * _HEX]] = entity_id
+                seen.update(page.entries())
         return seen
 
     def unchanged_everywhere(self, fetch: Any, state_count: int) -> bool:
@@ -304,6 +306,7 @@ class RecordSkipper:
         if not complete:
             records = {**state.record_entities(), **records}
             pages = {**state.pages, **pages}
-        ordered = sorted(records.items())
+        on_pages = {h for page in pages.values() for h, _ in page.entries()}
+        ordered = sorted((h, eid) for h, eid in records.items() if h not in on_pages)
         return replace(state, pages=MappingProxyType(pages),
                        records=Page("".join(h for h, _ in ordered), "\n".join(eid for _, eid in ordered)))
