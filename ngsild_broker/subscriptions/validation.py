@@ -125,22 +125,7 @@ def validate(doc: Any) -> dict[str, Any]:
         if "watchedAttributes" in out:
             raise bad_request("Invalid Subscription", "timeInterval and watchedAttributes exclude each other")
     if "entities" in out:
-        if not isinstance(out["entities"], list):
-            raise bad_request("Not a JSON Array", "Subscription::entities")
-        if not out["entities"]:
-            raise bad_request("Empty Array", "Subscription::entities")
-        for sel in out["entities"]:
-            if not isinstance(sel, dict) or not isinstance(sel.get("type"), str) or not sel["type"]:
-                raise _missing("entities::type")
-            if "id" in sel and (not isinstance(sel["id"], str) or ":" not in sel["id"]):
-                raise bad_request("Invalid Entity ID", "Subscription::entities::id is not a URI")
-            if "idPattern" in sel:
-                if not isinstance(sel["idPattern"], str):
-                    raise bad_request("Invalid idPattern", "Subscription::entities::idPattern is not a string")
-                try:
-                    compile_pattern(sel["idPattern"])
-                except RegexError as exc:
-                    raise bad_request("Invalid idPattern", f"{sel['idPattern']}: {exc}") from None
+        _check_entities(out["entities"])
     if "watchedAttributes" in out:
         _strings(out["watchedAttributes"], "watchedAttributes")
     if "datasetId" in out:
@@ -152,12 +137,7 @@ def validate(doc: Any) -> dict[str, Any]:
     if "entities" not in out and "watchedAttributes" not in out:
         raise bad_request("Invalid Subscription", "at least one of entities and watchedAttributes")
     if "q" in out:
-        if not isinstance(out["q"], str):
-            raise bad_request("Invalid Q-Filter", "q must be a string")
-        try:
-            parse_q(unquote(out["q"]))  # percent-encoded as in a URL (ETSI 046_05_01)
-        except QSyntaxError as exc:
-            raise bad_request("Invalid Q-Filter", str(exc)) from None
+        _check_q(out["q"])
     if "geoQ" in out:
         parse_geo(out["geoQ"])
     if "isActive" in out and not isinstance(out["isActive"], bool):
@@ -174,7 +154,41 @@ def validate(doc: Any) -> dict[str, Any]:
         if not set(triggers) <= TRIGGERS:
             raise bad_request("Invalid value for Subscription::notificationTrigger",
                               ", ".join(sorted(set(triggers) - TRIGGERS)))
-    notification = out.get("notification")
+    _check_notification(out.get("notification"))
+    return out
+
+
+def _check_entities(selectors: Any) -> None:
+    """Subscription::entities: a non-empty array of selectors, each with a type."""
+    if not isinstance(selectors, list):
+        raise bad_request("Not a JSON Array", "Subscription::entities")
+    if not selectors:
+        raise bad_request("Empty Array", "Subscription::entities")
+    for sel in selectors:
+        if not isinstance(sel, dict) or not isinstance(sel.get("type"), str) or not sel["type"]:
+            raise _missing("entities::type")
+        if "id" in sel and (not isinstance(sel["id"], str) or ":" not in sel["id"]):
+            raise bad_request("Invalid Entity ID", "Subscription::entities::id is not a URI")
+        if "idPattern" in sel:
+            if not isinstance(sel["idPattern"], str):
+                raise bad_request("Invalid idPattern", "Subscription::entities::idPattern is not a string")
+            try:
+                compile_pattern(sel["idPattern"])
+            except RegexError as exc:
+                raise bad_request("Invalid idPattern", f"{sel['idPattern']}: {exc}") from None
+
+
+def _check_q(q: Any) -> None:
+    if not isinstance(q, str):
+        raise bad_request("Invalid Q-Filter", "q must be a string")
+    try:
+        parse_q(unquote(q))  # percent-encoded as in a URL (ETSI 046_05_01)
+    except QSyntaxError as exc:
+        raise bad_request("Invalid Q-Filter", str(exc)) from None
+
+
+def _check_notification(notification: Any) -> None:
+    """Subscription::notification: format, the attribute selections and the endpoint."""
     if notification is None:
         raise _missing("notification")
     if not isinstance(notification, dict):
@@ -192,7 +206,6 @@ def validate(doc: Any) -> dict[str, Any]:
     if set(notification.get("pick", ())) & set(notification.get("omit", ())):
         raise bad_request("Invalid Subscription", "a member is both in notification pick and omit")
     _check_endpoint(notification.get("endpoint"))
-    return out
 
 
 def parse_geo(geo_q: Any) -> GeoQuery:
