@@ -192,6 +192,9 @@ class TemporalStore:
         self._pending_entities: list[tuple[int, str, str, str]] = []
         self._pending_series: list[tuple[int, int, int]] = []
         self._pending: list[tuple[Any, ...]] = []
+        # (tenant, id) that `prefetch` found unrecorded: _eid needs no SELECT for them (this
+        # transaction only: cleared by flush, which ends every transaction)
+        self._absent: set[tuple[str, str]] = set()
 
     def forget(self) -> None:
         """Drop the id caches and pending rows (a write transaction rolled back)."""
@@ -203,9 +206,11 @@ class TemporalStore:
         self._pending_entities.clear()
         self._pending_series.clear()
         self._pending.clear()
+        self._absent.clear()
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the rows recorded in this transaction (Writer.flush calls it before COMMIT)."""
+        self._absent.clear()
         if self._pending_entities:
             conn.executemany("INSERT INTO t_entities(eid, tenant, id, types) VALUES (?,?,?,?)",
                              self._pending_entities)
@@ -219,6 +224,30 @@ class TemporalStore:
             self._pending.clear()
 
     # -- writing (inside a SqliteStore.write() transaction: `conn` is its connection) ---------------------
+    def prefetch(self, conn: sqlite3.Connection, tenant: str, ids: list[str]) -> None:
+        """Look up the entities of a batch and their series with one query per 500 ids, so that
+        `record` needs no SELECT per entity and attribute (a batch writes up to thousands)."""
+        self.flush(conn)  # the caches may be cleared below: no pending row may depend on them
+        wanted = [i for i in dict.fromkeys(ids) if (tenant, i) not in self._eids]
+        if len(self._eids) + len(wanted) > _CACHE_MAX:
+            self._eids.clear()
+        if len(self._sids) + 8 * len(wanted) > _CACHE_MAX:
+            self._sids.clear()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found = conn.execute(f"SELECT eid, id, types FROM t_entities WHERE tenant=? AND id IN ({marks})",
+                                 (tenant, *chunk)).fetchall()
+            for eid, ident, types in found:
+                self._eids[(tenant, ident)] = (eid, types)
+            self._absent.update((tenant, ident) for ident in chunk if (tenant, ident) not in self._eids)
+            if found:
+                eids = [row[0] for row in found]
+                for eid, attr, sid in conn.execute(
+                        "SELECT s.eid, a.name, s.sid FROM t_series s JOIN t_attrs a ON a.aid=s.aid "
+                        f"WHERE s.eid IN ({','.join('?' * len(eids))})", eids):
+                    self._sids[(eid, attr)] = sid
+
     # New entities and series get their ids from counters (the store has one writer, serialised by
     # its lock) and are written with the instances in three executemany calls per transaction.
     def _eid(self, conn: sqlite3.Connection, tenant: str, entity_id: str,
@@ -228,18 +257,17 @@ class TemporalStore:
         types_json = orjson.dumps(types).decode() if types is not None else None
         if known is not None and (types_json is None or known[1] == types_json):
             return known[0], False
-        row = None
-        if known is None:
+        row = known
+        if known is None and (tenant, entity_id) not in self._absent:
             row = conn.execute("SELECT eid, types FROM t_entities WHERE tenant=? AND id=?",
                                (tenant, entity_id)).fetchone()
-        else:
-            row = known
         new = row is None
-        if new:
+        if row is None:
             if self._next_eid is None:
                 self._next_eid = conn.execute("SELECT coalesce(max(eid), 0) + 1 FROM t_entities").fetchone()[0]
             eid, stored = self._next_eid, types_json or "[]"
             self._next_eid += 1
+            self._absent.discard((tenant, entity_id))
             self._pending_entities.append((eid, tenant, entity_id, stored))
         else:
             eid, stored = row
