@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from ngsild_broker.entities import MEMBERS
+from ngsild_broker.sqlite import bulk
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS t_entities(
@@ -212,15 +213,14 @@ class TemporalStore:
         """Write the rows recorded in this transaction (Writer.flush calls it before COMMIT)."""
         self._absent.clear()
         if self._pending_entities:
-            conn.executemany("INSERT INTO t_entities(eid, tenant, id, types) VALUES (?,?,?,?)",
-                             self._pending_entities)
+            bulk.insert(conn, "INSERT INTO t_entities(eid, tenant, id, types)", self._pending_entities)
             self._pending_entities.clear()
         if self._pending_series:
-            conn.executemany("INSERT INTO t_series(sid, eid, aid) VALUES (?,?,?)", self._pending_series)
+            bulk.insert(conn, "INSERT INTO t_series(sid, eid, aid)", self._pending_series)
             self._pending_series.clear()
         if self._pending:
-            conn.executemany("INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid) "
-                             "VALUES (?,?,?,?,?,?,?,?)", self._pending)
+            bulk.insert(conn, "INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid)",
+                        self._pending)
             self._pending.clear()
 
     # -- writing (inside a SqliteStore.write() transaction: `conn` is its connection) ---------------------
@@ -249,7 +249,7 @@ class TemporalStore:
                     self._sids[(eid, attr)] = sid
 
     # New entities and series get their ids from counters (the store has one writer, serialised by
-    # its lock) and are written with the instances in three executemany calls per transaction.
+    # its lock) and are written with the instances by `flush`, 100 rows per INSERT.
     def _eid(self, conn: sqlite3.Connection, tenant: str, entity_id: str,
              types: list[str] | None) -> tuple[int, bool]:
         """(eid, whether it is new in this transaction) of an entity, recording it when unknown."""

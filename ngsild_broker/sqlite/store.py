@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ngsild_broker.regex import compile_pattern
-from ngsild_broker.sqlite import points, schema
+from ngsild_broker.sqlite import bulk, points, schema
 from ngsild_broker.sqlite import query as _query
 from ngsild_broker.sqlite.where import SqlFilter
 from ngsild_broker.storage import DEFAULT_TENANT, BBox, EntityFilter, QueryResult, Stored
@@ -359,16 +359,16 @@ class Writer:
         self.conn.execute("DELETE FROM entity_points WHERE seq=?", (seq,))
 
     def flush(self) -> None:
-        """Write pending inserts and replacements with one executemany per table."""
+        """Write pending inserts (100 rows per INSERT) and replacements (one executemany per table)."""
         if self.history is not None:
             self.history.flush(self.conn)  # the attribute instances recorded in this transaction
         dumps = orjson.dumps
         if self._new:
             new = self._new.items()
-            self.conn.executemany("INSERT INTO entities(seq, tenant, id, doc) VALUES (?,?,?,?)",
-                                  [(seq, t, d["id"], dumps(d).decode()) for seq, (t, d, _) in new])
-            self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
-                                  [(t, kind, seq) for seq, (t, d, _) in new for kind in d["type"]])
+            bulk.insert(self.conn, "INSERT INTO entities(seq, tenant, id, doc)",
+                        [(seq, t, d["id"], dumps(d).decode()) for seq, (t, d, _) in new])
+            bulk.insert(self.conn, "INSERT OR IGNORE INTO entity_types",
+                        [(t, kind, seq) for seq, (t, d, _) in new for kind in d["type"]])
             self._locate([(seq, b) for seq, (_, _, b) in new if b is not None])
         if self._changed:
             changed = self._changed.items()
@@ -388,11 +388,10 @@ class Writer:
 
     def _locate(self, boxes: list[tuple[int, BBox]]) -> None:
         """Index locations: Points (a zero-size box) in entity_points, other geometries in the R-tree."""
-        self.conn.executemany("INSERT INTO entity_points VALUES (?,?,?,?)",
-                              [points.row(seq, b[0], b[1]) for seq, b in boxes if b[0] == b[2] and b[1] == b[3]])
-        self.conn.executemany("INSERT INTO entity_geo(seq, minx, maxx, miny, maxy) VALUES (?,?,?,?,?)",
-                              [(seq, b[0], b[2], b[1], b[3]) for seq, b in boxes
-                               if b[0] != b[2] or b[1] != b[3]])
+        bulk.insert(self.conn, "INSERT INTO entity_points",
+                    [points.row(seq, b[0], b[1]) for seq, b in boxes if b[0] == b[2] and b[1] == b[3]])
+        bulk.insert(self.conn, "INSERT INTO entity_geo(seq, minx, maxx, miny, maxy)",
+                    [(seq, b[0], b[2], b[1], b[3]) for seq, b in boxes if b[0] != b[2] or b[1] != b[3]])
 
 
 def _select(flt: SqlFilter, columns: str, ordered: bool = True) -> tuple[str, tuple[Any, ...]]:
