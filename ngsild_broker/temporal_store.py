@@ -62,7 +62,9 @@ MAIN = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
         "LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab",
         "ListProperty": "valueList", "ListRelationship": "objectList"}
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
+_KINDS = {t: (MAIN[t], i * 4) for i, t in enumerate(TYPES)}  # (main member, kind code without encoding)
 _ENC_INT, _ENC_FLOAT, _ENC_JSON, _ENC_DELETED = 0, 1, 2, 3
+_NOT_ATTRIBUTES = frozenset({"id", "type", "createdAt", "modifiedAt", "scope"})  # entity members
 _SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
 _EXACT_INT = 2 ** 53
 _CACHE_MAX = 100_000  # entries per id cache (entities, series, interned metadata)
@@ -325,30 +327,30 @@ class TemporalStore:
     def encode(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int,
                obs: int | None = None) -> tuple[Any, ...]:
         """An instance row (without iid) for a normalized attribute."""
-        kind = attr.get("type", "Property")
-        main = MAIN.get(kind, "value")
+        main, code = _KINDS.get(attr.get("type", "Property"), _KINDS["Property"])
         value = attr.get(main)
-        if type(value) is int and -_EXACT_INT < value < _EXACT_INT:
-            enc, num, val = _ENC_INT, float(value), None
-        elif type(value) is float:
-            enc, num, val = _ENC_FLOAT, value, None
+        if type(value) is float:
+            code, num, val = code + _ENC_FLOAT, value, None
+        elif type(value) is int and -_EXACT_INT < value < _EXACT_INT:
+            code, num, val = code + _ENC_INT, float(value), None
         else:
-            enc, num, val = _ENC_JSON, None, orjson.dumps(value)
-        meta = {k: (_strip_system(v) if k not in MEMBERS and isinstance(v, dict) else v)
-                for k, v in attr.items() if k not in _SKIP and k != main}
+            code, num, val = code + _ENC_JSON, None, orjson.dumps(value)
+        # The members left for the metadata (unitCode, datasetId, sub-attributes...): usually none
+        # or one, so the set difference (in C) comes first and most attributes build no dict.
+        extra = attr.keys() - _SKIP
+        extra.discard(main)
+        mid = self._mid(conn, {k: (_strip_system(attr[k]) if k not in MEMBERS and isinstance(attr[k], dict)
+                                   else attr[k]) for k in extra}) if extra else None
         if obs is None:
-            obs = parse_time(attr.get("observedAt"))
-        return (sid, obs, created, None, _TYPE_CODE.get(kind, 0) * 4 + enc, num, val,
-                self._mid(conn, meta))
+            observed = attr.get("observedAt")
+            obs = _parse_time(observed) if type(observed) is str else None
+        return (sid, obs, created, None, code, num, val, mid)
 
     def _deletion(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int) -> tuple[Any, ...]:
         kind = attr.get("type", "Property")
         meta = {"datasetId": attr["datasetId"]} if "datasetId" in attr else {}
         return (sid, None, created, None, _TYPE_CODE.get(kind, 0) * 4 + _ENC_DELETED, None, None,
                 self._mid(conn, meta))
-
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        self._pending.extend(rows)
 
     def record(self, conn: sqlite3.Connection, tenant: str, before: dict[str, Any] | None,
                after: dict[str, Any] | None) -> None:
@@ -358,20 +360,22 @@ class TemporalStore:
             return
         now = now_ms()
         eid, new = self._eid(conn, tenant, doc["id"], after["type"] if after is not None else None)
-        rows = []
+        rows = self._pending  # written by flush, with the transaction's other rows
         if after is not None:
+            sids, encode = self._sids, self.encode
             for iri, attr in after.items():
-                if iri in ("id", "type", "createdAt", "modifiedAt", "scope") or not isinstance(attr, dict):
+                if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict):
                     continue
                 if before is None or before.get(iri) is not attr:
-                    rows.append(self.encode(conn, self._sid(conn, eid, iri, new), attr, now))
+                    sid = sids.get((eid, iri))
+                    rows.append(encode(conn, sid if sid is not None else self._sid(conn, eid, iri, new),
+                                       attr, now))
         if before is not None:
             for iri, attr in before.items():
-                if iri in ("id", "type", "createdAt", "modifiedAt", "scope") or not isinstance(attr, dict):
+                if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict):
                     continue
                 if after is None or iri not in after:
                     rows.append(self._deletion(conn, self._sid(conn, eid, iri, new), attr, now))
-        self._insert(conn, rows)
 
     def add(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str] | None,
             attrs: dict[str, list[dict[str, Any]]]) -> int:
@@ -409,7 +413,7 @@ class TemporalStore:
                         updates.append((now, row[4], row[5], row[6], row[7], iid))
             conn.executemany("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
                              updates)
-        self._insert(conn, [*rows, *keyed.values()])
+        self._pending += [*rows, *keyed.values()]
         return len(rows) + len(keyed)
 
     def add_rows(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str],
