@@ -27,8 +27,8 @@ BBox = tuple[float, float, float, float]
 
 
 def _index(value: float, limit: int) -> int:
-    # Clamped: coordinates outside [-180, 180] x [-90, 90] (not refused on input) share the edge
-    # cells. Monotonic in `value`, so a point inside a box always lies in the box's cell ranges.
+    # Clamped (longitude 180 and latitude 90 fall in the last cell; a query box may reach beyond
+    # the valid range). Monotonic in `value`, so a point inside a box lies in the box's cell ranges.
     step = value / CELL_DEGREES
     return 0 if step < 0 else limit - 1 if step >= limit else int(step)
 
