@@ -43,8 +43,10 @@ def row(seq: int, x: float, y: float) -> tuple[int, int, float, float]:
     return (seq, cell(x, y), x, y)
 
 
-def box_sql(bbox: BBox, alias: str = "g") -> tuple[str, list[Any]]:
-    """A WHERE fragment over `entity_points <alias>`: the points inside a lon/lat box, edges included."""
+def in_box(bbox: BBox) -> tuple[str, list[Any], str, list[Any]]:
+    """The points inside a lon/lat box (edges included) as `entity_points g`: a FROM clause (one
+    index range of cells per grid row: a VALUES list drives the loop, ranges are disjoint), its
+    parameters, the WHERE condition on the exact coordinates and its parameters."""
     minx, miny, maxx, maxy = bbox
     low, high = _index(miny + 90.0, _ROWS), _index(maxy + 90.0, _ROWS)
     first, last = _index(minx + 180.0, _COLUMNS), _index(maxx + 180.0, _COLUMNS)
@@ -52,7 +54,7 @@ def box_sql(bbox: BBox, alias: str = "g") -> tuple[str, list[Any]]:
         ranges = [(low * _COLUMNS, high * _COLUMNS + _COLUMNS - 1)]
     else:
         ranges = [(r * _COLUMNS + first, r * _COLUMNS + last) for r in range(low, high + 1)]
-    cells = " OR ".join(f"{alias}.cell BETWEEN ? AND ?" for _ in ranges)
-    params: list[Any] = [bound for pair in ranges for bound in pair]
-    return (f"({cells}) AND {alias}.px BETWEEN ? AND ? AND {alias}.py BETWEEN ? AND ?",
-            [*params, minx, maxx, miny, maxy])
+    values = ",".join(["(?,?)"] * len(ranges))
+    return (f"(VALUES {values}) r CROSS JOIN entity_points g ON g.cell BETWEEN r.column1 AND r.column2",
+            [bound for pair in ranges for bound in pair],
+            "g.px BETWEEN ? AND ? AND g.py BETWEEN ? AND ?", [minx, maxx, miny, maxy])

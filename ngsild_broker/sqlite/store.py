@@ -442,11 +442,11 @@ def _select_in_box(flt: SqlFilter, columns: str, ordered: bool) -> tuple[str, tu
         params += flt.types
     where.extend(flt.where)
     params.extend(flt.params)
-    in_points, point_params = points.box_sql(flt.bbox)
-    arms = [(_LOCATIONS[0], in_points, point_params),
-            (_LOCATIONS[1], "g.minx<=? AND g.maxx>=? AND g.miny<=? AND g.maxy>=?", [maxx, minx, maxy, miny])]
-    sql = " UNION ALL ".join(f"SELECT {columns} FROM {table} g CROSS JOIN entities e ON e.seq=g.seq "
-                             f"WHERE {box} AND {' AND '.join(where)}" for table, box, _ in arms)
+    rest = " AND ".join(where)
+    points_from, from_params, in_box, box_params = points.in_box(flt.bbox)
+    sql = (f"SELECT {columns} FROM {points_from} CROSS JOIN entities e ON e.seq=g.seq WHERE {in_box} AND {rest} "
+           f"UNION ALL SELECT {columns} FROM {_LOCATIONS[1]} g CROSS JOIN entities e ON e.seq=g.seq "
+           f"WHERE g.minx<=? AND g.maxx>=? AND g.miny<=? AND g.maxy>=? AND {rest}")
     if ordered:
         sql += " ORDER BY 1"
-    return sql, tuple(p for _, _, box_params in arms for p in (*box_params, *params))
+    return sql, (*from_params, *box_params, *params, maxx, minx, maxy, miny, *params)
