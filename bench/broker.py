@@ -2,8 +2,8 @@
 
 `python -m bench broker [10000 100000 ...]` starts the broker in a child process (file database,
 WAL) and drives it over loopback HTTP with a Burgas-like mix (80 % points, 20 % polygons). Besides the
-wall-clock rates it reports the server's CPU time per upserted entity, which varies far less than the
-rates on a shared machine.
+wall-clock rates it reports the server's CPU time per upserted entity (and per geo query), which varies
+far less than the rates on a shared machine.
 """
 
 from __future__ import annotations
