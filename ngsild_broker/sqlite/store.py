@@ -379,9 +379,9 @@ class Writer:
                                   [(t, kind, seq) for seq, t, _, old in retyped for kind in old])
             self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
                                   [(t, kind, seq) for seq, t, d, _ in retyped for kind in d["type"]])
-            seqs = [(seq,) for seq in self._changed]
-            self.conn.executemany("DELETE FROM entity_geo WHERE seq=?", seqs)
-            self.conn.executemany("DELETE FROM entity_points WHERE seq=?", seqs)
+            seqs = list(self._changed)
+            bulk.delete(self.conn, "entity_geo", "seq", seqs)
+            bulk.delete(self.conn, "entity_points", "seq", seqs)
             self._locate([(seq, b) for seq, (_, _, b, _) in changed if b is not None])
         self._new.clear()
         self._changed.clear()
