@@ -46,6 +46,7 @@ def build_app(reference_dirs: Callable[[], list[Path]] | None = None,
         from ngsild_broker.listen import listen
         from ngsild_broker.server import serve as serve_broker
         from ngsild_broker.settings import BrokerSettings
+        from ngsild_broker.storage import StoreFormatError
 
         if memory and db is not None:
             raise typer.BadParameter("--db and --memory exclude each other")
@@ -58,11 +59,15 @@ def build_app(reference_dirs: Callable[[], list[Path]] | None = None,
         db_path = None if memory else db or DEFAULT_DB
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
-        serve_broker(BrokerSettings(host=host, port=port, db_path=db_path, contexts_dir=contexts_dir,
-                                    reference_dirs=[d for d in dirs if d.is_dir()],
-                                    max_payload=max_payload, temporal=history,
-                                    temporal_retention_days=retention_days,
-                                    temporal_limit=temporal_limit), sock)
+        try:
+            serve_broker(BrokerSettings(host=host, port=port, db_path=db_path, contexts_dir=contexts_dir,
+                                        reference_dirs=[d for d in dirs if d.is_dir()],
+                                        max_payload=max_payload, temporal=history,
+                                        temporal_retention_days=retention_days,
+                                        temporal_limit=temporal_limit), sock)
+        except StoreFormatError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
 
     return app
 

@@ -348,7 +348,7 @@ def _check_coords(coords: Any, depth: int, kind: str) -> None:
 
 
 def location_bbox(doc: dict[str, Any]) -> BBox | None:
-    """The R-tree box of an entity: the bounding box of its (already validated) `location`."""
+    """The indexed box of an entity: the bounding box of its (already validated) `location`."""
     attr = first(doc.get(LOCATION))
     if not attr or attr.get("type") != "GeoProperty":
         return None

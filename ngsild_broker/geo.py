@@ -105,7 +105,7 @@ def _flat_xy(coords: Any, xs: list[float], ys: list[float]) -> None:
 
 
 def geometry_bbox(geojson: dict) -> BBox:
-    """The lon/lat bounding box of a GeoJSON geometry (for the store's R-tree)."""
+    """The lon/lat bounding box of a GeoJSON geometry (for the store's location index)."""
     xs: list[float] = []
     ys: list[float] = []
     _flat_xy(geojson["coordinates"], xs, ys)
@@ -309,7 +309,7 @@ class GeoQuery:
 
     # -- prefilter ---------------------------------------------------------------------------------
     def bbox(self) -> BBox | None:
-        """A lon/lat box every matching geometry intersects (R-tree prefilter), or None."""
+        """A lon/lat box every matching geometry intersects (the location index's prefilter), or None."""
         if self.georel == "disjoint" or self.min_distance is not None:
             return None
         if self.georel != "near":

@@ -63,6 +63,8 @@ class _Batch:
         self.tx = tx
         self.tenant = tenant
         found = tx.get_many(tenant, ids)
+        if tx.history is not None:
+            tx.history.prefetch(tx.conn, tenant, ids)
         self.current: dict[str, Stored | None] = dict(found)
         self.before: dict[str, dict[str, Any] | None] = {i: s.doc for i, s in found.items()}
         self.touched: dict[str, None] = {}  # insertion-ordered set

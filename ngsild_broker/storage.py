@@ -20,6 +20,10 @@ DEFAULT_TENANT = ""
 BBox = tuple[float, float, float, float]
 
 
+class StoreFormatError(RuntimeError):
+    """A database written in a format this broker cannot read (e.g. by a newer version)."""
+
+
 @dataclass(slots=True)
 class EntityFilter:
     """Which entities of one tenant a query selects; every member given must match (AND)."""

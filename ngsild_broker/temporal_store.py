@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from ngsild_broker.entities import MEMBERS
+from ngsild_broker.sqlite import bulk
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS t_entities(
@@ -61,7 +62,9 @@ MAIN = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
         "LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab",
         "ListProperty": "valueList", "ListRelationship": "objectList"}
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
+_KINDS = {t: (MAIN[t], i * 4) for i, t in enumerate(TYPES)}  # (main member, kind code without encoding)
 _ENC_INT, _ENC_FLOAT, _ENC_JSON, _ENC_DELETED = 0, 1, 2, 3
+_NOT_ATTRIBUTES = frozenset({"id", "type", "createdAt", "modifiedAt", "scope"})  # entity members
 _SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
 _EXACT_INT = 2 ** 53
 _CACHE_MAX = 100_000  # entries per id cache (entities, series, interned metadata)
@@ -192,6 +195,9 @@ class TemporalStore:
         self._pending_entities: list[tuple[int, str, str, str]] = []
         self._pending_series: list[tuple[int, int, int]] = []
         self._pending: list[tuple[Any, ...]] = []
+        # (tenant, id) that `prefetch` found unrecorded: _eid needs no SELECT for them (this
+        # transaction only: cleared by flush, which ends every transaction)
+        self._absent: set[tuple[str, str]] = set()
 
     def forget(self) -> None:
         """Drop the id caches and pending rows (a write transaction rolled back)."""
@@ -203,24 +209,49 @@ class TemporalStore:
         self._pending_entities.clear()
         self._pending_series.clear()
         self._pending.clear()
+        self._absent.clear()
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the rows recorded in this transaction (Writer.flush calls it before COMMIT)."""
+        self._absent.clear()
         if self._pending_entities:
-            conn.executemany("INSERT INTO t_entities(eid, tenant, id, types) VALUES (?,?,?,?)",
-                             self._pending_entities)
+            bulk.insert(conn, "INSERT INTO t_entities(eid, tenant, id, types)", self._pending_entities)
             self._pending_entities.clear()
         if self._pending_series:
-            conn.executemany("INSERT INTO t_series(sid, eid, aid) VALUES (?,?,?)", self._pending_series)
+            bulk.insert(conn, "INSERT INTO t_series(sid, eid, aid)", self._pending_series)
             self._pending_series.clear()
         if self._pending:
-            conn.executemany("INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid) "
-                             "VALUES (?,?,?,?,?,?,?,?)", self._pending)
+            bulk.insert(conn, "INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid)",
+                        self._pending)
             self._pending.clear()
 
     # -- writing (inside a SqliteStore.write() transaction: `conn` is its connection) ---------------------
+    def prefetch(self, conn: sqlite3.Connection, tenant: str, ids: list[str]) -> None:
+        """Look up the entities of a batch and their series with one query per 500 ids, so that
+        `record` needs no SELECT per entity and attribute (a batch writes up to thousands)."""
+        self.flush(conn)  # the caches may be cleared below: no pending row may depend on them
+        wanted = [i for i in dict.fromkeys(ids) if (tenant, i) not in self._eids]
+        if len(self._eids) + len(wanted) > _CACHE_MAX:
+            self._eids.clear()
+        if len(self._sids) + 8 * len(wanted) > _CACHE_MAX:
+            self._sids.clear()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found = conn.execute(f"SELECT eid, id, types FROM t_entities WHERE tenant=? AND id IN ({marks})",
+                                 (tenant, *chunk)).fetchall()
+            for eid, ident, types in found:
+                self._eids[(tenant, ident)] = (eid, types)
+            self._absent.update((tenant, ident) for ident in chunk if (tenant, ident) not in self._eids)
+            if found:
+                eids = [row[0] for row in found]
+                for eid, attr, sid in conn.execute(
+                        "SELECT s.eid, a.name, s.sid FROM t_series s JOIN t_attrs a ON a.aid=s.aid "
+                        f"WHERE s.eid IN ({','.join('?' * len(eids))})", eids):
+                    self._sids[(eid, attr)] = sid
+
     # New entities and series get their ids from counters (the store has one writer, serialised by
-    # its lock) and are written with the instances in three executemany calls per transaction.
+    # its lock) and are written with the instances by `flush`, 100 rows per INSERT.
     def _eid(self, conn: sqlite3.Connection, tenant: str, entity_id: str,
              types: list[str] | None) -> tuple[int, bool]:
         """(eid, whether it is new in this transaction) of an entity, recording it when unknown."""
@@ -228,18 +259,17 @@ class TemporalStore:
         types_json = orjson.dumps(types).decode() if types is not None else None
         if known is not None and (types_json is None or known[1] == types_json):
             return known[0], False
-        row = None
-        if known is None:
+        row = known
+        if known is None and (tenant, entity_id) not in self._absent:
             row = conn.execute("SELECT eid, types FROM t_entities WHERE tenant=? AND id=?",
                                (tenant, entity_id)).fetchone()
-        else:
-            row = known
         new = row is None
-        if new:
+        if row is None:
             if self._next_eid is None:
                 self._next_eid = conn.execute("SELECT coalesce(max(eid), 0) + 1 FROM t_entities").fetchone()[0]
             eid, stored = self._next_eid, types_json or "[]"
             self._next_eid += 1
+            self._absent.discard((tenant, entity_id))
             self._pending_entities.append((eid, tenant, entity_id, stored))
         else:
             eid, stored = row
@@ -297,30 +327,30 @@ class TemporalStore:
     def encode(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int,
                obs: int | None = None) -> tuple[Any, ...]:
         """An instance row (without iid) for a normalized attribute."""
-        kind = attr.get("type", "Property")
-        main = MAIN.get(kind, "value")
+        main, code = _KINDS.get(attr.get("type", "Property"), _KINDS["Property"])
         value = attr.get(main)
-        if type(value) is int and -_EXACT_INT < value < _EXACT_INT:
-            enc, num, val = _ENC_INT, float(value), None
-        elif type(value) is float:
-            enc, num, val = _ENC_FLOAT, value, None
+        if type(value) is float:
+            code, num, val = code + _ENC_FLOAT, value, None
+        elif type(value) is int and -_EXACT_INT < value < _EXACT_INT:
+            code, num, val = code + _ENC_INT, float(value), None
         else:
-            enc, num, val = _ENC_JSON, None, orjson.dumps(value)
-        meta = {k: (_strip_system(v) if k not in MEMBERS and isinstance(v, dict) else v)
-                for k, v in attr.items() if k not in _SKIP and k != main}
+            code, num, val = code + _ENC_JSON, None, orjson.dumps(value)
+        # The members left for the metadata (unitCode, datasetId, sub-attributes...): usually none
+        # or one, so the set difference (in C) comes first and most attributes build no dict.
+        extra = attr.keys() - _SKIP
+        extra.discard(main)
+        mid = self._mid(conn, {k: (_strip_system(attr[k]) if k not in MEMBERS and isinstance(attr[k], dict)
+                                   else attr[k]) for k in extra}) if extra else None
         if obs is None:
-            obs = parse_time(attr.get("observedAt"))
-        return (sid, obs, created, None, _TYPE_CODE.get(kind, 0) * 4 + enc, num, val,
-                self._mid(conn, meta))
+            observed = attr.get("observedAt")
+            obs = _parse_time(observed) if type(observed) is str else None
+        return (sid, obs, created, None, code, num, val, mid)
 
     def _deletion(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int) -> tuple[Any, ...]:
         kind = attr.get("type", "Property")
         meta = {"datasetId": attr["datasetId"]} if "datasetId" in attr else {}
         return (sid, None, created, None, _TYPE_CODE.get(kind, 0) * 4 + _ENC_DELETED, None, None,
                 self._mid(conn, meta))
-
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        self._pending.extend(rows)
 
     def record(self, conn: sqlite3.Connection, tenant: str, before: dict[str, Any] | None,
                after: dict[str, Any] | None) -> None:
@@ -330,20 +360,22 @@ class TemporalStore:
             return
         now = now_ms()
         eid, new = self._eid(conn, tenant, doc["id"], after["type"] if after is not None else None)
-        rows = []
+        rows = self._pending  # written by flush, with the transaction's other rows
         if after is not None:
+            sids, encode = self._sids, self.encode
             for iri, attr in after.items():
-                if iri in ("id", "type", "createdAt", "modifiedAt", "scope") or not isinstance(attr, dict):
+                if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict):
                     continue
                 if before is None or before.get(iri) is not attr:
-                    rows.append(self.encode(conn, self._sid(conn, eid, iri, new), attr, now))
+                    sid = sids.get((eid, iri))
+                    rows.append(encode(conn, sid if sid is not None else self._sid(conn, eid, iri, new),
+                                       attr, now))
         if before is not None:
             for iri, attr in before.items():
-                if iri in ("id", "type", "createdAt", "modifiedAt", "scope") or not isinstance(attr, dict):
+                if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict):
                     continue
                 if after is None or iri not in after:
                     rows.append(self._deletion(conn, self._sid(conn, eid, iri, new), attr, now))
-        self._insert(conn, rows)
 
     def add(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str] | None,
             attrs: dict[str, list[dict[str, Any]]]) -> int:
@@ -381,7 +413,7 @@ class TemporalStore:
                         updates.append((now, row[4], row[5], row[6], row[7], iid))
             conn.executemany("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
                              updates)
-        self._insert(conn, [*rows, *keyed.values()])
+        self._pending += [*rows, *keyed.values()]
         return len(rows) + len(keyed)
 
     def add_rows(self, conn: sqlite3.Connection, tenant: str, entity_id: str, types: list[str],

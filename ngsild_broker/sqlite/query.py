@@ -44,7 +44,7 @@ def matching(store: SqliteStore, flt: EntityFilter) -> Iterator[dict[str, Any]]:
 
 def _located(store: SqliteStore, p: Plan, flt: EntityFilter, limit: int, offset: int,
              count: bool) -> QueryResult:
-    """Geo-query on `location`: points are tested from the R-tree's exact columns in one vectorized call."""
+    """Geo-query on `location`: points are tested from the points index's exact coordinates in one vectorized call."""
     rows = store.scan_points(p.sql)
     points = [(seq, x, y) for seq, x, y in rows if x is not None]
     others = [seq for seq, x, _ in rows if x is None]

@@ -1,6 +1,7 @@
-"""SQLite storage of the embedded broker: tenants, entities (+ type index, R-tree), contexts, subscriptions.
+"""SQLite storage of the embedded broker: tenants, entities (+ type and location indexes), contexts, subscriptions.
 
-Implements ngsild_broker.storage.EntityStore; filters become SQL in sqlite/where.py and sqlite/q_sql.py.
+Implements ngsild_broker.storage.EntityStore; filters become SQL in sqlite/where.py and sqlite/q_sql.py;
+the tables and their format version are sqlite/schema.py's.
 
 One writer connection serialised by a lock (a batch is one transaction, so concurrent upserts of the
 same entities never lose an update); with a file database, readers use their own per-thread
@@ -22,36 +23,12 @@ from typing import Any
 import orjson
 
 from ngsild_broker.regex import compile_pattern
+from ngsild_broker.sqlite import bulk, points, schema
 from ngsild_broker.sqlite import query as _query
 from ngsild_broker.sqlite.where import SqlFilter
 from ngsild_broker.storage import DEFAULT_TENANT, BBox, EntityFilter, QueryResult, Stored
 
 logger = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenants(name TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS entities(
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    UNIQUE(tenant, id)
-);
-CREATE TABLE IF NOT EXISTS entity_types(
-    tenant TEXT NOT NULL, type TEXT NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY(tenant, type, seq)
-) WITHOUT ROWID;
--- +px/+py: exact coordinates of Point locations (the R-tree itself holds rounded float32 boxes).
-CREATE VIRTUAL TABLE IF NOT EXISTS entity_geo USING rtree(seq, minx, maxx, miny, maxy, +px, +py);
-CREATE TABLE IF NOT EXISTS contexts(
-    url TEXT PRIMARY KEY, local_id TEXT NOT NULL, kind TEXT NOT NULL, body BLOB NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS subscriptions(
-    tenant TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY(tenant, id)
-);
-"""
-
 
 def _regexp(pattern: str, value: str | None) -> bool:
     # RE2 (linear time); callers validated the pattern with the same function before the query.
@@ -79,7 +56,11 @@ class SqliteStore:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn = self._connect()
-        self._conn.executescript(_SCHEMA)
+        try:
+            schema.prepare(self._conn, self._path or ":memory:")
+        except BaseException:
+            self._conn.close()
+            raise
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._tenants = {row[0] for row in self._conn.execute("SELECT name FROM tenants")}
@@ -375,20 +356,20 @@ class Writer:
         self.conn.executemany("DELETE FROM entity_types WHERE tenant=? AND type=? AND seq=?",
                               [(tenant, t, seq) for t in {*types, *(changed[3] if changed else ())}])
         self.conn.execute("DELETE FROM entity_geo WHERE seq=?", (seq,))
+        self.conn.execute("DELETE FROM entity_points WHERE seq=?", (seq,))
 
     def flush(self) -> None:
-        """Write pending inserts and replacements with one executemany per table."""
+        """Write pending inserts (100 rows per INSERT) and replacements (one executemany per table)."""
         if self.history is not None:
             self.history.flush(self.conn)  # the attribute instances recorded in this transaction
         dumps = orjson.dumps
         if self._new:
             new = self._new.items()
-            self.conn.executemany("INSERT INTO entities(seq, tenant, id, doc) VALUES (?,?,?,?)",
-                                  [(seq, t, d["id"], dumps(d).decode()) for seq, (t, d, _) in new])
-            self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
-                                  [(t, kind, seq) for seq, (t, d, _) in new for kind in d["type"]])
-            self.conn.executemany("INSERT INTO entity_geo VALUES (?,?,?,?,?,?,?)",
-                                  [_geo_row(seq, b) for seq, (_, _, b) in new if b is not None])
+            bulk.insert(self.conn, "INSERT INTO entities(seq, tenant, id, doc)",
+                        [(seq, t, d["id"], dumps(d).decode()) for seq, (t, d, _) in new])
+            bulk.insert(self.conn, "INSERT OR IGNORE INTO entity_types",
+                        [(t, kind, seq) for seq, (t, d, _) in new for kind in d["type"]])
+            self._locate([(seq, b) for seq, (_, _, b) in new if b is not None])
         if self._changed:
             changed = self._changed.items()
             self.conn.executemany("UPDATE entities SET doc=? WHERE seq=?",
@@ -398,17 +379,19 @@ class Writer:
                                   [(t, kind, seq) for seq, t, _, old in retyped for kind in old])
             self.conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?,?,?)",
                                   [(t, kind, seq) for seq, t, d, _ in retyped for kind in d["type"]])
-            self.conn.executemany("DELETE FROM entity_geo WHERE seq=?", [(seq,) for seq in self._changed])
-            self.conn.executemany("INSERT INTO entity_geo VALUES (?,?,?,?,?,?,?)",
-                                  [_geo_row(seq, b) for seq, (_, _, b, _) in changed if b is not None])
+            seqs = list(self._changed)
+            bulk.delete(self.conn, "entity_geo", "seq", seqs)
+            bulk.delete(self.conn, "entity_points", "seq", seqs)
+            self._locate([(seq, b) for seq, (_, _, b, _) in changed if b is not None])
         self._new.clear()
         self._changed.clear()
 
-
-def _geo_row(seq: int, bbox: BBox) -> tuple[Any, ...]:
-    point = bbox[0] == bbox[2] and bbox[1] == bbox[3]
-    return (seq, bbox[0], bbox[2], bbox[1], bbox[3], bbox[0] if point else None,
-            bbox[1] if point else None)
+    def _locate(self, boxes: list[tuple[int, BBox]]) -> None:
+        """Index locations: Points (a zero-size box) in entity_points, other geometries in the R-tree."""
+        bulk.insert(self.conn, "INSERT INTO entity_points",
+                    [points.row(seq, b[0], b[1]) for seq, b in boxes if b[0] == b[2] and b[1] == b[3]])
+        bulk.insert(self.conn, "INSERT INTO entity_geo(seq, minx, maxx, miny, maxy)",
+                    [(seq, b[0], b[2], b[1], b[3]) for seq, b in boxes if b[0] != b[2] or b[1] != b[3]])
 
 
 def _select(flt: SqlFilter, columns: str, ordered: bool = True) -> tuple[str, tuple[Any, ...]]:
@@ -424,8 +407,6 @@ def _select(flt: SqlFilter, columns: str, ordered: bool = True) -> tuple[str, tu
         joins.append("JOIN entity_types t ON t.seq=e.seq AND t.tenant=? AND t.type=?")
         params += [flt.tenant, flt.types[0]]
         order = "t.seq"
-    if flt.geo_join:
-        joins.append("JOIN entity_geo g ON g.seq=e.seq")
     params.append(flt.tenant)
     if flt.types and len(flt.types) > 1:
         marks = ",".join("?" * len(flt.types))
@@ -433,18 +414,27 @@ def _select(flt: SqlFilter, columns: str, ordered: bool = True) -> tuple[str, tu
         params += [flt.tenant, *flt.types]
     where.extend(flt.where)
     params.extend(flt.params)
+    if flt.geo_join:  # the located entities: a row in the points index or in the R-tree
+        sql = " UNION ALL ".join(f"SELECT {columns} FROM entities e {' '.join(joins)} JOIN {table} g "
+                                 f"ON g.seq=e.seq WHERE {' AND '.join(where)}" for table in _LOCATIONS)
+        return sql + (" ORDER BY 1" if ordered else ""), tuple(params) * len(_LOCATIONS)
     sql = f"SELECT {columns} FROM entities e {' '.join(joins)} WHERE {' AND '.join(where)}"
     if ordered:
         sql += f" ORDER BY {order}"
     return sql, tuple(params)
 
 
+# Where locations are (seq, px, py): Points in the first, other geometries (px, py NULL) in the R-tree.
+_LOCATIONS = ("entity_points", "entity_geo")
+
+
 def _select_in_box(flt: SqlFilter, columns: str, ordered: bool) -> tuple[str, tuple[Any, ...]]:
-    """Geo-prefiltered SELECT: the R-tree drives the scan (CROSS JOIN fixes the loop order)."""
+    """Geo-prefiltered SELECT: the points index and the R-tree drive one scan each (CROSS JOIN fixes
+    the loop order), in one compound SELECT."""
     assert flt.bbox is not None
     minx, miny, maxx, maxy = flt.bbox
-    where = ["g.minx<=?", "g.maxx>=?", "g.miny<=?", "g.maxy>=?", "e.tenant=?"]
-    params: list[Any] = [maxx, minx, maxy, miny, flt.tenant]
+    where = ["e.tenant=?"]
+    params: list[Any] = [flt.tenant]
     if flt.types:
         marks = ",".join("?" * len(flt.types))
         where.append("EXISTS (SELECT 1 FROM entity_types t WHERE t.tenant=e.tenant "
@@ -452,8 +442,11 @@ def _select_in_box(flt: SqlFilter, columns: str, ordered: bool) -> tuple[str, tu
         params += flt.types
     where.extend(flt.where)
     params.extend(flt.params)
-    sql = (f"SELECT {columns} FROM entity_geo g CROSS JOIN entities e ON e.seq=g.seq "
-           f"WHERE {' AND '.join(where)}")
+    rest = " AND ".join(where)
+    points_from, from_params, in_box, box_params = points.in_box(flt.bbox)
+    sql = (f"SELECT {columns} FROM {points_from} CROSS JOIN entities e ON e.seq=g.seq WHERE {in_box} AND {rest} "
+           f"UNION ALL SELECT {columns} FROM {_LOCATIONS[1]} g CROSS JOIN entities e ON e.seq=g.seq "
+           f"WHERE g.minx<=? AND g.maxx>=? AND g.miny<=? AND g.maxy>=? AND {rest}")
     if ordered:
-        sql += " ORDER BY e.seq"
-    return sql, tuple(params)
+        sql += " ORDER BY 1"
+    return sql, (*from_params, *box_params, *params, maxx, minx, maxy, miny, *params)

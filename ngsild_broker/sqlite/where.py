@@ -13,7 +13,7 @@ from ngsild_broker.storage import EntityFilter
 
 @dataclass(slots=True)
 class SqlFilter:
-    """A query as SQL over `entities e`: optional type join, R-tree box and WHERE fragments."""
+    """A query as SQL over `entities e`: optional type join, location box and WHERE fragments."""
 
     tenant: str
     types: Sequence[str] | None = None
@@ -29,7 +29,7 @@ class Plan:
 
     sql: SqlFilter
     python_q: Any
-    on_location: bool  # a geo-query on `location`: the R-tree prefilters it
+    on_location: bool  # a geo-query on `location`: the location index prefilters it
 
 
 def plan(flt: EntityFilter) -> Plan:
