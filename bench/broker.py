@@ -82,20 +82,23 @@ def _post(url: str, body: bytes) -> None:
     http.post(BASE + "/entityOperations/upsert", content=body, headers=JSON).raise_for_status()
 
 
-def _serve(port: int, db: str) -> None:
+def _serve(port: int, db: str, history: bool) -> None:
     from ngsild_broker.server import serve
     from ngsild_broker.settings import BrokerSettings
-    serve(BrokerSettings(port=port, db_path=Path(db)))
+    serve(BrokerSettings(port=port, db_path=Path(db), temporal=history))
 
 
-def run(count: int) -> dict:
-    """Measure one database size; returns the figures."""
+def run(count: int, history: bool = True) -> dict:
+    """Measure one database size; returns the figures. ``history=False`` is `broker serve --no-history`
+    (no attribute history recorded: Orion-LD without TRoE, the broker this bench measured before the
+    temporal API)."""
     with tempfile.TemporaryDirectory() as tmp:
         import socket
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        child = subprocess.Popen([sys.executable, *_SERVE_CMD, "--serve", str(port), f"{tmp}/b.sqlite"],
+        child = subprocess.Popen([sys.executable, *_SERVE_CMD, "--serve", str(port), f"{tmp}/b.sqlite",
+                                  *([] if history else ["--no-history"])],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             url = f"http://127.0.0.1:{port}"
@@ -128,7 +131,8 @@ def run(count: int) -> dict:
                     list(pool.map(lambda b: _post(url, b), batches[:20]))
                 concurrent_rate = sum(sizes[:20]) / (time.perf_counter() - start)
                 figures = {
-                    "entities": count, "upsert/s": upsert_rate, "upsert server CPU µs/entity": upsert_cpu,
+                    "entities": count, "history": int(history), "upsert/s": upsert_rate,
+                    "upsert server CPU µs/entity": upsert_cpu,
                     "re-upsert/s": reupsert_rate,
                     "re-upsert/s 2 clients": concurrent_rate,
                     "type+limit=100 p50 ms": _p50(http, {"type": "ParkingSpot", "limit": 100})[0],
@@ -155,17 +159,19 @@ def run(count: int) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    """Run the sizes given (default 10,000 and 100,000) and print a Markdown table."""
+    """Run the sizes given (default 10,000 and 100,000) and print a Markdown table; with
+    `--no-history` the broker records no attribute history."""
     if argv[:1] == ["--serve"]:
-        _serve(int(argv[1]), argv[2])
+        _serve(int(argv[1]), argv[2], history="--no-history" not in argv)
         return 0
-    sizes = [int(a) for a in argv] or [10_000, 100_000]
-    rows = [run(n) for n in sizes]
+    history = "--no-history" not in argv
+    sizes = [int(a) for a in argv if a != "--no-history"] or [10_000, 100_000]
+    rows = [run(n, history) for n in sizes]
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")
     print("|" + "---:|" * len(keys))
     for row in rows:
-        counts = ("entities", "upsert/s", "re-upsert/s", "re-upsert/s 2 clients")
+        counts = ("entities", "history", "upsert/s", "re-upsert/s", "re-upsert/s 2 clients")
         print("| " + " | ".join(f"{row[k]:,.0f}" if k in counts else f"{row[k]:.1f}" for k in keys) + " |")
     return 0
 
