@@ -29,7 +29,7 @@ from adapter.ngsi.results import BatchResult
 from adapter.redaction import redact
 from adapter.sync.hosting import HostedContexts, context_lost
 from adapter.sync.quarantine import Quarantine
-from adapter.sync.state import StateStore, utcnow
+from adapter.sync.state import StateStore, SyncPlan, utcnow
 
 if TYPE_CHECKING:
     from adapter.ngsi.client import BrokerClient
@@ -101,7 +101,8 @@ class Outbox:
         self.window = window
         # Set by the pipeline for a broker that hosts our @context documents (adapter.sync.hosting).
         self.contexts: HostedContexts | None = None
-        self._delivering = asyncio.Lock()
+        # One deliverer per outbox at a time: in-order delivery depends on it (adapter.sync.pump too).
+        self.delivering = asyncio.Lock()
 
     def pending(self, *, tenant: str | None = None, source: str | None = None) -> int:
         """How many operations wait for delivery."""
@@ -127,7 +128,7 @@ class Outbox:
         ``max_ops`` stops after about that many operations (whole windows), so that a deliverer
         feeding a long run (adapter.sync.early) lets others waiting for the outbox take turns.
         """
-        async with self._delivering:  # one deliverer per outbox: in-order delivery depends on it
+        async with self.delivering:
             started = time.monotonic()
             report = DeliveryReport()
             fatal = await self._pass(client, report, tenant, source, max_ops)
@@ -188,6 +189,18 @@ class Outbox:
             if stop:
                 break
         return fatal
+
+    async def send_batch(self, client: BrokerClient, ops: list[OutboxOp], report: DeliveryReport) -> bool:
+        """Send operations of distinct entities (a batch's worth) and commit their answers, as a
+        delivery pass does with one chunk; the caller holds :attr:`delivering`. False when nothing
+        more should be sent now (a fatal error, or the broker cannot be reached): what was not
+        confirmed stays in the outbox."""
+        deferred = report.deferred
+        fatal = await self._prepare_contexts(ops, report)
+        if fatal is not None or report.deferred > deferred:
+            return False
+        confirmed, fatal = await self._deliver_phase(client, ops, report, set())
+        return fatal is None and not (confirmed == 0 and report.deferred > deferred)
 
     async def _prepare_contexts(self, phase: list[OutboxOp], report: DeliveryReport) -> FatalError | None:
         """Have the @context documents this phase names hosted on the broker (adapter.sync.hosting).
@@ -294,6 +307,17 @@ class Outbox:
                     report.deferred += 1
             _advance_upserts(db, confirmed_upserts, now, upsert_mode)
         return fatal
+
+
+def enqueued_upserts(plan: SyncPlan) -> list[OutboxOp]:
+    """The upserts an applied plan put in the outbox, as a delivery would read them back."""
+    if plan.first_seq is None:
+        return []
+    names: dict[frozenset[str], list[str]] = {}  # a handful of attribute sets; the lists are only read
+    return [OutboxOp(plan.first_seq + i, plan.tenant, plan.source, "upsert", entity.id, entity.type, None,
+                     entity.encode(with_context=False), entity.context, digest,
+                     names.get(attrs) or names.setdefault(attrs, sorted(attrs)), 0)
+            for i, (entity, digest, attrs) in enumerate(plan.upserts)]
 
 
 def _advance_upserts(db: Any, ops: list[OutboxOp], now: str, upsert_mode: str) -> None:

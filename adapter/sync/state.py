@@ -148,6 +148,9 @@ class SyncPlan:
     # Of `unchanged`, those whose state already says this run saw them (enqueued earlier in the
     # same run, adapter.sync.early): they count as unchanged, their rows are not written again.
     recorded: set[str] = field(default_factory=set)
+    # The outbox seq of the first upsert once applied; the upserts got consecutive seqs from it
+    # (one statement inside one write transaction), so they can be delivered without reading back.
+    first_seq: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -359,6 +362,9 @@ class StateStore:
             "content_hash, attrs, enqueued_at) VALUES (?, ?, 'upsert', ?, ?, ?, ?, ?, ?, ?)",
             [(t, s, e.id, e.type, e.encode(with_context=False), context_json(e.context),
               digest, _attrs_json(attrs), now) for e, digest, attrs in plan.upserts])
+        if plan.upserts:
+            last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            plan.first_seq = last - len(plan.upserts) + 1
         db.executemany(
             "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, attr, context, enqueued_at) "
             "VALUES (?, ?, 'delete_attr', ?, ?, ?, ?, ?)",
