@@ -1,16 +1,18 @@
-"""Early delivery: a long fetch's upserts reach the outbox and the broker while the rest is mapped.
+"""Early delivery: a long fetch's new entities reach the broker while the rest is mapped.
 
 Mapping a large layer takes seconds, and so does the broker's work on what it receives; done one
-after the other they add up. Once a fetch has mapped ``threshold`` entities not yet enqueued, they are
-planned and applied (upserts and attribute deletes only, exactly as the final plan would: the state
-diff is the same) and handed to an upsert pump (adapter.sync.pump), which keeps batches in flight
-while the mapping loop goes on (it lets them run every few hundred records). Entity deletes still
-wait for the end of a complete fetch (the final plan), and an entity merged with a later record
-after it was enqueued is planned again then. Small sources never reach the threshold and run as
-before. What the pump holds is bounded (MAX_QUEUED operations): beyond that the fetch waits.
+after the other they add up. Once a fetch has mapped ``threshold`` entities not yet planned, those
+the state does not hold are planned (upserts only, exactly as the final plan would: the state diff
+is the same) and handed to an upsert pump (adapter.sync.pump), which keeps batches in flight while
+the mapping loop goes on (it lets them run every few hundred records) and records each answer.
+Entity deletes still wait for the end of a complete fetch (the final plan). An entity planned early
+is let go by the fetch (memory stays flat in the layer size) unless it carries readings; a later
+record giving the same entity makes the run read the source again to merge them. Small sources
+never reach the threshold and run as before. What the pump holds is bounded (MAX_QUEUED
+operations): beyond that the fetch waits for it.
 
-Delivery errors here are left to the final delivery of the run, which finds the same operations
-still in the outbox and reports (or raises) what stops them.
+What the pump could not deliver waits in the outbox for the final delivery of the run, which
+reports (or raises) what stops it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from adapter.sync.outbox import DeliveryReport, enqueued_upserts
+from adapter.sync.outbox import DeliveryReport
 from adapter.sync.pump import UpsertPump
 
 if TYPE_CHECKING:
@@ -26,8 +28,8 @@ if TYPE_CHECKING:
     from adapter.sync.pipeline import Pipeline
     from adapter.sync.report import ReportBuilder
 
-# Entities mapped and not yet enqueued: one batch, so the broker starts soon and the run ends with
-# little left to send. Each chunk is one state transaction.
+# Entities mapped and not yet planned: one batch, so the broker starts soon and the run ends with
+# little left to send.
 EARLY_DELIVERY_THRESHOLD = 1000
 MAX_QUEUED = 10_000  # operations the pump may hold (their bytes) before the fetch waits for it
 
@@ -49,7 +51,8 @@ class EarlyDelivery:
         self.failed: dict[str, Mapped] = {}  # quarantined early (could not be encoded)
         self._waiting: list[str] = []
         client = pipeline.client
-        self._pump = UpsertPump(pipeline.outbox, client) if client is not None else None
+        self._pump = UpsertPump(pipeline.outbox, client, pipeline.tenant, name, run_id) \
+            if client is not None else None
 
     async def __call__(self, by_id: dict[str, Mapped], fresh: list[str]) -> None:
         self._waiting.extend(fresh)
@@ -67,16 +70,20 @@ class EarlyDelivery:
         # would send a half-built entity, then the whole one, on every run. Being new, they have
         # no other pending work either, so the pump may send them in any order.
         known = self.pipeline.state.held(self.pipeline.tenant, self.name, self._waiting)
-        chunk = {i: by_id[i] for i in self._waiting if i not in known}
+        chunk = {i: by_id[i] for i in self._waiting if i not in known and i not in self.upserted}
         self._waiting = []
         if not chunk:
             return
         outgoing = self.pipeline.encodable(chunk, self.report)
         encoded = {entity.id for entity in outgoing}
         self.failed.update((i, m) for i, m in chunk.items() if i not in encoded)
-        plan = self.pipeline.state.sync_snapshot(
-            self.pipeline.tenant, self.name, outgoing, run_id=self.run_id, complete=False,
-            delete_missing=False, upsert_mode=self.pipeline.upsert_mode)  # type: ignore[arg-type]
+        state = self.pipeline.state
+        plan = state.plan(self.pipeline.tenant, self.name, outgoing, run_id=self.run_id, complete=False,
+                          delete_missing=False, upsert_mode=self.pipeline.upsert_mode)  # type: ignore[arg-type]
+        if self._pump is not None:
+            self._pump.add(plan)  # recorded in the state as the broker answers
+        else:
+            state.apply(plan)
         for entity in outgoing:
             mapped = chunk[entity.id]
             if mapped.history:  # its readings are enqueued with the final plan
@@ -85,8 +92,6 @@ class EarlyDelivery:
                 del by_id[entity.id]
                 self.let_go[entity.id] = entity.type
         self.upserted.update(entity.id for entity, _, _ in plan.upserts)
-        if self._pump is not None:
-            self._pump.add(enqueued_upserts(plan))
 
     def unchanged_since(self, by_id: dict[str, Mapped]) -> set[str]:
         """Ids enqueued early whose result has not changed since (no later record merged in)."""

@@ -177,7 +177,7 @@ class Outbox:
                 if not phase:
                     continue
                 deferred = report.deferred
-                fatal = await self._prepare_contexts(phase, report)
+                fatal = await self._prepare_contexts([op.context for op in phase], report)
                 if fatal is not None or report.deferred > deferred:
                     stop = True
                     break
@@ -190,31 +190,70 @@ class Outbox:
                 break
         return fatal
 
-    async def send_batch(self, client: BrokerClient, ops: list[OutboxOp], report: DeliveryReport) -> bool:
-        """Send operations of distinct entities (a batch's worth) and commit their answers, as a
-        delivery pass does with one chunk; the caller holds :attr:`delivering`. False when nothing
-        more should be sent now (a fatal error, or the broker cannot be reached): what was not
-        confirmed stays in the outbox."""
+    async def send_new(self, client: BrokerClient, plan: SyncPlan, report: DeliveryReport) -> bool:
+        """Send a plan's upserts of entities the state does not hold (a batch's worth, planned but
+        not applied: no outbox row) and record the answers in one transaction: what the broker
+        confirmed goes into the state as wanted and sent at once; what it rejected is recorded as
+        wanted and quarantined, as a delivery pass does; the rest (transient or fatal errors, a lost
+        @context) is enqueued as any plan is, for the run's final delivery. The caller holds
+        :attr:`delivering`. False when nothing more should be sent now.
+        """
+        upserts = plan.upserts
         deferred = report.deferred
-        fatal = await self._prepare_contexts(ops, report)
+        fatal = await self._prepare_contexts([e.context for e, _, _ in upserts], report)
+        failed: dict[str, AdapterError] = {}
         if fatal is not None or report.deferred > deferred:
-            return False
-        confirmed, fatal = await self._deliver_phase(client, ops, report, set())
-        return fatal is None and not (confirmed == 0 and report.deferred > deferred)
+            report.deferred = deferred  # counted below, with the reason
+            failed = dict.fromkeys((e.id for e, _, _ in upserts),
+                                   fatal or TransientError(report.last_error or "broker unreachable"))
+        else:
+            resolve = self.contexts.resolve if self.contexts is not None else _same
+            result = await client.with_tenant(plan.tenant or None).upsert(
+                OutgoingEntity(e.id, e.type, e.body, resolve(e.context)) for e, _, _ in upserts)
+            failed = result.failed
+        confirmed = SyncPlan(plan.tenant, plan.source, plan.run_id)
+        refused = SyncPlan(plan.tenant, plan.source, plan.run_id)
+        waiting = SyncPlan(plan.tenant, plan.source, plan.run_id)
+        for item in upserts:
+            error = failed.get(item[0].id)
+            target = confirmed if error is None else refused if isinstance(error, RecordError) else waiting
+            target.upserts.append(item)
+        with self.store.transaction() as db:
+            self.store.record_new(db, confirmed, confirmed=True)
+            _supersede_rejections(db, plan.tenant, plan.source, [e.id for e, _, _ in confirmed.upserts])
+            self.store.record_new(db, refused, confirmed=False)
+            self.store.apply(waiting, db)
+            for entity, digest, attrs in refused.upserts:
+                error = failed[entity.id]
+                self.quarantine.add(tenant=plan.tenant, source=plan.source, kind="upsert", locator=entity.id,
+                                    error=error, payload=entity.encode(with_context=False),
+                                    context=entity.context, entity_type=entity.type, content_hash=digest,
+                                    attrs=attrs, db=db)
+                logger.warning("quarantined upsert of %s: %s", entity.id, error.reason)
+        report.upserted += len(confirmed.upserts)
+        report.rejected += len(refused.upserts)
+        report.deferred += len(waiting.upserts)
+        for entity, _, _ in [*refused.upserts, *waiting.upserts]:
+            error = failed[entity.id]
+            if len(report.errors) < MAX_REPORTED_ERRORS:
+                report.errors.append(error)
+            report.last_error = str(error)
+        stop = any(isinstance(e, FatalError) for e in failed.values())
+        return not stop and not (waiting.upserts and not confirmed.upserts)
 
-    async def _prepare_contexts(self, phase: list[OutboxOp], report: DeliveryReport) -> FatalError | None:
-        """Have the @context documents this phase names hosted on the broker (adapter.sync.hosting).
+    async def _prepare_contexts(self, contexts: list[Any], report: DeliveryReport) -> FatalError | None:
+        """Have the @context documents these operations name hosted on the broker (adapter.sync.hosting).
 
-        A broker that cannot be reached defers the whole phase, as its batches would be.
+        A broker that cannot be reached defers them all, as their batches would be.
         """
         if self.contexts is None:
             return None
         try:
-            await self.contexts.prepare(op.context for op in phase if op.context is not None)
+            await self.contexts.prepare(c for c in contexts if c is not None)
         except FatalError as exc:
             return exc
         except TransientError as exc:
-            report.deferred += len(phase)
+            report.deferred += len(contexts)
             report.last_error = str(exc)
             if len(report.errors) < MAX_REPORTED_ERRORS:
                 report.errors.append(exc)
@@ -309,17 +348,6 @@ class Outbox:
         return fatal
 
 
-def enqueued_upserts(plan: SyncPlan) -> list[OutboxOp]:
-    """The upserts an applied plan put in the outbox, as a delivery would read them back."""
-    if plan.first_seq is None:
-        return []
-    names: dict[frozenset[str], list[str]] = {}  # a handful of attribute sets; the lists are only read
-    return [OutboxOp(plan.first_seq + i, plan.tenant, plan.source, "upsert", entity.id, entity.type, None,
-                     entity.encode(with_context=False), entity.context, digest,
-                     names.get(attrs) or names.setdefault(attrs, sorted(attrs)), 0)
-            for i, (entity, digest, attrs) in enumerate(plan.upserts)]
-
-
 def _advance_upserts(db: Any, ops: list[OutboxOp], now: str, upsert_mode: str) -> None:
     """`_advance` for confirmed upserts, a few statements per chunk instead of four per entity.
 
@@ -352,15 +380,18 @@ def _advance_upserts(db: Any, ops: list[OutboxOp], now: str, upsert_mode: str) -
         rows.append((op.content_hash, orjson.dumps(sorted(attrs)).decode(), now, *where))
     db.executemany("UPDATE entity_state SET sent_hash=?, sent_attrs=?, confirmed_at=? "
                    "WHERE tenant=? AND source=? AND entity_id=?", rows)
-    # A later successful upsert supersedes an earlier rejection of the same entity. Most sources
-    # have none: one look per source instead of a statement per entity.
     for tenant, source in {(op.tenant, op.source) for op in ops}:
-        if db.execute("SELECT 1 FROM quarantine WHERE tenant=? AND source=? AND kind='upsert' LIMIT 1",
-                      (tenant, source)).fetchone() is None:
-            continue
+        _supersede_rejections(db, tenant, source, [op.entity_id for op in ops
+                                                   if op.tenant == tenant and op.source == source])
+
+
+def _supersede_rejections(db: Any, tenant: str, source: str, ids: list[str]) -> None:
+    """A later successful upsert supersedes an earlier rejection of the same entity. Most sources
+    have none: one look per source instead of a statement per entity."""
+    if ids and db.execute("SELECT 1 FROM quarantine WHERE tenant=? AND source=? AND kind='upsert' LIMIT 1",
+                          (tenant, source)).fetchone() is not None:
         db.executemany("DELETE FROM quarantine WHERE tenant=? AND source=? AND locator=? AND kind='upsert'",
-                       [(tenant, source, op.entity_id) for op in ops
-                        if op.tenant == tenant and op.source == source])
+                       [(tenant, source, i) for i in ids])
 
 
 def _seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:

@@ -1,18 +1,19 @@
-"""Upserts just enqueued, delivered as they come: the broker works on a batch while the adapter maps on.
+"""New entities' upserts, delivered as they are planned: the broker works on a batch while the adapter maps on.
 
-The early delivery (adapter.sync.early) enqueues a long fetch's new entities chunk by chunk. Read
-back from the outbox a window at a time, their batches went out in bursts: the broker sat idle
-between windows, and the adapter waited on the last answer of each. The pump takes a chunk's
-operations as the state wrote them (the same seqs and bytes, see ``outbox.enqueued_upserts``),
-keeps up to the client's concurrency of batches in flight, and sends the next batch as soon as one
-is answered. Each answer is committed on arrival (``Outbox.send_batch``, the transaction of a
-delivery pass), so durability is the outbox's: a crash re-sends at most the batches in flight.
+The early delivery (adapter.sync.early) plans a long fetch's new entities chunk by chunk. Put in
+the outbox and read back a window at a time, their batches went out in bursts: the broker sat idle
+between windows, the adapter waited on the last answer of each, and every entity cost an outbox
+row written, read and deleted plus a state row written twice. The pump keeps up to the client's
+concurrency of batches in flight, sends the next as soon as one is answered, and records each answer
+in one transaction (``Outbox.send_new``): a confirmed entity enters the state wanted and sent at
+once, with no outbox row; anything else is recorded as a delivery pass would (rejected ->
+quarantine; not delivered -> the outbox, for the run's final delivery, which meets and reports it).
 
-Only operations of entities without other pending work may go this way, in any order: the early
-delivery enqueues only entities the state did not hold. While batches are in flight the pump holds
-the outbox's delivery lock, so no other deliverer sends them meanwhile. Whatever is not confirmed
-(transient failures, a broker down, a lost @context) stays in the outbox for the run's final
-delivery, which meets and reports it.
+Nothing is lost by a crash: an entity the broker has not confirmed is not in the state at all, so
+the next run plans it again as new (at most the batches in flight are sent twice). Only entities
+the state does not hold may go this way, each at most once per run, so their order does not
+matter; while batches are in flight the pump holds the outbox's delivery lock, so that no other
+deliverer sends a newer plan of one of them first.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from adapter.errors import AdapterError
-from adapter.sync.outbox import DeliveryReport, Outbox, OutboxOp
+from adapter.ngsi.batching import OutgoingEntity
+from adapter.sync.outbox import DeliveryReport, Outbox
+from adapter.sync.state import SyncPlan
 
 if TYPE_CHECKING:
     from adapter.ngsi.client import BrokerClient
@@ -31,14 +34,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class UpsertPump:
-    """Sends queued upserts in batches, up to ``client.concurrency`` in flight."""
+Upsert = tuple[OutgoingEntity, str, frozenset[str]]  # as in SyncPlan.upserts
 
-    def __init__(self, outbox: Outbox, client: BrokerClient) -> None:
+
+class UpsertPump:
+    """Sends the planned upserts of one run's new entities in batches, up to ``client.concurrency``
+    in flight."""
+
+    def __init__(self, outbox: Outbox, client: BrokerClient, tenant: str, source: str, run_id: str) -> None:
         self.outbox = outbox
         self.client = client
         self.report = DeliveryReport()  # everything the pump delivered
-        self._queue: deque[OutboxOp] = deque()
+        self._plan = (tenant, source, run_id)
+        self._queue: deque[Upsert] = deque()
         self._more = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False  # the broker failed us: the rest waits for the final delivery
@@ -48,11 +56,15 @@ class UpsertPump:
         """Operations waiting to be sent (their bytes are held here)."""
         return len(self._queue)
 
-    def add(self, ops: list[OutboxOp]) -> None:
-        """Queue operations already in the outbox; sending starts at the caller's next await."""
-        if self._stopped or not ops:
+    def add(self, plan: SyncPlan) -> None:
+        """Queue a plan's upserts (planned, not applied); sending starts at the caller's next await.
+        Once the pump stopped, they go to the outbox at once."""
+        if self._stopped:
+            self.outbox.store.apply(plan)
             return
-        self._queue.extend(ops)
+        if not plan.upserts:
+            return
+        self._queue.extend(plan.upserts)
         self._more.set()
         if self._task is None or self._task.done():
             self._reap()
@@ -65,7 +77,8 @@ class UpsertPump:
         self._reap()
 
     def cancel(self) -> None:
-        """Stop sending (the run failed or was cancelled): what is unconfirmed stays in the outbox."""
+        """Stop sending (the run failed or was cancelled): what is not confirmed is not in the
+        state, so the next run plans it again."""
         self._stopped = True
         self._queue.clear()
         if self._task is not None:
@@ -84,7 +97,8 @@ class UpsertPump:
             try:
                 while True:
                     while self._queue and len(in_flight) < depth and not self._stopped:
-                        batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
+                        batch = SyncPlan(*self._plan, upserts=[self._queue.popleft()
+                                                               for _ in range(min(size, len(self._queue)))])
                         in_flight.add(asyncio.ensure_future(self._send(batch)))
                     if not in_flight:
                         return
@@ -97,12 +111,16 @@ class UpsertPump:
                 for future in in_flight:
                     future.cancel()
 
-    async def _send(self, batch: list[OutboxOp]) -> None:
+    async def _send(self, batch: SyncPlan) -> None:
         try:
-            go_on = await self.outbox.send_batch(self.client, batch, self.report)
-        except AdapterError as exc:  # the final delivery meets (and reports) it again
+            go_on = await self.outbox.send_new(self.client, batch, self.report)
+        except AdapterError as exc:  # not recorded: into the outbox, for the final delivery
             logger.debug("early delivery stopped: %s", exc)
+            self.outbox.store.apply(batch)
             go_on = False
-        if not go_on:
+        if not go_on and not self._stopped:
+            # The broker failed us: the rest waits in the outbox for the final delivery.
             self._stopped = True
+            rest = SyncPlan(*self._plan, upserts=list(self._queue))
             self._queue.clear()
+            self.outbox.store.apply(rest)

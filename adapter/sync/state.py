@@ -148,9 +148,6 @@ class SyncPlan:
     # Of `unchanged`, those whose state already says this run saw them (enqueued earlier in the
     # same run, adapter.sync.early): they count as unchanged, their rows are not written again.
     recorded: set[str] = field(default_factory=set)
-    # The outbox seq of the first upsert once applied; the upserts got consecutive seqs from it
-    # (one statement inside one write transaction), so they can be delivered without reading back.
-    first_seq: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -344,8 +341,12 @@ class StateStore:
             plan.deletes = [(i, types[i]) for i in types if i not in latest and i not in present]
         return plan
 
-    def apply(self, plan: SyncPlan) -> None:
-        """Enqueue a plan in the outbox and record it as wanted, in one transaction."""
+    def apply(self, plan: SyncPlan, db: sqlite3.Connection | None = None) -> None:
+        """Enqueue a plan in the outbox and record it as wanted, in one transaction (``db``: the
+        caller's, already open)."""
+        if db is not None:
+            self._apply(db, plan)
+            return
         with self.transaction() as db:
             self._apply(db, plan)
 
@@ -362,9 +363,6 @@ class StateStore:
             "content_hash, attrs, enqueued_at) VALUES (?, ?, 'upsert', ?, ?, ?, ?, ?, ?, ?)",
             [(t, s, e.id, e.type, e.encode(with_context=False), context_json(e.context),
               digest, _attrs_json(attrs), now) for e, digest, attrs in plan.upserts])
-        if plan.upserts:
-            last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-            plan.first_seq = last - len(plan.upserts) + 1
         db.executemany(
             "INSERT INTO outbox (tenant, source, op, entity_id, entity_type, attr, context, enqueued_at) "
             "VALUES (?, ?, 'delete_attr', ?, ?, ?, ?, ?)",
@@ -388,6 +386,29 @@ class StateStore:
         db.executemany(
             "UPDATE entity_state SET want_hash=NULL, want_attrs=NULL "
             "WHERE tenant=? AND source=? AND entity_id=?", [(t, s, i) for i, _ in plan.deletes])
+
+    def record_new(self, db: sqlite3.Connection, plan: SyncPlan, *, confirmed: bool) -> None:
+        """Record a plan's upserts of entities the state did not hold, sent without an outbox row
+        (adapter.sync.pump): ``confirmed``, the broker has them (wanted and sent in one write);
+        otherwise it refused them (wanted only). A row written meanwhile (the entity planned again
+        by the run's final plan) keeps its newer want."""
+        now = utcnow()
+        t, s = plan.tenant, plan.source
+        if confirmed:
+            db.executemany(
+                "INSERT INTO entity_state (tenant, source, entity_id, entity_type, want_hash, want_attrs, "
+                "sent_hash, sent_attrs, last_seen_run, last_seen_at, confirmed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, source, entity_id) DO UPDATE "
+                "SET sent_hash=excluded.sent_hash, sent_attrs=excluded.sent_attrs, confirmed_at=excluded.confirmed_at",
+                [(t, s, e.id, e.type, digest, names, digest, names, plan.run_id, now, now)
+                 for e, digest, attrs in plan.upserts for names in (_attrs_json(attrs),)])
+        else:
+            db.executemany(
+                "INSERT INTO entity_state (tenant, source, entity_id, entity_type, want_hash, want_attrs, "
+                "last_seen_run, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (tenant, source, entity_id) DO NOTHING",
+                [(t, s, e.id, e.type, digest, _attrs_json(attrs), plan.run_id, now)
+                 for e, digest, attrs in plan.upserts])
 
     def sync_snapshot(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *,
                       run_id: str, complete: bool, delete_missing: bool = True,
