@@ -22,9 +22,11 @@ import pytest
 
 from adapter.config import PipelineConfig
 from adapter.ngsi.client import BrokerClient, RetryPolicy
+from adapter.sync import early
 from adapter.sync.factory import build_mapper, build_source
 from adapter.sync.outbox import Outbox
-from adapter.sync.pipeline import Pipeline
+from adapter.sync.pipeline import PROGRESS_EVERY, Pipeline
+from adapter.sync.pump import UpsertPump
 from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 from tests.fakebroker import FakeBroker
@@ -44,7 +46,9 @@ from adapter.ngsi.client import BrokerClient, RetryPolicy
 from adapter.sync.factory import build_mapper, build_source
 from adapter.ngsi.client import BrokerClient, RetryPolicy
 from adapter.sync.factory import build_mapper, build_source
-from adapter.sync.pipeline import Pipeline
+from adapter.sync import early
+from adapter.sync.pipeline import PROGRESS_EVERY, Pipeline
+from adapter.sync.pump import UpsertPump
 from adapter.sync.skip import salt_for
 from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
@@ -159,3 +163,32 @@ def test_the_pump_stops_when_the_broker_is_down_and_the_run_keeps_everything(tmp
     # The first early batches met the broker down and the pump stopped instead of trying each of
     # the 30 chunks; the final delivery tried once more.
     assert broker.requests <= 10
+
+
+def test_the_fetch_waits_while_the_pump_holds_its_bound(tmp_path, monkeypatch):
+    monkeypatch.setattr(early, "MAX_QUEUED", 200)
+    queued: list[int] = []
+    add = UpsertPump.add
+
+    def spy(self: UpsertPump, plan: Any) -> None:
+        add(self, plan)
+        queued.append(self.queued)
+    monkeypatch.setattr(UpsertPump, "add", spy)
+    broker = FakeBroker(delay=0.01)  # slower than the mapping: the queue would grow without a bound
+    with PayloadServer(_layer().routes(PREFIX)) as layer, broker.serve() as server:
+        source = PipelineConfig.model_validate(_config(layer)).sources[0]
+
+        async def run() -> Any:
+            store = StateStore(tmp_path / "state.sqlite3")
+            try:
+                async with httpx.AsyncClient() as http, BrokerClient(
+                        server.url, batch_max_entities=BATCH, concurrency=CONCURRENCY) as client:
+                    return await Pipeline(store, client, early_delivery=EARLY).run_once(
+                        source.name, build_source(source, http), build_mapper(source), static=True,
+                        salt=salt_for(source))
+            finally:
+                store.close()
+        report = asyncio.run(run())
+    assert report.ok and report.sent == N and report.pending == 0 and len(broker.entities()) == N
+    # (a chunk is what the fetch mapped between two looks: up to PROGRESS_EVERY records)
+    assert queued and max(queued) <= 200 + PROGRESS_EVERY

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # Entities mapped and not yet planned: one batch, so the broker starts soon and the run ends with
 # little left to send.
 EARLY_DELIVERY_THRESHOLD = 1000
-MAX_QUEUED = 10_000  # operations the pump may hold (their bytes) before the fetch waits for it
+MAX_QUEUED = 5000  # operations the pump may queue (their bytes) before the fetch waits for it
 
 
 class EarlyDelivery:
@@ -60,7 +60,7 @@ class EarlyDelivery:
             self._enqueue(by_id)
         if self._pump is not None:
             if self._pump.queued > MAX_QUEUED:
-                await self._pump.drain()
+                await self._pump.room(MAX_QUEUED)
             else:
                 await asyncio.sleep(0)  # the answers in and the next batches out, now
 

@@ -47,7 +47,8 @@ class UpsertPump:
         self.report = DeliveryReport()  # everything the pump delivered
         self._plan = (tenant, source, run_id)
         self._queue: deque[Upsert] = deque()
-        self._more = asyncio.Event()
+        self._more = asyncio.Event()  # set when operations are queued
+        self._taken = asyncio.Event()  # set when a batch leaves the queue
         self._task: asyncio.Task[None] | None = None
         self._stopped = False  # the broker failed us: the rest waits for the final delivery
 
@@ -69,6 +70,15 @@ class UpsertPump:
         if self._task is None or self._task.done():
             self._reap()
             self._task = asyncio.ensure_future(self._run())
+
+    async def room(self, limit: int) -> None:
+        """Wait until at most ``limit`` operations are queued (or the pump stopped): the caller's
+        bound on what the pump holds, without letting the broker run dry."""
+        while len(self._queue) > limit and self._task is not None and not self._task.done():
+            self._taken.clear()
+            taken = asyncio.ensure_future(self._taken.wait())
+            await asyncio.wait([self._task, taken], return_when=asyncio.FIRST_COMPLETED)
+            taken.cancel()
 
     async def drain(self) -> None:
         """Wait until everything queued was sent and answered (or the pump stopped)."""
@@ -100,6 +110,7 @@ class UpsertPump:
                         batch = SyncPlan(*self._plan, upserts=[self._queue.popleft()
                                                                for _ in range(min(size, len(self._queue)))])
                         in_flight.add(asyncio.ensure_future(self._send(batch)))
+                        self._taken.set()
                     if not in_flight:
                         return
                     self._more.clear()

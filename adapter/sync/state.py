@@ -306,9 +306,9 @@ class StateStore:
         for entity in snapshot:
             latest[entity.id] = entity  # a repeated id: the last record wins
         columns = "SELECT entity_id, want_hash, want_attrs, sent_attrs FROM entity_state"
-        if complete and delete_missing:
+        if complete and delete_missing:  # one pass over the source's rows, keeping the snapshot's own
             known = {row[0]: row for row in self.conn.execute(
-                f"{columns} WHERE tenant=? AND source=?", (tenant, source))}
+                f"{columns} WHERE tenant=? AND source=?", (tenant, source)) if row[0] in latest}
         else:  # nothing is deleted: only the snapshot's own rows matter (streams: a small batch)
             known = {}
             ids = list(latest)
@@ -335,10 +335,9 @@ class StateStore:
                     plan.attr_deletes.append((entity.id, entity.type, attr, entity.context))
         plan.unchanged.extend(i for i in present if i not in latest)
         if complete and delete_missing:
-            types = dict(self.conn.execute(
+            plan.deletes = [(i, t) for i, t in self.conn.execute(
                 "SELECT entity_id, entity_type FROM entity_state WHERE tenant=? AND source=? "
-                "AND want_hash IS NOT NULL", (tenant, source)))
-            plan.deletes = [(i, types[i]) for i in types if i not in latest and i not in present]
+                "AND want_hash IS NOT NULL", (tenant, source)) if i not in latest and i not in present]
         return plan
 
     def apply(self, plan: SyncPlan, db: sqlite3.Connection | None = None) -> None:
