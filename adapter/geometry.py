@@ -23,18 +23,22 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError, ProjError
-from shapely.errors import GEOSException
-from shapely.geometry import MultiPolygon, Point, Polygon, mapping
 
 from adapter.errors import GeometryError
+
+if TYPE_CHECKING:
+    from shapely.geometry import MultiPolygon, Polygon
+
+# shapely (and numpy under it, ≈ 0.2 s of CPU) is imported by the functions that handle rings:
+# most layers are points, which need neither.
 
 logger = logging.getLogger(__name__)
 
@@ -327,6 +331,8 @@ def _esri_polygons(rings: list[list[tuple[float, float]]]) -> list[list]:
         return [[h[::-1]] for h in holes]
     polygons: list[list] = [[s] for s in shells]
     areas = [abs(_signed_area(s)) for s in shells]
+    from shapely.geometry import Polygon
+
     shapes = [Polygon(s) for s in shells]
     for hole in holes:
         owners = [i for i, shape in enumerate(shapes) if _safe_covers(shape, hole)]
@@ -338,6 +344,9 @@ def _esri_polygons(rings: list[list[tuple[float, float]]]) -> list[list]:
 
 
 def _safe_covers(shape: Polygon, hole: list[tuple[float, float]]) -> bool:
+    from shapely.errors import GEOSException
+    from shapely.geometry import Point, Polygon
+
     try:
         probe = Polygon(hole).representative_point() if len(set(hole)) >= 3 else Point(hole[0])
         return bool(shape.covers(probe))
@@ -395,10 +404,20 @@ def normalize_geometry(geometry: Any, crs: Any, *, bbox: BBox = BULGARIA_BBOX,
         return _normalize(geometry, source_crs, bbox, max_vertices)
     except GeometryError as exc:
         raise GeometryError(exc.reason, source=exc.source or source, record=record) from None
-    except (ProjError, CRSError, GEOSException, ValueError, TypeError, RecursionError) as exc:
+    except _foreign_errors() as exc:
         # Defensive: third-party errors never leave this module.
         raise GeometryError(f"invalid geometry: {type(exc).__name__}: {exc}", source=source,
                             record=record) from None
+
+
+_FOREIGN_ERRORS: tuple[type[Exception], ...] = (ProjError, CRSError, ValueError, TypeError, RecursionError)
+
+
+def _foreign_errors() -> tuple[type[Exception], ...]:
+    """The third-party errors normalize_geometry turns into GeometryError: shapely's too once it is
+    in use (before that, none can have been raised)."""
+    errors = sys.modules.get("shapely.errors")
+    return _FOREIGN_ERRORS + (errors.GEOSException,) if errors is not None else _FOREIGN_ERRORS
 
 
 # --- points: the common case, without the general reader ---------------------------------------
@@ -543,6 +562,9 @@ def _round(coords: Any) -> Any:
 
 
 def _check_polygonal(kind: str, coords: list, fixes: list[str]) -> dict[str, Any]:
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon, mapping
+
     polygons = [coords] if kind == "Polygon" else coords
     geom: Any = MultiPolygon([Polygon(p[0], p[1:]) for p in polygons]) if kind == "MultiPolygon" \
         else Polygon(coords[0], coords[1:])
@@ -563,6 +585,8 @@ def _check_polygonal(kind: str, coords: list, fixes: list[str]) -> dict[str, Any
 
 
 def _wrongly_wound(geom: Polygon | MultiPolygon) -> bool:
+    from shapely.geometry import MultiPolygon
+
     for poly in geom.geoms if isinstance(geom, MultiPolygon) else [geom]:
         if not poly.exterior.is_ccw or any(hole.is_ccw for hole in poly.interiors):
             return True
@@ -571,6 +595,9 @@ def _wrongly_wound(geom: Polygon | MultiPolygon) -> bool:
 
 def _polygonal_part(geom: Any) -> Any:
     """Keep only the polygonal parts of a geometry (make_valid may add lines or points)."""
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon
+
     if geom.is_empty:
         return None
     if isinstance(geom, Polygon | MultiPolygon):

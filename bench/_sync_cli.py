@@ -130,33 +130,24 @@ def _ours(work: Path, layer_url: str, contexts: Path, env: dict[str, str]) -> di
     try:
         broker_cpu = _cpu_s(broker.pid)
         start = time.perf_counter()
-        done = subprocess.run([*_adapter_command(), "sync", "gis.bench", "--config", str(config),
-                               "--broker-url", url, "--state-dir", str(state), "--json"],
-                              cwd=work, env=env, capture_output=True, text=True, timeout=3600)
-        wall = time.perf_counter() - start
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            process = subprocess.Popen([*_adapter_command(), "sync", "gis.bench", "--config", str(config),
+                                        "--broker-url", url, "--state-dir", str(state), "--json"],
+                                       cwd=work, env=env, stdout=out, stderr=err)
+            _, status, usage = os.wait4(process.pid, 0)  # its own CPU and peak RSS
+            wall = time.perf_counter() - start
+            process.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(), err.read().decode()
         broker_cpu = _cpu_s(broker.pid) - broker_cpu
-        if done.returncode:
-            return {"error": f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-1500:]}"}
-        usage = _children_cpu()
-        report = json.loads(done.stdout)[0]
-        return {"wall": wall, "broker_cpu": broker_cpu, "cpu": usage, "sent": report["sent"],
-                "in_broker": _count_default(url)}
+        if process.returncode:
+            return {"error": f"exit {process.returncode}: {(stderr or stdout).strip()[-1500:]}"}
+        report = json.loads(stdout)[0]
+        return {"wall": wall, "broker_cpu": broker_cpu, "cpu": usage.ru_utime + usage.ru_stime,
+                "rss_mb": usage.ru_maxrss / 1024, "sent": report["sent"], "in_broker": _count_default(url)}
     finally:
         _stop(broker)
-
-
-_last_children = 0.0
-
-
-def _children_cpu() -> float:
-    """CPU of the children waited for since the last call (the adapter process)."""
-    import resource
-
-    global _last_children
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = usage.ru_utime + usage.ru_stime
-    spent, _last_children = total - _last_children, total
-    return spent
 
 
 def _peer(work: Path, wgs84: Path, contexts: Path, context: list[str]) -> dict[str, Any]:
@@ -210,7 +201,6 @@ def run(features: list[int], rounds: int) -> int:
             try:
                 layer_url = layer.stdout.readline().strip()  # type: ignore[union-attr]
                 for round_ in range(rounds):
-                    _children_cpu()
                     run_dir = work / f"round{round_}"
                     run_dir.mkdir()
                     ours = _ours(run_dir, layer_url, contexts, env)
@@ -222,13 +212,14 @@ def run(features: list[int], rounds: int) -> int:
                 layer.stdin.close()  # type: ignore[union-attr]
                 layer.wait(10)
     print()
-    print("| features | `burgas-adapter sync` wall s | its CPU s | broker CPU s | ngsildclient wall s "
-          "| its CPU s (building) | broker CPU s | ratio (ngsildclient wall / ours) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| features | `burgas-adapter sync` wall s | its CPU s | its peak RSS MB | broker CPU s "
+          "| ngsildclient wall s | its CPU s (building) | broker CPU s | ratio (ngsildclient wall / ours) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, _, ours, peer in rows:
         if "error" in ours or "error" in peer:
             continue
-        print(f"| {n:,} | {ours['wall']:.1f} | {ours['cpu']:.1f} | {ours['broker_cpu']:.1f} | {peer['wall']:.1f} "
+        print(f"| {n:,} | {ours['wall']:.1f} | {ours['cpu']:.1f} | {ours['rss_mb']:.0f} | {ours['broker_cpu']:.1f} "
+              f"| {peer['wall']:.1f} "
               f"| {peer['cpu']:.1f} ({peer['build']:.1f}) | {peer['broker_cpu']:.1f} | "
               f"**{peer['wall'] / ours['wall']:.2f}x** |")
     good = [(n, ours) for n, _, ours, peer in rows if "error" not in ours]
@@ -247,8 +238,8 @@ def _print_row(n: int, ours: dict[str, Any], peer: dict[str, Any]) -> None:
         print(f"{n:,}: burgas-adapter sync FAILED: {ours['error']}")
     else:
         print(f"{n:,}: burgas-adapter sync {ours['wall']:.2f} s wall (process start to exit), adapter CPU "
-              f"{ours['cpu']:.2f} s, broker CPU {ours['broker_cpu']:.2f} s, sent {ours['sent']:,}, "
-              f"in broker {ours['in_broker']:,}")
+              f"{ours['cpu']:.2f} s, peak RSS {ours['rss_mb']:.0f} MB, broker CPU {ours['broker_cpu']:.2f} s, "
+              f"sent {ours['sent']:,}, in broker {ours['in_broker']:,}")
     if "error" in peer:
         print(f"{n:,}: ngsildclient FAILED: {peer['error']}")
     else:

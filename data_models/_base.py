@@ -105,9 +105,11 @@ class AttrSpec:
 class Entity(BaseModel):
     """Base of every Smart Data Models entity: an id, a type, declared attributes."""
 
+    # defer_build: a model's validator is built on its first use, so a CLI run builds the few
+    # models it maps instead of every one (≈ 0.25 s of CPU at each start).
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, alias_generator=to_camel,
-        validate_assignment=True, revalidate_instances="never",
+        validate_assignment=True, revalidate_instances="never", defer_build=True,
     )
 
     # Set by each model class.

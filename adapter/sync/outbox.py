@@ -29,7 +29,7 @@ from adapter.ngsi.results import BatchResult
 from adapter.redaction import redact
 from adapter.sync.hosting import HostedContexts, context_lost
 from adapter.sync.quarantine import Quarantine
-from adapter.sync.state import StateStore, utcnow
+from adapter.sync.state import StateStore, SyncPlan, utcnow
 
 if TYPE_CHECKING:
     from adapter.ngsi.client import BrokerClient
@@ -101,7 +101,8 @@ class Outbox:
         self.window = window
         # Set by the pipeline for a broker that hosts our @context documents (adapter.sync.hosting).
         self.contexts: HostedContexts | None = None
-        self._delivering = asyncio.Lock()
+        # One deliverer per outbox at a time: in-order delivery depends on it (adapter.sync.pump too).
+        self.delivering = asyncio.Lock()
 
     def pending(self, *, tenant: str | None = None, source: str | None = None) -> int:
         """How many operations wait for delivery."""
@@ -127,7 +128,7 @@ class Outbox:
         ``max_ops`` stops after about that many operations (whole windows), so that a deliverer
         feeding a long run (adapter.sync.early) lets others waiting for the outbox take turns.
         """
-        async with self._delivering:  # one deliverer per outbox: in-order delivery depends on it
+        async with self.delivering:
             started = time.monotonic()
             report = DeliveryReport()
             fatal = await self._pass(client, report, tenant, source, max_ops)
@@ -176,7 +177,7 @@ class Outbox:
                 if not phase:
                     continue
                 deferred = report.deferred
-                fatal = await self._prepare_contexts(phase, report)
+                fatal = await self._prepare_contexts([op.context for op in phase], report)
                 if fatal is not None or report.deferred > deferred:
                     stop = True
                     break
@@ -189,19 +190,70 @@ class Outbox:
                 break
         return fatal
 
-    async def _prepare_contexts(self, phase: list[OutboxOp], report: DeliveryReport) -> FatalError | None:
-        """Have the @context documents this phase names hosted on the broker (adapter.sync.hosting).
+    async def send_new(self, client: BrokerClient, plan: SyncPlan, report: DeliveryReport) -> bool:
+        """Send a plan's upserts of entities the state does not hold (a batch's worth, planned but
+        not applied: no outbox row) and record the answers in one transaction: what the broker
+        confirmed goes into the state as wanted and sent at once; what it rejected is recorded as
+        wanted and quarantined, as a delivery pass does; the rest (transient or fatal errors, a lost
+        @context) is enqueued as any plan is, for the run's final delivery. The caller holds
+        :attr:`delivering`. False when nothing more should be sent now.
+        """
+        upserts = plan.upserts
+        deferred = report.deferred
+        fatal = await self._prepare_contexts([e.context for e, _, _ in upserts], report)
+        failed: dict[str, AdapterError] = {}
+        if fatal is not None or report.deferred > deferred:
+            report.deferred = deferred  # counted below, with the reason
+            failed = dict.fromkeys((e.id for e, _, _ in upserts),
+                                   fatal or TransientError(report.last_error or "broker unreachable"))
+        else:
+            resolve = self.contexts.resolve if self.contexts is not None else _same
+            result = await client.with_tenant(plan.tenant or None).upsert(
+                OutgoingEntity(e.id, e.type, e.body, resolve(e.context)) for e, _, _ in upserts)
+            failed = result.failed
+        confirmed = SyncPlan(plan.tenant, plan.source, plan.run_id)
+        refused = SyncPlan(plan.tenant, plan.source, plan.run_id)
+        waiting = SyncPlan(plan.tenant, plan.source, plan.run_id)
+        for item in upserts:
+            error = failed.get(item[0].id)
+            target = confirmed if error is None else refused if isinstance(error, RecordError) else waiting
+            target.upserts.append(item)
+        with self.store.transaction() as db:
+            self.store.record_new(db, confirmed, confirmed=True)
+            _supersede_rejections(db, plan.tenant, plan.source, [e.id for e, _, _ in confirmed.upserts])
+            self.store.record_new(db, refused, confirmed=False)
+            self.store.apply(waiting, db)
+            for entity, digest, attrs in refused.upserts:
+                error = failed[entity.id]
+                self.quarantine.add(tenant=plan.tenant, source=plan.source, kind="upsert", locator=entity.id,
+                                    error=error, payload=entity.encode(with_context=False),
+                                    context=entity.context, entity_type=entity.type, content_hash=digest,
+                                    attrs=attrs, db=db)
+                logger.warning("quarantined upsert of %s: %s", entity.id, error.reason)
+        report.upserted += len(confirmed.upserts)
+        report.rejected += len(refused.upserts)
+        report.deferred += len(waiting.upserts)
+        for entity, _, _ in [*refused.upserts, *waiting.upserts]:
+            error = failed[entity.id]
+            if len(report.errors) < MAX_REPORTED_ERRORS:
+                report.errors.append(error)
+            report.last_error = str(error)
+        stop = any(isinstance(e, FatalError) for e in failed.values())
+        return not stop and not (waiting.upserts and not confirmed.upserts)
 
-        A broker that cannot be reached defers the whole phase, as its batches would be.
+    async def _prepare_contexts(self, contexts: list[Any], report: DeliveryReport) -> FatalError | None:
+        """Have the @context documents these operations name hosted on the broker (adapter.sync.hosting).
+
+        A broker that cannot be reached defers them all, as their batches would be.
         """
         if self.contexts is None:
             return None
         try:
-            await self.contexts.prepare(op.context for op in phase if op.context is not None)
+            await self.contexts.prepare(c for c in contexts if c is not None)
         except FatalError as exc:
             return exc
         except TransientError as exc:
-            report.deferred += len(phase)
+            report.deferred += len(contexts)
             report.last_error = str(exc)
             if len(report.errors) < MAX_REPORTED_ERRORS:
                 report.errors.append(exc)
@@ -328,15 +380,18 @@ def _advance_upserts(db: Any, ops: list[OutboxOp], now: str, upsert_mode: str) -
         rows.append((op.content_hash, orjson.dumps(sorted(attrs)).decode(), now, *where))
     db.executemany("UPDATE entity_state SET sent_hash=?, sent_attrs=?, confirmed_at=? "
                    "WHERE tenant=? AND source=? AND entity_id=?", rows)
-    # A later successful upsert supersedes an earlier rejection of the same entity. Most sources
-    # have none: one look per source instead of a statement per entity.
     for tenant, source in {(op.tenant, op.source) for op in ops}:
-        if db.execute("SELECT 1 FROM quarantine WHERE tenant=? AND source=? AND kind='upsert' LIMIT 1",
-                      (tenant, source)).fetchone() is None:
-            continue
+        _supersede_rejections(db, tenant, source, [op.entity_id for op in ops
+                                                   if op.tenant == tenant and op.source == source])
+
+
+def _supersede_rejections(db: Any, tenant: str, source: str, ids: list[str]) -> None:
+    """A later successful upsert supersedes an earlier rejection of the same entity. Most sources
+    have none: one look per source instead of a statement per entity."""
+    if ids and db.execute("SELECT 1 FROM quarantine WHERE tenant=? AND source=? AND kind='upsert' LIMIT 1",
+                          (tenant, source)).fetchone() is not None:
         db.executemany("DELETE FROM quarantine WHERE tenant=? AND source=? AND locator=? AND kind='upsert'",
-                       [(tenant, source, op.entity_id) for op in ops
-                        if op.tenant == tenant and op.source == source])
+                       [(tenant, source, i) for i in ids])
 
 
 def _seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:

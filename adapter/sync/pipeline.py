@@ -69,13 +69,16 @@ async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[
     fetch.deadline = deadline
     if skipper is not None:
         fetch.page_filter = skipper.skip_page
-    by_id: dict[str, Mapped] = {}
+    by_id: dict[str, Mapped] = {}  # (``progress`` may take entities out once it delivered them)
     fresh: list[str] = []
+    mapped = 0
 
     def add(result: Mapped | Rejected) -> None:
+        nonlocal mapped
         if isinstance(result, Rejected):
             on_rejected(result)
             return
+        mapped += 1
         if fold(by_id, result):
             fresh.append(result.entity.id)
 
@@ -93,7 +96,7 @@ async def map_fetch(source: Source, mapper: RecordMapper, on_rejected: Callable[
             if result is not None:
                 add(result)
     except AdapterError as exc:
-        if isinstance(exc, FatalError) or not (by_id or (skipper and skipper.saw_entities)):
+        if isinstance(exc, FatalError) or not (mapped or (skipper and skipper.saw_entities)):
             raise
         logger.warning("%s: fetch stopped after %d records: %s", source.name, fetch.record_count, exc)
     for record in skipper.finish(by_id) if skipper is not None else ():
@@ -234,7 +237,7 @@ class Pipeline:
                 self._not_modified(run.name, report, fetched=True)
             else:
                 complete = fetch is not None and fetch.complete and not self._hold_deletes(run.name, report)
-                self._count_mapped(by_id, report, complete)
+                self._count_mapped(by_id, report, complete, changes.early.gone(by_id))
                 plan, held = self._plan_and_apply(run, by_id, complete)
                 report.unchanged = changes.unchanged(plan)
                 changes.save(complete=complete, held=held)  # only now does the state reflect this run
@@ -261,9 +264,19 @@ class Pipeline:
         try:
             by_id, fetch = await map_fetch(run.source, run.mapper, rejected, counted, changes.skipper,
                                            changes.progress, run.deadline)
-            if changes.must_reread(by_id):  # rare (ids moved between records): read it all
+            if changes.early.lost_merge(by_id):  # rare: a later record of an entity sent early
+                logger.info("%s: a record merges into an entity delivered early; reading the source "
+                            "again to merge all its records", name)
+                if changes.skipper is not None:
+                    changes.skipper.reset()
+                reread = True
+            elif changes.must_reread(by_id):  # rare (ids moved between records): read it all
                 logger.info("%s: a changed record shares its entity with an unchanged page; "
                             "reading the source again record by record", name)
+                reread = True
+            else:
+                reread = False
+            if reread:
                 report.records_in = report.records_rejected = report.mapper_failures = 0
                 report.rejections.clear()
                 by_id, fetch = await map_fetch(run.source, run.mapper, rejected, counted, changes.skipper,
@@ -281,13 +294,18 @@ class Pipeline:
             report.last_error = "; ".join(fetch.incomplete_reasons)
         return by_id, fetch
 
-    def _count_mapped(self, by_id: dict[str, Mapped], report: ReportBuilder, complete: bool) -> None:
+    def _count_mapped(self, by_id: dict[str, Mapped], report: ReportBuilder, complete: bool,
+                      gone: dict[str, str]) -> None:
+        """Count the run's entities: ``by_id`` and those let go after early delivery (id -> type)."""
         report.complete = complete
-        report.mapped = len(by_id)
+        report.mapped = len(by_id) + len(gone)
+        by_type = report.entities_by_type
         for mapped in by_id.values():
             entity_type = mapped.entity.entity_type
-            report.entities_by_type[entity_type] = report.entities_by_type.get(entity_type, 0) + 1
+            by_type[entity_type] = by_type.get(entity_type, 0) + 1
             report.readings += len(mapped.history)
+        for entity_type in gone.values():
+            by_type[entity_type] = by_type.get(entity_type, 0) + 1
 
     def _plan_and_apply(self, run: SyncRun, by_id: dict[str, Mapped], complete: bool) -> tuple[SyncPlan, int]:
         """Diff the run's entities against the state and put the difference in the outbox, with

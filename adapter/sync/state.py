@@ -306,9 +306,9 @@ class StateStore:
         for entity in snapshot:
             latest[entity.id] = entity  # a repeated id: the last record wins
         columns = "SELECT entity_id, want_hash, want_attrs, sent_attrs FROM entity_state"
-        if complete and delete_missing:
+        if complete and delete_missing:  # one pass over the source's rows, keeping the snapshot's own
             known = {row[0]: row for row in self.conn.execute(
-                f"{columns} WHERE tenant=? AND source=?", (tenant, source))}
+                f"{columns} WHERE tenant=? AND source=?", (tenant, source)) if row[0] in latest}
         else:  # nothing is deleted: only the snapshot's own rows matter (streams: a small batch)
             known = {}
             ids = list(latest)
@@ -335,14 +335,17 @@ class StateStore:
                     plan.attr_deletes.append((entity.id, entity.type, attr, entity.context))
         plan.unchanged.extend(i for i in present if i not in latest)
         if complete and delete_missing:
-            types = dict(self.conn.execute(
+            plan.deletes = [(i, t) for i, t in self.conn.execute(
                 "SELECT entity_id, entity_type FROM entity_state WHERE tenant=? AND source=? "
-                "AND want_hash IS NOT NULL", (tenant, source)))
-            plan.deletes = [(i, types[i]) for i in types if i not in latest and i not in present]
+                "AND want_hash IS NOT NULL", (tenant, source)) if i not in latest and i not in present]
         return plan
 
-    def apply(self, plan: SyncPlan) -> None:
-        """Enqueue a plan in the outbox and record it as wanted, in one transaction."""
+    def apply(self, plan: SyncPlan, db: sqlite3.Connection | None = None) -> None:
+        """Enqueue a plan in the outbox and record it as wanted, in one transaction (``db``: the
+        caller's, already open)."""
+        if db is not None:
+            self._apply(db, plan)
+            return
         with self.transaction() as db:
             self._apply(db, plan)
 
@@ -382,6 +385,29 @@ class StateStore:
         db.executemany(
             "UPDATE entity_state SET want_hash=NULL, want_attrs=NULL "
             "WHERE tenant=? AND source=? AND entity_id=?", [(t, s, i) for i, _ in plan.deletes])
+
+    def record_new(self, db: sqlite3.Connection, plan: SyncPlan, *, confirmed: bool) -> None:
+        """Record a plan's upserts of entities the state did not hold, sent without an outbox row
+        (adapter.sync.pump): ``confirmed``, the broker has them (wanted and sent in one write);
+        otherwise it refused them (wanted only). A row written meanwhile (the entity planned again
+        by the run's final plan) keeps its newer want."""
+        now = utcnow()
+        t, s = plan.tenant, plan.source
+        if confirmed:
+            db.executemany(
+                "INSERT INTO entity_state (tenant, source, entity_id, entity_type, want_hash, want_attrs, "
+                "sent_hash, sent_attrs, last_seen_run, last_seen_at, confirmed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, source, entity_id) DO UPDATE "
+                "SET sent_hash=excluded.sent_hash, sent_attrs=excluded.sent_attrs, confirmed_at=excluded.confirmed_at",
+                [(t, s, e.id, e.type, digest, names, digest, names, plan.run_id, now, now)
+                 for e, digest, attrs in plan.upserts for names in (_attrs_json(attrs),)])
+        else:
+            db.executemany(
+                "INSERT INTO entity_state (tenant, source, entity_id, entity_type, want_hash, want_attrs, "
+                "last_seen_run, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (tenant, source, entity_id) DO NOTHING",
+                [(t, s, e.id, e.type, digest, _attrs_json(attrs), plan.run_id, now)
+                 for e, digest, attrs in plan.upserts])
 
     def sync_snapshot(self, tenant: str, source: str, snapshot: Iterable[OutgoingEntity], *,
                       run_id: str, complete: bool, delete_missing: bool = True,
