@@ -280,9 +280,12 @@ def test_a_worker_killed_in_the_middle_of_a_stream_loses_nothing(
             os.kill(victim.pid, signal.SIGKILL)
             await asyncio.to_thread(sender.join, 60)
 
-            async def all_arrived() -> bool:
-                return len(await noise_entities(runtime)) == total and pool.status.pending == 0
-            await until(all_arrived, timeout=90)
+            # The other worker may take every message before the pool restarts the victim (after
+            # its restart back-off), so wait for both rather than reading the count at arrival.
+            async def all_arrived_and_restarted() -> bool:
+                return (len(await noise_entities(runtime)) == total and pool.status.pending == 0
+                        and pool.pooled.restarts >= 1)
+            await until(all_arrived_and_restarted, timeout=90)
             return await noise_entities(runtime), pool.pooled.restarts
 
     entities, restarts = asyncio.run(scenario())
