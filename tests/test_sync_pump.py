@@ -146,19 +146,8 @@ def test_the_pump_stops_when_the_broker_is_down_and_the_run_keeps_everything(tmp
     broker = FakeBroker()
     broker.down = True
     with PayloadServer(_layer().routes(PREFIX)) as layer, broker.serve() as server:
-        source = PipelineConfig.model_validate(_config(layer)).sources[0]
-
-        async def run() -> Any:
-            store = StateStore(tmp_path / "state.sqlite3")
-            try:
-                async with httpx.AsyncClient() as http, BrokerClient(
-                        server.url, retry=RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.01)) as client:
-                    return await Pipeline(store, client, early_delivery=EARLY).run_once(
-                        source.name, build_source(source, http), build_mapper(source), static=True,
-                        salt=salt_for(source))
-            finally:
-                store.close()
-        report = asyncio.run(run())
+        report = _run_once(tmp_path, layer, server.url,
+                           retry=RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.01))
     assert report.mapped == N and report.sent == 0 and report.pending == N and report.last_error
     # The first early batches met the broker down and the pump stopped instead of trying each of
     # the 30 chunks; the final delivery tried once more.
@@ -176,19 +165,23 @@ def test_the_fetch_waits_while_the_pump_holds_its_bound(tmp_path, monkeypatch):
     monkeypatch.setattr(UpsertPump, "add", spy)
     broker = FakeBroker(delay=0.01)  # slower than the mapping: the queue would grow without a bound
     with PayloadServer(_layer().routes(PREFIX)) as layer, broker.serve() as server:
-        source = PipelineConfig.model_validate(_config(layer)).sources[0]
-
-        async def run() -> Any:
-            store = StateStore(tmp_path / "state.sqlite3")
-            try:
-                async with httpx.AsyncClient() as http, BrokerClient(
-                        server.url, batch_max_entities=BATCH, concurrency=CONCURRENCY) as client:
-                    return await Pipeline(store, client, early_delivery=EARLY).run_once(
-                        source.name, build_source(source, http), build_mapper(source), static=True,
-                        salt=salt_for(source))
-            finally:
-                store.close()
-        report = asyncio.run(run())
+        report = _run_once(tmp_path, layer, server.url, batch_max_entities=BATCH, concurrency=CONCURRENCY)
     assert report.ok and report.sent == N and report.pending == 0 and len(broker.entities()) == N
     # (a chunk is what the fetch mapped between two looks: up to PROGRESS_EVERY records)
     assert queued and max(queued) <= 200 + PROGRESS_EVERY
+
+
+def _run_once(tmp_path: Any, layer: Any, broker_url: str, **client_options: Any) -> Any:
+    """One in-process run of the layer's source with the pump, into the broker at ``broker_url``."""
+    source = PipelineConfig.model_validate(_config(layer)).sources[0]
+
+    async def run() -> Any:
+        store = StateStore(tmp_path / "state.sqlite3")
+        try:
+            async with httpx.AsyncClient() as http, BrokerClient(broker_url, **client_options) as client:
+                return await Pipeline(store, client, early_delivery=EARLY).run_once(
+                    source.name, build_source(source, http), build_mapper(source), static=True,
+                    salt=salt_for(source))
+        finally:
+            store.close()
+    return asyncio.run(run())
