@@ -44,8 +44,9 @@ asyncio.run(main())
 """
 
 
-def start(script: Path, state: Path, url: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(script), str(state), url], cwd=ROOT,
+def start(script: Path, state: Path, url: str, *args: str) -> subprocess.Popen:
+    """The worker script as its own process (so that SIGKILL hits a real process)."""
+    return subprocess.Popen([sys.executable, str(script), str(state), url, *args], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -76,14 +77,20 @@ def test_sigkill_mid_delivery_loses_and_duplicates_nothing(tmp_path):
     entities = broker.entities()
     assert sorted(entities) == sorted(f"urn:ngsi-ld:T:{n}" for n in range(N))
     assert all(e["n"]["value"] == int(i.rsplit(":", 1)[1]) for i, e in entities.items())
-    # Re-sent after a kill: only requests that were in flight (answered but not yet committed).
+    assert_confirmed_after_kills(broker, state, "s", N, CONCURRENCY * BATCH)
+    assert int(out.split()[1]) == 0
+
+
+def assert_confirmed_after_kills(broker: FakeBroker, state: Path, source: str, count: int,
+                                 in_flight: int) -> None:
+    """After two kills and a final run: each of `count` entities confirmed in the state, nothing
+    pending, and re-sent only what was in flight at each kill (answered, not yet committed)."""
     assert max(broker.writes.values()) <= 3
-    assert sum(broker.writes.values()) - N <= 2 * CONCURRENCY * BATCH
+    assert sum(broker.writes.values()) - count <= 2 * in_flight
     store = StateStore(state)
     try:
         assert Outbox(store).pending() == 0
-        rows = store.entities("", "s")
-        assert len(rows) == N and all(r.sent_hash == r.want_hash is not None for r in rows)
+        rows = store.entities("", source)
+        assert len(rows) == count and all(r.sent_hash == r.want_hash is not None for r in rows)
     finally:
         store.close()
-    assert int(out.split()[1]) == 0

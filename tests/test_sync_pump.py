@@ -9,12 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +18,6 @@ from adapter.config import PipelineConfig
 from adapter.ngsi.client import BrokerClient, RetryPolicy
 from adapter.sync import early
 from adapter.sync.factory import build_mapper, build_source
-from adapter.sync.outbox import Outbox
 from adapter.sync.pipeline import PROGRESS_EVERY, Pipeline
 from adapter.sync.pump import UpsertPump
 from adapter.sync.skip import salt_for
@@ -32,10 +25,10 @@ from adapter.sync.state import StateStore
 from tests.fakebroker import FakeBroker
 from tests.servers import PayloadServer
 from tests.sync_fixtures import sync_static
+from tests.test_sync_crash import assert_confirmed_after_kills, kill_after, start
 from tests.test_sync_early_delivery import PAGE, PREFIX, N, _layer
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
 BATCH, CONCURRENCY, EARLY = 50, 2, 100
 
 WORKER = f"""
@@ -44,12 +37,7 @@ import httpx
 from adapter.config import PipelineConfig
 from adapter.ngsi.client import BrokerClient, RetryPolicy
 from adapter.sync.factory import build_mapper, build_source
-from adapter.ngsi.client import BrokerClient, RetryPolicy
-from adapter.sync.factory import build_mapper, build_source
-from adapter.sync import early
-from adapter.sync.pipeline import PROGRESS_EVERY, Pipeline
-from adapter.sync.pump import UpsertPump
-from adapter.sync.skip import salt_for
+from adapter.sync.pipeline import Pipeline
 from adapter.sync.skip import salt_for
 from adapter.sync.state import StateStore
 
@@ -76,20 +64,6 @@ def _config(server: PayloadServer) -> dict[str, Any]:
                     "name_field": "NAME", "constants": {"category": ["highway=bus_stop"]}}}]}
 
 
-def _start(script: Path, state: Path, url: str, config: dict[str, Any]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(script), str(state), url, json.dumps(config)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _kill_after(proc: subprocess.Popen[bytes], broker: FakeBroker, requests: int) -> None:
-    deadline = time.monotonic() + 60
-    while broker.requests < requests and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-
-
 def test_sigkill_while_the_pump_has_batches_in_flight_loses_and_repeats_nothing(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
@@ -97,26 +71,17 @@ def test_sigkill_while_the_pump_has_batches_in_flight_loses_and_repeats_nothing(
     broker = FakeBroker(delay=0.02)
     with PayloadServer(_layer().routes(PREFIX)) as layer, broker.serve() as server:
         config = _config(layer)
-        _kill_after(_start(script, state, server.url, config), broker, requests=6)
+        kill_after(start(script, state, server.url, json.dumps(config)), broker, requests=6)
         first_kill = len(broker.entities())
-        _kill_after(_start(script, state, server.url, config), broker, requests=broker.requests + 6)
-        final = _start(script, state, server.url, config)
+        kill_after(start(script, state, server.url, json.dumps(config)), broker, requests=broker.requests + 6)
+        final = start(script, state, server.url, json.dumps(config))
         out, err = final.communicate(timeout=120)
         assert final.returncode == 0, err.decode()
     assert 0 < first_kill < N  # the kill really happened while the pump was delivering
 
     entities = broker.entities()
     assert sorted(entities) == sorted(f"urn:ngsi-ld:PointOfInterest:gis-burgas:stop:S{n}" for n in range(1, N + 1))
-    # Sent again after a kill: only batches that were in flight (answered, not yet committed).
-    assert max(broker.writes.values()) <= 3
-    assert sum(broker.writes.values()) - N <= 2 * CONCURRENCY * BATCH
-    store = StateStore(state)
-    try:
-        assert Outbox(store).pending() == 0
-        rows = store.entities("", "gis.stops")
-        assert len(rows) == N and all(r.sent_hash == r.want_hash is not None for r in rows)
-    finally:
-        store.close()
+    assert_confirmed_after_kills(broker, state, "gis.stops", N, CONCURRENCY * BATCH)
     assert out.split()[1] == b"0"
 
 
