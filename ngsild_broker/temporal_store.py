@@ -597,12 +597,7 @@ class TemporalStore:
         """
         expr = _TIME_EXPR[column]
         where, params = ["sid=?"], [sid]
-        if lower is not None:
-            where.append(f"{expr}>=?")
-            params.append(lower)
-        if upper is not None:
-            where.append(f"{expr}<?")
-            params.append(upper)
+        _add_range(where, params, expr, lower, upper)
         if column == "obs" and (lower is not None or upper is not None):
             where.append("obs IS NOT NULL")
         if deleted is not None:
@@ -661,10 +656,15 @@ def _buckets_where(expr: str, sid: int, start: int, period: int, lower: int | No
     """The WHERE of a per-period aggregation of one series in [lower, upper), and its parameters
     (the bucket's start and period first, as the SELECT uses them)."""
     where, params = ["sid=?", f"{expr} IS NOT NULL"], [start, period, sid]
+    _add_range(where, params, expr, lower, upper)
+    return " AND ".join(where), params
+
+
+def _add_range(where: list[str], params: list[int], expr: str, lower: int | None, upper: int | None) -> None:
+    """The time range [lower, upper) on `expr`, each bound only when given."""
     if lower is not None:
         where.append(f"{expr}>=?")
         params.append(lower)
     if upper is not None:
         where.append(f"{expr}<?")
         params.append(upper)
-    return " AND ".join(where), params
