@@ -27,9 +27,9 @@ from typing import Any
 import httpx
 import orjson
 
-from adapter.config import PipelineConfig
+from adapter.config import PipelineConfig, load_config
 from adapter.mapping.base import Rejected
-from adapter.runtime import local_reference_contexts, write_generated_contexts
+from adapter.runtime import Runtime, local_reference_contexts, write_generated_contexts
 from adapter.settings import Settings
 from adapter.sources.smartburgas_feeds import FEEDS, LANGS
 from adapter.sync.factory import build_mapper, build_source
@@ -447,3 +447,14 @@ def start_cli(*args: str, env: Mapping[str, str] | None = None, **extra: str) ->
     """Start `burgas-adapter <args>` and return the running process."""
     return subprocess.Popen([*adapter_command(), *args], cwd=ROOT, env=dict(env or cli_env(**extra)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def runtime_sync(tmp_path: Path, config: Path, url: str, **settings: object) -> list:
+    """One `Runtime.sync()` of the pipeline file into the broker at `url`, with quick retries."""
+    chosen = Settings(broker_url=url, state_dir=tmp_path / "state", retry_attempts=2, retry_initial_wait=0.01,
+                      retry_max_wait=0.05, connect_timeout=2.0, **settings)
+
+    async def go() -> list:
+        async with Runtime(chosen, load_config(config)) as runtime:
+            return await runtime.sync()
+    return asyncio.run(go())

@@ -4,7 +4,6 @@ in-memory broker restarted between syncs or during one, a broker without context
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import sqlite3
@@ -17,8 +16,6 @@ import orjson
 import pytest
 
 from adapter.config import load_config
-from adapter.runtime import Runtime
-from adapter.settings import Settings
 from tests.sync_fixtures import (
     API,
     BrokerProxy,
@@ -33,6 +30,9 @@ from tests.sync_fixtures import (
     expected_entities,
     outbox_pending,
     write_config,
+)
+from tests.sync_fixtures import (
+    runtime_sync as sync,
 )
 
 pytestmark = pytest.mark.integration
@@ -71,14 +71,6 @@ def remembered(state_dir: Path) -> dict[tuple[str, str], str]:
         return {(b, s): u for b, s, u in db.execute("SELECT broker, subject, url FROM hosted_context")}
 
 
-def sync(tmp_path: Path, config: Path, url: str, **settings: object) -> list:
-    chosen = Settings(broker_url=url, state_dir=tmp_path / "state", retry_attempts=2, retry_initial_wait=0.01,
-                      retry_max_wait=0.05, connect_timeout=2.0, **settings)
-
-    async def go() -> list:
-        async with Runtime(chosen, load_config(config)) as runtime:
-            return await runtime.sync()
-    return asyncio.run(go())
 
 
 def test_broker_serve_and_sync_as_two_processes_with_default_settings(tmp_path, feeds):

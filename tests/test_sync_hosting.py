@@ -4,15 +4,10 @@ a broker that can resolve nothing but what it hosts; in link mode as in body mod
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import httpx
 import pytest
 
 from adapter.config import load_config
-from adapter.runtime import Runtime
-from adapter.settings import Settings
 from adapter.sync.hosting import subject_of
 from tests.sync_fixtures import (
     API,
@@ -26,6 +21,9 @@ from tests.sync_fixtures import (
     outbox_pending,
     write_config,
 )
+from tests.sync_fixtures import (
+    runtime_sync as sync,
+)
 
 pytestmark = pytest.mark.integration
 NAMES = ("air_quality", "car_parks")
@@ -38,14 +36,6 @@ def feeds():
         yield server
 
 
-def sync(tmp_path: Path, config: Path, url: str, **settings: object) -> list:
-    chosen = Settings(broker_url=url, state_dir=tmp_path / "state", retry_attempts=2, retry_initial_wait=0.01,
-                      retry_max_wait=0.05, connect_timeout=2.0, **settings)
-
-    async def go() -> list:
-        async with Runtime(chosen, load_config(config)) as runtime:
-            return await runtime.sync()
-    return asyncio.run(go())
 
 
 def test_subject_of_recognises_served_urls_of_any_base_and_nothing_else():
