@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from adapter.config import BUNDLED_CONFIG
+from adapter.errors import ConfigError
 from adapter.sources.smartburgas_feeds import FEEDS
+from tests.reference_files import shared_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("BURGAS_SHARED_DIR", str(ROOT.parent / "shared"))
@@ -44,3 +46,25 @@ def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     for name in _outside_settings():
         monkeypatch.delenv(name)
     yield
+
+
+def _needs_reference_files(error: BaseException | None) -> bool:
+    """The error (or one it came from) is a reference file neither in ../shared nor downloadable."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, ConfigError) and error.context.get("offline"):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A test that failed only for a missing reference file (see tests/reference_files.py) is skipped."""
+    outcome = yield
+    if call.excinfo is None or not shared_missing() or not _needs_reference_files(call.excinfo.value):
+        return
+    report = outcome.get_result()
+    report.outcome = "skipped"
+    report.longrepr = (str(item.path), item.location[1] or 0,
+                       f"Skipped: needs the Smart Data Models reference files of ../shared ({call.excinfo.value})")

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from adapter.config import load_config
+from tests.reference_files import requires_shared
 from tests.sync_fixtures import (
     API,
     BrokerProxy,
@@ -146,6 +147,7 @@ def test_broker_without_context_hosting_falls_back_to_the_service_url_with_one_w
         assert hosted(broker.url) == [] and remembered(tmp_path / "state") == {}
 
 
+@requires_shared
 def test_broker_serve_reads_official_contexts_from_the_reference_files_offline(tmp_path, feeds):
     """`official` mode into `broker serve`, whose Smart Data Models contexts come from
     BURGAS_SHARED_DIR (default --reference-dir), with the network unusable."""
