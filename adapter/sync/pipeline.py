@@ -8,6 +8,7 @@ rejects are quarantined with their reason; everything else goes on.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -175,9 +176,11 @@ class Pipeline:
             context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
         return context
 
-    def enqueue_history(self, name: str, series: list[Series], report: ReportBuilder | None = None) -> int:
-        """Enqueue the readings of these series for the temporal API; returns the instances enqueued."""
-        plan = self.history.enqueue(self.tenant, name, series)
+    def enqueue_history(self, name: str, series: list[Series], report: ReportBuilder | None = None,
+                        db: sqlite3.Connection | None = None) -> int:
+        """Enqueue the readings of these series for the temporal API (in ``db``'s transaction, when
+        given); returns the instances enqueued."""
+        plan = self.history.enqueue(self.tenant, name, series, db)
         if report is not None:
             report.history += plan.instances
         return plan.instances

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -176,18 +177,19 @@ class StreamRunner:
                 continue
             _fold(by_id, sources, result, message, readings)
         batch.coalesced = len(messages) - len(rejected) - len(by_id)
-        plan, unencodable = self._enqueue(by_id)
+        pipeline = self.pipeline
+        with pipeline.state.transaction() as db:  # the batch's states and readings: one commit
+            plan, unencodable = self._enqueue(by_id, db)
+            if readings:
+                batch.history = pipeline.enqueue_history(self.name, [
+                    Series(by_id[key].entity, found, pipeline.context_of(by_id[key].entity))
+                    for key, found in readings.items() if key not in unencodable], db=db)
         for key, error in unencodable.items():  # e.g. a value JSON cannot carry: this entity only
             message = sources[key][-1]
             rejected.append((message, Rejected(self.name, message.topic, error.reason)))
         batch.entities = len(by_id) - len(unencodable)
         batch.enqueued = len(plan.upserts)
         batch.stale = len(plan.stale)
-        if readings:
-            pipeline = self.pipeline
-            batch.history = pipeline.enqueue_history(self.name, [
-                Series(by_id[key].entity, found, pipeline.context_of(by_id[key].entity))
-                for key, found in readings.items() if key not in unencodable])
         if rejected:
             self._quarantine(rejected)
             batch.quarantined = len(rejected)
@@ -220,7 +222,8 @@ class StreamRunner:
                 continue
             _fold(by_id, entries_of, result, entry)
         # A retried reading older than the sensor's current one is stale and not sent again.
-        _, unencodable = self._enqueue(by_id)
+        with self.pipeline.state.transaction() as db:
+            _, unencodable = self._enqueue(by_id, db)
         for key, error in unencodable.items():
             for entry in entries_of[key]:
                 still_bad(entry, error)
@@ -229,9 +232,9 @@ class StreamRunner:
         self._work.set()
         return resolved
 
-    def _enqueue(self, by_id: dict[str, Mapped]) -> tuple[SyncPlan, dict[str, MappingError]]:
-        """Encode and enqueue mapped entities (one transaction); also returns the ones that
-        cannot be encoded, by entity id."""
+    def _enqueue(self, by_id: dict[str, Mapped], db: sqlite3.Connection) -> tuple[SyncPlan, dict[str, MappingError]]:
+        """Encode and enqueue mapped entities (in the transaction `db`); also returns the ones
+        that cannot be encoded, by entity id."""
         pipeline = self.pipeline
         items, unencodable = [], {}
         for key, mapped in by_id.items():
@@ -240,7 +243,7 @@ class StreamRunner:
             except MappingError as exc:
                 unencodable[key] = exc
         plan = pipeline.state.sync_stream(pipeline.tenant, self.name, items, run_id=uuid.uuid4().hex,
-                                          upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+                                          upsert_mode=pipeline.upsert_mode, db=db)  # type: ignore[arg-type]
         return plan, unencodable
 
     def _quarantine(self, rejected: list[tuple[Any, Rejected]]) -> None:
@@ -326,6 +329,9 @@ class StreamRunner:
                     if failures == 1:
                         logger.exception("%s: cannot store a batch; retrying", self.name)
                     await STORE_BACKOFF.pause(failures, self.clock)
+            # With a backlog `receive` returns without suspending: let the delivery task (and
+            # whatever else shares the loop) have its turn between batches, or it starves.
+            await asyncio.sleep(0)
 
     async def _deliver(self) -> None:
         down = 0  # consecutive deliveries that sent nothing with work waiting
