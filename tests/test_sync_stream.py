@@ -248,7 +248,7 @@ def test_delivery_survives_a_state_file_error_and_goes_on(parts, monkeypatch):
     runner.process([source.message("lp/a/noise", noise("a", 1, 50.0), 1)])
     calls: list[str] = []
 
-    async def deliver(report: Any, *, source: str | None = None) -> None:
+    async def deliver(report: Any, *, source: str | None = None, max_ops: int | None = None) -> None:
         calls.append("deliver")
         if len(calls) == 1:
             raise sqlite3.OperationalError("database is locked")

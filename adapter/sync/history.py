@@ -72,6 +72,7 @@ class Series:
     current: Entity
     readings: Sequence[Entity]
     context: Any
+    document: dict[str, Any] | None = None  # the current state's normalized form, if already made
 
 
 @dataclass
@@ -96,11 +97,18 @@ class HistoryDelivery:
     errors: list[AdapterError] = field(default_factory=list, repr=False)
 
 
-def instances_of(entity: Entity) -> dict[str, dict[str, Any]]:
-    """attribute name -> its normalized form, for the attributes carrying ``observedAt``."""
-    document = to_dict(entity, Form.NORMALIZED)
+def instances_of(entity: Entity, document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """attribute name -> its normalized form, for the attributes carrying ``observedAt``
+    (``document``: the entity's normalized form, if already made)."""
+    if document is None:
+        document = to_dict(entity, Form.NORMALIZED)
     return {name: value for name, value in document.items()
             if isinstance(value, dict) and "observedAt" in value}
+
+
+def _timed(instances: dict[str, dict[str, Any]]) -> dict[str, tuple[dict[str, Any], float]]:
+    """attribute name -> (instance, its observedAt in Unix seconds)."""
+    return {name: (value, observed(value)) for name, value in instances.items()}
 
 
 def _chunks(pending: dict[str, list[dict[str, Any]]]) -> Iterable[tuple[dict[str, list[dict[str, Any]]], int]]:
@@ -154,15 +162,15 @@ class HistoryOutbox:
         moved: list[tuple[str, str, str, str, float]] = []
         for item in wanted:
             entity_id = item.current.id
-            current = instances_of(item.current)
-            carried = {name: observed(value) for name, value in current.items()}
+            current = _timed(instances_of(item.current, item.document))
+            carried = {name: when for name, (_, when) in current.items()}
             newest = dict(marks.get(entity_id, {}))
             pending: dict[str, list[dict[str, Any]]] = {}
             seen: set[tuple[str, float]] = set()
             for snapshot in item.readings:
                 # (a stream's reading is most often the current state itself: converted once)
-                for name, value in (current if snapshot is item.current else instances_of(snapshot)).items():
-                    when = observed(value)
+                timed = current if snapshot is item.current else _timed(instances_of(snapshot))
+                for name, (value, when) in timed.items():
                     mark = marks.get(entity_id, {}).get(name)
                     if (mark is not None and when <= mark) or (name, when) in seen:
                         plan.older += 1
