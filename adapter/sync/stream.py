@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from adapter.backoff import Backoff
-from adapter.clock import Clock, SystemClock
+from adapter.clock import Clock, SystemClock, sleep
 from adapter.errors import FatalError, MappingError
 from adapter.mapping.base import Mapped, Rejected, fold
 from adapter.ngsi.serialize import Form, to_dict
@@ -370,7 +370,7 @@ class StreamRunner:
                 # takes at most about half the time and the consumer the rest. Meanwhile newer
                 # readings of an entity replace its pending update: under load, fewer and fuller
                 # upserts reach the broker, and the ingestion keeps up.
-                await asyncio.sleep(min(report.duration, MAX_DELIVERY_PAUSE))
+                await sleep(self.clock, min(report.duration, MAX_DELIVERY_PAUSE))
                 self._work.set()
             else:
                 down = 0
