@@ -369,7 +369,7 @@ class StreamRunner:
                 # More waits: a pass again after a pause as long as this one took, so delivery
                 # takes at most about half the time and the consumer the rest. Meanwhile newer
                 # readings of an entity replace its pending update: under load, fewer and fuller
-                # upserts reach the broker, and the ingestion keeps up.
+                # upserts reach the broker, and receiving and storing keep most of the process.
                 await sleep(self.clock, min(report.duration, MAX_DELIVERY_PAUSE))
                 self._work.set()
             else:
