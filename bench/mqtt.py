@@ -20,6 +20,7 @@ start until everything is acknowledged and delivered, per acknowledged message: 
 costs whatever else the machine runs (worker processes and a --broker-process broker not included).
 
     python -m bench mqtt [--rates 1000,5000,8000] [--seconds 10] [--sensors 1000]
+    python -m bench mqtt --process-only 40000      # StreamRunner.process alone, CPU per message
 """
 
 from __future__ import annotations
@@ -289,6 +290,42 @@ async def _warm_up(runner: Any, runtime: Any, prefix: str, host: str, port: int)
     runner.status.sent = runner.status.messages = runner.status.coalesced = 0
 
 
+def process_only(messages: int, sensors: int) -> float:
+    """CPU seconds per message of `StreamRunner.process` alone (map, coalesce, outbox, history,
+    commit): the run's batches of 500 readings round robin over `sensors`, no MQTT, no broker."""
+    from collections.abc import Sequence
+
+    from adapter.mapping.mqtt import mapper_for
+    from adapter.sources.mqtt import BrokerAddress, MQTTMessage, MQTTSource
+    from adapter.sync.pipeline import Pipeline
+    from adapter.sync.state import StateStore
+    from adapter.sync.stream import StreamRunner
+
+    class Offline(MQTTSource):
+        def ack(self, messages: Sequence[MQTTMessage]) -> int:
+            return len(messages)  # never connected: nothing to acknowledge to
+
+    topics = {"bench/+/noise": "lamppost.noise"}
+    with tempfile.TemporaryDirectory(prefix="bench-mqtt-") as tmp:
+        store = StateStore(Path(tmp) / "state.sqlite3")
+        source = Offline("mqtt.bench", BrokerAddress("127.0.0.1", 1, False), list(topics), client_id="bench")
+        runner = StreamRunner(source, mapper_for(source.name, topics), Pipeline(store, None))
+        now, monotonic = time.time(), time.monotonic()
+        payloads = [orjson.dumps({"sensor": f"s{i % sensors}", "time": _time(i // sensors), "location": LOCATION,
+                                  "laeq": 40 + i % 50}) for i in range(messages)]
+        batch = [MQTTMessage("bench/all/noise", p, len(p), 1, i % 65535 + 1, now, monotonic, 0)
+                 for i, p in enumerate(payloads)]
+        warm = 2 * sensors  # every sensor stored twice first: the state then holds them, as in a run
+        for i in range(0, warm, 500):
+            runner.process(batch[i:i + 500])
+        started = time.process_time()
+        for i in range(warm, messages, 500):
+            runner.process(batch[i:i + 500])
+        cpu = time.process_time() - started
+        store.close()
+    return cpu / (messages - warm)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench mqtt")
     parser.add_argument("--rates", default="1000,5000", help="offered msg/s, comma-separated")
@@ -301,10 +338,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--own-mosquitto", action="store_true",
                         help="start a private mosquitto with docker/mosquitto.conf's queue limits instead of "
                              "using MQTT_URL (whose default configuration drops QoS 1 messages past 1000 queued)")
+    parser.add_argument("--process-only", type=int, metavar="MESSAGES",
+                        help="only time StreamRunner.process on this many readings (no MQTT, no broker)")
     args = parser.parse_args(argv)
     from ngsild_broker.process import ADAPTER, tune_gc
 
     tune_gc(ADAPTER)  # as `serve` runs (adapter.cli sets it for every command)
+    if args.process_only:
+        cpu = process_only(args.process_only, args.sensors)
+        print(f"StreamRunner.process alone, {args.process_only:,} readings over {args.sensors:,} sensors, "
+              f"batches of 500: {cpu * 1e6:.1f} µs CPU per message")
+        return 0
     mosquitto = _own_mosquitto() if args.own_mosquitto else None
     host, port = mosquitto[1] if mosquitto else _address()
     where = "own process" if args.broker_process else "in-process"
