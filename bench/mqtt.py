@@ -14,9 +14,13 @@ poller share one clock, so the latency is end to end: publish -> Mosquitto -> ad
 
 Messages/s is what the adapter acknowledged (durable in the outbox) divided by the time from the
 first message received to the last batch acknowledged; "all arrived" checks that every published
-message was acknowledged and every sensor is in the broker at the end.
+message was acknowledged and every sensor is in the broker at the end. "CPU µs/msg" is this
+process's CPU (every thread: paho's, the stream's, the in-process broker's) from the publisher's
+start until everything is acknowledged and delivered, per acknowledged message: what one message
+costs whatever else the machine runs (worker processes and a --broker-process broker not included).
 
     python -m bench mqtt [--rates 1000,5000,8000] [--seconds 10] [--sensors 1000]
+    python -m bench mqtt --process-only 40000      # StreamRunner.process alone, CPU per message
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import queue
+import resource
 import shutil
 import statistics
 import subprocess
@@ -211,6 +216,7 @@ async def run(rate: float, seconds: float, sensors: int, broker_process: bool = 
             generated_context_url("dataModel.Environment", settings.context_base_url),
             rate, seconds, sensors, results))
         started = time.monotonic()
+        cpu_started = _cpu()
         child.start()
         max_lag = 0.0
         while True:  # read the result before joining: the child cannot exit with it unread
@@ -228,6 +234,7 @@ async def run(rate: float, seconds: float, sensors: int, broker_process: bool = 
         while (runner.status.messages < outcome["published"] or runner.status.pending) \
                 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        cpu = _cpu() - cpu_started
         received = runner.source.status()["received"]
         await runner.stop()
         found = await runtime.client.query({"type": "NoiseLevelObserved", "options": "keyValues",
@@ -253,7 +260,14 @@ async def run(rate: float, seconds: float, sensors: int, broker_process: bool = 
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
         "max_latency": latencies[-1] if latencies else float("nan"), "max_lag": max_lag,
+        "cpu_per_message": cpu / acked if acked else float("nan"),
     }
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (every thread: paho, the stream, the in-process broker)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def _warm_up(runner: Any, runtime: Any, prefix: str, host: str, port: int) -> None:
@@ -276,6 +290,42 @@ async def _warm_up(runner: Any, runtime: Any, prefix: str, host: str, port: int)
     runner.status.sent = runner.status.messages = runner.status.coalesced = 0
 
 
+def process_only(messages: int, sensors: int) -> float:
+    """CPU seconds per message of `StreamRunner.process` alone (map, coalesce, outbox, history,
+    commit): the run's batches of 500 readings round robin over `sensors`, no MQTT, no broker."""
+    from collections.abc import Sequence
+
+    from adapter.mapping.mqtt import mapper_for
+    from adapter.sources.mqtt import BrokerAddress, MQTTMessage, MQTTSource
+    from adapter.sync.pipeline import Pipeline
+    from adapter.sync.state import StateStore
+    from adapter.sync.stream import StreamRunner
+
+    class Offline(MQTTSource):
+        def ack(self, messages: Sequence[MQTTMessage]) -> int:
+            return len(messages)  # never connected: nothing to acknowledge to
+
+    topics = {"bench/+/noise": "lamppost.noise"}
+    with tempfile.TemporaryDirectory(prefix="bench-mqtt-") as tmp:
+        store = StateStore(Path(tmp) / "state.sqlite3")
+        source = Offline("mqtt.bench", BrokerAddress("127.0.0.1", 1, False), list(topics), client_id="bench")
+        runner = StreamRunner(source, mapper_for(source.name, topics), Pipeline(store, None))
+        now, monotonic = time.time(), time.monotonic()
+        payloads = [orjson.dumps({"sensor": f"s{i % sensors}", "time": _time(i // sensors), "location": LOCATION,
+                                  "laeq": 40 + i % 50}) for i in range(messages)]
+        batch = [MQTTMessage("bench/all/noise", p, len(p), 1, i % 65535 + 1, now, monotonic, 0)
+                 for i, p in enumerate(payloads)]
+        warm = 2 * sensors  # every sensor stored twice first: the state then holds them, as in a run
+        for i in range(0, warm, 500):
+            runner.process(batch[i:i + 500])
+        started = time.process_time()
+        for i in range(warm, messages, 500):
+            runner.process(batch[i:i + 500])
+        cpu = time.process_time() - started
+        store.close()
+    return cpu / (messages - warm)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench mqtt")
     parser.add_argument("--rates", default="1000,5000", help="offered msg/s, comma-separated")
@@ -288,7 +338,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--own-mosquitto", action="store_true",
                         help="start a private mosquitto with docker/mosquitto.conf's queue limits instead of "
                              "using MQTT_URL (whose default configuration drops QoS 1 messages past 1000 queued)")
+    parser.add_argument("--process-only", type=int, metavar="MESSAGES",
+                        help="only time StreamRunner.process on this many readings (no MQTT, no broker)")
     args = parser.parse_args(argv)
+    from ngsild_broker.process import ADAPTER, tune_gc
+
+    tune_gc(ADAPTER)  # as `serve` runs (adapter.cli sets it for every command)
+    if args.process_only:
+        cpu = process_only(args.process_only, args.sensors)
+        print(f"StreamRunner.process alone, {args.process_only:,} readings over {args.sensors:,} sensors, "
+              f"batches of 500: {cpu * 1e6:.1f} µs CPU per message")
+        return 0
     mosquitto = _own_mosquitto() if args.own_mosquitto else None
     host, port = mosquitto[1] if mosquitto else _address()
     where = "own process" if args.broker_process else "in-process"
@@ -296,14 +356,15 @@ def main(argv: list[str]) -> int:
           f"embedded broker {where}; {args.workers} worker process(es); {args.sensors} sensors; "
           f"{args.seconds:g} s per rate; micro-batch 500 messages / 100 ms")
     print("| offered msg/s | published | acknowledged msg/s | batches | coalesced | entities sent | "
-          "all arrived | latency p50 ms | p99 ms | max ms | max MQTT lag ms |")
-    print("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+          "all arrived | latency p50 ms | p99 ms | max ms | max MQTT lag ms | CPU µs/msg |")
+    print("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for rate in (float(r) for r in args.rates.split(",")):
         r = asyncio.run(run(rate, args.seconds, args.sensors, args.broker_process, args.workers, (host, port)))
         print(f"| {r['offered_rate']:,.0f} | {r['published']:,} | {r['ingest_rate']:,.0f} | {r['batches']:,} | "
               f"{r['coalesced']:,} | {r['sent']:,} | {'yes' if r['all_arrived'] else 'NO'} "
               f"({r['entities']:,} entities) | {r['p50'] * 1000:.0f} | {r['p99'] * 1000:.0f} | "
-              f"{r['max_latency'] * 1000:.0f} | {r['max_lag'] * 1000:.0f} |", flush=True)
+              f"{r['max_latency'] * 1000:.0f} | {r['max_lag'] * 1000:.0f} | {r['cpu_per_message'] * 1e6:.0f} |",
+              flush=True)
         if r["received"] < r["published"]:
             print(f"  (Mosquitto delivered {r['received']:,} of {r['published']:,}: it drops QoS 1 messages "
                   "beyond max_queued_messages, 1000 by default, once the adapter falls behind)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ from adapter.sync.outbox import Outbox
 from adapter.sync.pipeline import Pipeline
 from adapter.sync.quarantine import Quarantine
 from adapter.sync.state import StateStore
-from adapter.sync.stream import StreamRunner
+from adapter.sync.stream import DELIVERY_MAX_OPS, MAX_DELIVERY_PAUSE, StreamRunner
 
 TOPICS = {"lp/+/noise": "lamppost.noise", "river/+/level": "river.level"}
 LOCATION = [27.4712, 42.4958]
@@ -248,7 +249,7 @@ def test_delivery_survives_a_state_file_error_and_goes_on(parts, monkeypatch):
     runner.process([source.message("lp/a/noise", noise("a", 1, 50.0), 1)])
     calls: list[str] = []
 
-    async def deliver(report: Any, *, source: str | None = None) -> None:
+    async def deliver(report: Any, *, source: str | None = None, max_ops: int | None = None) -> None:
         calls.append("deliver")
         if len(calls) == 1:
             raise sqlite3.OperationalError("database is locked")
@@ -267,3 +268,78 @@ def test_delivery_survives_a_state_file_error_and_goes_on(parts, monkeypatch):
 
     asyncio.run(scenario())
     assert len(calls) >= 2 and runner.status.last_error is None and runner.status.sent == 1
+
+
+def test_a_batch_and_its_readings_commit_together_or_not_at_all(parts, monkeypatch):
+    import sqlite3
+
+    source, runner, store = parts
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(runner.pipeline.history, "enqueue", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        runner.process([source.message("lp/a/noise", noise("a", 1, 50.0), 1)])
+    assert source.acked == []
+    # The entity's state and outbox entry went back with its readings: the redelivered message
+    # is stored afresh, readings included.
+    assert store.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    assert store.conn.execute("SELECT COUNT(*) FROM entity_state").fetchone()[0] == 0
+
+
+def test_a_backlog_does_not_starve_delivery(parts, monkeypatch):
+    source, runner, store = parts
+    mids = itertools.count(1)
+    batches_at_delivery: list[int] = []
+
+    async def backlog(max_messages: int, max_wait: float) -> list[MQTTMessage]:
+        # A full inbox: a batch at once, without suspending (after 50 batches it does, so that
+        # a starved deliverer would get its turn there).
+        if runner.status.batches >= 50:
+            await asyncio.sleep(0.01)
+        return [source.message("lp/a/noise", noise("a", 1, 50.0), next(mids))]
+
+    async def deliver(report: Any, *, source: str | None = None, max_ops: int | None = None) -> None:
+        batches_at_delivery.append(runner.status.batches)
+
+    source.receive = backlog  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner.pipeline, "deliver", deliver)
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(runner._consume()), asyncio.create_task(runner._deliver())]
+        runner._work.set()
+        while not batches_at_delivery:
+            await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert batches_at_delivery[0] <= 2
+
+
+def test_delivery_goes_in_bounded_passes_with_a_pause_between_while_work_waits(parts, monkeypatch):
+    from tests.test_backoff import RecordingClock
+
+    source, runner, store = parts
+    runner.clock = clock = RecordingClock()
+    passes: list[int | None] = []
+
+    async def deliver(report: Any, *, source: str | None = None, max_ops: int | None = None) -> None:
+        passes.append(max_ops)
+        report.sent, report.pending = 1, (1 if len(passes) < 3 else 0)
+
+    monkeypatch.setattr(runner.pipeline, "deliver", deliver)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner._deliver())
+        runner._work.set()
+        while len(passes) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert passes == [DELIVERY_MAX_OPS] * 3
+    # Two passes left work waiting: each was followed by a pause (its own duration, capped).
+    assert len(clock.waits) == 2 and all(0 <= wait <= MAX_DELIVERY_PAUSE for wait in clock.waits)

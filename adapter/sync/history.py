@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,7 @@ class Series:
     current: Entity
     readings: Sequence[Entity]
     context: Any
+    document: dict[str, Any] | None = None  # the current state's normalized form, if already made
 
 
 @dataclass
@@ -95,11 +97,18 @@ class HistoryDelivery:
     errors: list[AdapterError] = field(default_factory=list, repr=False)
 
 
-def instances_of(entity: Entity) -> dict[str, dict[str, Any]]:
-    """attribute name -> its normalized form, for the attributes carrying ``observedAt``."""
-    document = to_dict(entity, Form.NORMALIZED)
+def instances_of(entity: Entity, document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """attribute name -> its normalized form, for the attributes carrying ``observedAt``
+    (``document``: the entity's normalized form, if already made)."""
+    if document is None:
+        document = to_dict(entity, Form.NORMALIZED)
     return {name: value for name, value in document.items()
             if isinstance(value, dict) and "observedAt" in value}
+
+
+def _timed(instances: dict[str, dict[str, Any]]) -> dict[str, tuple[dict[str, Any], float]]:
+    """attribute name -> (instance, its observedAt in Unix seconds)."""
+    return {name: (value, observed(value)) for name, value in instances.items()}
 
 
 def _chunks(pending: dict[str, list[dict[str, Any]]]) -> Iterable[tuple[dict[str, list[dict[str, Any]]], int]]:
@@ -133,52 +142,61 @@ class HistoryOutbox:
 
     # --- enqueue -------------------------------------------------------------------------------
 
-    def enqueue(self, tenant: str, source: str, series: Iterable[Series]) -> HistoryPlan:
-        """Enqueue the instances of these series that are newer than their marks (one transaction)."""
-        plan = HistoryPlan()
+    def enqueue(self, tenant: str, source: str, series: Iterable[Series],
+                db: sqlite3.Connection | None = None) -> HistoryPlan:
+        """Enqueue the instances of these series that are newer than their marks, in one transaction
+        (``db``: the caller's, already open)."""
         wanted = [s for s in series if s.readings]
         if not wanted:
-            return plan
-        now = utcnow()
+            return HistoryPlan()
+        if db is not None:
+            return self._enqueue(db, tenant, source, wanted)
         with self.store.transaction() as db:
-            marks = self._marks(db, tenant, source, [s.current.id for s in wanted])
-            rows: list[tuple[Any, ...]] = []
-            moved: list[tuple[str, str, str, str, float]] = []
-            for item in wanted:
-                entity_id = item.current.id
-                carried = {name: observed(value) for name, value in instances_of(item.current).items()}
-                newest = dict(marks.get(entity_id, {}))
-                pending: dict[str, list[dict[str, Any]]] = {}
-                seen: set[tuple[str, float]] = set()
-                for snapshot in item.readings:
-                    for name, value in instances_of(snapshot).items():
-                        when = observed(value)
-                        mark = marks.get(entity_id, {}).get(name)
-                        if (mark is not None and when <= mark) or (name, when) in seen:
-                            plan.older += 1
-                            continue
-                        seen.add((name, when))
-                        if carried.get(name) == when:
-                            continue  # the current state carries it: its upsert records it
-                        pending.setdefault(name, []).append(value)
-                        newest[name] = max(newest.get(name, when), when)
-                for name, when in carried.items():
+            return self._enqueue(db, tenant, source, wanted)
+
+    def _enqueue(self, db: sqlite3.Connection, tenant: str, source: str, wanted: list[Series]) -> HistoryPlan:
+        plan = HistoryPlan()
+        now = utcnow()
+        marks = self._marks(db, tenant, source, [s.current.id for s in wanted])
+        rows: list[tuple[Any, ...]] = []
+        moved: list[tuple[str, str, str, str, float]] = []
+        for item in wanted:
+            entity_id = item.current.id
+            current = _timed(instances_of(item.current, item.document))
+            carried = {name: when for name, (_, when) in current.items()}
+            newest = dict(marks.get(entity_id, {}))
+            pending: dict[str, list[dict[str, Any]]] = {}
+            seen: set[tuple[str, float]] = set()
+            for snapshot in item.readings:
+                # (a stream's reading is most often the current state itself: converted once)
+                timed = current if snapshot is item.current else _timed(instances_of(snapshot))
+                for name, (value, when) in timed.items():
+                    mark = marks.get(entity_id, {}).get(name)
+                    if (mark is not None and when <= mark) or (name, when) in seen:
+                        plan.older += 1
+                        continue
+                    seen.add((name, when))
+                    if carried.get(name) == when:
+                        continue  # the current state carries it: its upsert records it
+                    pending.setdefault(name, []).append(value)
                     newest[name] = max(newest.get(name, when), when)
-                for name in pending:
-                    pending[name].sort(key=observed)
-                context = orjson.dumps(item.context).decode() if item.context is not None else None
-                for body, count in _chunks(pending):
-                    rows.append((tenant, source, entity_id, item.current.entity_type, orjson.dumps(body), context,
-                                 count, now))
-                    plan.instances += count
-                plan.entities += bool(pending)
-                moved.extend((tenant, source, entity_id, name, when) for name, when in newest.items()
-                             if marks.get(entity_id, {}).get(name) != when)
-            db.executemany("INSERT INTO history_outbox (tenant, source, entity_id, entity_type, body, context, "
-                           "instances, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            db.executemany("INSERT INTO history_mark VALUES (?, ?, ?, ?, ?) ON CONFLICT "
-                           "(tenant, source, entity_id, attr) DO UPDATE SET observed_at=excluded.observed_at "
-                           "WHERE excluded.observed_at > history_mark.observed_at", moved)
+            for name, when in carried.items():
+                newest[name] = max(newest.get(name, when), when)
+            for name in pending:
+                pending[name].sort(key=observed)
+            context = orjson.dumps(item.context).decode() if item.context is not None else None
+            for body, count in _chunks(pending):
+                rows.append((tenant, source, entity_id, item.current.entity_type, orjson.dumps(body), context,
+                             count, now))
+                plan.instances += count
+            plan.entities += bool(pending)
+            moved.extend((tenant, source, entity_id, name, when) for name, when in newest.items()
+                         if marks.get(entity_id, {}).get(name) != when)
+        db.executemany("INSERT INTO history_outbox (tenant, source, entity_id, entity_type, body, context, "
+                       "instances, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO history_mark VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+                       "(tenant, source, entity_id, attr) DO UPDATE SET observed_at=excluded.observed_at "
+                       "WHERE excluded.observed_at > history_mark.observed_at", moved)
         return plan
 
     @staticmethod

@@ -8,6 +8,7 @@ rejects are quarantined with their reason; everything else goes on.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -152,14 +153,16 @@ class Pipeline:
         self.early_delivery = early_delivery  # entities mapped before a long fetch starts delivering
         self._contexts: dict[type[Entity], Any] = {}
 
-    def outgoing(self, entity: Entity) -> OutgoingEntity:
-        """An entity as the broker client sends it (normalized JSON bytes, with its @context).
+    def outgoing(self, entity: Entity, document: dict[str, Any] | None = None) -> OutgoingEntity:
+        """An entity as the broker client sends it (normalized JSON bytes, with its @context);
+        ``document``: its normalized form, when the caller has it already.
 
         Encoded here, once: a value JSON cannot carry (e.g. an integer beyond 64 bits in a
         free-form compound value) is a MappingError for this entity, not a failed batch later.
         """
         context = self.context_of(entity)
-        document = to_dict(entity, Form.NORMALIZED)
+        if document is None:
+            document = to_dict(entity, Form.NORMALIZED)
         try:
             body = orjson.dumps(document)
         except (orjson.JSONEncodeError, TypeError) as exc:
@@ -175,9 +178,11 @@ class Pipeline:
             context = self._contexts[model] = context_for(model, self.context_mode, self.context_base_url)
         return context
 
-    def enqueue_history(self, name: str, series: list[Series], report: ReportBuilder | None = None) -> int:
-        """Enqueue the readings of these series for the temporal API; returns the instances enqueued."""
-        plan = self.history.enqueue(self.tenant, name, series)
+    def enqueue_history(self, name: str, series: list[Series], report: ReportBuilder | None = None,
+                        db: sqlite3.Connection | None = None) -> int:
+        """Enqueue the readings of these series for the temporal API (in ``db``'s transaction, when
+        given); returns the instances enqueued."""
+        plan = self.history.enqueue(self.tenant, name, series, db)
         if report is not None:
             report.history += plan.instances
         return plan.instances
@@ -381,14 +386,15 @@ class Pipeline:
         SkipIndex(self.state).forget()
         self.state.forget_confirmed()
 
-    async def deliver(self, report: ReportBuilder, *, source: str | None = None) -> None:
-        """Deliver what waits in the outbox for this tenant (and source) into the report."""
+    async def deliver(self, report: ReportBuilder, *, source: str | None = None, max_ops: int | None = None) -> None:
+        """Deliver what waits in the outbox for this tenant (and source) into the report
+        (``max_ops``: about that many operations of each outbox, then return)."""
         if self.client is None:
             report.pending = self.outbox.pending(tenant=self.tenant, source=source)
             report.history_pending = self.history.pending(tenant=self.tenant, source=source)
             return
         try:
-            delivery = await self.outbox.deliver(self.client, tenant=self.tenant, source=source)
+            delivery = await self.outbox.deliver(self.client, tenant=self.tenant, source=source, max_ops=max_ops)
         except TransientError as exc:  # pragma: no cover - deliver keeps transient work itself
             report.last_error = str(exc)
             report.pending = self.outbox.pending(tenant=self.tenant, source=source)
@@ -399,9 +405,9 @@ class Pipeline:
         report.pending = delivery.remaining
         if delivery.last_error and report.last_error is None and delivery.remaining:
             report.last_error = delivery.last_error
-        await self._deliver_history(report, source)
+        await self._deliver_history(report, source, max_ops)
 
-    async def _deliver_history(self, report: ReportBuilder, source: str | None) -> None:
+    async def _deliver_history(self, report: ReportBuilder, source: str | None, max_ops: int | None) -> None:
         """Deliver the pending readings (after the current states, which create the entities)."""
         if not self.history.pending(tenant=self.tenant, source=source):
             return
@@ -409,7 +415,7 @@ class Pipeline:
         if self._temporal is None:
             self._temporal = TemporalWriter(self.client, read_url=self.temporal_url)
         try:
-            delivery = await self.history.deliver(self._temporal, tenant=self.tenant, source=source)
+            delivery = await self.history.deliver(self._temporal, tenant=self.tenant, source=source, max_ops=max_ops)
         except FatalError as exc:
             report.last_error = report.last_error or str(exc)
             report.history_pending = self.history.pending(tenant=self.tenant, source=source)

@@ -422,45 +422,53 @@ class StateStore:
 
     def sync_stream(self, tenant: str, source: str,
                     batch: Iterable[tuple[OutgoingEntity, datetime | None]], *, run_id: str,
-                    upsert_mode: Literal["update", "replace"] = "update") -> SyncPlan:
+                    upsert_mode: Literal["update", "replace"] = "update",
+                    db: sqlite3.Connection | None = None) -> SyncPlan:
         """Plan and enqueue one micro-batch of a stream: (entity, observation time) pairs.
 
-        Read and write share one transaction, so several processes may feed one state file. A
-        reading older than the newest one already enqueued for its entity is dropped as stale
-        (``plan.stale``): shared-subscription workers may store one sensor's readings out of order.
-        Nothing is ever deleted for a stream.
+        Read and write share one transaction (``db``: the caller's, already open), so several
+        processes may feed one state file. A reading older than the newest one already enqueued
+        for its entity is dropped as stale (``plan.stale``): shared-subscription workers may store
+        one sensor's readings out of order. Nothing is ever deleted for a stream.
         """
+        if db is not None:
+            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode)
+        with self.transaction() as db:
+            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode)
+
+    def _sync_stream(self, db: sqlite3.Connection, tenant: str, source: str,
+                     batch: Iterable[tuple[OutgoingEntity, datetime | None]], run_id: str,
+                     upsert_mode: Literal["update", "replace"]) -> SyncPlan:
         latest: dict[str, tuple[OutgoingEntity, float | None]] = {}
         for entity, observed in batch:
             when = observed.timestamp() if observed is not None else None
             earlier = latest.get(entity.id)
             if earlier is None or earlier[1] is None or (when is not None and when >= earlier[1]):
                 latest[entity.id] = (entity, when)
-        with self.transaction() as db:
-            stored: dict[str, float] = {}
-            ids = list(latest)
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                stored.update(db.execute(
-                    "SELECT entity_id, observed_at FROM entity_state WHERE tenant=? AND source=? "
-                    f"AND observed_at IS NOT NULL AND entity_id IN ({','.join('?' * len(chunk))})",
-                    (tenant, source, *chunk)).fetchall())
-            fresh, stale = [], []
-            for entity_id, (entity, when) in latest.items():
-                newest = stored.get(entity_id)
-                if when is not None and newest is not None and when < newest:
-                    stale.append(entity_id)
-                else:
-                    fresh.append(entity)
-            plan = self.plan(tenant, source, fresh, run_id=run_id, complete=False, delete_missing=False,
-                             upsert_mode=upsert_mode)
-            plan.stale = stale
-            self._apply(db, plan)
-            db.executemany(
-                "UPDATE entity_state SET observed_at=? WHERE tenant=? AND source=? AND entity_id=? "
-                "AND (observed_at IS NULL OR observed_at < ?)",
-                [(when, tenant, source, e.id, when) for e in fresh
-                 if (when := latest[e.id][1]) is not None])
+        stored: dict[str, float] = {}
+        ids = list(latest)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            stored.update(db.execute(
+                "SELECT entity_id, observed_at FROM entity_state WHERE tenant=? AND source=? "
+                f"AND observed_at IS NOT NULL AND entity_id IN ({','.join('?' * len(chunk))})",
+                (tenant, source, *chunk)).fetchall())
+        fresh, stale = [], []
+        for entity_id, (entity, when) in latest.items():
+            newest = stored.get(entity_id)
+            if when is not None and newest is not None and when < newest:
+                stale.append(entity_id)
+            else:
+                fresh.append(entity)
+        plan = self.plan(tenant, source, fresh, run_id=run_id, complete=False, delete_missing=False,
+                         upsert_mode=upsert_mode)
+        plan.stale = stale
+        self._apply(db, plan)
+        db.executemany(
+            "UPDATE entity_state SET observed_at=? WHERE tenant=? AND source=? AND entity_id=? "
+            "AND (observed_at IS NULL OR observed_at < ?)",
+            [(when, tenant, source, e.id, when) for e in fresh
+             if (when := latest[e.id][1]) is not None])
         return plan
 
 

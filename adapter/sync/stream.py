@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,9 +23,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from adapter.backoff import Backoff
-from adapter.clock import Clock, SystemClock
+from adapter.clock import Clock, SystemClock, sleep
 from adapter.errors import FatalError, MappingError
 from adapter.mapping.base import Mapped, Rejected, fold
+from adapter.ngsi.serialize import Form, to_dict
 from adapter.sources.base import RawRecord
 from adapter.sync.history import Series
 from adapter.sync.pipeline import Pipeline, RecordMapper
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 MAX_DELIVERY_BACKOFF = 30.0
 STORE_BACKOFF = Backoff(2.0, MAX_DELIVERY_BACKOFF)  # a batch the state file cannot take
 DELIVERY_BACKOFF = Backoff(0.5, MAX_DELIVERY_BACKOFF)  # a broker that is down
+DELIVERY_MAX_OPS = 2000  # operations per delivery pass: a report (and a turn for the consumer) after each
+MAX_DELIVERY_PAUSE = 1.0  # s between passes at most, however long the last one took
 MAX_CLOCK_AHEAD = 600  # s a reading may be dated after its arrival (device clocks drift)
 _REJECTION_LOG_INTERVAL = 60.0
 
@@ -176,18 +180,20 @@ class StreamRunner:
                 continue
             _fold(by_id, sources, result, message, readings)
         batch.coalesced = len(messages) - len(rejected) - len(by_id)
-        plan, unencodable = self._enqueue(by_id)
+        pipeline = self.pipeline
+        documents: dict[str, dict[str, Any]] = {}
+        with pipeline.state.transaction() as db:  # the batch's states and readings: one commit
+            plan, unencodable = self._enqueue(by_id, db, documents)
+            if readings:
+                batch.history = pipeline.enqueue_history(self.name, [
+                    Series(by_id[key].entity, found, pipeline.context_of(by_id[key].entity), documents[key])
+                    for key, found in readings.items() if key not in unencodable], db=db)
         for key, error in unencodable.items():  # e.g. a value JSON cannot carry: this entity only
             message = sources[key][-1]
             rejected.append((message, Rejected(self.name, message.topic, error.reason)))
         batch.entities = len(by_id) - len(unencodable)
         batch.enqueued = len(plan.upserts)
         batch.stale = len(plan.stale)
-        if readings:
-            pipeline = self.pipeline
-            batch.history = pipeline.enqueue_history(self.name, [
-                Series(by_id[key].entity, found, pipeline.context_of(by_id[key].entity))
-                for key, found in readings.items() if key not in unencodable])
         if rejected:
             self._quarantine(rejected)
             batch.quarantined = len(rejected)
@@ -220,7 +226,8 @@ class StreamRunner:
                 continue
             _fold(by_id, entries_of, result, entry)
         # A retried reading older than the sensor's current one is stale and not sent again.
-        _, unencodable = self._enqueue(by_id)
+        with self.pipeline.state.transaction() as db:
+            _, unencodable = self._enqueue(by_id, db)
         for key, error in unencodable.items():
             for entry in entries_of[key]:
                 still_bad(entry, error)
@@ -229,18 +236,23 @@ class StreamRunner:
         self._work.set()
         return resolved
 
-    def _enqueue(self, by_id: dict[str, Mapped]) -> tuple[SyncPlan, dict[str, MappingError]]:
-        """Encode and enqueue mapped entities (one transaction); also returns the ones that
-        cannot be encoded, by entity id."""
+    def _enqueue(self, by_id: dict[str, Mapped], db: sqlite3.Connection,
+                 documents: dict[str, dict[str, Any]] | None = None) -> tuple[SyncPlan, dict[str, MappingError]]:
+        """Encode and enqueue mapped entities (in the transaction `db`); also returns the ones
+        that cannot be encoded, by entity id. `documents` receives each entity's normalized form
+        (its history takes its instances from it)."""
         pipeline = self.pipeline
         items, unencodable = [], {}
         for key, mapped in by_id.items():
+            document = to_dict(mapped.entity, Form.NORMALIZED)
+            if documents is not None:
+                documents[key] = document
             try:
-                items.append((pipeline.outgoing(mapped.entity), mapped.entity.observation_time()))
+                items.append((pipeline.outgoing(mapped.entity, document), mapped.entity.observation_time()))
             except MappingError as exc:
                 unencodable[key] = exc
         plan = pipeline.state.sync_stream(pipeline.tenant, self.name, items, run_id=uuid.uuid4().hex,
-                                          upsert_mode=pipeline.upsert_mode)  # type: ignore[arg-type]
+                                          upsert_mode=pipeline.upsert_mode, db=db)  # type: ignore[arg-type]
         return plan, unencodable
 
     def _quarantine(self, rejected: list[tuple[Any, Rejected]]) -> None:
@@ -326,6 +338,9 @@ class StreamRunner:
                     if failures == 1:
                         logger.exception("%s: cannot store a batch; retrying", self.name)
                     await STORE_BACKOFF.pause(failures, self.clock)
+            # With a backlog `receive` returns without suspending: let the delivery task (and
+            # whatever else shares the loop) have its turn between batches, or it starves.
+            await asyncio.sleep(0)
 
     async def _deliver(self) -> None:
         down = 0  # consecutive deliveries that sent nothing with work waiting
@@ -335,7 +350,7 @@ class StreamRunner:
             building = ReportBuilder(self.name, "", datetime.now(UTC).isoformat(timespec="seconds"))
             started = time.monotonic()
             try:
-                await self.pipeline.deliver(building, source=self.name)
+                await self.pipeline.deliver(building, source=self.name, max_ops=DELIVERY_MAX_OPS)
             except FatalError as exc:
                 building.last_error = str(exc)
                 building.pending = self._pending()
@@ -351,7 +366,12 @@ class StreamRunner:
                 await DELIVERY_BACKOFF.pause(down, self.clock)
                 self._work.set()
             elif waiting:
-                self._work.set()  # more than one delivery window waits
+                # More waits: a pass again after a pause as long as this one took, so delivery
+                # takes at most about half the time and the consumer the rest. Meanwhile newer
+                # readings of an entity replace its pending update: under load, fewer and fuller
+                # upserts reach the broker, and receiving and storing keep most of the process.
+                await sleep(self.clock, min(report.duration, MAX_DELIVERY_PAUSE))
+                self._work.set()
             else:
                 down = 0
 
