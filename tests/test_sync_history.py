@@ -258,6 +258,40 @@ def test_every_reading_of_a_stream_batch_reaches_the_history_once(tmp_path):
         store.close()
 
 
+@pytest.mark.parametrize("sent_before_replaced", [False, True])
+def test_a_reading_whose_pending_upsert_a_newer_one_replaced_still_reaches_the_history_once(
+        tmp_path, sent_before_replaced):
+    """Each batch's newest reading goes only as the current state's upsert; a newer batch replaces
+    that upsert while it waits, so its reading must go to the history instead. If a delivery had
+    already sent the replaced upsert, the broker holds it: it is looked up, not sent twice."""
+    from adapter.mapping.mqtt import mapper_for
+    from adapter.sync.pipeline import Pipeline
+    from adapter.sync.stream import StreamRunner
+    from tests.test_sync_stream import TOPICS, FakeSource, noise
+
+    store = StateStore(tmp_path / "state.sqlite3")
+    try:
+        source = FakeSource(store)
+        pipeline = Pipeline(store, None)
+        runner = StreamRunner(source, mapper_for(source.name, TOPICS), pipeline)  # type: ignore[arg-type]
+        assert runner.process([source.message("lp/a/noise", noise("a", 5, 50.0), 1)]).history == 0
+        fake = TemporalFake()
+        if sent_before_replaced:  # a delivery flagged the upsert and sent it: the broker recorded it
+            store.conn.execute("UPDATE outbox SET in_flight=1")
+            (body,) = store.conn.execute("SELECT body FROM outbox").fetchone()
+            sent = orjson.loads(body)
+            fake.store[sent["id"]] = defaultdict(list, {"LAeq": [sent["LAeq"]]})
+        later = runner.process([source.message("lp/a/noise", noise("a", 7, 70.0), 2)])
+        assert later.enqueued == 1 and later.history == 1  # 10:05, its upsert replaced by 10:07's
+        assert store.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
+        deliver(pipeline.history, fake)
+        (entity_id,) = fake.store
+        assert fake.times(entity_id, "LAeq") == ["2025-06-01T10:05:00Z"]  # 10:07 goes as the current state
+        assert pipeline.history.pending() == 0
+    finally:
+        store.close()
+
+
 def test_history_waits_for_the_broker_to_confirm_the_current_state(history):
     rows = [aq_row("2026-02-27 15:00:05", NO2="30"), aq_row("2026-02-27 14:00:05", NO2="29")]
     history.enqueue("", "aq", [series(station(rows))])

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     op TEXT NOT NULL CHECK (op IN ('upsert', 'delete', 'delete_attr')),
     entity_id TEXT NOT NULL, entity_type TEXT NOT NULL, attr TEXT,
     body BLOB, context TEXT, content_hash TEXT, attrs TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, enqueued_at TEXT NOT NULL
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, enqueued_at TEXT NOT NULL,
+    in_flight INTEGER NOT NULL DEFAULT 0  -- 1 once a delivery may have sent it (adapter.sync.outbox)
 );
 CREATE INDEX IF NOT EXISTS outbox_entity ON outbox (tenant, source, entity_id);
 CREATE TABLE IF NOT EXISTS mqtt_subscription (
@@ -148,6 +149,12 @@ class SyncPlan:
     # Of `unchanged`, those whose state already says this run saw them (enqueued earlier in the
     # same run, adapter.sync.early): they count as unchanged, their rows are not written again.
     recorded: set[str] = field(default_factory=set)
+    # Set by a source that records history: `apply` then keeps, in `replaced`, the body of each
+    # pending upsert it replaces (entity id -> [(body, whether a delivery may have sent it)]). The
+    # readings such a body carried reach the temporal store only through that upsert, which is now
+    # never sent: adapter.sync.history enqueues them (HistoryOutbox.enqueue_replaced).
+    keep_replaced: bool = False
+    replaced: dict[str, list[tuple[bytes, bool]]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -187,6 +194,8 @@ class StateStore:
         columns = {row[1] for row in self.conn.execute("PRAGMA table_info(entity_state)")}
         if "observed_at" not in columns:
             self.conn.execute("ALTER TABLE entity_state ADD COLUMN observed_at REAL")
+        if "in_flight" not in {row[1] for row in self.conn.execute("PRAGMA table_info(outbox)")}:
+            self.conn.execute("ALTER TABLE outbox ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the database."""
@@ -355,6 +364,8 @@ class StateStore:
         # Pending work for a re-planned entity is replaced, not repeated. Only entities with a
         # state row can have pending work (both are written in this one transaction).
         touched = [(t, s, i) for i in plan.replaces_pending] + [(t, s, i) for i, _ in plan.deletes]
+        if plan.keep_replaced:
+            _keep_replaced(db, plan)
         db.executemany("DELETE FROM outbox WHERE tenant=? AND source=? AND entity_id=?", touched)
         context_json = _ContextCache()
         db.executemany(
@@ -423,7 +434,7 @@ class StateStore:
     def sync_stream(self, tenant: str, source: str,
                     batch: Iterable[tuple[OutgoingEntity, datetime | None]], *, run_id: str,
                     upsert_mode: Literal["update", "replace"] = "update",
-                    db: sqlite3.Connection | None = None) -> SyncPlan:
+                    db: sqlite3.Connection | None = None, keep_replaced: bool = False) -> SyncPlan:
         """Plan and enqueue one micro-batch of a stream: (entity, observation time) pairs.
 
         Read and write share one transaction (``db``: the caller's, already open), so several
@@ -432,13 +443,13 @@ class StateStore:
         one sensor's readings out of order. Nothing is ever deleted for a stream.
         """
         if db is not None:
-            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode)
+            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode, keep_replaced)
         with self.transaction() as db:
-            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode)
+            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode, keep_replaced)
 
     def _sync_stream(self, db: sqlite3.Connection, tenant: str, source: str,
                      batch: Iterable[tuple[OutgoingEntity, datetime | None]], run_id: str,
-                     upsert_mode: Literal["update", "replace"]) -> SyncPlan:
+                     upsert_mode: Literal["update", "replace"], keep_replaced: bool) -> SyncPlan:
         latest: dict[str, tuple[OutgoingEntity, float | None]] = {}
         for entity, observed in batch:
             when = observed.timestamp() if observed is not None else None
@@ -463,6 +474,7 @@ class StateStore:
         plan = self.plan(tenant, source, fresh, run_id=run_id, complete=False, delete_missing=False,
                          upsert_mode=upsert_mode)
         plan.stale = stale
+        plan.keep_replaced = keep_replaced
         self._apply(db, plan)
         db.executemany(
             "UPDATE entity_state SET observed_at=? WHERE tenant=? AND source=? AND entity_id=? "
@@ -476,3 +488,15 @@ def _state(row: tuple) -> EntityState:
     tenant, source, entity_id, entity_type, want_hash, want_attrs, sent_hash, sent_attrs, run, seen = row[:10]
     return EntityState(tenant, source, entity_id, entity_type, want_hash, _attrs(want_attrs), sent_hash,
                        _attrs(sent_attrs), run, seen)
+
+
+def _keep_replaced(db: sqlite3.Connection, plan: SyncPlan) -> None:
+    """The pending upserts `plan` is about to replace, into ``plan.replaced`` (see SyncPlan)."""
+    ids = plan.replaces_pending
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for entity_id, body, in_flight in db.execute(
+                "SELECT entity_id, body, in_flight FROM outbox WHERE tenant=? AND source=? AND op='upsert' "
+                f"AND body IS NOT NULL AND entity_id IN ({','.join('?' * len(chunk))}) ORDER BY seq",
+                (plan.tenant, plan.source, *chunk)):
+            plan.replaced.setdefault(entity_id, []).append((bytes(body), bool(in_flight)))
