@@ -173,6 +173,19 @@ def test_a_long_series_is_cut_into_bounded_requests(history):
     assert len(fake.times("urn:ngsi-ld:AirQualityObserved:smartburgas:1", "no2")) == 1199
 
 
+def test_an_entitys_operations_waiting_together_go_in_one_request(history):
+    for hour in range(10, 20, 2):  # five runs, each with one newer reading besides the current state
+        rows = [aq_row(f"2026-02-27 {hour + 1}:00:05", NO2="31"), aq_row(f"2026-02-27 {hour}:00:05", NO2="30")]
+        assert history.enqueue("", "aq", [series(station(rows))]).instances == 1
+    assert history.pending(held=True) == 5  # (its current state not confirmed yet)
+    fake = TemporalFake()
+    report = deliver(history, fake)
+    assert report.sent == 5 and report.instances == 5 and report.remaining == 0
+    assert len([r for r in fake.requests if r.method == "POST"]) <= 2  # one (a first may meet a 404)
+    assert fake.times("urn:ngsi-ld:AirQualityObserved:smartburgas:1", "no2") == [
+        f"2026-02-27T{hour - 2:02d}:00:05Z" for hour in range(10, 20, 2)]
+
+
 def test_appends_to_an_existing_history_and_creates_a_missing_one(history):
     fake = TemporalFake()
     fake.store["urn:ngsi-ld:AirQualityObserved:smartburgas:1"] = defaultdict(list)

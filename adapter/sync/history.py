@@ -299,7 +299,8 @@ class HistoryOutbox:
                                    [(row[0],) for row in rows if not row[7]])
                 # Each answer is committed as it comes: a crash re-sends (after a check) only what
                 # was in flight.
-                outcomes = await asyncio.gather(*(self._send_and_commit(writer, row, report) for row in rows))
+                outcomes = await asyncio.gather(*(self._send_and_commit(writer, group, report)
+                                                  for group in _by_entity(rows)))
                 fatal = next((error for error in outcomes if isinstance(error, FatalError)), None)
                 if fatal is None and report.deferred and not any(error is None for error in outcomes):
                     break  # nothing got through: the broker is down; the next pass retries
@@ -308,15 +309,19 @@ class HistoryOutbox:
                 raise fatal
             return report
 
-    async def _send_and_commit(self, writer: TemporalWriter, row: tuple,
+    async def _send_and_commit(self, writer: TemporalWriter, group: list[tuple],
                                report: HistoryDelivery) -> AdapterError | None:
-        error = await self._send(writer, row)
-        self._commit([row], [error], report)
+        error = await self._send(writer, group)
+        self._commit(group, [error] * len(group), report)
         return error
 
-    async def _send(self, writer: TemporalWriter, row: tuple) -> AdapterError | None:
-        seq, tenant, entity_id, entity_type, body, context, _, in_flight = row
-        instances = orjson.loads(body)
+    async def _send(self, writer: TemporalWriter, group: list[tuple]) -> AdapterError | None:
+        """One request with the instances of `group` (operations of one entity, see _by_entity)."""
+        _, tenant, entity_id, entity_type, _, context, _, in_flight = group[0]
+        instances: dict[str, list[dict[str, Any]]] = {}
+        for row in group:
+            for name, values in orjson.loads(row[4]).items():
+                instances.setdefault(name, []).extend(values)
         context = orjson.loads(context) if context else None
         if context is not None and self.contexts is not None:
             await self.contexts.prepare([context])
@@ -365,6 +370,20 @@ class HistoryOutbox:
                 else:
                     report.deferred += 1
         return fatal
+
+
+def _by_entity(rows: list[tuple]) -> list[list[tuple]]:
+    """A window's operations grouped per entity (and tenant, @context and in-flight flag), at most
+    MAX_INSTANCES_PER_OP instances per group, so each group goes as one request: a stream enqueues
+    an entity's few readings batch after batch, and a request each would cost the broker one
+    request per reading."""
+    groups: dict[tuple[Any, ...], list[list[tuple]]] = {}
+    for row in rows:
+        chunks = groups.setdefault((row[1], row[2], row[5], row[7]), [[]])
+        if chunks[-1] and sum(r[6] for r in chunks[-1]) + row[6] > MAX_INSTANCES_PER_OP:
+            chunks.append([])
+        chunks[-1].append(row)
+    return [chunk for chunks in groups.values() for chunk in chunks]
 
 
 def _filter(tenant: str | None, source: str | None, prefix: str = "") -> tuple[str, list[str]]:
