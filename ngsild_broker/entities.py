@@ -382,9 +382,10 @@ def stamp(attr: Any, now: str, created: str | None = None) -> Any:
         for item in attr:
             stamp(item, now, created)
         return attr
-    for key, sub in attr.items():
-        if key not in MEMBERS and type(sub) is dict:
-            stamp(sub, now)
+    if not attr.keys() <= MEMBERS:  # sub-attributes (most attributes have none: one C-level test)
+        for key, sub in attr.items():
+            if key not in MEMBERS and type(sub) is dict:
+                stamp(sub, now)
     attr["createdAt"] = created or now
     attr["modifiedAt"] = now
     return attr

@@ -286,21 +286,32 @@ class TemporalStore:
     def _sid(self, conn: sqlite3.Connection, eid: int, attr: str, new_entity: bool = False) -> int:
         sid = self._sids.get((eid, attr))
         if sid is None:
-            aid = self._aid(conn, attr)
-            row = None if new_entity else conn.execute("SELECT sid FROM t_series WHERE eid=? AND aid=?",
-                                                       (eid, aid)).fetchone()
+            if new_entity:
+                return self._new_sid(conn, eid, attr)
+            row = conn.execute(f"SELECT sid FROM t_series WHERE eid=? AND {_AID}", (eid, attr)).fetchone()
             if row is None:
-                if self._next_sid is None:
-                    self._next_sid = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM t_series").fetchone()[0]
-                sid = self._next_sid
-                self._next_sid += 1
-                self._pending_series.append((sid, eid, aid))
-            else:
-                sid = row[0]
-            if len(self._sids) > _CACHE_MAX:
-                self._sids.clear()
-            self._sids[(eid, attr)] = sid
+                return self._new_sid(conn, eid, attr)
+            sid = row[0]
+            self._cache_sid(eid, attr, sid)
         return sid
+
+    def _new_sid(self, conn: sqlite3.Connection, eid: int, attr: str) -> int:
+        """A new series of an entity (the caller knows there is none for `attr`)."""
+        aid = self._aids.get(attr)
+        if aid is None:
+            aid = self._aid(conn, attr)
+        sid = self._next_sid
+        if sid is None:
+            sid = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM t_series").fetchone()[0]
+        self._next_sid = sid + 1
+        self._pending_series.append((sid, eid, aid))
+        self._cache_sid(eid, attr, sid)
+        return sid
+
+    def _cache_sid(self, eid: int, attr: str, sid: int) -> None:
+        if len(self._sids) > _CACHE_MAX:
+            self._sids.clear()
+        self._sids[(eid, attr)] = sid
 
     def _aid(self, conn: sqlite3.Connection, name: str) -> int:
         """The interned id of an attribute IRI (a handful per deployment: cached for good)."""
@@ -364,12 +375,12 @@ class TemporalStore:
         if after is not None:
             sids, encode = self._sids, self.encode
             for iri, attr in after.items():
-                if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict):
+                if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict) \
+                        or (before is not None and before.get(iri) is attr):
                     continue
-                if before is None or before.get(iri) is not attr:
-                    sid = sids.get((eid, iri))
-                    rows.append(encode(conn, sid if sid is not None else self._sid(conn, eid, iri, new),
-                                       attr, now))
+                # every series of a new entity is new: no lookup
+                sid = self._new_sid(conn, eid, iri) if new else sids.get((eid, iri)) or self._sid(conn, eid, iri)
+                rows.append(encode(conn, sid, attr, now))
         if before is not None:
             for iri, attr in before.items():
                 if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict):
