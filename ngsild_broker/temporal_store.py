@@ -30,15 +30,18 @@ import orjson
 from ngsild_broker.entities import MEMBERS
 from ngsild_broker.sqlite import bulk
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS t_entities(
-    eid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL,
-    UNIQUE(tenant, id)
-);
+# Keyed by what they are looked up by (WITHOUT ROWID): one B-tree insert per new entity or series
+# instead of a row and a UNIQUE index entry (database format version 2, sqlite/schema.py).
+KEY_TABLES = (
+    """CREATE TABLE IF NOT EXISTS t_entities(
+    tenant TEXT NOT NULL, id TEXT NOT NULL, eid INTEGER NOT NULL, types TEXT NOT NULL,
+    PRIMARY KEY(tenant, id)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS t_series(
+    eid INTEGER NOT NULL, aid INTEGER NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY(eid, aid)
+) WITHOUT ROWID""")
+SCHEMA = ";\n".join(KEY_TABLES) + """;
 CREATE TABLE IF NOT EXISTS t_attrs(aid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS t_series(
-    sid INTEGER PRIMARY KEY, eid INTEGER NOT NULL, aid INTEGER NOT NULL, UNIQUE(eid, aid)
-);
 CREATE TABLE IF NOT EXISTS t_meta(mid INTEGER PRIMARY KEY, body BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS t_instances(
     iid INTEGER PRIMARY KEY,
@@ -193,7 +196,7 @@ class TemporalStore:
         self._next_eid: int | None = None
         self._next_sid: int | None = None
         self._pending_entities: list[tuple[int, str, str, str]] = []
-        self._pending_series: list[tuple[int, int, int]] = []
+        self._pending_series: list[tuple[int, int, int]] = []  # (eid, aid, sid)
         self._pending: list[tuple[Any, ...]] = []
         # (tenant, id) that `prefetch` found unrecorded: _eid needs no SELECT for them (this
         # transaction only: cleared by flush, which ends every transaction)
@@ -218,7 +221,7 @@ class TemporalStore:
             bulk.insert(conn, "INSERT INTO t_entities(eid, tenant, id, types)", self._pending_entities)
             self._pending_entities.clear()
         if self._pending_series:
-            bulk.insert(conn, "INSERT INTO t_series(sid, eid, aid)", self._pending_series)
+            bulk.insert(conn, "INSERT INTO t_series(eid, aid, sid)", self._pending_series)
             self._pending_series.clear()
         if self._pending:
             bulk.insert(conn, "INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid)",
@@ -277,7 +280,7 @@ class TemporalStore:
                 merged = list(dict.fromkeys([*orjson.loads(stored), *(types or [])]))
                 stored = orjson.dumps(merged).decode()
                 self.flush(conn)
-                conn.execute("UPDATE t_entities SET types=? WHERE eid=?", (stored, eid))
+                conn.execute("UPDATE t_entities SET types=? WHERE tenant=? AND id=?", (stored, tenant, entity_id))
         if len(self._eids) > _CACHE_MAX:
             self._eids.clear()
         self._eids[(tenant, entity_id)] = (eid, stored)
@@ -304,7 +307,7 @@ class TemporalStore:
         if sid is None:
             sid = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM t_series").fetchone()[0]
         self._next_sid = sid + 1
-        self._pending_series.append((sid, eid, aid))
+        self._pending_series.append((eid, aid, sid))
         self._cache_sid(eid, attr, sid)
         return sid
 
@@ -448,7 +451,7 @@ class TemporalStore:
         eid = row[0]
         conn.execute("DELETE FROM t_instances WHERE sid IN (SELECT sid FROM t_series WHERE eid=?)", (eid,))
         conn.execute("DELETE FROM t_series WHERE eid=?", (eid,))
-        conn.execute("DELETE FROM t_entities WHERE eid=?", (eid,))
+        conn.execute("DELETE FROM t_entities WHERE tenant=? AND id=?", (tenant, entity_id))
         self._eids.pop((tenant, entity_id), None)
         self._sids = {k: v for k, v in self._sids.items() if k[0] != eid}
         return True
