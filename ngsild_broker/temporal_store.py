@@ -178,6 +178,7 @@ _TIME_EXPR = {"obs": "obs", "created": "created", "modified": "coalesce(modified
 _AID = "aid=(SELECT aid FROM t_attrs WHERE name=?)"
 Row = tuple[int, int, int | None, int, int | None, int, float | None, bytes | None, int | None]
 _COLUMNS = "iid, sid, obs, created, modified, kind, num, val, mid"
+_NEW_COLUMNS = "sid, obs, created, kind, num, val, mid"  # a new instance: iid given, never modified
 
 
 class TemporalStore:
@@ -224,7 +225,7 @@ class TemporalStore:
             bulk.insert(conn, "INSERT INTO t_series(eid, aid, sid)", self._pending_series)
             self._pending_series.clear()
         if self._pending:
-            bulk.insert(conn, "INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid)",
+            bulk.insert(conn, f"INSERT INTO t_instances({_NEW_COLUMNS})",
                         self._pending)
             self._pending.clear()
 
@@ -340,7 +341,7 @@ class TemporalStore:
 
     def encode(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int,
                obs: int | None = None) -> tuple[Any, ...]:
-        """An instance row (without iid) for a normalized attribute."""
+        """An instance row (`_NEW_COLUMNS`) for a normalized attribute."""
         main, code = _KINDS.get(attr.get("type", "Property"), _KINDS["Property"])
         value = attr.get(main)
         if type(value) is float:
@@ -358,12 +359,12 @@ class TemporalStore:
         if obs is None:
             observed = attr.get("observedAt")
             obs = _parse_time(observed) if type(observed) is str else None
-        return (sid, obs, created, None, code, num, val, mid)
+        return (sid, obs, created, code, num, val, mid)
 
     def _deletion(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int) -> tuple[Any, ...]:
         kind = attr.get("type", "Property")
         meta = {"datasetId": attr["datasetId"]} if "datasetId" in attr else {}
-        return (sid, None, created, None, _TYPE_CODE.get(kind, 0) * 4 + _ENC_DELETED, None, None,
+        return (sid, None, created, _TYPE_CODE.get(kind, 0) * 4 + _ENC_DELETED, None, None,
                 self._mid(conn, meta))
 
     def record(self, conn: sqlite3.Connection, tenant: str, before: dict[str, Any] | None,
@@ -424,7 +425,7 @@ class TemporalStore:
                     key = (sid, obs, self._decode_meta(mid, conn).get("datasetId"))
                     if key in keyed:
                         row = keyed.pop(key)
-                        updates.append((now, row[4], row[5], row[6], row[7], iid))
+                        updates.append((now, *row[3:], iid))
             conn.executemany("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
                              updates)
         self._pending += [*rows, *keyed.values()]
@@ -438,8 +439,8 @@ class TemporalStore:
         sid = self._sid(conn, eid, attr, new)
         self.flush(conn)
         conn.executemany(
-            "INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid) VALUES (?,?,?,?,?,?,?,?)",
-            ((sid, obs, now, None, _ENC_FLOAT if type(num) is float else _ENC_INT, num, None,
+            f"INSERT INTO t_instances({_NEW_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+            ((sid, obs, now, _ENC_FLOAT if type(num) is float else _ENC_INT, num, None,
               self._mid(conn, meta)) for obs, num, meta in rows))
 
     def delete_entity(self, conn: sqlite3.Connection, tenant: str, entity_id: str) -> bool:
@@ -488,7 +489,7 @@ class TemporalStore:
         merged = {**old, **fragment}
         new = self.encode(conn, row[1], merged, row[3])
         conn.execute("UPDATE t_instances SET obs=?, modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
-                     (new[1], now_ms(), new[4], new[5], new[6], new[7], iid))
+                     (new[1], now_ms(), *new[3:], iid))
         return True
 
     def prune(self, older_than_ms: int, series_per_transaction: int = 200) -> int:
