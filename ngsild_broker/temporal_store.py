@@ -65,10 +65,11 @@ MAIN = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
         "LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab",
         "ListProperty": "valueList", "ListRelationship": "objectList"}
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
-_KINDS = {t: (MAIN[t], i * 4) for i, t in enumerate(TYPES)}  # (main member, kind code without encoding)
+_SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
+# type -> (main member, kind code without encoding, the members that are not metadata)
+_KINDS = {t: (MAIN[t], i * 4, _SKIP | {MAIN[t]}) for i, t in enumerate(TYPES)}
 _ENC_INT, _ENC_FLOAT, _ENC_JSON, _ENC_DELETED = 0, 1, 2, 3
 _NOT_ATTRIBUTES = frozenset({"id", "type", "createdAt", "modifiedAt", "scope"})  # entity members
-_SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
 _EXACT_INT = 2 ** 53
 _CACHE_MAX = 100_000  # entries per id cache (entities, series, interned metadata)
 INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
@@ -342,7 +343,7 @@ class TemporalStore:
     def encode(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int,
                obs: int | None = None) -> tuple[Any, ...]:
         """An instance row (`_NEW_COLUMNS`) for a normalized attribute."""
-        main, code = _KINDS.get(attr.get("type", "Property"), _KINDS["Property"])
+        main, code, skip = _KINDS.get(attr.get("type", "Property")) or _KINDS["Property"]
         value = attr.get(main)
         if type(value) is float:
             code, num, val = code + _ENC_FLOAT, value, None
@@ -352,8 +353,7 @@ class TemporalStore:
             code, num, val = code + _ENC_JSON, None, orjson.dumps(value)
         # The members left for the metadata (unitCode, datasetId, sub-attributes...): usually none
         # or one, so the set difference (in C) comes first and most attributes build no dict.
-        extra = attr.keys() - _SKIP
-        extra.discard(main)
+        extra = attr.keys() - skip
         mid = self._mid(conn, {k: (_strip_system(attr[k]) if k not in MEMBERS and isinstance(attr[k], dict)
                                    else attr[k]) for k in extra}) if extra else None
         if obs is None:
