@@ -158,11 +158,55 @@ def run(count: int, history: bool = True) -> dict:
             child.wait(30)
 
 
+def in_process(count: int, history: bool = True) -> dict:
+    """The same batches without HTTP: `parse_entity` and `operations.batch_upsert` on a file store
+    in this process; thread CPU µs per entity, median over the batches after the first five (the
+    checkpoint thread and the HTTP layer left out). Under `valgrind --tool=callgrind` the difference
+    of two sizes gives instructions per entity, which no other load on the machine changes."""
+    import asyncio
+
+    from ngsild_broker import operations
+    from ngsild_broker.contexts import ContextResolver
+    from ngsild_broker.entities import parse_entity
+    from ngsild_broker.process import BROKER, tune_gc
+    from ngsild_broker.settings import BrokerSettings
+    from ngsild_broker.sqlite.store import SqliteStore
+    from ngsild_broker.temporal_store import TemporalStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "b.sqlite")
+        if history:
+            store.history = TemporalStore(store)
+        ctx = asyncio.run(ContextResolver(BrokerSettings(db_path=None), store).from_value(None))
+        rng = random.Random(7)
+        batches = [orjson.dumps([_entity(n, rng) for n in range(i, min(i + 1000, count))])
+                   for i in range(0, count, 1000)]
+        tune_gc(BROKER)
+        parse, upsert = [], []
+        for batch in batches:
+            start = time.thread_time()
+            items = [parse_entity(raw, ctx) for raw in orjson.loads(batch)]
+            parsed = time.thread_time()
+            operations.batch_upsert(store, "", list(items), False)
+            parse.append(parsed - start)
+            upsert.append(time.thread_time() - parsed)
+        store.close()
+    return {"entities": count, "history": int(history),
+            "parse µs/entity": statistics.median(parse[5:] or parse) * 1000,
+            "upsert µs/entity": statistics.median(upsert[5:] or upsert) * 1000}
+
+
 def main(argv: list[str]) -> int:
     """Run the sizes given (default 10,000 and 100,000) and print a Markdown table; with
-    `--no-history` the broker records no attribute history."""
+    `--no-history` the broker records no attribute history; with `--in-process` no server (see
+    `in_process`)."""
     if argv[:1] == ["--serve"]:
         _serve(int(argv[1]), argv[2], history="--no-history" not in argv)
+        return 0
+    if "--in-process" in argv:
+        sizes = [int(a) for a in argv if a.isdigit()] or [100_000]
+        for n in sizes:
+            print(in_process(n, "--no-history" not in argv))
         return 0
     history = "--no-history" not in argv
     sizes = [int(a) for a in argv if a != "--no-history"] or [10_000, 100_000]

@@ -44,6 +44,8 @@ _BAD_URI = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f\x7f]")
 _DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2,
           "MultiPolygon": 3}
 _NUMBER = (int, float)
+# Members of an incoming attribute that are not kept (the broker sets its own).
+_DROPPED = frozenset({"createdAt", "modifiedAt", "instanceId", "@context"})
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$")
 
 BBox = tuple[float, float, float, float]
@@ -115,7 +117,7 @@ def parse_types(raw: Any, ctx: Context, need_type: bool = True) -> list[str] | N
             raise bad_request("Invalid Entity Type", f"invalid character in entity type: {name}")
         if name in RESERVED_NAMES:
             raise bad_request("Invalid Entity Type", f"reserved name: {name}")
-        _remember_good(name)
+        _remember(_GOOD_NAMES, name)
     return list(dict.fromkeys(ctx.expand(n) for n in names))
 
 
@@ -160,13 +162,15 @@ def split_nulls(data: dict[str, Any], ctx: Context
     return kept, deletions, skipped
 
 
-# Names (types and attributes) that passed the checks: one set lookup instead of a regex per use.
+# Names (types and attributes) and observedAt times that passed the checks: one set lookup instead
+# of a regex per use (the readings of a batch share a few observedAt values).
 _GOOD_NAMES: set[str] = set()
+_GOOD_TIMES: set[str] = set()
 
 
-def _remember_good(name: str) -> None:
-    if len(_GOOD_NAMES) < 100_000:
-        _GOOD_NAMES.add(name)
+def _remember(good: set[str], text: str) -> None:
+    if len(good) < 100_000:
+        good.add(text)
 
 
 def check_attr_name(name: str) -> str:
@@ -174,7 +178,7 @@ def check_attr_name(name: str) -> str:
     if name not in _GOOD_NAMES:
         if not name or _BAD_NAME.search(name) or name.startswith("@"):
             raise bad_request("Invalid attribute name", f"invalid character in {name!r}")
-        _remember_good(name)
+        _remember(_GOOD_NAMES, name)
     return name
 
 
@@ -246,11 +250,13 @@ def parse_attribute(value: Any, iri: str, ctx: Context, depth: int = 0) -> dict[
         raise _too_deep(iri)
     out: dict[str, Any] = {"type": kind, mandatory: main}
     for member, sub in value.items():
-        if member in ("type", mandatory, "createdAt", "modifiedAt", "instanceId", "@context"):
+        if member == "type" or member == mandatory or member in _DROPPED:
             continue
         if member == "observedAt":
-            if not isinstance(sub, str) or not _DATETIME.match(sub):
-                raise bad_request("Invalid DateTime", f"{iri}: observedAt must be an ISO8601 string")
+            if type(sub) is not str or sub not in _GOOD_TIMES:
+                if not isinstance(sub, str) or not _DATETIME.match(sub):
+                    raise bad_request("Invalid DateTime", f"{iri}: observedAt must be an ISO8601 string")
+                _remember(_GOOD_TIMES, sub)
             out[member] = sub
         elif member == "unitCode":
             if not isinstance(sub, str):
@@ -317,7 +323,8 @@ def check_geometry(geometry: Any) -> None:
 
 def _is_position(coords: Any) -> bool:
     # `type() in` rather than isinstance: booleans are not coordinates.
-    return (type(coords) is list and 2 <= len(coords) <= 3 and all(type(c) in _NUMBER for c in coords)
+    return (type(coords) is list and 2 <= len(coords) <= 3 and type(coords[0]) in _NUMBER
+            and type(coords[1]) in _NUMBER and (len(coords) == 2 or type(coords[2]) in _NUMBER)
             and -180 <= coords[0] <= 180 and -90 <= coords[1] <= 90)
 
 
@@ -349,7 +356,9 @@ def _check_coords(coords: Any, depth: int, kind: str) -> None:
 
 def location_bbox(doc: dict[str, Any]) -> BBox | None:
     """The indexed box of an entity: the bounding box of its (already validated) `location`."""
-    attr = first(doc.get(LOCATION))
+    attr = doc.get(LOCATION)
+    if type(attr) is not dict:  # a multi-attribute (a single instance is the common case)
+        attr = first(attr)
     if not attr or attr.get("type") != "GeoProperty":
         return None
     geometry = attr["value"]
@@ -382,9 +391,10 @@ def stamp(attr: Any, now: str, created: str | None = None) -> Any:
         for item in attr:
             stamp(item, now, created)
         return attr
-    for key, sub in attr.items():
-        if key not in MEMBERS and type(sub) is dict:
-            stamp(sub, now)
+    if not attr.keys() <= MEMBERS:  # sub-attributes (most attributes have none: one C-level test)
+        for key, sub in attr.items():
+            if key not in MEMBERS and type(sub) is dict:
+                stamp(sub, now)
     attr["createdAt"] = created or now
     attr["modifiedAt"] = now
     return attr

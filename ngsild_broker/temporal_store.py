@@ -30,15 +30,18 @@ import orjson
 from ngsild_broker.entities import MEMBERS
 from ngsild_broker.sqlite import bulk
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS t_entities(
-    eid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL,
-    UNIQUE(tenant, id)
-);
+# Keyed by what they are looked up by (WITHOUT ROWID): one B-tree insert per new entity or series
+# instead of a row and a UNIQUE index entry (database format version 2, sqlite/schema.py).
+KEY_TABLES = (
+    """CREATE TABLE IF NOT EXISTS t_entities(
+    tenant TEXT NOT NULL, id TEXT NOT NULL, eid INTEGER NOT NULL, types TEXT NOT NULL,
+    PRIMARY KEY(tenant, id)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS t_series(
+    eid INTEGER NOT NULL, aid INTEGER NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY(eid, aid)
+) WITHOUT ROWID""")
+SCHEMA = ";\n".join(KEY_TABLES) + """;
 CREATE TABLE IF NOT EXISTS t_attrs(aid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS t_series(
-    sid INTEGER PRIMARY KEY, eid INTEGER NOT NULL, aid INTEGER NOT NULL, UNIQUE(eid, aid)
-);
 CREATE TABLE IF NOT EXISTS t_meta(mid INTEGER PRIMARY KEY, body BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS t_instances(
     iid INTEGER PRIMARY KEY,
@@ -62,10 +65,11 @@ MAIN = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
         "LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab",
         "ListProperty": "valueList", "ListRelationship": "objectList"}
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
-_KINDS = {t: (MAIN[t], i * 4) for i, t in enumerate(TYPES)}  # (main member, kind code without encoding)
+_SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
+# type -> (main member, kind code without encoding, the members that are not metadata)
+_KINDS = {t: (MAIN[t], i * 4, _SKIP | {MAIN[t]}) for i, t in enumerate(TYPES)}
 _ENC_INT, _ENC_FLOAT, _ENC_JSON, _ENC_DELETED = 0, 1, 2, 3
 _NOT_ATTRIBUTES = frozenset({"id", "type", "createdAt", "modifiedAt", "scope"})  # entity members
-_SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
 _EXACT_INT = 2 ** 53
 _CACHE_MAX = 100_000  # entries per id cache (entities, series, interned metadata)
 INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
@@ -175,6 +179,7 @@ _TIME_EXPR = {"obs": "obs", "created": "created", "modified": "coalesce(modified
 _AID = "aid=(SELECT aid FROM t_attrs WHERE name=?)"
 Row = tuple[int, int, int | None, int, int | None, int, float | None, bytes | None, int | None]
 _COLUMNS = "iid, sid, obs, created, modified, kind, num, val, mid"
+_NEW_COLUMNS = "sid, obs, created, kind, num, val, mid"  # a new instance: iid given, never modified
 
 
 class TemporalStore:
@@ -193,7 +198,7 @@ class TemporalStore:
         self._next_eid: int | None = None
         self._next_sid: int | None = None
         self._pending_entities: list[tuple[int, str, str, str]] = []
-        self._pending_series: list[tuple[int, int, int]] = []
+        self._pending_series: list[tuple[int, int, int]] = []  # (eid, aid, sid)
         self._pending: list[tuple[Any, ...]] = []
         # (tenant, id) that `prefetch` found unrecorded: _eid needs no SELECT for them (this
         # transaction only: cleared by flush, which ends every transaction)
@@ -218,10 +223,10 @@ class TemporalStore:
             bulk.insert(conn, "INSERT INTO t_entities(eid, tenant, id, types)", self._pending_entities)
             self._pending_entities.clear()
         if self._pending_series:
-            bulk.insert(conn, "INSERT INTO t_series(sid, eid, aid)", self._pending_series)
+            bulk.insert(conn, "INSERT INTO t_series(eid, aid, sid)", self._pending_series)
             self._pending_series.clear()
         if self._pending:
-            bulk.insert(conn, "INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid)",
+            bulk.insert(conn, f"INSERT INTO t_instances({_NEW_COLUMNS})",
                         self._pending)
             self._pending.clear()
 
@@ -277,7 +282,7 @@ class TemporalStore:
                 merged = list(dict.fromkeys([*orjson.loads(stored), *(types or [])]))
                 stored = orjson.dumps(merged).decode()
                 self.flush(conn)
-                conn.execute("UPDATE t_entities SET types=? WHERE eid=?", (stored, eid))
+                conn.execute("UPDATE t_entities SET types=? WHERE tenant=? AND id=?", (stored, tenant, entity_id))
         if len(self._eids) > _CACHE_MAX:
             self._eids.clear()
         self._eids[(tenant, entity_id)] = (eid, stored)
@@ -286,21 +291,32 @@ class TemporalStore:
     def _sid(self, conn: sqlite3.Connection, eid: int, attr: str, new_entity: bool = False) -> int:
         sid = self._sids.get((eid, attr))
         if sid is None:
-            aid = self._aid(conn, attr)
-            row = None if new_entity else conn.execute("SELECT sid FROM t_series WHERE eid=? AND aid=?",
-                                                       (eid, aid)).fetchone()
+            if new_entity:
+                return self._new_sid(conn, eid, attr)
+            row = conn.execute(f"SELECT sid FROM t_series WHERE eid=? AND {_AID}", (eid, attr)).fetchone()
             if row is None:
-                if self._next_sid is None:
-                    self._next_sid = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM t_series").fetchone()[0]
-                sid = self._next_sid
-                self._next_sid += 1
-                self._pending_series.append((sid, eid, aid))
-            else:
-                sid = row[0]
-            if len(self._sids) > _CACHE_MAX:
-                self._sids.clear()
-            self._sids[(eid, attr)] = sid
+                return self._new_sid(conn, eid, attr)
+            sid = row[0]
+            self._cache_sid(eid, attr, sid)
         return sid
+
+    def _new_sid(self, conn: sqlite3.Connection, eid: int, attr: str) -> int:
+        """A new series of an entity (the caller knows there is none for `attr`)."""
+        aid = self._aids.get(attr)
+        if aid is None:
+            aid = self._aid(conn, attr)
+        sid = self._next_sid
+        if sid is None:
+            sid = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM t_series").fetchone()[0]
+        self._next_sid = sid + 1
+        self._pending_series.append((eid, aid, sid))
+        self._cache_sid(eid, attr, sid)
+        return sid
+
+    def _cache_sid(self, eid: int, attr: str, sid: int) -> None:
+        if len(self._sids) > _CACHE_MAX:
+            self._sids.clear()
+        self._sids[(eid, attr)] = sid
 
     def _aid(self, conn: sqlite3.Connection, name: str) -> int:
         """The interned id of an attribute IRI (a handful per deployment: cached for good)."""
@@ -326,8 +342,8 @@ class TemporalStore:
 
     def encode(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int,
                obs: int | None = None) -> tuple[Any, ...]:
-        """An instance row (without iid) for a normalized attribute."""
-        main, code = _KINDS.get(attr.get("type", "Property"), _KINDS["Property"])
+        """An instance row (`_NEW_COLUMNS`) for a normalized attribute."""
+        main, code, skip = _KINDS.get(attr.get("type", "Property")) or _KINDS["Property"]
         value = attr.get(main)
         if type(value) is float:
             code, num, val = code + _ENC_FLOAT, value, None
@@ -337,19 +353,18 @@ class TemporalStore:
             code, num, val = code + _ENC_JSON, None, orjson.dumps(value)
         # The members left for the metadata (unitCode, datasetId, sub-attributes...): usually none
         # or one, so the set difference (in C) comes first and most attributes build no dict.
-        extra = attr.keys() - _SKIP
-        extra.discard(main)
+        extra = attr.keys() - skip
         mid = self._mid(conn, {k: (_strip_system(attr[k]) if k not in MEMBERS and isinstance(attr[k], dict)
                                    else attr[k]) for k in extra}) if extra else None
         if obs is None:
             observed = attr.get("observedAt")
             obs = _parse_time(observed) if type(observed) is str else None
-        return (sid, obs, created, None, code, num, val, mid)
+        return (sid, obs, created, code, num, val, mid)
 
     def _deletion(self, conn: sqlite3.Connection, sid: int, attr: dict[str, Any], created: int) -> tuple[Any, ...]:
         kind = attr.get("type", "Property")
         meta = {"datasetId": attr["datasetId"]} if "datasetId" in attr else {}
-        return (sid, None, created, None, _TYPE_CODE.get(kind, 0) * 4 + _ENC_DELETED, None, None,
+        return (sid, None, created, _TYPE_CODE.get(kind, 0) * 4 + _ENC_DELETED, None, None,
                 self._mid(conn, meta))
 
     def record(self, conn: sqlite3.Connection, tenant: str, before: dict[str, Any] | None,
@@ -364,12 +379,12 @@ class TemporalStore:
         if after is not None:
             sids, encode = self._sids, self.encode
             for iri, attr in after.items():
-                if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict):
+                if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict) \
+                        or (before is not None and before.get(iri) is attr):
                     continue
-                if before is None or before.get(iri) is not attr:
-                    sid = sids.get((eid, iri))
-                    rows.append(encode(conn, sid if sid is not None else self._sid(conn, eid, iri, new),
-                                       attr, now))
+                # every series of a new entity is new: no lookup
+                sid = self._new_sid(conn, eid, iri) if new else sids.get((eid, iri)) or self._sid(conn, eid, iri)
+                rows.append(encode(conn, sid, attr, now))
         if before is not None:
             for iri, attr in before.items():
                 if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict):
@@ -410,7 +425,7 @@ class TemporalStore:
                     key = (sid, obs, self._decode_meta(mid, conn).get("datasetId"))
                     if key in keyed:
                         row = keyed.pop(key)
-                        updates.append((now, row[4], row[5], row[6], row[7], iid))
+                        updates.append((now, *row[3:], iid))
             conn.executemany("UPDATE t_instances SET modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
                              updates)
         self._pending += [*rows, *keyed.values()]
@@ -424,8 +439,8 @@ class TemporalStore:
         sid = self._sid(conn, eid, attr, new)
         self.flush(conn)
         conn.executemany(
-            "INSERT INTO t_instances(sid, obs, created, modified, kind, num, val, mid) VALUES (?,?,?,?,?,?,?,?)",
-            ((sid, obs, now, None, _ENC_FLOAT if type(num) is float else _ENC_INT, num, None,
+            f"INSERT INTO t_instances({_NEW_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+            ((sid, obs, now, _ENC_FLOAT if type(num) is float else _ENC_INT, num, None,
               self._mid(conn, meta)) for obs, num, meta in rows))
 
     def delete_entity(self, conn: sqlite3.Connection, tenant: str, entity_id: str) -> bool:
@@ -437,7 +452,7 @@ class TemporalStore:
         eid = row[0]
         conn.execute("DELETE FROM t_instances WHERE sid IN (SELECT sid FROM t_series WHERE eid=?)", (eid,))
         conn.execute("DELETE FROM t_series WHERE eid=?", (eid,))
-        conn.execute("DELETE FROM t_entities WHERE eid=?", (eid,))
+        conn.execute("DELETE FROM t_entities WHERE tenant=? AND id=?", (tenant, entity_id))
         self._eids.pop((tenant, entity_id), None)
         self._sids = {k: v for k, v in self._sids.items() if k[0] != eid}
         return True
@@ -474,7 +489,7 @@ class TemporalStore:
         merged = {**old, **fragment}
         new = self.encode(conn, row[1], merged, row[3])
         conn.execute("UPDATE t_instances SET obs=?, modified=?, kind=?, num=?, val=?, mid=? WHERE iid=?",
-                     (new[1], now_ms(), new[4], new[5], new[6], new[7], iid))
+                     (new[1], now_ms(), *new[3:], iid))
         return True
 
     def prune(self, older_than_ms: int, series_per_transaction: int = 200) -> int:

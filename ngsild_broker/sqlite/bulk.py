@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from functools import cache
+from itertools import chain
 from typing import Any
 
 ROWS_PER_STATEMENT = 100  # x at most 9 columns: far below SQLite's 32,766 parameters
@@ -27,7 +28,7 @@ def insert(conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]]) -
     width = len(rows[0])
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         chunk = rows[start:start + ROWS_PER_STATEMENT]
-        conn.execute(_statement(head, width, len(chunk)), [value for row in chunk for value in row])
+        conn.execute(_statement(head, width, len(chunk)), list(chain.from_iterable(chunk)))
 
 
 def delete(conn: sqlite3.Connection, table: str, column: str, keys: Sequence[Any]) -> None:
