@@ -253,24 +253,13 @@ def test_a_state_file_of_an_earlier_version_is_migrated(tmp_path):
             PRIMARY KEY (tenant, source, entity_id)) WITHOUT ROWID;
         INSERT INTO entity_state VALUES ('', 'm', 'urn:ngsi-ld:T:1', 'T', 'h', '["v"]', 'h', '["v"]',
                                          'r', '2025-06-01T10:00:00Z', '2025-06-01T10:00:00Z');
-        CREATE TABLE outbox (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, source TEXT NOT NULL,
-            op TEXT NOT NULL CHECK (op IN ('upsert', 'delete', 'delete_attr')),
-            entity_id TEXT NOT NULL, entity_type TEXT NOT NULL, attr TEXT,
-            body BLOB, context TEXT, content_hash TEXT, attrs TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, enqueued_at TEXT NOT NULL);
-        INSERT INTO outbox (tenant, source, op, entity_id, entity_type, body, enqueued_at)
-            VALUES ('', 'm', 'upsert', 'urn:ngsi-ld:T:1', 'T',
-                    CAST('{"v":{"type":"Property","value":3}}' AS BLOB), 'x');
     """)
     old.close()
     store = StateStore(path)
     try:
         assert store.get("", "m", "urn:ngsi-ld:T:1").want_hash == "h"
-        plan = store.sync_stream("", "m", [(ent(1, v=5), _at(5))], run_id="a", keep_replaced=True)
+        plan = store.sync_stream("", "m", [(ent(1, v=5), _at(5))], run_id="a")
         assert len(plan.upserts) == 1
-        # The pending upsert of the old file, replaced: kept, and never flagged as sent.
-        assert plan.replaced == {"urn:ngsi-ld:T:1": [(b'{"v":{"type":"Property","value":3}}', False)]}
         assert store.sync_stream("", "m", [(ent(1, v=4), _at(4))], run_id="b").stale == ["urn:ngsi-ld:T:1"]
     finally:
         store.close()

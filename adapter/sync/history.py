@@ -8,10 +8,8 @@ A reading becomes attribute instances: each attribute of its snapshot that carri
 - every other instance newer than the newest one already enqueued for its entity and attribute
   (the *mark*, kept in the state file) is enqueued here, in the table ``history_outbox`` of the
   state file, in the same transaction that moves the marks;
-- the instances a waiting upsert carried, when a newer state replaces it before delivery (a broker
-  down or slow, a stream's next batch), are enqueued here then, in the transaction that replaces
-  it (``HistoryOutbox.enqueue_replaced``): that upsert will never be sent. The outbox flags an
-  upsert before it sends it, so the instances of one that may have gone are checked as below.
+- so a current state's upsert waiting for delivery (a broker down or slow, a stream's next batch
+  already there) is not replaced by a newer one: the newer goes after it (SyncPlan.keep_pending).
 
 So a re-sync of the same feed adds nothing, and a source answering with an older window does not
 rewrite history (its readings are not newer than the marks). Delivery (``HistoryOutbox.deliver``)
@@ -27,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +34,7 @@ import orjson
 from adapter.errors import AdapterError, FatalError, RecordError
 from adapter.ngsi.serialize import Form, to_dict
 from adapter.ngsi.temporal import TemporalWriter, observed
-from adapter.sync.state import StateStore, SyncPlan, utcnow
+from adapter.sync.state import StateStore, utcnow
 from data_models import Entity
 
 if TYPE_CHECKING:
@@ -104,11 +102,8 @@ class HistoryDelivery:
 def instances_of(entity: Entity, document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """attribute name -> its normalized form, for the attributes carrying ``observedAt``
     (``document``: the entity's normalized form, if already made)."""
-    return observed_members(to_dict(entity, Form.NORMALIZED) if document is None else document)
-
-
-def observed_members(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """attribute name -> value, for a normalized document's attributes carrying ``observedAt``."""
+    if document is None:
+        document = to_dict(entity, Form.NORMALIZED)
     return {name: value for name, value in document.items()
             if isinstance(value, dict) and "observedAt" in value}
 
@@ -205,32 +200,6 @@ class HistoryOutbox:
                        "(tenant, source, entity_id, attr) DO UPDATE SET observed_at=excluded.observed_at "
                        "WHERE excluded.observed_at > history_mark.observed_at", moved)
         return plan
-
-    def enqueue_replaced(self, db: sqlite3.Connection, plan: SyncPlan) -> int:
-        """Enqueue the readings that the pending upserts `plan` replaced carried and its own upserts
-        do not carry (``plan.replaced``, kept by StateStore.apply in the transaction `db`); returns
-        the instances enqueued. Enqueuing them, the marks counted them as carried by those upserts,
-        which will now never be sent. An upsert a delivery may have sent is flagged in flight, so
-        its instances are looked up in the broker before they go, as after a crash."""
-        if not plan.replaced:
-            return 0
-        now = utcnow()
-        newer = {entity.id: entity for entity, _, _ in plan.upserts}
-        rows: list[tuple[Any, ...]] = []
-        for entity_id, bodies in plan.replaced.items():
-            entity = newer[entity_id]
-            body = entity.body if isinstance(entity.body, Mapping) else orjson.loads(entity.body)
-            carried = {(name, observed(value)) for name, value in observed_members(body).items()}
-            context = orjson.dumps(entity.context).decode() if entity.context is not None else None
-            for old, in_flight in bodies:
-                lost = {name: [value] for name, value in observed_members(orjson.loads(old)).items()
-                        if (name, observed(value)) not in carried}
-                if lost:
-                    rows.append((plan.tenant, plan.source, entity_id, entity.type, orjson.dumps(lost), context,
-                                 len(lost), int(in_flight), now))
-        db.executemany("INSERT INTO history_outbox (tenant, source, entity_id, entity_type, body, context, "
-                       "instances, in_flight, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        return sum(row[6] for row in rows)
 
     @staticmethod
     def _marks(db: Any, tenant: str, source: str, ids: list[str]) -> dict[str, dict[str, float]]:

@@ -267,12 +267,6 @@ class Outbox:
         Chunks go out concurrently (the client bounds requests in flight); each is committed as soon
         as it is answered, so a crash re-sends at most the chunks in flight.
         """
-        # Flagged before they go: a newer state that replaces one of these meanwhile cannot tell
-        # whether it reached the broker, so the readings it carried are checked there, not assumed
-        # lost (SyncPlan.replaced, HistoryOutbox.enqueue_replaced).
-        with self.store.transaction() as db:
-            db.executemany("UPDATE outbox SET in_flight=1 WHERE seq=?",
-                           [(op.seq,) for op in phase if op.op == "upsert"])
         groups: dict[tuple[str, str], list[OutboxOp]] = defaultdict(list)
         for op in phase:
             groups[(op.tenant, op.op)].append(op)

@@ -332,11 +332,8 @@ class Pipeline:
         held = 0
         if complete and delete_missing:
             held = report.held_deletes = run.guard.review(self.state, self.tenant, name, plan)
-        plan.keep_replaced = run.history
-        with self.state.transaction() as db:
-            self.state.apply(plan, db)
-            if run.history:
-                report.history += self.history.enqueue_replaced(db, plan)
+        plan.keep_pending = run.history
+        self.state.apply(plan)
         if complete and delete_missing:
             run.guard.remember(self.state, self.tenant, name)
         if run.history:  # after the current states: their readings reach the store through the upserts

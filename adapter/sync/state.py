@@ -41,8 +41,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     op TEXT NOT NULL CHECK (op IN ('upsert', 'delete', 'delete_attr')),
     entity_id TEXT NOT NULL, entity_type TEXT NOT NULL, attr TEXT,
     body BLOB, context TEXT, content_hash TEXT, attrs TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, enqueued_at TEXT NOT NULL,
-    in_flight INTEGER NOT NULL DEFAULT 0  -- 1 once a delivery may have sent it (adapter.sync.outbox)
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, enqueued_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_entity ON outbox (tenant, source, entity_id);
 CREATE TABLE IF NOT EXISTS mqtt_subscription (
@@ -149,12 +148,10 @@ class SyncPlan:
     # Of `unchanged`, those whose state already says this run saw them (enqueued earlier in the
     # same run, adapter.sync.early): they count as unchanged, their rows are not written again.
     recorded: set[str] = field(default_factory=set)
-    # Set by a source that records history: `apply` then keeps, in `replaced`, the body of each
-    # pending upsert it replaces (entity id -> [(body, whether a delivery may have sent it)]). The
-    # readings such a body carried reach the temporal store only through that upsert, which is now
-    # never sent: adapter.sync.history enqueues them (HistoryOutbox.enqueue_replaced).
-    keep_replaced: bool = False
-    replaced: dict[str, list[tuple[bytes, bool]]] = field(default_factory=dict)
+    # Set by a source that records history: `apply` keeps an entity's waiting operations and puts
+    # the new upsert after them, instead of replacing them. A waiting upsert carries readings that
+    # reach the broker's temporal store only through it (adapter.sync.history), so each goes, in order.
+    keep_pending: bool = False
 
     @property
     def empty(self) -> bool:
@@ -194,8 +191,6 @@ class StateStore:
         columns = {row[1] for row in self.conn.execute("PRAGMA table_info(entity_state)")}
         if "observed_at" not in columns:
             self.conn.execute("ALTER TABLE entity_state ADD COLUMN observed_at REAL")
-        if "in_flight" not in {row[1] for row in self.conn.execute("PRAGMA table_info(outbox)")}:
-            self.conn.execute("ALTER TABLE outbox ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the database."""
@@ -361,11 +356,10 @@ class StateStore:
     def _apply(self, db: sqlite3.Connection, plan: SyncPlan) -> None:
         now = utcnow()
         t, s = plan.tenant, plan.source
-        # Pending work for a re-planned entity is replaced, not repeated. Only entities with a
-        # state row can have pending work (both are written in this one transaction).
-        touched = [(t, s, i) for i in plan.replaces_pending] + [(t, s, i) for i, _ in plan.deletes]
-        if plan.keep_replaced:
-            _keep_replaced(db, plan)
+        # Pending work for a re-planned entity is replaced, not repeated (unless `keep_pending`).
+        # Only entities with a state row can have pending work (both are written in this one transaction).
+        touched = [] if plan.keep_pending else [(t, s, i) for i in plan.replaces_pending]
+        touched += [(t, s, i) for i, _ in plan.deletes]
         db.executemany("DELETE FROM outbox WHERE tenant=? AND source=? AND entity_id=?", touched)
         context_json = _ContextCache()
         db.executemany(
@@ -434,22 +428,23 @@ class StateStore:
     def sync_stream(self, tenant: str, source: str,
                     batch: Iterable[tuple[OutgoingEntity, datetime | None]], *, run_id: str,
                     upsert_mode: Literal["update", "replace"] = "update",
-                    db: sqlite3.Connection | None = None, keep_replaced: bool = False) -> SyncPlan:
+                    db: sqlite3.Connection | None = None, keep_pending: bool = False) -> SyncPlan:
         """Plan and enqueue one micro-batch of a stream: (entity, observation time) pairs.
 
         Read and write share one transaction (``db``: the caller's, already open), so several
         processes may feed one state file. A reading older than the newest one already enqueued
         for its entity is dropped as stale (``plan.stale``): shared-subscription workers may store
         one sensor's readings out of order. Nothing is ever deleted for a stream.
+        ``keep_pending``: see SyncPlan.
         """
         if db is not None:
-            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode, keep_replaced)
+            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode, keep_pending)
         with self.transaction() as db:
-            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode, keep_replaced)
+            return self._sync_stream(db, tenant, source, batch, run_id, upsert_mode, keep_pending)
 
     def _sync_stream(self, db: sqlite3.Connection, tenant: str, source: str,
                      batch: Iterable[tuple[OutgoingEntity, datetime | None]], run_id: str,
-                     upsert_mode: Literal["update", "replace"], keep_replaced: bool) -> SyncPlan:
+                     upsert_mode: Literal["update", "replace"], keep_pending: bool) -> SyncPlan:
         latest: dict[str, tuple[OutgoingEntity, float | None]] = {}
         for entity, observed in batch:
             when = observed.timestamp() if observed is not None else None
@@ -474,7 +469,7 @@ class StateStore:
         plan = self.plan(tenant, source, fresh, run_id=run_id, complete=False, delete_missing=False,
                          upsert_mode=upsert_mode)
         plan.stale = stale
-        plan.keep_replaced = keep_replaced
+        plan.keep_pending = keep_pending
         self._apply(db, plan)
         db.executemany(
             "UPDATE entity_state SET observed_at=? WHERE tenant=? AND source=? AND entity_id=? "
@@ -488,15 +483,3 @@ def _state(row: tuple) -> EntityState:
     tenant, source, entity_id, entity_type, want_hash, want_attrs, sent_hash, sent_attrs, run, seen = row[:10]
     return EntityState(tenant, source, entity_id, entity_type, want_hash, _attrs(want_attrs), sent_hash,
                        _attrs(sent_attrs), run, seen)
-
-
-def _keep_replaced(db: sqlite3.Connection, plan: SyncPlan) -> None:
-    """The pending upserts `plan` is about to replace, into ``plan.replaced`` (see SyncPlan)."""
-    ids = plan.replaces_pending
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for entity_id, body, in_flight in db.execute(
-                "SELECT entity_id, body, in_flight FROM outbox WHERE tenant=? AND source=? AND op='upsert' "
-                f"AND body IS NOT NULL AND entity_id IN ({','.join('?' * len(chunk))}) ORDER BY seq",
-                (plan.tenant, plan.source, *chunk)):
-            plan.replaced.setdefault(entity_id, []).append((bytes(body), bool(in_flight)))

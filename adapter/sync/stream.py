@@ -188,7 +188,6 @@ class StreamRunner:
                 batch.history = pipeline.enqueue_history(self.name, [
                     Series(by_id[key].entity, found, pipeline.context_of(by_id[key].entity), documents[key])
                     for key, found in readings.items() if key not in unencodable], db=db)
-                batch.history += pipeline.history.enqueue_replaced(db, plan)
         for key, error in unencodable.items():  # e.g. a value JSON cannot carry: this entity only
             message = sources[key][-1]
             rejected.append((message, Rejected(self.name, message.topic, error.reason)))
@@ -228,9 +227,7 @@ class StreamRunner:
             _fold(by_id, entries_of, result, entry)
         # A retried reading older than the sensor's current one is stale and not sent again.
         with self.pipeline.state.transaction() as db:
-            plan, unencodable = self._enqueue(by_id, db)
-            if self.history:
-                self.pipeline.history.enqueue_replaced(db, plan)
+            _, unencodable = self._enqueue(by_id, db)
         for key, error in unencodable.items():
             for entry in entries_of[key]:
                 still_bad(entry, error)
@@ -256,7 +253,7 @@ class StreamRunner:
                 unencodable[key] = exc
         plan = pipeline.state.sync_stream(pipeline.tenant, self.name, items, run_id=uuid.uuid4().hex,
                                           upsert_mode=pipeline.upsert_mode, db=db,  # type: ignore[arg-type]
-                                          keep_replaced=self.history)
+                                          keep_pending=self.history)
         return plan, unencodable
 
     def _quarantine(self, rejected: list[tuple[Any, Rejected]]) -> None:
