@@ -70,6 +70,25 @@ def _geometry_class(cls: type[BaseModel]) -> bool:
     return known
 
 
+_sub_models: dict[type, tuple[tuple[str, str], ...] | None] = {}
+
+
+def _sub_model_keys(cls: type[BaseModel]) -> tuple[tuple[str, str], ...] | None:
+    """(field, wire name) of a compound value's model, kept per class; None for a model whose dump
+    is more than its fields by alias (serializers, computed or extra fields, excluded fields)."""
+    if cls in _sub_models:
+        return _sub_models[cls]
+    decorators = cls.__pydantic_decorators__
+    plain = not (cls.__pydantic_root_model__ or decorators.field_serializers or decorators.model_serializers
+                 or cls.model_computed_fields
+                 or cls.model_config.get("extra") == "allow"
+                 or any(info.exclude for info in cls.model_fields.values()))
+    keys = tuple((name, info.serialization_alias or info.alias or name)
+                 for name, info in cls.model_fields.items()) if plain else None
+    _sub_models[cls] = keys
+    return keys
+
+
 def _plain(value: Any) -> Any:
     """A field value as JSON-ready data (datetimes as strings, sub-models as dicts)."""
     cls = type(value)
@@ -81,7 +100,13 @@ def _plain(value: Any) -> Any:
         if _geometry_class(cls):  # GeoJSON geometry: coordinates are plain JSON already
             geometry: Any = value  # one of several geometry models, all with these two fields
             return {"type": geometry.type, "coordinates": geometry.coordinates}
-        return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
+        keys = _sub_model_keys(cls)
+        if keys is None:
+            return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
+        # What model_dump(by_alias=True, exclude_none=True) gives, read off the instance (~3x faster).
+        fields = value.__dict__
+        return {wire: v if type(v) in _SCALARS else _plain(v) for name, wire in keys
+                if (v := fields[name]) is not None}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
