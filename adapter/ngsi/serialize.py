@@ -54,6 +54,10 @@ def format_datetime(value: datetime) -> str:
 
 
 def _format_datetime(value: datetime) -> str:
+    if value.tzinfo is UTC and not value.microsecond:
+        # Whole seconds in UTC (most source times): orjson writes exactly this text, ~4x faster than
+        # isoformat (which matters where every entity has its own instant, as a GIS layer's dates).
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
     text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
