@@ -217,10 +217,13 @@ class Outbox:
         confirmed = SyncPlan(plan.tenant, plan.source, plan.run_id)
         refused = SyncPlan(plan.tenant, plan.source, plan.run_id)
         waiting = SyncPlan(plan.tenant, plan.source, plan.run_id)
-        for item in upserts:
-            error = failed.get(item[0].id)
-            target = confirmed if error is None else refused if isinstance(error, RecordError) else waiting
-            target.upserts.append(item)
+        if not failed:
+            confirmed.upserts = upserts  # the usual answer: the whole batch
+        else:
+            for item in upserts:
+                error = failed.get(item[0].id)
+                target = confirmed if error is None else refused if isinstance(error, RecordError) else waiting
+                target.upserts.append(item)
         with self.store.transaction() as db:
             self.store.record_new(db, confirmed, confirmed=True)
             _supersede_rejections(db, plan.tenant, plan.source, [e.id for e, _, _ in confirmed.upserts])
