@@ -236,13 +236,13 @@ def read(table: Sequence[Attr], source: Mapping[str, Any], *, strict: bool = Tru
                         values[target] = value
                         units[target] = code
                         continue
-        _read_one(attr, source, strict, where, out)
+        _read_one(attr, raw, source, strict, where, out)
     return out
 
 
-def _read_one(attr: Attr, source: Mapping[str, Any], strict: bool, where: str, out: Values) -> None:
-    """One table row the general way: blanks, every transform, units and reasons."""
-    raw = source.get(attr.source)
+def _read_one(attr: Attr, raw: Any, source: Mapping[str, Any], strict: bool, where: str, out: Values) -> None:
+    """One table row the general way (``raw``: its value, not None): blanks, every transform,
+    units and reasons."""
     if parse.is_blank(raw):
         return
     try:
