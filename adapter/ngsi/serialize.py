@@ -33,10 +33,11 @@ _GEOMETRY_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineStri
                              "MultiPolygon"})
 
 
-# Formatted UTC times. isoformat(timespec=...) costs ~1-2 µs and the same instants recur in every
-# entity of a fetch (one observation time per reading hour, shared by all stations), so the text is
-# kept per instant. Only datetimes whose tzinfo *is* UTC are kept: aware datetimes compare (and
-# hash) by instant, so a +02:00 datetime would otherwise find the text of its UTC twin.
+# Formatted UTC times with a fraction of a second. isoformat(timespec=...) costs ~1-2 µs and the
+# same instants recur in every entity of a fetch (one observation time per reading, shared by all
+# stations), so the text is kept per instant. Only datetimes whose tzinfo *is* UTC are kept: aware
+# datetimes compare (and hash) by instant, so a +02:00 datetime would otherwise find the text of
+# its UTC twin.
 _FORMATTED: dict[datetime, str] = {}
 _MAX_FORMATTED = 4096
 
@@ -44,6 +45,10 @@ _MAX_FORMATTED = 4096
 def format_datetime(value: datetime) -> str:
     """UTC ISO 8601 with a Z, as Orion-LD writes it (milliseconds only when present)."""
     if value.tzinfo is UTC:
+        if not value.microsecond:
+            # Whole seconds (most source times): orjson writes exactly this text, as fast as the
+            # cache below finds it and ~4x faster than isoformat (a GIS layer's dates all differ).
+            return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
         text = _FORMATTED.get(value)
         if text is None:
             if len(_FORMATTED) >= _MAX_FORMATTED:
@@ -54,10 +59,6 @@ def format_datetime(value: datetime) -> str:
 
 
 def _format_datetime(value: datetime) -> str:
-    if value.tzinfo is UTC and not value.microsecond:
-        # Whole seconds in UTC (most source times): orjson writes exactly this text, ~4x faster than
-        # isoformat (which matters where every entity has its own instant, as a GIS layer's dates).
-        return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
     text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
