@@ -161,9 +161,12 @@ class BrokerClient:
     async def upsert(self, entities: Iterable[OutgoingEntity]) -> BatchResult[str]:
         """Create or update entities (`options=update|replace`); one result per entity id."""
         entities = list(entities)
+        ids = [e.id for e in entities]
+        if len(set(ids)) == len(ids):  # the usual case: every id once, one round
+            return await self._upsert_round(entities)
         result: BatchResult[str] = BatchResult()
         # A repeated id goes out in a later round so each request holds an id once, in order.
-        for round_ in occurrence_rounds([e.id for e in entities]):
+        for round_ in occurrence_rounds(ids):
             result.merge(await self._upsert_round([entities[i] for i in round_]))
         return result
 
