@@ -134,6 +134,13 @@ def test_parse_rejects_unknown_attributes_and_wrong_kinds():
     datetime(2024, 6, 1, 0, 0, 1, 999999, tzinfo=UTC),
     datetime(2024, 6, 1, 2, 0, 1, tzinfo=timezone(timedelta(hours=2)))])
 def test_times_are_written_as_orion_ld_writes_them(moment):
-    """UTC with a Z, milliseconds only when there are any (whole seconds take a faster path)."""
+    """UTC with a Z, milliseconds only when there are any (whole seconds take a faster path, which
+    a datetime subclass, e.g. a test clock's, must not break)."""
     text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
-    assert format_datetime(moment) == text.removesuffix("+00:00") + ("Z" if text.endswith("+00:00") else "")
+    expected = text.removesuffix("+00:00") + ("Z" if text.endswith("+00:00") else "")
+    assert format_datetime(moment) == expected
+    assert format_datetime(_Clock.fromisoformat(moment.isoformat())) == expected
+
+
+class _Clock(datetime):
+    """A datetime subclass, as test clocks make them."""

@@ -45,7 +45,7 @@ _MAX_FORMATTED = 4096
 def format_datetime(value: datetime) -> str:
     """UTC ISO 8601 with a Z, as Orion-LD writes it (milliseconds only when present)."""
     if value.tzinfo is UTC:
-        if not value.microsecond:
+        if not value.microsecond and type(value) is datetime:  # (orjson refuses subclasses)
             # Whole seconds (most source times): orjson writes exactly this text, as fast as the
             # cache below finds it and ~4x faster than isoformat (a GIS layer's dates all differ).
             return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
