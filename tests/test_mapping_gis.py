@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import re
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -442,3 +444,11 @@ def test_value_maps_turn_code_lists_into_the_models_enumerations():
     # "false" maps to null (nothing to say, quietly); an unknown code is left out with a note.
     assert [n for n in plain.notes if "not in the value map" in n] == [
         "kind: 'друго' is not in the value map (спасител)"]
+
+
+def test_text_collapses_every_unicode_whitespace_run_to_one_space_and_trims():
+    """As the ``\\s+`` regex would: every character ``\\s`` matches, no other."""
+    spaces = "".join(chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(c)))
+    assert text(f"{spaces}Спирка{spaces}1 {spaces}") == "Спирка 1"
+    assert text("a\u200bb") == "a\u200bb"  # a zero-width space is not whitespace
+    assert text("Е\u0308") == "Ё"  # NFC

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
 import pytest
 
-from adapter.ngsi.serialize import Form, dumps, from_dict, to_dict, to_key_values
+from adapter.ngsi.serialize import Form, dumps, format_datetime, from_dict, to_dict, to_key_values
 from data_models import AirQualityObserved, AttrMeta, Entity
 from tests.golden import assert_golden
 from tests.model_samples import sample_entity
@@ -125,3 +126,21 @@ def test_parse_rejects_unknown_attributes_and_wrong_kinds():
         from_dict({**wire, "refDevice": {"type": "Property", "value": "urn:x:y"}})
     with pytest.raises(ValueError, match="not AirQualityObserved"):
         from_dict({**wire, "type": "WeatherObserved"}, AirQualityObserved)
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2024, 6, 1, 0, 0, 1, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2024, 6, 1, 0, 0, 1, 5000, tzinfo=UTC),
+    datetime(2024, 6, 1, 0, 0, 1, 999999, tzinfo=UTC),
+    datetime(2024, 6, 1, 2, 0, 1, tzinfo=timezone(timedelta(hours=2)))])
+def test_times_are_written_as_orion_ld_writes_them(moment):
+    """UTC with a Z, milliseconds only when there are any (whole seconds take a faster path, which
+    a datetime subclass, e.g. a test clock's, must not break)."""
+    text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+    expected = text.removesuffix("+00:00") + ("Z" if text.endswith("+00:00") else "")
+    assert format_datetime(moment) == expected
+    assert format_datetime(_Clock.fromisoformat(moment.isoformat())) == expected
+
+
+class _Clock(datetime):
+    """A datetime subclass, as test clocks make them."""

@@ -236,13 +236,13 @@ def read(table: Sequence[Attr], source: Mapping[str, Any], *, strict: bool = Tru
                         values[target] = value
                         units[target] = code
                         continue
-        _read_one(attr, source, strict, where, out)
+        _read_one(attr, raw, source, strict, where, out)
     return out
 
 
-def _read_one(attr: Attr, source: Mapping[str, Any], strict: bool, where: str, out: Values) -> None:
-    """One table row the general way: blanks, every transform, units and reasons."""
-    raw = source.get(attr.source)
+def _read_one(attr: Attr, raw: Any, source: Mapping[str, Any], strict: bool, where: str, out: Values) -> None:
+    """One table row the general way (``raw``: its value, not None): blanks, every transform,
+    units and reasons."""
     if parse.is_blank(raw):
         return
     try:
@@ -344,6 +344,8 @@ class Builder(Generic[E]):
         self._raw = dict(constants)
         self._constants: dict[str, Any] | None = None
         self._models: dict[frozenset[str], type[pydantic.BaseModel]] = {}
+        # Per set of own fields that may take the short way (checked once): its partial validator.
+        self._validators: dict[frozenset[str], Any] = {}
         fields = model.model_fields
         self._fast = (_NAME_LOOKUP and not model.__pydantic_decorators__.model_validators
                       and set(constants) <= _name_only_keys(model))
@@ -382,12 +384,17 @@ class Builder(Generic[E]):
         raw = self._raw
         own = {k: v for k, v in values.items() if raw.get(k, _MISSING) is not v}
         names = frozenset(own)
-        if not names <= _name_only_keys(self.model) or not self._required <= names | constants.keys():
-            return build(self.model, values)
+        validator = self._validators.get(names)
+        if validator is None:
+            if not names <= _name_only_keys(self.model) or not self._required <= names | constants.keys():
+                return build(self.model, values)
+            validator = self._partial(names).__pydantic_validator__
+            if len(self._validators) < 64:  # (a layer's records set a handful of field combinations)
+                self._validators[names] = validator
         try:
             # (alias-then-name lookup: a compound's plain dict is keyed by wire names; the
             # top-level keys are field names no other field uses as its alias, checked above)
-            checked = self._partial(names).__pydantic_validator__.validate_python(own)
+            checked = validator.validate_python(own)
         except ValidationError:
             return build(self.model, values)  # the reason, named as build names it
         data = dict(self._defaults)

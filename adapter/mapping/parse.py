@@ -19,7 +19,6 @@ MAX_TEXT = 4000
 """Longest text kept (descriptions are ~420 characters); longer is refused, not cut."""
 MAX_NUMBER_TEXT = 40
 
-_SPACES = re.compile(r"\s+")
 # Names the feeds use when they have none (observed: "" and "ddd" on traffic detectors).
 PLACEHOLDER_NAMES = frozenset({"", "ddd"})
 
@@ -49,7 +48,9 @@ def text(value: Any) -> str:
         raise ValueError(f"expected text, got {type(value).__name__} {show(value)}")
     if len(value) > MAX_TEXT:
         raise ValueError(f"text of {len(value)} characters is longer than {MAX_TEXT}")
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", value)).strip()
+    # (split() splits at the very characters ``\s`` matches and drops the ends: runs of
+    # whitespace become one space, trimmed, ~3x faster than a regex substitution)
+    return " ".join(unicodedata.normalize("NFC", value).split())
 
 
 def name(value: Any) -> str | None:

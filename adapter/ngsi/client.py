@@ -161,9 +161,12 @@ class BrokerClient:
     async def upsert(self, entities: Iterable[OutgoingEntity]) -> BatchResult[str]:
         """Create or update entities (`options=update|replace`); one result per entity id."""
         entities = list(entities)
+        ids = [e.id for e in entities]
+        if len(set(ids)) == len(ids):  # the usual case: every id once, one round
+            return await self._upsert_round(entities)
         result: BatchResult[str] = BatchResult()
         # A repeated id goes out in a later round so each request holds an id once, in order.
-        for round_ in occurrence_rounds([e.id for e in entities]):
+        for round_ in occurrence_rounds(ids):
             result.merge(await self._upsert_round([entities[i] for i in round_]))
         return result
 
@@ -172,17 +175,23 @@ class BrokerClient:
         in_body = self.context_mode == "body"
         groups: dict[str | None, list[OutgoingEntity]] = {}
         links: dict[Any, str | None] = {}  # a snapshot shares a handful of contexts
+        by_object: dict[int, str | None] = {}  # ... mostly as the very same objects
         for entity in entities:
             try:
                 link = None
                 if not in_body:
-                    key = _context_key(entity.context)
-                    if key is None:
-                        link = link_url(entity.context)
-                    elif key in links:
-                        link = links[key]
+                    context = entity.context
+                    if id(context) in by_object:  # (``entities`` keeps each object, so its id, alive)
+                        link = by_object[id(context)]
                     else:
-                        link = links[key] = link_url(entity.context)
+                        key = _context_key(context)
+                        if key is None:
+                            link = link_url(context)
+                        elif key in links:
+                            link = links[key]
+                        else:
+                            link = links[key] = link_url(context)
+                        by_object[id(context)] = link
             except AdapterError as exc:
                 exc.entity_id = exc.entity_id or entity.id
                 result.failed[entity.id] = exc

@@ -33,10 +33,11 @@ _GEOMETRY_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineStri
                              "MultiPolygon"})
 
 
-# Formatted UTC times. isoformat(timespec=...) costs ~1-2 µs and the same instants recur in every
-# entity of a fetch (one observation time per reading hour, shared by all stations), so the text is
-# kept per instant. Only datetimes whose tzinfo *is* UTC are kept: aware datetimes compare (and
-# hash) by instant, so a +02:00 datetime would otherwise find the text of its UTC twin.
+# Formatted UTC times with a fraction of a second. isoformat(timespec=...) costs ~1-2 µs and the
+# same instants recur in every entity of a fetch (one observation time per reading, shared by all
+# stations), so the text is kept per instant. Only datetimes whose tzinfo *is* UTC are kept: aware
+# datetimes compare (and hash) by instant, so a +02:00 datetime would otherwise find the text of
+# its UTC twin.
 _FORMATTED: dict[datetime, str] = {}
 _MAX_FORMATTED = 4096
 
@@ -44,6 +45,10 @@ _MAX_FORMATTED = 4096
 def format_datetime(value: datetime) -> str:
     """UTC ISO 8601 with a Z, as Orion-LD writes it (milliseconds only when present)."""
     if value.tzinfo is UTC:
+        if not value.microsecond and type(value) is datetime:  # (orjson refuses subclasses)
+            # Whole seconds (most source times): orjson writes exactly this text, as fast as the
+            # cache below finds it and ~4x faster than isoformat (a GIS layer's dates all differ).
+            return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
         text = _FORMATTED.get(value)
         if text is None:
             if len(_FORMATTED) >= _MAX_FORMATTED:
@@ -70,6 +75,25 @@ def _geometry_class(cls: type[BaseModel]) -> bool:
     return known
 
 
+_sub_models: dict[type, tuple[tuple[str, str], ...] | None] = {}
+
+
+def _sub_model_keys(cls: type[BaseModel]) -> tuple[tuple[str, str], ...] | None:
+    """(field, wire name) of a compound value's model, kept per class; None for a model whose dump
+    is more than its fields by alias (serializers, computed or extra fields, excluded fields)."""
+    if cls in _sub_models:
+        return _sub_models[cls]
+    decorators = cls.__pydantic_decorators__
+    plain = not (cls.__pydantic_root_model__ or decorators.field_serializers or decorators.model_serializers
+                 or cls.model_computed_fields
+                 or cls.model_config.get("extra") == "allow"
+                 or any(info.exclude for info in cls.model_fields.values()))
+    keys = tuple((name, info.serialization_alias or info.alias or name)
+                 for name, info in cls.model_fields.items()) if plain else None
+    _sub_models[cls] = keys
+    return keys
+
+
 def _plain(value: Any) -> Any:
     """A field value as JSON-ready data (datetimes as strings, sub-models as dicts)."""
     cls = type(value)
@@ -81,7 +105,13 @@ def _plain(value: Any) -> Any:
         if _geometry_class(cls):  # GeoJSON geometry: coordinates are plain JSON already
             geometry: Any = value  # one of several geometry models, all with these two fields
             return {"type": geometry.type, "coordinates": geometry.coordinates}
-        return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
+        keys = _sub_model_keys(cls)
+        if keys is None:
+            return {k: _plain(v) for k, v in value.model_dump(by_alias=True, exclude_none=True).items()}
+        # What model_dump(by_alias=True, exclude_none=True) gives, read off the instance (~3x faster).
+        fields = value.__dict__
+        return {wire: v if type(v) in _SCALARS else _plain(v) for name, wire in keys
+                if (v := fields[name]) is not None}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

@@ -75,8 +75,9 @@ class EarlyDelivery:
         if not chunk:
             return
         outgoing = self.pipeline.encodable(chunk, self.report)
-        encoded = {entity.id for entity in outgoing}
-        self.failed.update((i, m) for i, m in chunk.items() if i not in encoded)
+        if len(outgoing) < len(chunk):  # (rare: some could not be encoded)
+            encoded = {entity.id for entity in outgoing}
+            self.failed.update((i, m) for i, m in chunk.items() if i not in encoded)
         state = self.pipeline.state
         plan = state.plan(self.pipeline.tenant, self.name, outgoing, run_id=self.run_id, complete=False,
                           delete_missing=False, upsert_mode=self.pipeline.upsert_mode)  # type: ignore[arg-type]

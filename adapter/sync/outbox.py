@@ -200,7 +200,9 @@ class Outbox:
         """
         upserts = plan.upserts
         deferred = report.deferred
-        fatal = await self._prepare_contexts([e.context for e, _, _ in upserts], report)
+        # A run's entities share a handful of @context objects: each is prepared and resolved once.
+        contexts = {id(e.context): e.context for e, _, _ in upserts}
+        fatal = await self._prepare_contexts(list(contexts.values()), report)
         failed: dict[str, AdapterError] = {}
         if fatal is not None or report.deferred > deferred:
             report.deferred = deferred  # counted below, with the reason
@@ -208,16 +210,20 @@ class Outbox:
                                    fatal or TransientError(report.last_error or "broker unreachable"))
         else:
             resolve = self.contexts.resolve if self.contexts is not None else _same
+            resolved = {key: resolve(context) for key, context in contexts.items()}
             result = await client.with_tenant(plan.tenant or None).upsert(
-                OutgoingEntity(e.id, e.type, e.body, resolve(e.context)) for e, _, _ in upserts)
+                OutgoingEntity(e.id, e.type, e.body, resolved[id(e.context)]) for e, _, _ in upserts)
             failed = result.failed
         confirmed = SyncPlan(plan.tenant, plan.source, plan.run_id)
         refused = SyncPlan(plan.tenant, plan.source, plan.run_id)
         waiting = SyncPlan(plan.tenant, plan.source, plan.run_id)
-        for item in upserts:
-            error = failed.get(item[0].id)
-            target = confirmed if error is None else refused if isinstance(error, RecordError) else waiting
-            target.upserts.append(item)
+        if not failed:
+            confirmed.upserts = upserts  # the usual answer: the whole batch
+        else:
+            for item in upserts:
+                error = failed.get(item[0].id)
+                target = confirmed if error is None else refused if isinstance(error, RecordError) else waiting
+                target.upserts.append(item)
         with self.store.transaction() as db:
             self.store.record_new(db, confirmed, confirmed=True)
             _supersede_rejections(db, plan.tenant, plan.source, [e.id for e, _, _ in confirmed.upserts])

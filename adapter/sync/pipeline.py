@@ -152,6 +152,9 @@ class Pipeline:
         self._temporal: TemporalWriter | None = None
         self.early_delivery = early_delivery  # entities mapped before a long fetch starts delivering
         self._contexts: dict[type[Entity], Any] = {}
+        # Attribute names by an encoded document's keys: one shared set for the many entities that
+        # have the same attributes (its hash is computed once, for the state's lookups too).
+        self._attrs: dict[tuple[str, ...], frozenset[str]] = {}
 
     def outgoing(self, entity: Entity, document: dict[str, Any] | None = None) -> OutgoingEntity:
         """An entity as the broker client sends it (normalized JSON bytes, with its @context);
@@ -164,11 +167,18 @@ class Pipeline:
         if document is None:
             document = to_dict(entity, Form.NORMALIZED)
         try:
-            body = orjson.dumps(document)
+            # A copy of exactly its size: orjson's own bytes object keeps its ~4 KB write buffer
+            # (~8x an entity), and bodies wait by the thousand in the upsert pump for a busy broker.
+            body = bytes(memoryview(orjson.dumps(document)))
         except (orjson.JSONEncodeError, TypeError) as exc:
             raise MappingError(f"entity cannot be encoded as JSON: {exc}", entity_id=entity.id) from None
-        return OutgoingEntity(entity.id, entity.entity_type, body, context,
-                              frozenset(document).difference(("id", "type", "@context")))
+        keys = tuple(document)
+        attrs = self._attrs.get(keys)
+        if attrs is None:
+            if len(self._attrs) >= 1024:  # (bounded: a source's entities carry a handful of sets)
+                self._attrs.clear()
+            attrs = self._attrs[keys] = frozenset(keys).difference(("id", "type", "@context"))
+        return OutgoingEntity(entity.id, entity.entity_type, body, context, attrs)
 
     def context_of(self, entity: Entity) -> Any:
         """The @context an entity is sent with (one per model, built once)."""

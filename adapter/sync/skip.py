@@ -86,6 +86,10 @@ class Page(NamedTuple):
         ids = self.ids.split("\n") if self.ids else ()
         return ((self.hashes[i * _HEX:(i + 1) * _HEX], entity_id) for i, entity_id in enumerate(ids))
 
+    def raw_hashes(self) -> Iterator[str]:
+        """The raw hash of each record (as ``entries`` gives them, without the ids)."""
+        return (self.hashes[i:i + _HEX] for i in range(0, len(self.hashes), _HEX))
+
 
 _HEX = 32  # characters of one raw hash
 _NO_RECORDS = Page("", "")
@@ -279,11 +283,14 @@ class RecordSkipper:
         self._page = None
 
     def all_seen(self) -> dict[str, str]:
-        """Raw hash -> entity id of every record this run saw, skipped pages included."""
+        """Raw hash -> entity id of every record this run saw, skipped pages included (not to be
+        changed: without such pages, it is the run's own record of what it saw)."""
+        skipped = [page for key, page in self.run_pages.items() if key in self.pages]
+        if not skipped:  # (a first run: no copy of a value as large as the source)
+            return self.seen
         seen = dict(self.seen)
-        for key, page in self.run_pages.items():
-            if key in self.pages:  # skipped whole; a page read record by record is in seen
-                seen.update(page.entries())
+        for page in skipped:  # skipped whole; a page read record by record is in seen
+            seen.update(page.entries())
         return seen
 
     def unchanged_everywhere(self, fetch: Any, state_count: int) -> bool:
@@ -298,15 +305,21 @@ class RecordSkipper:
         A record whose entity was built from several records is left out, and so is its page, so
         that it is always mapped again: a change to any of them must rebuild the entity from all.
         """
+        # (Built for a whole layer at the end of its run: no more copies of that size than needed.)
         seen = self.all_seen()
-        per_entity = Counter(seen.values())
-        records = {h: eid for h, eid in seen.items() if per_entity[eid] == 1}
-        pages = {key: page for key, page in self.run_pages.items()
-                 if all(per_entity.get(eid) == 1 for eid in page.ids.split("\n"))}
+        records = seen  # the records of entities built from one record each: usually all
+        once = set(seen.values())  # those entities
+        if len(once) < len(seen):  # some entity was built from several records
+            per_entity = Counter(seen.values())
+            records = {h: eid for h, eid in seen.items() if per_entity[eid] == 1}
+            once = set(records.values())
+        pages = {key: page for key, page in self.run_pages.items() if once.issuperset(page.ids.split("\n"))}
         if not complete:
             records = {**state.record_entities(), **records}
             pages = {**state.pages, **pages}
-        on_pages = {h for page in pages.values() for h, _ in page.entries()}
-        ordered = sorted((h, eid) for h, eid in records.items() if h not in on_pages)
+        off_pages = set(records)
+        for page in pages.values():
+            off_pages.difference_update(page.raw_hashes())
+        ordered = sorted((h, records[h]) for h in off_pages)
         return replace(state, pages=MappingProxyType(pages),
                        records=Page("".join(h for h, _ in ordered), "\n".join(eid for _, eid in ordered)))
