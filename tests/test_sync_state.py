@@ -323,3 +323,24 @@ def test_seq_ranges_cover_exactly_the_given_seqs():
     from adapter.sync.outbox import _seq_ranges
     assert _seq_ranges([]) == []
     assert _seq_ranges([5, 1, 2, 3, 7, 8, 10]) == [(1, 3), (5, 5), (7, 8), (10, 10)]
+
+
+def test_a_waiting_upsert_is_kept_only_while_it_carries_a_reading_the_newer_one_does_not(store):
+    def reading(n: int, minute: int, name: str) -> OutgoingEntity:
+        body = {"id": f"urn:ngsi-ld:T:{n}", "type": "T", "name": {"type": "Property", "value": name},
+                "v": {"type": "Property", "value": minute, "observedAt": f"2025-06-01T10:{minute:02d}:00Z"}}
+        return OutgoingEntity(body["id"], "T", body, CTX)
+
+    def waiting() -> list[tuple[int, str]]:
+        import orjson
+
+        return [(orjson.loads(body)["v"]["value"], orjson.loads(body)["name"]["value"]) for (body,) in
+                store.conn.execute("SELECT body FROM outbox WHERE op='upsert' ORDER BY seq")]
+
+    for minute, name in ((5, "a"), (5, "renamed"), (7, "renamed")):
+        store.sync_stream("", "m", [(reading(1, minute, name), _at(minute))], run_id="r", keep_pending=True)
+    # 10:05 renamed replaced 10:05 (the same reading: sending both would record it twice);
+    # 10:07 waits behind 10:05, whose reading goes only with its own upsert.
+    assert waiting() == [(5, "renamed"), (7, "renamed")]
+    store.sync_stream("", "m", [(reading(1, 9, "x"), _at(9))], run_id="r")  # without: all replaced, as before
+    assert waiting() == [(9, "x")]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -148,9 +148,11 @@ class SyncPlan:
     # Of `unchanged`, those whose state already says this run saw them (enqueued earlier in the
     # same run, adapter.sync.early): they count as unchanged, their rows are not written again.
     recorded: set[str] = field(default_factory=set)
-    # Set by a source that records history: `apply` keeps an entity's waiting operations and puts
-    # the new upsert after them, instead of replacing them. A waiting upsert carries readings that
-    # reach the broker's temporal store only through it (adapter.sync.history), so each goes, in order.
+    # Set by a source that records history: `apply` keeps an entity's waiting operations when its
+    # waiting upsert carries a reading (an attribute's observedAt) that the new upsert does not,
+    # and puts the new one after them. Such a reading reaches the broker's temporal store only
+    # through that upsert (adapter.sync.history). One whose readings the new upsert carries too is
+    # replaced as usual: sending both would record them twice.
     keep_pending: bool = False
 
     @property
@@ -360,7 +362,8 @@ class StateStore:
         t, s = plan.tenant, plan.source
         # Pending work for a re-planned entity is replaced, not repeated (unless `keep_pending`).
         # Only entities with a state row can have pending work (both are written in this one transaction).
-        touched = [] if plan.keep_pending else [(t, s, i) for i in plan.replaces_pending]
+        kept = _carrying_readings(db, plan) if plan.keep_pending else set()
+        touched = [(t, s, i) for i in plan.replaces_pending if i not in kept]
         touched += [(t, s, i) for i, _ in plan.deletes]
         db.executemany("DELETE FROM outbox WHERE tenant=? AND source=? AND entity_id=?", touched)
         context_json = _ContextCache()
@@ -485,3 +488,27 @@ def _state(row: tuple) -> EntityState:
     tenant, source, entity_id, entity_type, want_hash, want_attrs, sent_hash, sent_attrs, run, seen = row[:10]
     return EntityState(tenant, source, entity_id, entity_type, want_hash, _attrs(want_attrs), sent_hash,
                        _attrs(sent_attrs), run, seen)
+
+
+def _carrying_readings(db: sqlite3.Connection, plan: SyncPlan) -> set[str]:
+    """Ids among ``plan.replaces_pending`` whose waiting upsert carries a reading (attribute,
+    observedAt) that the plan's new upsert of the entity does not (see SyncPlan.keep_pending)."""
+    newer = {entity.id: entity for entity, _, _ in plan.upserts}
+    kept: set[str] = set()
+    ids = plan.replaces_pending
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for entity_id, body in db.execute(
+                "SELECT entity_id, body FROM outbox WHERE tenant=? AND source=? AND op='upsert' "
+                f"AND entity_id IN ({','.join('?' * len(chunk))})", (plan.tenant, plan.source, *chunk)):
+            new = newer[entity_id].body
+            if entity_id not in kept and _readings(body) - _readings(new):
+                kept.add(entity_id)
+    return kept
+
+
+def _readings(body: bytes | Mapping[str, Any] | None) -> set[tuple[str, Any]]:
+    """(attribute, observedAt) of each attribute of a normalized entity body that has one."""
+    document = orjson.loads(body) if isinstance(body, (bytes, bytearray, memoryview)) else body or {}
+    return {(name, value["observedAt"]) for name, value in document.items()
+            if isinstance(value, dict) and "observedAt" in value}
