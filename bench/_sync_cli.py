@@ -85,6 +85,7 @@ def _count_default(url: str) -> int:
     from data_models import PointOfInterest
 
     link = link_url(context_for(PointOfInterest, ContextMode.GENERATED))
+    assert link is not None  # the generated context is a URL of its own
     response = httpx.get(url + API + "/entities", params={"type": "PointOfInterest", "count": "true", "limit": "0"},
                          headers={"Link": link_header(link)}, timeout=60)
     response.raise_for_status()

@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -30,6 +31,7 @@ WITHIN = "[[[27.42,42.48],[27.48,42.48],[27.48,42.53],[27.42,42.53],[27.42,42.48
 
 def _entity(n: int, rng: random.Random) -> dict:
     lon, lat = 27.35 + rng.random() * 0.2, 42.45 + rng.random() * 0.11
+    geometry: dict[str, Any]
     if n % 5 == 4:
         d = 0.0005
         geometry = {"type": "Polygon", "coordinates": [[[lon, lat], [lon + d, lat], [lon + d, lat + d],

@@ -220,7 +220,7 @@ async def run(rate: float, seconds: float, sensors: int, broker_process: bool = 
         child.start()
         max_lag = 0.0
         while True:  # read the result before joining: the child cannot exit with it unread
-            max_lag = max(max_lag, runner.source.lag())  # type: ignore[attr-defined]
+            max_lag = max(max_lag, runner.source.lag())
             try:
                 outcome = results.get_nowait()
                 break

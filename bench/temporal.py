@@ -85,12 +85,14 @@ def _detector_body(detector: int, day: int, rng: random.Random) -> bytes:
 
 
 def _p50(http: httpx.Client, path: str, params: dict, runs: int) -> tuple[float, httpx.Response]:
-    times, response = [], None
+    times: list[float] = []
+    response: httpx.Response | None = None
     for _ in range(runs):
         start = time.perf_counter()
         response = http.get(BASE + path, params=params)
         times.append((time.perf_counter() - start) * 1000)
         response.raise_for_status()
+    assert response is not None  # runs >= 1
     return statistics.median(times), response
 
 
