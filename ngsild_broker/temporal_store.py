@@ -65,6 +65,7 @@ MAIN = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
         "LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab",
         "ListProperty": "valueList", "ListRelationship": "objectList"}
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
+_SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "instanceId"})
 _SKIP = frozenset({"type", "observedAt", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
 # type -> (main member, kind code without encoding, the members that are not metadata)
 _KINDS = {t: (MAIN[t], i * 4, _SKIP | {MAIN[t]}) for i, t in enumerate(TYPES)}
@@ -106,6 +107,20 @@ def format_time(ms: int) -> str:
     t = time.gmtime(ms // 1000)
     text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
     return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else text + "Z"
+
+
+def _unchanged(old: Any, new: dict[str, Any]) -> bool:
+    """Whether a written attribute adds no instance: it is the stored one (not written), or the
+    stored one's observation again (the same observedAt and members, system members aside). A
+    source re-sending its current state with a reading that did not change would otherwise record
+    that reading twice; the temporal append treats an instance of a stored observedAt alike (`add`)."""
+    if old is new:
+        return True
+    observed = new.get("observedAt")
+    if observed is None or not isinstance(old, dict) or old.get("observedAt") != observed:
+        return False
+    return ({k: v for k, v in old.items() if k not in _SYSTEM_MEMBERS}
+            == {k: v for k, v in new.items() if k not in _SYSTEM_MEMBERS})
 
 
 def instance_id(iid: int) -> str:
@@ -380,7 +395,7 @@ class TemporalStore:
             sids, encode = self._sids, self.encode
             for iri, attr in after.items():
                 if iri in _NOT_ATTRIBUTES or not isinstance(attr, dict) \
-                        or (before is not None and before.get(iri) is attr):
+                        or (before is not None and _unchanged(before.get(iri), attr)):
                     continue
                 # every series of a new entity is new: no lookup
                 sid = self._new_sid(conn, eid, iri) if new else sids.get((eid, iri)) or self._sid(conn, eid, iri)

@@ -48,6 +48,26 @@ def test_every_core_write_records_an_instance(client):
         == "urn:ngsi-ld:null"
 
 
+@pytest.mark.parametrize("options", ["update", "replace"])
+def test_a_reading_written_again_unchanged_adds_no_instance(client, options):
+    ident = new_id("Station")
+
+    def upsert(name: str, pm10: float, observed: str, no2: float) -> None:
+        assert client.post("/entityOperations/upsert", params={"options": options}, json=[{
+            "id": ident, "type": "AirQualityObserved", "name": {"value": name},
+            "pm10": {"value": pm10, "unitCode": "GQ", "observedAt": observed},
+            "no2": {"value": no2, "observedAt": f"2024-03-01T{no2:02.0f}:00:00Z"}}]).status_code in (201, 204)
+
+    upsert("a", 20.0, "2024-03-01T01:00:00Z", 1)
+    upsert("b", 20.0, "2024-03-01T01:00:00Z", 2)  # pm10's reading again, unchanged: no instance
+    upsert("b", 21.0, "2024-03-01T01:00:00Z", 3)  # the same instant, another value: an instance
+    upsert("b", 21.0, "2024-03-01T02:00:00Z", 4)
+    answer = client.get(f"{T}/{ident}", params={"timeproperty": "createdAt", "lastN": "10"})
+    assert _values(answer, "pm10") == [20.0, 21.0, 21.0]
+    assert _values(answer, "no2") == [1, 2, 3, 4]
+    assert _values(answer, "name") == ["a", "b", "b", "b"]  # no observedAt: every write, as before
+
+
 def test_temporal_create_adds_history_and_never_rewrites_the_current_state(client):
     ident = new_id("Station")
     assert client.post("/entities", json={"id": ident, "type": "AirQualityObserved",
