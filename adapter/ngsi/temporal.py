@@ -36,6 +36,12 @@ _REJECTED = frozenset({400, 409, 413, 422})
 _NOT_IMPLEMENTED = frozenset({405, 501})
 
 
+def timed_attributes(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """attribute name -> value, for the attributes of a normalized entity that carry ``observedAt``
+    (its readings: what the temporal store keeps an instance of)."""
+    return {name: value for name, value in document.items() if isinstance(value, dict) and "observedAt" in value}
+
+
 def observed(instance: Mapping[str, Any]) -> float:
     """An instance's ``observedAt`` as Unix seconds (what the state compares)."""
     return datetime.fromisoformat(str(instance["observedAt"])).timestamp()

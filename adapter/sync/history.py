@@ -9,7 +9,8 @@ A reading becomes attribute instances: each attribute of its snapshot that carri
   (the *mark*, kept in the state file) is enqueued here, in the table ``history_outbox`` of the
   state file, in the same transaction that moves the marks;
 - so a current state's upsert waiting for delivery (a broker down or slow, a stream's next batch
-  already there) is not replaced by a newer one: the newer goes after it (SyncPlan.keep_pending).
+  already there) is not replaced by a newer one while it carries a reading the newer does not:
+  the newer goes after it (SyncPlan.keep_pending).
 
 So a re-sync of the same feed adds nothing, and a source answering with an older window does not
 rewrite history (its readings are not newer than the marks). Delivery (``HistoryOutbox.deliver``)
@@ -33,7 +34,7 @@ import orjson
 
 from adapter.errors import AdapterError, FatalError, RecordError
 from adapter.ngsi.serialize import Form, to_dict
-from adapter.ngsi.temporal import TemporalWriter, observed
+from adapter.ngsi.temporal import TemporalWriter, observed, timed_attributes
 from adapter.sync.state import StateStore, utcnow
 from data_models import Entity
 
@@ -102,10 +103,7 @@ class HistoryDelivery:
 def instances_of(entity: Entity, document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """attribute name -> its normalized form, for the attributes carrying ``observedAt``
     (``document``: the entity's normalized form, if already made)."""
-    if document is None:
-        document = to_dict(entity, Form.NORMALIZED)
-    return {name: value for name, value in document.items()
-            if isinstance(value, dict) and "observedAt" in value}
+    return timed_attributes(to_dict(entity, Form.NORMALIZED) if document is None else document)
 
 
 def _timed(instances: dict[str, dict[str, Any]]) -> dict[str, tuple[dict[str, Any], float]]:

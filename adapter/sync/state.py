@@ -27,6 +27,7 @@ from typing import Any, Literal
 import orjson
 
 from adapter.ngsi.batching import OutgoingEntity
+from adapter.ngsi.temporal import timed_attributes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity_state (
@@ -501,14 +502,12 @@ def _carrying_readings(db: sqlite3.Connection, plan: SyncPlan) -> set[str]:
         for entity_id, body in db.execute(
                 "SELECT entity_id, body FROM outbox WHERE tenant=? AND source=? AND op='upsert' "
                 f"AND entity_id IN ({','.join('?' * len(chunk))})", (plan.tenant, plan.source, *chunk)):
-            new = newer[entity_id].body
-            if entity_id not in kept and _readings(body) - _readings(new):
+            if entity_id not in kept and _readings(body) - _readings(newer[entity_id].body):
                 kept.add(entity_id)
     return kept
 
 
-def _readings(body: bytes | Mapping[str, Any] | None) -> set[tuple[str, Any]]:
-    """(attribute, observedAt) of each attribute of a normalized entity body that has one."""
-    document = orjson.loads(body) if isinstance(body, (bytes, bytearray, memoryview)) else body or {}
-    return {(name, value["observedAt"]) for name, value in document.items()
-            if isinstance(value, dict) and "observedAt" in value}
+def _readings(body: bytes | Mapping[str, Any]) -> set[tuple[str, Any]]:
+    """(attribute, observedAt) of each reading a normalized entity body carries."""
+    document = orjson.loads(body) if isinstance(body, (bytes, bytearray, memoryview)) else body
+    return {(name, value["observedAt"]) for name, value in timed_attributes(document).items()}

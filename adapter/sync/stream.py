@@ -368,9 +368,9 @@ class StreamRunner:
                 self._work.set()
             elif waiting:
                 # More waits: a pass again after a pause as long as this one took, so delivery
-                # takes at most about half the time and the consumer the rest. Meanwhile newer
-                # readings of an entity replace its pending update: under load, fewer and fuller
-                # upserts reach the broker, and receiving and storing keep most of the process.
+                # takes at most about half the time and the consumer the rest (receiving and
+                # storing). Meanwhile newer states of an entity replace its pending update where
+                # no reading is lost by it (SyncPlan.keep_pending): fewer, fuller upserts.
                 await sleep(self.clock, min(report.duration, MAX_DELIVERY_PAUSE))
                 self._work.set()
             else:
